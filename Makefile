@@ -1,0 +1,47 @@
+# kojibot — `make test` passes the tests on a fresh Debian machine;
+# `make demo` runs the bot on a local sandbox (IRC network, PostgreSQL, builders).
+SHELL := /bin/bash
+GO ?= go
+# Debian packages the tests and the sandbox start for real.
+DEB_PACKAGES := inspircd anope postgresql openssh-server pdsh util-linux iproute2 procps
+GOTESTFLAGS ?= -race -count=1 -timeout 40m
+
+.PHONY: all build test unit deps demo fuzz bench lint clean
+
+all: build
+
+build:
+	$(GO) build -o bin/kojibot ./cmd/kojibot
+
+# deps installs whatever Debian package is missing (needs root; apt-get update once).
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# test: everything, against real servers started by the tests themselves.
+test: deps
+	gofmt -l $$(git ls-files '*.go') | (! grep .)
+	$(GO) vet ./...
+	$(GO) test $(GOTESTFLAGS) ./...
+
+# unit: the tests that need no server.
+unit:
+	$(GO) test -race -count=1 ./config/ ./acl/ ./commands/ ./commands/outage/ ./commands/alerting/
+
+demo: deps
+	$(GO) run ./tests/sandbox
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDispatch -fuzztime 60s ./commands/
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

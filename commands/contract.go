@@ -1,0 +1,70 @@
+package commands
+
+import (
+	"context"
+	"time"
+
+	"github.com/fedora-infra/kojibot/acl"
+	"github.com/fedora-infra/kojibot/commands/kojidb"
+)
+
+// Kind says what a reply is, which decides its prefix and the exit code of
+// `kojibot exec`.
+type Kind int
+
+// The kinds of reply.
+const (
+	Info    Kind = iota // a result or progress line
+	Error               // "error: ..." (exec exits 1)
+	Usage               // "error: ..." followed by the usage line (exec exits 1)
+	Denied              // "denied: ..." (exec exits 3)
+	Confirm             // "confirm: ..." with a token
+)
+
+// Request is one command line from a caller, already stripped of the prefix.
+type Request struct {
+	// Account is the caller's services account; "" when not logged in.
+	Account string
+	// FASUser, when set, is trusted as the caller's FAS user (kojibot exec --as).
+	FASUser string
+	// Nick is the caller's current nick, used only to address replies.
+	Nick string
+	// Place is the channel the line came from, or "" for a private message.
+	Place string
+	// Text is the command line without the prefix.
+	Text string
+	// Received is when the line arrived.
+	Received time.Time
+}
+
+// Output receives a command's replies. One Send is one message that may span
+// several lines ("\n"); the bot addresses, splits, caps and paces it.
+type Output interface {
+	Send(kind Kind, text string)
+}
+
+// KojiDB is what the commands need of the Koji database.
+type KojiDB interface {
+	Hosts(ctx context.Context) ([]kojidb.Host, error)
+	SetCapacity(ctx context.Context, host string, capacity float64) (before, after kojidb.Host, err error)
+	SetEnabled(ctx context.Context, host string, enabled bool, comment string) (before, after kojidb.Host, err error)
+}
+
+// Authorizer decides whether a caller may run a command.
+type Authorizer interface {
+	Authorize(ctx context.Context, caller acl.Caller, command string, readOnly bool) acl.Decision
+}
+
+// Format renders a reply's text with the prefix its kind calls for
+// ("error: ", "denied: ", "confirm: "); Info is returned unchanged.
+func Format(kind Kind, text string) string {
+	switch kind {
+	case Error, Usage:
+		return "error: " + text
+	case Denied:
+		return "denied: " + text
+	case Confirm:
+		return "confirm: " + text
+	}
+	return text
+}

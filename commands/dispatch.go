@@ -1,0 +1,201 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fedora-infra/kojibot/acl"
+	"github.com/fedora-infra/kojibot/config"
+)
+
+// Deps are what the dispatcher and its handlers are built from.
+type Deps struct {
+	Config *config.Config
+	DB     KojiDB
+	ACL    Authorizer
+	// Audit receives one record per decision and per result.
+	Audit *slog.Logger
+	// Log receives operational messages (panics, failures in detail).
+	Log *slog.Logger
+	Now func() time.Time
+}
+
+// Dispatcher parses a line against the catalogue, asks the ACL, runs the
+// handler and audits both the decision and the result. It is the only place
+// permissions are checked.
+type Dispatcher struct {
+	deps      Deps
+	catalogue *Catalogue
+}
+
+// New builds the dispatcher and its catalogue from deps.
+func New(deps Deps) *Dispatcher {
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	if deps.Audit == nil {
+		deps.Audit = deps.Log
+	}
+	if deps.Config == nil {
+		deps.Config = config.Default()
+	}
+	d := &Dispatcher{deps: deps}
+	d.catalogue = NewCatalogue(d.specs())
+	return d
+}
+
+// Catalogue returns the dispatcher's command catalogue.
+func (d *Dispatcher) Catalogue() *Catalogue { return d.catalogue }
+
+// Call is one running command, handed to its handler.
+type Call struct {
+	*Parsed
+	Req     Request
+	FASUser string
+	Log     *slog.Logger
+
+	out    Output
+	mu     sync.Mutex
+	failed bool
+}
+
+// Reply sends an Info message to the caller.
+func (c *Call) Reply(format string, a ...any) { c.out.Send(Info, fmt.Sprintf(format, a...)) }
+
+// Send sends a message of the given kind to the caller.
+func (c *Call) Send(kind Kind, text string) {
+	if kind == Error || kind == Usage || kind == Denied {
+		c.mu.Lock()
+		c.failed = true
+		c.mu.Unlock()
+	}
+	c.out.Send(kind, text)
+}
+
+// UserError is an error whose message is fit for the caller as it is.
+type UserError struct{ Msg string }
+
+func (e *UserError) Error() string { return e.Msg }
+
+// Userf makes a UserError.
+func Userf(format string, a ...any) error { return &UserError{Msg: fmt.Sprintf(format, a...)} }
+
+// Handle runs one command line from req and sends its replies to out.
+func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
+	start := d.deps.Now()
+	if req.Received.IsZero() {
+		req.Received = start
+	}
+	log := d.deps.Audit.With("account", req.Account, "place", place(req))
+	if req.FASUser != "" {
+		log = log.With("as_fas_user", req.FASUser)
+	}
+	words, err := Tokenize(req.Text)
+	if err != nil {
+		out.Send(Error, err.Error())
+		log.Info("rejected", "result", "error", "reason", err.Error())
+		return
+	}
+	if len(words) == 0 {
+		words = []string{"help"}
+	}
+	spec, used := d.catalogue.Lookup(words)
+	if spec == nil {
+		msg := fmt.Sprintf("unknown command %s", quoteShort(words[0]))
+		if near := closest(strings.ToLower(words[0]), d.topNames(), 2); len(near) > 0 {
+			msg += "; did you mean " + strings.Join(near, " or ") + "?"
+		}
+		out.Send(Error, msg+" (try help)")
+		log.Info("rejected", "result", "error", "reason", "unknown command")
+		return
+	}
+	log = log.With("command", spec.Name, "args", words[used:])
+	caller := acl.Caller{Account: req.Account, FASUser: req.FASUser}
+	dec := d.deps.ACL.Authorize(ctx, caller, spec.Name, spec.ReadOnly)
+	log = log.With("fas_user", dec.FASUser, "rule", dec.Rule)
+	if !dec.Allowed {
+		out.Send(Denied, dec.Reason)
+		log.Info("decision", "allowed", false, "reason", dec.Reason, "duration", d.deps.Now().Sub(start))
+		return
+	}
+	log.Info("decision", "allowed", true)
+	parsed, err := Parse(spec, words[used:])
+	if err != nil {
+		out.Send(Usage, err.Error()+"; usage: "+spec.Usage())
+		log.Info("result", "result", "error", "reason", err.Error(), "duration", d.deps.Now().Sub(start))
+		return
+	}
+	call := &Call{Parsed: parsed, Req: req, FASUser: dec.FASUser, out: out,
+		Log: d.deps.Log.With("command", spec.Name, "account", req.Account)}
+	err = d.run(ctx, call)
+	result := "ok"
+	switch {
+	case err != nil:
+		result = "error"
+		out.Send(Error, d.userMessage(call, err))
+	case call.failed:
+		result = "error"
+	}
+	attrs := []any{"result", result, "duration", d.deps.Now().Sub(start)}
+	if err != nil {
+		attrs = append(attrs, "error", err.Error())
+	}
+	log.Info("result", attrs...)
+}
+
+// run calls the handler, turning a panic into an error.
+func (d *Dispatcher) run(ctx context.Context, c *Call) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.Log.Error("command panicked", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("internal error in %s", c.Spec.Name)
+		}
+	}()
+	return c.Spec.Run(ctx, c)
+}
+
+// userMessage turns a handler's error into a short reply: a UserError as it
+// is, known system failures by their meaning, anything else generically
+// (the detail goes to the log).
+func (d *Dispatcher) userMessage(c *Call, err error) string {
+	var ue *UserError
+	if errors.As(err, &ue) {
+		return ue.Msg
+	}
+	if msg, ok := systemMessage(err); ok {
+		c.Log.Warn("command failed", "error", err)
+		return msg
+	}
+	c.Log.Error("command failed", "error", err)
+	return fmt.Sprintf("%s failed: %v", c.Spec.Name, err)
+}
+
+// topNames lists the first word of every command, for suggestions.
+func (d *Dispatcher) topNames() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range d.catalogue.Names() {
+		top, _, _ := strings.Cut(n, " ")
+		if !seen[top] {
+			seen[top] = true
+			out = append(out, top)
+		}
+	}
+	return out
+}
+
+func place(r Request) string {
+	if r.Place == "" {
+		return "private"
+	}
+	return r.Place
+}

@@ -1,0 +1,214 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fedora-infra/kojibot/commands/kojidb"
+)
+
+// systemMessage maps a known failure of a system package to a short reply.
+func systemMessage(err error) (string, bool) {
+	switch {
+	case errors.Is(err, kojidb.ErrUnavailable):
+		return "the Koji database is unavailable right now; nothing was changed, try again later", true
+	case errors.Is(err, kojidb.ErrBadCapacity):
+		return "capacity must be a number greater than 1 (Koji's own limit)", true
+	case errors.Is(err, kojidb.ErrNoHost):
+		return err.Error(), true
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out; nothing more was done", true
+	case errors.Is(err, context.Canceled):
+		return "cancelled", true
+	}
+	return "", false
+}
+
+// kojiHost resolves a caller's host name against the Koji hosts.
+func (d *Dispatcher) kojiHost(ctx context.Context, query string) (kojidb.Host, error) {
+	hosts, err := d.deps.DB.Hosts(ctx)
+	if err != nil {
+		return kojidb.Host{}, err
+	}
+	names := make([]string, len(hosts))
+	for i, h := range hosts {
+		names[i] = h.Name
+	}
+	name, err := ResolveName("host", query, names)
+	if err != nil {
+		return kojidb.Host{}, err
+	}
+	for _, h := range hosts {
+		if h.Name == name {
+			return h, nil
+		}
+	}
+	return kojidb.Host{}, fmt.Errorf("%w: %s", kojidb.ErrNoHost, name)
+}
+
+// formatNumber prints a capacity or load without useless decimals.
+func formatNumber(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// checkinText says when a host last checked in, relative to now.
+func checkinText(t, now time.Time) string {
+	if t.IsZero() {
+		return "never checked in"
+	}
+	return "checked in " + ago(now.Sub(t)) + " ago"
+}
+
+// ago renders a duration for humans: 45s, 3m, 2h5m, 3d4h.
+func ago(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+func flagWord(b bool, yes, no string) string {
+	if b {
+		return yes
+	}
+	return no
+}
+
+// hostLine is the one-line summary of a host used by hosts.
+func (d *Dispatcher) hostLine(h kojidb.Host) string {
+	return fmt.Sprintf("%s load %s/%s %s %s, %s", h.Name, formatNumber(h.TaskLoad), formatNumber(h.Capacity),
+		flagWord(h.Enabled, "enabled", "DISABLED"), flagWord(h.Ready, "ready", "not-ready"),
+		checkinText(h.LastCheckin, d.deps.Now()))
+}
+
+func (d *Dispatcher) runHosts(ctx context.Context, c *Call) error {
+	hosts, err := d.deps.DB.Hosts(ctx)
+	if err != nil {
+		return err
+	}
+	pattern := c.Arg("glob")
+	var names []string
+	for _, h := range hosts {
+		names = append(names, h.Name)
+	}
+	if pattern != "" {
+		names = MatchGlob(pattern, names)
+		if len(names) == 0 {
+			return Userf("no host matches %s", quoteShort(pattern))
+		}
+	}
+	keep := map[string]bool{}
+	for _, n := range names {
+		keep[n] = true
+	}
+	var lines []string
+	enabled, ready := 0, 0
+	for _, h := range hosts {
+		if !keep[h.Name] {
+			continue
+		}
+		if h.Enabled {
+			enabled++
+		}
+		if h.Ready {
+			ready++
+		}
+		lines = append(lines, d.hostLine(h))
+	}
+	head := fmt.Sprintf("%d hosts, %d enabled, %d ready", len(lines), enabled, ready)
+	c.Reply("%s\n%s", head, strings.Join(lines, "\n"))
+	return nil
+}
+
+func (d *Dispatcher) runHost(ctx context.Context, c *Call) error {
+	h, err := d.kojiHost(ctx, c.Arg("host"))
+	if err != nil {
+		return err
+	}
+	last := "never"
+	if !h.LastCheckin.IsZero() {
+		last = h.LastCheckin.UTC().Format("2006-01-02 15:04:05 UTC") + " (" + ago(d.deps.Now().Sub(h.LastCheckin)) + " ago)"
+	}
+	msg := fmt.Sprintf("%s: %s, %s, load %s of capacity %s, arches %s, last check-in %s",
+		h.Name, flagWord(h.Enabled, "enabled", "DISABLED"), flagWord(h.Ready, "ready", "not ready"),
+		formatNumber(h.TaskLoad), formatNumber(h.Capacity), orNone(h.Arches), last)
+	if h.Comment != "" {
+		msg += "; comment: " + h.Comment
+	}
+	c.Reply("%s", msg)
+	return nil
+}
+
+func orNone(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "none"
+	}
+	return s
+}
+
+func (d *Dispatcher) runCapacity(ctx context.Context, c *Call) error {
+	value := c.Number("value")
+	if !(value > 1) {
+		return Userf("capacity must be a number greater than 1, got %s (Koji refuses 1 or less); usage: %s", c.Arg("value"), c.Spec.Usage())
+	}
+	h, err := d.kojiHost(ctx, c.Arg("host"))
+	if err != nil {
+		return err
+	}
+	before, after, err := d.deps.DB.SetCapacity(ctx, h.Name, value)
+	if err != nil {
+		return err
+	}
+	if before.Capacity == after.Capacity {
+		c.Reply("%s capacity is already %s; nothing changed (load %s)", after.Name, formatNumber(after.Capacity), formatNumber(after.TaskLoad))
+		return nil
+	}
+	c.Reply("%s capacity %s → %s (load %s)", after.Name, formatNumber(before.Capacity), formatNumber(after.Capacity), formatNumber(after.TaskLoad))
+	return nil
+}
+
+func (d *Dispatcher) runEnable(ctx context.Context, c *Call) error {
+	return d.setEnabled(ctx, c, true, "")
+}
+
+func (d *Dispatcher) runDisable(ctx context.Context, c *Call) error {
+	return d.setEnabled(ctx, c, false, c.Arg("reason"))
+}
+
+func (d *Dispatcher) setEnabled(ctx context.Context, c *Call, enabled bool, reason string) error {
+	h, err := d.kojiHost(ctx, c.Arg("host"))
+	if err != nil {
+		return err
+	}
+	comment := reason
+	if !enabled && comment == "" {
+		comment = "disabled by " + c.FASUser + " via kojibot"
+	} else if !enabled {
+		comment = reason + " (" + c.FASUser + " via kojibot)"
+	}
+	before, after, err := d.deps.DB.SetEnabled(ctx, h.Name, enabled, comment)
+	if err != nil {
+		return err
+	}
+	word := flagWord(enabled, "enabled", "disabled")
+	if before.Enabled == after.Enabled {
+		c.Reply("%s is already %s; nothing changed", after.Name, word)
+		return nil
+	}
+	msg := fmt.Sprintf("%s %s (load %s/%s)", after.Name, word, formatNumber(after.TaskLoad), formatNumber(after.Capacity))
+	if !enabled {
+		msg += "; comment: " + comment
+	}
+	c.Reply("%s", msg)
+	return nil
+}

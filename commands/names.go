@@ -1,0 +1,108 @@
+package commands
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+)
+
+// ResolveName finds the one name in names that query means: the exact name
+// (case-insensitive), else the name whose first label is query when exactly
+// one has it. An ambiguous or unknown query is a UserError listing the
+// closest candidates.
+func ResolveName(what, query string, names []string) (string, error) {
+	q := strings.ToLower(query)
+	var byLabel []string
+	for _, n := range names {
+		ln := strings.ToLower(n)
+		if ln == q {
+			return n, nil
+		}
+		if label, _, _ := strings.Cut(ln, "."); label == q {
+			byLabel = append(byLabel, n)
+		}
+	}
+	switch len(byLabel) {
+	case 1:
+		return byLabel[0], nil
+	case 0:
+		msg := fmt.Sprintf("unknown %s %s", what, quoteShort(query))
+		if near := closest(q, names, 3); len(near) > 0 {
+			msg += "; closest: " + strings.Join(near, ", ")
+		}
+		return "", Userf("%s", msg)
+	}
+	sort.Strings(byLabel)
+	return "", Userf("ambiguous %s %s: it could be %s; give the full name", what, quoteShort(query), strings.Join(byLabel, ", "))
+}
+
+// MatchGlob returns the names matching a shell pattern, tried against the
+// full name and against its first label.
+func MatchGlob(pattern string, names []string) []string {
+	p := strings.ToLower(pattern)
+	var out []string
+	for _, n := range names {
+		ln := strings.ToLower(n)
+		label, _, _ := strings.Cut(ln, ".")
+		if ok, _ := path.Match(p, ln); ok {
+			out = append(out, n)
+		} else if ok, _ := path.Match(p, label); ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// closest returns up to limit names nearest to q by edit distance (against
+// the name or its first label), nearest first; names too far are left out.
+func closest(q string, names []string, limit int) []string {
+	type cand struct {
+		name string
+		dist int
+	}
+	var cands []cand
+	for _, n := range names {
+		ln := strings.ToLower(n)
+		label, _, _ := strings.Cut(ln, ".")
+		d := min(editDistance(q, ln), editDistance(q, label))
+		if strings.HasPrefix(ln, q) || strings.Contains(ln, q) && len(q) >= 3 {
+			d = min(d, 1)
+		}
+		if d <= max(2, len(q)/3) {
+			cands = append(cands, cand{n, d})
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].dist != cands[j].dist {
+			return cands[i].dist < cands[j].dist
+		}
+		return cands[i].name < cands[j].name
+	})
+	var out []string
+	for i := 0; i < len(cands) && i < limit; i++ {
+		out = append(out, cands[i].name)
+	}
+	return out
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,122 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/fedora-infra/kojibot/acl"
+)
+
+// specs declares every command. It is the single table that parsing, the
+// ACL, help and the audit record are driven from.
+func (d *Dispatcher) specs() []*Spec {
+	return []*Spec{
+		{
+			Name: "help", ReadOnly: true,
+			Args:     []Arg{{Name: "command", Type: Word, Optional: true}},
+			Summary:  "list the commands you may run, or show one command's usage and examples",
+			Examples: []string{"help", "help capacity"},
+			Run:      d.runHelp,
+		},
+		{
+			Name: "whoami", ReadOnly: true,
+			Summary:  "show your services account, the FAS user it maps to and what you may run",
+			Examples: []string{"whoami"},
+			Run:      d.runWhoami,
+		},
+		{
+			Name: "hosts", ReadOnly: true,
+			Args:     []Arg{{Name: "glob", Type: HostGlob, Optional: true}},
+			Summary:  "list Koji build hosts with load/capacity, enabled, ready and last check-in",
+			Examples: []string{"hosts", "hosts ppc*", "hosts xenbuilder?"},
+			Run:      d.runHosts,
+		},
+		{
+			Name: "host", ReadOnly: true,
+			Args:     []Arg{{Name: "host", Type: HostName}},
+			Summary:  "show one Koji build host in detail",
+			Examples: []string{"host ppc3", "host ppc3.fedora.redhat.com"},
+			Run:      d.runHost,
+		},
+		{
+			Name:     "capacity",
+			Args:     []Arg{{Name: "host", Type: HostName}, {Name: "value", Type: Number}},
+			Summary:  "set a host's capacity (task weight) in the Koji database; it must be greater than 1",
+			Examples: []string{"capacity ppc3 2", "capacity xenbuilder2.fedora.redhat.com 4.5"},
+			Run:      d.runCapacity,
+		},
+		{
+			Name:     "enable",
+			Args:     []Arg{{Name: "host", Type: HostName}},
+			Summary:  "enable a build host in Koji",
+			Examples: []string{"enable ppc3"},
+			Run:      d.runEnable,
+		},
+		{
+			Name:     "disable",
+			Args:     []Arg{{Name: "host", Type: HostName}, {Name: "reason", Type: Text, Optional: true, Variadic: true}},
+			Summary:  "disable a build host in Koji, recording the reason as its comment",
+			Examples: []string{"disable ppc3", "disable ppc3 out of memory, see ticket 1234"},
+			Run:      d.runDisable,
+		},
+	}
+}
+
+// may reports whether caller may run spec, without auditing (help, whoami).
+func (d *Dispatcher) may(ctx context.Context, c *Call, s *Spec) bool {
+	caller := acl.Caller{Account: c.Req.Account, FASUser: c.Req.FASUser}
+	return d.deps.ACL.Authorize(ctx, caller, s.Name, s.ReadOnly).Allowed
+}
+
+// allowed lists the command names caller may run.
+func (d *Dispatcher) allowed(ctx context.Context, c *Call) []string {
+	var names []string
+	for _, n := range d.catalogue.Names() {
+		if d.may(ctx, c, d.catalogue.Spec(n)) {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+func (d *Dispatcher) runHelp(ctx context.Context, c *Call) error {
+	prefix := d.deps.Config.IRC.CommandPrefix
+	if name := strings.ToLower(c.Arg("command")); name != "" {
+		family := d.catalogue.Family(name)
+		if len(family) == 0 {
+			_, err := ResolveName("command", name, d.topNames())
+			if err == nil {
+				err = Userf("unknown command %s", quoteShort(name))
+			}
+			return err
+		}
+		var lines []string
+		for _, s := range family {
+			line := fmt.Sprintf("%s %s — %s", prefix, s.Usage(), s.Summary)
+			if s.Destructive {
+				line += " (asks for confirmation)"
+			}
+			if !d.may(ctx, c, s) {
+				line += " [you may not run this]"
+			}
+			lines = append(lines, line)
+			if len(s.Examples) > 0 {
+				lines = append(lines, "  e.g. "+prefix+" "+strings.Join(s.Examples, " | "+prefix+" "))
+			}
+		}
+		c.Reply("%s", strings.Join(lines, "\n"))
+		return nil
+	}
+	c.Reply("commands you may run: %s — %s help <command> for usage", strings.Join(d.allowed(ctx, c), ", "), prefix)
+	return nil
+}
+
+func (d *Dispatcher) runWhoami(ctx context.Context, c *Call) error {
+	who := "services account " + orNone(c.Req.Account)
+	if c.Req.Account == "" {
+		who = "not logged in to services"
+	}
+	c.Reply("%s, FAS user %s; you may run: %s", who, orNone(c.FASUser), strings.Join(d.allowed(ctx, c), ", "))
+	return nil
+}

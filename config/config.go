@@ -1,0 +1,206 @@
+// Package config holds kojibot's typed configuration: the YAML file of
+// SPEC.md §8, overridden by KOJIBOT_* environment variables and *_file
+// secrets, loaded with viper and validated so that every bad or unknown key
+// is named.
+package config
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Secret is a string that never prints itself: fmt, slog and JSON show
+// "[redacted]" so a password cannot reach a log line or a reply.
+type Secret string
+
+// String implements fmt.Stringer and hides the value.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString implements fmt.GoStringer and hides the value.
+func (s Secret) GoString() string { return s.String() }
+
+// LogValue implements slog.LogValuer and hides the value.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalText implements encoding.TextMarshaler and hides the value.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Reveal returns the secret's value, for the one place that must send it.
+func (s Secret) Reveal() string { return string(s) }
+
+// DefaultPath is where kojibot looks for its configuration file when
+// --config is not given.
+const DefaultPath = "/etc/kojibot/kojibot.yaml"
+
+// Config is the whole configuration. Load fills it from defaults, the YAML
+// file, the environment and *_file secrets; Validate (or ValidateWith) checks
+// it. Map keys (hosts, acl.*, xen.guests) are lower-case after Load.
+type Config struct {
+	IRC     IRC             `mapstructure:"irc"`
+	ACL     ACL             `mapstructure:"acl"`
+	Koji    Koji            `mapstructure:"koji"`
+	SSH     SSH             `mapstructure:"ssh"`
+	Hosts   map[string]Host `mapstructure:"hosts"`
+	Xen     Xen             `mapstructure:"xen"`
+	Disk    Disk            `mapstructure:"disk"`
+	Cleanup Cleanup         `mapstructure:"cleanup"`
+	Watch   Watch           `mapstructure:"watch"`
+	Confirm Confirm         `mapstructure:"confirm"`
+	Outage  Outage          `mapstructure:"outage"`
+	HTTP    HTTP            `mapstructure:"http"`
+	Log     Log             `mapstructure:"log"`
+}
+
+// IRC is the irc: section: the network, the bot's identity and its manners.
+type IRC struct {
+	Server        string   `mapstructure:"server"`
+	Port          int      `mapstructure:"port"`
+	TLS           bool     `mapstructure:"tls"`
+	TLSSkipVerify bool     `mapstructure:"tls_skip_verify"`
+	Nick          string   `mapstructure:"nick"`
+	SASL          SASL     `mapstructure:"sasl"`
+	Channels      []string `mapstructure:"channels"`
+	NotifyChannel string   `mapstructure:"notify_channel"`
+	CommandPrefix string   `mapstructure:"command_prefix"`
+	MaxLines      int      `mapstructure:"max_lines"`
+	// LineBytes is the most bytes of text put in one PRIVMSG/NOTICE.
+	LineBytes int `mapstructure:"line_bytes"`
+	// SendRate is the steady outbound rate in lines per second; SendBurst the
+	// lines allowed at once. Defaults fit InspIRCd's and Libera's flood limits.
+	SendRate  float64 `mapstructure:"send_rate"`
+	SendBurst int     `mapstructure:"send_burst"`
+	// WhoisTimeout bounds the WHOIS 330 lookup when the account tag is absent.
+	WhoisTimeout time.Duration `mapstructure:"whois_timeout"`
+	// ReconnectMax caps the reconnect backoff.
+	ReconnectMax time.Duration `mapstructure:"reconnect_max"`
+	// Workers is how many commands run at once.
+	Workers int `mapstructure:"workers"`
+	// UserRate and UserBurst limit the commands one account may send.
+	UserRate  float64 `mapstructure:"user_rate"`
+	UserBurst int     `mapstructure:"user_burst"`
+}
+
+// SASL holds the bot's services credentials. With User empty the bot does
+// not authenticate.
+type SASL struct {
+	User     string `mapstructure:"user"`
+	Password Secret `mapstructure:"password"`
+	// PasswordFile (irc.sasl.password_file) names a file whose content, less
+	// its trailing newline, Load puts in Password. Giving both is an error.
+	PasswordFile string `mapstructure:"password_file"`
+}
+
+// ACL is the acl: section.
+type ACL struct {
+	Source           string        `mapstructure:"source"` // static | fasjson
+	FASJSONURL       string        `mapstructure:"fasjson_url"`
+	CacheTTL         time.Duration `mapstructure:"cache_ttl"`
+	Timeout          time.Duration `mapstructure:"timeout"`
+	AccountIsFASUser bool          `mapstructure:"account_is_fas_user"`
+	Network          string        `mapstructure:"network"` // IRC network name used in FAS ircnicks URLs
+	// Accounts maps a services account to a FAS username. Load lower-cases
+	// the accounts (viper folds keys), so look them up lower-cased.
+	Accounts map[string]string `mapstructure:"accounts"`
+	// Groups maps a FAS group to its members, for the static source.
+	Groups map[string][]string `mapstructure:"groups"`
+	// Commands maps a command name, or "command subcommand", to the groups
+	// that may run it; "*" is anyone, "@identified" anyone logged in.
+	Commands map[string][]string `mapstructure:"commands"`
+}
+
+// Koji is the koji: section.
+type Koji struct {
+	DB             KojiDB        `mapstructure:"db"`
+	DBUser         string        `mapstructure:"db_user"`
+	User           string        `mapstructure:"user"`
+	OverrideTag    string        `mapstructure:"override_tag"`
+	AdminHost      string        `mapstructure:"admin_host"`
+	Hubs           []string      `mapstructure:"hubs"`
+	ReconnectGrace time.Duration `mapstructure:"reconnect_grace"`
+	Command        string        `mapstructure:"command"` // the koji CLI on the admin host
+}
+
+// KojiDB holds the database connection string, a secret because it may carry a password.
+type KojiDB struct {
+	DSN Secret `mapstructure:"dsn"`
+	// DSNFile (koji.db.dsn_file) names a file whose content, less its
+	// trailing newline, Load puts in DSN. Giving both is an error.
+	DSNFile string `mapstructure:"dsn_file"`
+}
+
+// SSH is the ssh: section.
+type SSH struct {
+	User           string        `mapstructure:"user"`
+	KeyFile        string        `mapstructure:"key_file"`
+	KnownHosts     string        `mapstructure:"known_hosts"`
+	JumpHost       string        `mapstructure:"jump_host"`
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
+	CommandTimeout time.Duration `mapstructure:"command_timeout"`
+	Parallel       int           `mapstructure:"parallel"`
+	ServiceCommand string        `mapstructure:"service_command"`
+	MaxOutput      int           `mapstructure:"max_output"`
+}
+
+// Host is one machine the bot reaches over SSH.
+type Host struct {
+	Address  string   `mapstructure:"address"`
+	Services []string `mapstructure:"services"`
+}
+
+// Xen is the xen: section.
+type Xen struct {
+	Guests        map[string]string `mapstructure:"guests"`
+	ConfigDir     string            `mapstructure:"config_dir"`
+	RebootCommand string            `mapstructure:"reboot_command"`
+}
+
+// Disk is the disk: section.
+type Disk struct {
+	FullPercent  float64  `mapstructure:"full_percent"`
+	SharedMounts []string `mapstructure:"shared_mounts"`
+	SharedFrom   string   `mapstructure:"shared_from"`
+	Escalate     []string `mapstructure:"escalate"`
+	Mounts       []string `mapstructure:"mounts"` // a builder's mounts; default cleanup.dirs
+}
+
+// Cleanup is the cleanup: section.
+type Cleanup struct {
+	Dirs   []string      `mapstructure:"dirs"`
+	MinAge time.Duration `mapstructure:"min_age"`
+}
+
+// Watch is the watch: section.
+type Watch struct {
+	Interval           time.Duration `mapstructure:"interval"`
+	StaleAfter         time.Duration `mapstructure:"stale_after"`
+	Repeat             time.Duration `mapstructure:"repeat"`
+	ConnectionsPercent float64       `mapstructure:"connections_percent"`
+}
+
+// Confirm is the confirm: section.
+type Confirm struct {
+	TTL time.Duration `mapstructure:"ttl"`
+}
+
+// Outage is the outage: section.
+type Outage struct {
+	To           []string `mapstructure:"to"`
+	TemplateFile string   `mapstructure:"template_file"`
+}
+
+// HTTP is the http: section.
+type HTTP struct {
+	Listen    string `mapstructure:"listen"`
+	PublicURL string `mapstructure:"public_url"`
+}
+
+// Log is the log: section: where the audit and operational log goes.
+type Log struct {
+	Level string `mapstructure:"level"` // debug | info | warn | error
+	File  string `mapstructure:"file"`  // "" = stderr
+}

@@ -1,0 +1,110 @@
+// Package harness starts the real servers kojibot's end-to-end tests and
+// `make demo` talk to: an InspIRCd + Anope IRC network, a throwaway
+// PostgreSQL cluster with a Koji schema, sshd builders and a FASJSON stand-in.
+// Every server runs from a temporary directory on loopback and is stopped by
+// PID; nothing here needs a *testing.T so the demo can reuse it.
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+var portMu sync.Mutex
+var lastPort = 20000 + os.Getpid()%20000
+
+// FreePort returns a TCP port on 127.0.0.1 that nothing listens on now and
+// that this process has not handed out before.
+func FreePort() (int, error) {
+	portMu.Lock()
+	defer portMu.Unlock()
+	for i := 0; i < 5000; i++ {
+		lastPort++
+		if lastPort > 60000 {
+			lastPort = 20000
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(lastPort)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return lastPort, nil
+	}
+	return 0, errors.New("harness: no free port")
+}
+
+// WaitFor calls cond every 50ms until it returns true or the timeout passes.
+func WaitFor(ctx context.Context, timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Listening reports whether something accepts TCP connections on addr.
+func Listening(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// AsUser makes cmd run as the named unprivileged user when this process is
+// root (PostgreSQL, InspIRCd and Anope refuse or misbehave as root).
+func AsUser(cmd *exec.Cmd, name string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return fmt.Errorf("harness: user %s: %w", name, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	return nil
+}
+
+// Chown gives path and everything below it to the named user when root.
+func Chown(path, name string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	return exec.Command("chown", "-R", name+":", path).Run()
+}
+
+// StopProcess sends SIGTERM to the process and SIGKILL after grace.
+func StopProcess(p *os.Process, grace time.Duration) {
+	if p == nil {
+		return
+	}
+	_ = p.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _, _ = p.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-done
+	}
+}
