@@ -162,7 +162,7 @@ func TestDispatch(t *testing.T) {
 		{"host", "alice", "host ppc3", []string{"ppc3.fedora.redhat.com: enabled, ready, load 1.5 of capacity 4, arches ppc ppc64, last check-in 2026-11-26 11:58:00 UTC (2m ago)"}, 0},
 		{"disable", "alice", "disable ppc3 out of memory", []string{"ppc3.fedora.redhat.com disabled", "out of memory (alice via kojibot)"}, 1},
 		{"enable already", "alice", "enable ppc3", []string{"already enabled"}, 1},
-		{"help", "bob", "help", []string{"commands you may run: help, host, hosts, whoami"}, 0},
+		{"help", "bob", "help", []string{"commands you may run: cancel, confirm, help, host, hosts, jobs, whoami"}, 0},
 		{"help capacity", "alice", "help capacity", []string{"capacity <host> <value>", "e.g. !koji capacity ppc3 2"}, 0},
 		{"whoami", "alice", "whoami", []string{"services account alice, FAS user alice", "capacity"}, 0},
 		{"empty", "alice", "", []string{"commands you may run"}, 0},

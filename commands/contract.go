@@ -35,10 +35,15 @@ type Request struct {
 	Text string
 	// Received is when the line arrived.
 	Received time.Time
+	// AutoConfirm, when set (kojibot exec), answers a confirmation at once
+	// instead of handing out a token.
+	AutoConfirm func(plan string) bool
 }
 
 // Output receives a command's replies. One Send is one message that may span
-// several lines ("\n"); the bot addresses, splits, caps and paces it.
+// several lines ("\n"); the bot addresses, splits, caps and paces it. An
+// Output must stay usable after Handle returns: jobs keep reporting through
+// it until they end.
 type Output interface {
 	Send(kind Kind, text string)
 }

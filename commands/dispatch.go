@@ -32,6 +32,9 @@ type Deps struct {
 type Dispatcher struct {
 	deps      Deps
 	catalogue *Catalogue
+	confirms  *confirmations
+	jobs      *jobTable
+	stop      context.CancelFunc
 }
 
 // New builds the dispatcher and its catalogue from deps.
@@ -48,9 +51,19 @@ func New(deps Deps) *Dispatcher {
 	if deps.Config == nil {
 		deps.Config = config.Default()
 	}
-	d := &Dispatcher{deps: deps}
+	base, stop := context.WithCancel(context.Background())
+	d := &Dispatcher{deps: deps, stop: stop,
+		confirms: &confirmations{pending: map[string]*pendingAction{}, now: deps.Now},
+		jobs:     newJobTable(base, deps.Now)}
 	d.catalogue = NewCatalogue(d.specs())
 	return d
+}
+
+// Close cancels every running job and waits for them to restore what they
+// stopped.
+func (d *Dispatcher) Close() {
+	d.stop()
+	d.Wait()
 }
 
 // Catalogue returns the dispatcher's command catalogue.
@@ -62,7 +75,11 @@ type Call struct {
 	Req     Request
 	FASUser string
 	Log     *slog.Logger
+	// Job is the job this call runs in, or nil.
+	Job *Job
 
+	d      *Dispatcher
+	ctx    context.Context
 	out    Output
 	mu     sync.Mutex
 	failed bool
@@ -134,7 +151,7 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 		log.Info("result", "result", "error", "reason", err.Error(), "duration", d.deps.Now().Sub(start))
 		return
 	}
-	call := &Call{Parsed: parsed, Req: req, FASUser: dec.FASUser, out: out,
+	call := &Call{Parsed: parsed, Req: req, FASUser: dec.FASUser, out: out, d: d, ctx: ctx,
 		Log: d.deps.Log.With("command", spec.Name, "account", req.Account)}
 	err = d.run(ctx, call)
 	result := "ok"

@@ -40,6 +40,26 @@ func (d *Dispatcher) specs() []*Spec {
 			Run:      d.runHost,
 		},
 		{
+			Name: "confirm", ReadOnly: true,
+			Args:     []Arg{{Name: "token", Type: Token}},
+			Summary:  "go ahead with a destructive action you asked for (the token is single-use, yours, here, for confirm.ttl)",
+			Examples: []string{"confirm k3m9xq2a"},
+			Run:      d.runConfirm,
+		},
+		{
+			Name: "jobs", ReadOnly: true,
+			Summary:  "list the running jobs with their ids, owners and ages",
+			Examples: []string{"jobs"},
+			Run:      d.runJobs,
+		},
+		{
+			Name: "cancel", ReadOnly: true, // the job's own command decides who may cancel it
+			Args:     []Arg{{Name: "job", Type: JobID}},
+			Summary:  "cancel a running job: the remote command is stopped and stopped services are started again",
+			Examples: []string{"cancel 7"},
+			Run:      d.runCancel,
+		},
+		{
 			Name:     "capacity",
 			Args:     []Arg{{Name: "host", Type: HostName}, {Name: "value", Type: Number}},
 			Summary:  "set a host's capacity (task weight) in the Koji database; it must be greater than 1",

@@ -1,0 +1,239 @@
+package config
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// validConfig is a small configuration that passes Validate; each test case
+// breaks one thing in it.
+func validConfig() *Config {
+	c := Default()
+	c.IRC.SASL = SASL{User: "kojibot", Password: Secret(testPassword)}
+	c.IRC.Channels = []string{"#fedora-admin", "#fedora-noc"}
+	c.IRC.NotifyChannel = "#fedora-noc"
+	c.ACL.Groups = map[string][]string{"sysadmin-build": {"alice"}, "sysadmin-main": {"bob"}}
+	c.ACL.Accounts = map[string]string{"alice_irc": "alice"}
+	c.ACL.Commands = map[string][]string{
+		"capacity":         {"sysadmin-build"},
+		"connections kill": {"sysadmin-main"},
+		"hosts":            {"*"},
+		"whoami":           {"@identified"},
+	}
+	c.Koji.DB.DSN = Secret(testDSN)
+	c.Koji.AdminHost = "koji-admin"
+	c.Koji.Hubs = []string{"koji-hub"}
+	c.SSH.JumpHost = "bastion.example.org:22"
+	c.Hosts = map[string]Host{
+		"koji-hub":               {Address: "koji.example.org:22", Services: []string{"httpd", "kojira"}},
+		"koji-admin":             {Address: "[2001:db8::1]:22"},
+		"ppc3.fedora.redhat.com": {Address: "ppc3.fedora.redhat.com:22", Services: []string{"kojid", "plague-builder@1.service"}},
+		"xen4":                   {Address: "xen4.example.org:2222"},
+	}
+	c.Xen.Guests = map[string]string{"ppc3.fedora.redhat.com": "xen4", "xenbuilder3": "disabled"}
+	c.Disk.SharedMounts = []string{"/mnt/koji"}
+	c.Disk.SharedFrom = "koji-hub"
+	c.HTTP.PublicURL = "https://kojibot.example.org/"
+	return c
+}
+
+// knownCommands stands in for the commands package's catalogue.
+var knownCommands = []string{"capacity", "connections", "connections kill", "hosts", "override", "restart", "whoami"}
+
+func TestValidConfigIsValid(t *testing.T) {
+	if err := validConfig().ValidateWith(knownCommands); err != nil {
+		t.Fatalf("ValidateWith: %v", err)
+	}
+	c := validConfig()
+	c.ACL.Source = "fasjson"
+	c.HTTP.Listen = ""
+	c.HTTP.PublicURL = ""
+	c.SSH.JumpHost = ""
+	c.Koji.AdminHost = ""
+	c.Disk.SharedFrom = ""
+	c.Disk.SharedMounts = nil
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate with optional keys empty: %v", err)
+	}
+}
+
+func TestValidateDefault(t *testing.T) {
+	keys := errorKeys(t, Default().Validate())
+	if !slices.Equal(keys, []string{"koji.db.dsn"}) {
+		t.Errorf("Default().Validate() named %q, want only koji.db.dsn", keys)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		break_ func(*Config)
+		key    string   // the key named
+		says   []string // in its message: the bad value and what is expected
+	}{
+		{"empty server", func(c *Config) { c.IRC.Server = "" }, "irc.server", []string{`""`, "host name"}},
+		{"port 0", func(c *Config) { c.IRC.Port = 0 }, "irc.port", []string{"0", "1 to 65535"}},
+		{"port too big", func(c *Config) { c.IRC.Port = 65536 }, "irc.port", []string{"65536", "1 to 65535"}},
+		{"nick with space", func(c *Config) { c.IRC.Nick = "koji bot" }, "irc.nick", []string{`"koji bot"`}},
+		{"nick starting with a digit", func(c *Config) { c.IRC.Nick = "9bot" }, "irc.nick", []string{`"9bot"`}},
+		{"sasl user without password", func(c *Config) { c.IRC.SASL.Password = "" }, "irc.sasl.password", []string{"irc.sasl.user"}},
+		{"channel without #", func(c *Config) { c.IRC.Channels[0] = "fedora-admin" }, "irc.channels[0]", []string{`"fedora-admin"`, "# or &"}},
+		{"channel with a comma", func(c *Config) { c.IRC.Channels[0] = "#a,#b" }, "irc.channels[0]", []string{`"#a,#b"`}},
+		{"notify channel not joined", func(c *Config) { c.IRC.NotifyChannel = "#elsewhere" }, "irc.notify_channel", []string{`"#elsewhere"`, "#fedora-admin, #fedora-noc"}},
+		{"empty prefix", func(c *Config) { c.IRC.CommandPrefix = "" }, "irc.command_prefix", []string{`""`, "without spaces"}},
+		{"prefix with space", func(c *Config) { c.IRC.CommandPrefix = "! koji" }, "irc.command_prefix", []string{`"! koji"`}},
+		{"max_lines 1", func(c *Config) { c.IRC.MaxLines = 1 }, "irc.max_lines", []string{"1", "at least 2"}},
+		{"line_bytes huge", func(c *Config) { c.IRC.LineBytes = 600 }, "irc.line_bytes", []string{"600"}},
+		{"send_rate 0", func(c *Config) { c.IRC.SendRate = 0 }, "irc.send_rate", []string{"0"}},
+		{"workers 0", func(c *Config) { c.IRC.Workers = 0 }, "irc.workers", []string{"at least 1"}},
+		{"whois_timeout 0", func(c *Config) { c.IRC.WhoisTimeout = 0 }, "irc.whois_timeout", []string{"0s", "greater than zero"}},
+		{"acl source", func(c *Config) { c.ACL.Source = "ldap" }, "acl.source", []string{`"ldap"`, "static or fasjson"}},
+		{"fasjson url", func(c *Config) { c.ACL.Source = "fasjson"; c.ACL.FASJSONURL = "fasjson.example.org" }, "acl.fasjson_url", []string{`"fasjson.example.org"`, "http(s) URL"}},
+		{"cache_ttl negative", func(c *Config) { c.ACL.CacheTTL = -time.Second }, "acl.cache_ttl", []string{"-1s"}},
+		{"account name", func(c *Config) { c.ACL.Accounts["bad account"] = "alice" }, "acl.accounts[bad account]", []string{`"bad account"`}},
+		{"account's FAS user", func(c *Config) { c.ACL.Accounts["bob_irc"] = "bob smith" }, "acl.accounts[bob_irc]", []string{`"bob smith"`, "FAS username"}},
+		{"group name", func(c *Config) { c.ACL.Groups["bad/group"] = nil }, "acl.groups[bad/group]", []string{`"bad/group"`}},
+		{"group member", func(c *Config) { c.ACL.Groups["sysadmin-build"] = []string{"alice", "b@d"} }, "acl.groups[sysadmin-build][1]", []string{`"b@d"`}},
+		{"command name form", func(c *Config) { c.ACL.Commands["Capacity!"] = []string{"*"} }, "acl.commands[Capacity!]", []string{`"Capacity!"`}},
+		{"unknown command", func(c *Config) { c.ACL.Commands["capacty"] = []string{"sysadmin-build"} }, "acl.commands[capacty]", []string{`"capacty"`, `did you mean "capacity"`, "connections kill"}},
+		{"rule naming an unknown group", func(c *Config) { c.ACL.Commands["override"] = []string{"sysadmin-biuld"} }, "acl.commands[override][0]", []string{`"sysadmin-biuld"`, "sysadmin-build, sysadmin-main"}},
+		{"rule with a bad group", func(c *Config) { c.ACL.Commands["override"] = []string{"@everyone"} }, "acl.commands[override][0]", []string{`"@everyone"`, `"@identified"`}},
+		{"dsn empty", func(c *Config) { c.Koji.DB.DSN = "" }, "koji.db.dsn", []string{"empty", "dsn_file"}},
+		{"db_user", func(c *Config) { c.Koji.DBUser = "" }, "koji.db_user", []string{`""`}},
+		{"override_tag", func(c *Config) { c.Koji.OverrideTag = "dist-override" }, "koji.override_tag", []string{`"dist-override"`, "{release}"}},
+		{"admin_host", func(c *Config) { c.Koji.AdminHost = "koji-adm" }, "koji.admin_host", []string{`"koji-adm"`, "koji-admin, koji-hub"}},
+		{"hubs", func(c *Config) { c.Koji.Hubs = append(c.Koji.Hubs, "hub2") }, "koji.hubs[1]", []string{`"hub2"`, "hosts entry"}},
+		{"reconnect_grace", func(c *Config) { c.Koji.ReconnectGrace = 0 }, "koji.reconnect_grace", []string{"0s"}},
+		{"host address without port", func(c *Config) { c.Hosts["xen4"] = Host{Address: "xen4.example.org"} }, "hosts[xen4].address", []string{`"xen4.example.org"`, "host:port"}},
+		{"host address bad port", func(c *Config) { c.Hosts["xen4"] = Host{Address: "xen4:ssh"} }, "hosts[xen4].address", []string{`"xen4:ssh"`}},
+		{"host address missing", func(c *Config) { c.Hosts["xen4"] = Host{} }, "hosts[xen4].address", []string{`""`}},
+		{"host service", func(c *Config) { c.Hosts["xen4"] = Host{Address: "x:22", Services: []string{"kojid; rm -rf /"}} }, "hosts[xen4].services[0]", []string{`"kojid; rm -rf /"`}},
+		{"host name", func(c *Config) { c.Hosts["bad host"] = Host{Address: "x:22"} }, "hosts[bad host]", []string{`"bad host"`}},
+		{"xen guest's host", func(c *Config) { c.Xen.Guests["xenbuilder1"] = "xen3" }, "xen.guests[xenbuilder1]", []string{`"xen3"`, `"disabled"`}},
+		{"xen config_dir", func(c *Config) { c.Xen.ConfigDir = "etc/xen" }, "xen.config_dir", []string{`"etc/xen"`, "absolute"}},
+		{"reboot_command", func(c *Config) { c.Xen.RebootCommand = "xl reboot" }, "xen.reboot_command", []string{`"xl reboot"`, "{guest}"}},
+		{"jump_host", func(c *Config) { c.SSH.JumpHost = "bastion" }, "ssh.jump_host", []string{`"bastion"`, "host:port"}},
+		{"parallel", func(c *Config) { c.SSH.Parallel = 0 }, "ssh.parallel", []string{"0", "at least 1"}},
+		{"service_command without {action}", func(c *Config) { c.SSH.ServiceCommand = "systemctl restart {service}" }, "ssh.service_command", []string{"{action}"}},
+		{"service_command without {service}", func(c *Config) { c.SSH.ServiceCommand = "systemctl {action} kojid" }, "ssh.service_command", []string{"{service}"}},
+		{"connect_timeout", func(c *Config) { c.SSH.ConnectTimeout = 0 }, "ssh.connect_timeout", []string{"0s"}},
+		{"full_percent 0", func(c *Config) { c.Disk.FullPercent = 0 }, "disk.full_percent", []string{"0", "at most 100"}},
+		{"full_percent 101", func(c *Config) { c.Disk.FullPercent = 101 }, "disk.full_percent", []string{"101"}},
+		{"shared_from", func(c *Config) { c.Disk.SharedFrom = "nfs" }, "disk.shared_from", []string{`"nfs"`}},
+		{"shared_mounts without shared_from", func(c *Config) { c.Disk.SharedFrom = "" }, "disk.shared_from", []string{"disk.shared_mounts"}},
+		{"shared mount relative", func(c *Config) { c.Disk.SharedMounts = []string{"mnt/koji"} }, "disk.shared_mounts[0]", []string{`"mnt/koji"`}},
+		{"cleanup dir /", func(c *Config) { c.Cleanup.Dirs = []string{"/var/lib/mock", "/"} }, "cleanup.dirs[1]", []string{`"/"`, "root"}},
+		{"cleanup dir //", func(c *Config) { c.Cleanup.Dirs = []string{"//"} }, "cleanup.dirs[0]", []string{`"//"`, "root"}},
+		{"cleanup dir relative", func(c *Config) { c.Cleanup.Dirs = []string{"mock"} }, "cleanup.dirs[0]", []string{`"mock"`, "absolute"}},
+		{"cleanup dir with ..", func(c *Config) { c.Cleanup.Dirs = []string{"/var/lib/mock/../.."} }, "cleanup.dirs[0]", []string{`"/var/lib/mock/../.."`}},
+		{"min_age", func(c *Config) { c.Cleanup.MinAge = 0 }, "cleanup.min_age", []string{"0s"}},
+		{"watch interval", func(c *Config) { c.Watch.Interval = 0 }, "watch.interval", []string{"0s"}},
+		{"stale_after", func(c *Config) { c.Watch.StaleAfter = -time.Minute }, "watch.stale_after", []string{"-1m0s"}},
+		{"repeat", func(c *Config) { c.Watch.Repeat = 0 }, "watch.repeat", []string{"0s"}},
+		{"connections_percent", func(c *Config) { c.Watch.ConnectionsPercent = 150 }, "watch.connections_percent", []string{"150"}},
+		{"confirm ttl", func(c *Config) { c.Confirm.TTL = 0 }, "confirm.ttl", []string{"0s"}},
+		{"outage to", func(c *Config) { c.Outage.To = []string{"not an address"} }, "outage.to[0]", []string{`"not an address"`}},
+		{"outage to empty", func(c *Config) { c.Outage.To = nil }, "outage.to", []string{"empty"}},
+		{"http listen", func(c *Config) { c.HTTP.Listen = "localhost" }, "http.listen", []string{`"localhost"`, "host:port"}},
+		{"http listen port", func(c *Config) { c.HTTP.Listen = "127.0.0.1:99999" }, "http.listen", []string{`"127.0.0.1:99999"`}},
+		{"public_url", func(c *Config) { c.HTTP.PublicURL = "kojibot.example.org" }, "http.public_url", []string{`"kojibot.example.org"`, "URL"}},
+		{"log level", func(c *Config) { c.Log.Level = "verbose" }, "log.level", []string{`"verbose"`, "debug, info, warn or error"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			tt.break_(c)
+			err := c.ValidateWith(knownCommands)
+			kes := keyErrors(t, err)
+			if len(kes) != 1 {
+				t.Fatalf("want exactly one problem, got %d: %v", len(kes), err)
+			}
+			if kes[0].Key != tt.key {
+				t.Errorf("named %q, want %q (%v)", kes[0].Key, tt.key, err)
+			}
+			for _, s := range tt.says {
+				if !strings.Contains(kes[0].Problem, s) {
+					t.Errorf("%q does not say %q", kes[0].Error(), s)
+				}
+			}
+			if !strings.Contains(kes[0].Problem, "expected") && !strings.Contains(kes[0].Problem, "empty") {
+				t.Errorf("%q does not say what is expected", kes[0].Error())
+			}
+			assertNoSecret(t, "Validate error", err.Error())
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := validConfig()
+	c.IRC.Port = 0
+	c.IRC.Channels = []string{"nohash"}
+	c.ACL.Source = "ldap"
+	c.Koji.OverrideTag = "dist-override"
+	c.Hosts["xen4"] = Host{Address: "xen4"}
+	c.Cleanup.Dirs = []string{"/"}
+	c.Watch.Interval = 0
+	c.HTTP.PublicURL = "nope"
+	err := c.ValidateWith(knownCommands)
+	want := []string{
+		"irc.port", "irc.channels[0]", "irc.notify_channel", "acl.source",
+		"koji.override_tag", "hosts[xen4].address", "cleanup.dirs[0]",
+		"watch.interval", "http.public_url",
+	}
+	got := errorKeys(t, err)
+	if !slices.Equal(got, want) {
+		t.Errorf("named %q\nwant  %q", got, want)
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != len(want) {
+		t.Errorf("error has %d lines, want one per problem:\n%v", n, err)
+	}
+}
+
+func TestValidateCommandNames(t *testing.T) {
+	c := validConfig()
+	c.ACL.Commands["restart master"] = []string{"sysadmin-main"}
+	c.ACL.Commands["frobnicate"] = []string{"*"}
+
+	// Without a catalogue only the form is checked.
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	// With one, a name it does not hold is an error, subcommands included.
+	got := errorKeys(t, c.ValidateWith(knownCommands))
+	want := []string{"acl.commands[frobnicate]", "acl.commands[restart master]"}
+	if !slices.Equal(got, want) {
+		t.Errorf("named %q, want %q", got, want)
+	}
+	if err := c.ValidateWith(append(slices.Clone(knownCommands), "restart master", "frobnicate")); err != nil {
+		t.Errorf("ValidateWith the full catalogue: %v", err)
+	}
+}
+
+func TestValidateFASJSONNeedsNoStaticGroups(t *testing.T) {
+	c := validConfig()
+	c.ACL.Source = "fasjson"
+	c.ACL.Groups = nil
+	if err := c.ValidateWith(knownCommands); err != nil {
+		t.Errorf("fasjson source with rules naming FAS groups: %v", err)
+	}
+	c.ACL.Source = "static"
+	keys := errorKeys(t, c.ValidateWith(knownCommands))
+	want := []string{"acl.commands[capacity][0]", "acl.commands[connections kill][0]"}
+	if !slices.Equal(keys, want) {
+		t.Errorf("static source without groups named %q, want %q", keys, want)
+	}
+}
+
+func TestNotifyChannelDefaultsToFirstChannel(t *testing.T) {
+	c := validConfig()
+	c.IRC.NotifyChannel = ""
+	c.normalize()
+	if c.IRC.NotifyChannel != "#fedora-admin" {
+		t.Errorf("notify_channel = %q, want the first channel", c.IRC.NotifyChannel)
+	}
+	if err := c.Validate(); err != nil {
+		t.Error(err)
+	}
+}
