@@ -35,7 +35,7 @@ unit:
 	$(GO) test -race -count=1 ./config/ ./acl/ ./commands/ ./commands/outage/ ./commands/alerting/
 
 demo: deps
-	$(GO) run ./tests/sandbox
+	$(GO) run ./tests/demo
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDispatch -fuzztime 60s ./commands/

@@ -20,24 +20,26 @@ import (
 )
 
 var portMu sync.Mutex
-var lastPort = 20000 + os.Getpid()%20000
+var handedOut = map[int]bool{}
 
 // FreePort returns a TCP port on 127.0.0.1 that nothing listens on now and
-// that this process has not handed out before.
+// that this process has not handed out before. The kernel picks it from
+// the ephemeral range, so test binaries running side by side do not
+// collide the way counters would.
 func FreePort() (int, error) {
 	portMu.Lock()
 	defer portMu.Unlock()
-	for i := 0; i < 5000; i++ {
-		lastPort++
-		if lastPort > 60000 {
-			lastPort = 20000
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(lastPort)))
+	for i := 0; i < 100; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			continue
+			return 0, fmt.Errorf("harness: free port: %w", err)
 		}
+		port := l.Addr().(*net.TCPAddr).Port
 		l.Close()
-		return lastPort, nil
+		if !handedOut[port] {
+			handedOut[port] = true
+			return port, nil
+		}
 	}
 	return 0, errors.New("harness: no free port")
 }

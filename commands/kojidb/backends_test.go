@@ -1,0 +1,211 @@
+package kojidb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fedora-infra/kojibot/tests/harness"
+	"github.com/fedora-infra/kojibot/tests/harness/pgsql"
+)
+
+// idle opens a connection as dsn's role, runs query once and leaves it idle.
+func idle(t *testing.T, dsn, query string) *pgx.Conn {
+	t.Helper()
+	conn := connect(t, dsn)
+	if _, err := conn.Exec(context.Background(), query); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return conn
+}
+
+// ensureRole creates a login role with SELECT on the Koji tables of dsns.
+func ensureRole(t *testing.T, dsns pgsql.DSNs, role string) string {
+	t.Helper()
+	ctx := context.Background()
+	_, err := dsns.Exec(ctx, fmt.Sprintf(`DO $$ BEGIN
+		IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') THEN CREATE ROLE %s LOGIN; END IF; END $$`, role, role))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dsns.Exec(ctx, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO "+role); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(dsns.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	return u.String()
+}
+
+// alive waits up to 10s for conn to be dead (want false) or checks that it
+// still answers (want true).
+func alive(ctx context.Context, conn *pgx.Conn, want bool) bool {
+	if want {
+		return conn.Ping(ctx) == nil
+	}
+	return harness.WaitFor(ctx, 10*time.Second, func() bool { return conn.Ping(ctx) != nil })
+}
+
+func pid(c *pgx.Conn) int { return int(c.PgConn().PID()) }
+
+func TestBackendsAndTerminate(t *testing.T) {
+	ctx := context.Background()
+	dsns, db := newKoji(t, cluster, pgsql.Versioned, "kojibot")
+	if _, err := db.Hosts(ctx); err != nil { // the bot's own connection
+		t.Fatal(err)
+	}
+	webDSN := ensureRole(t, dsns, "kojiweb")
+
+	long := "SELECT '" + strings.Repeat("x", 3*QueryMax) + "'"
+	old := []*pgx.Conn{idle(t, dsns.Koji, "SELECT 'old-0'"), idle(t, dsns.Koji, "SELECT 'old-1'"), idle(t, dsns.Koji, long)}
+	oldWeb := idle(t, webDSN, "SELECT 'web'")
+	oldAdmin := idle(t, dsns.Admin, "SELECT 'admin'")
+	time.Sleep(time.Second)
+	mid := time.Now()
+	time.Sleep(time.Second)
+	young := []*pgx.Conn{idle(t, dsns.Koji, "SELECT 'new-0'"), idle(t, dsns.Koji, "SELECT 'new-1'")}
+
+	got, err := db.Backends(ctx, pgsql.HubRole, time.Since(mid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, b := range got {
+		pids = append(pids, b.PID)
+		if b.User != "koji" || b.State != "idle" || b.ClientAddr != "127.0.0.1" || !b.QueryStart.Before(mid) {
+			t.Errorf("backend %+v", b)
+		}
+		if n := len([]rune(b.Query)); n > QueryMax {
+			t.Errorf("query of %d characters, want at most %d", n, QueryMax)
+		}
+	}
+	want := []int{pid(old[0]), pid(old[1]), pid(old[2])}
+	if !slices.Equal(pids, want) {
+		t.Fatalf("old koji backends %v, want %v (oldest first)", pids, want)
+	}
+	if got[0].Query != "SELECT 'old-0'" || !strings.HasPrefix(got[2].Query, "SELECT 'xxx") {
+		t.Errorf("queries %q, %q", got[0].Query, got[2].Query[:20])
+	}
+	all, err := db.Backends(ctx, pgsql.HubRole, 0)
+	if err != nil || len(all) != 5 {
+		t.Errorf("all koji backends: %d, %v; want 5", len(all), err)
+	}
+
+	found, terminated, err := db.TerminateBackends(ctx, pgsql.HubRole, time.Since(mid))
+	if err != nil || found != 3 || terminated != 3 {
+		t.Fatalf("TerminateBackends = %d found, %d terminated, %v; want 3, 3", found, terminated, err)
+	}
+	for i, c := range old {
+		if !alive(ctx, c, false) {
+			t.Errorf("old koji connection %d survived", i)
+		}
+	}
+	for i, c := range young {
+		if !alive(ctx, c, true) {
+			t.Errorf("young koji connection %d was killed", i)
+		}
+	}
+	if !alive(ctx, oldWeb, true) || !alive(ctx, oldAdmin, true) {
+		t.Errorf("another role's old connection was killed")
+	}
+	if _, err := db.Hosts(ctx); err != nil {
+		t.Errorf("the bot's own connection: %v", err)
+	}
+	left, err := db.Backends(ctx, pgsql.HubRole, 0)
+	if err != nil || len(left) != 2 {
+		t.Errorf("koji backends left: %+v, %v; want the 2 young ones", left, err)
+	}
+}
+
+func TestTerminateNeverOwnBackend(t *testing.T) {
+	ctx := context.Background()
+	dsns, db := newKoji(t, cluster, pgsql.Versioned, "kojibot")
+	// The pool's one connection, which every call below uses.
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := int(conn.Conn().PgConn().PID())
+	conn.Release()
+	other := idle(t, dsns.Kojibot, "SELECT 'second bot connection'")
+
+	list, err := db.Backends(ctx, pgsql.BotRole, 0)
+	if err != nil || len(list) != 1 || list[0].PID != pid(other) {
+		t.Fatalf("Backends(kojibot) = %+v, %v; want only the other connection %d (own %d)", list, err, pid(other), own)
+	}
+	found, terminated, err := db.TerminateBackends(ctx, pgsql.BotRole, 0)
+	if err != nil || found != 1 || terminated != 1 {
+		t.Fatalf("TerminateBackends(kojibot) = %d, %d, %v; want 1, 1", found, terminated, err)
+	}
+	if !alive(ctx, other, false) {
+		t.Error("the other bot connection survived")
+	}
+	n := scalar[int64](t, dsns, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", own)
+	if n != 1 {
+		t.Errorf("the bot's own backend %d is gone", own)
+	}
+}
+
+func TestBackendsRefusals(t *testing.T) {
+	ctx := context.Background()
+	dsns, db := newKoji(t, cluster, pgsql.Versioned, "kojibot")
+	if _, err := db.Backends(ctx, "", 0); err == nil {
+		t.Error("Backends with no role: no error")
+	}
+	if _, _, err := db.TerminateBackends(ctx, "", 0); err == nil {
+		t.Error("TerminateBackends with no role: no error")
+	}
+
+	// A bot role without pg_read_all_stats cannot see the hub's backends'
+	// ages: say so rather than find nothing.
+	hub := idle(t, dsns.Koji, "SELECT 'hub'")
+	blind, err := Open(ctx, ensureRole(t, dsns, "kojibot_nostats"), "kojibot", testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blind.Close()
+	if _, err := blind.Backends(ctx, pgsql.HubRole, 0); !errors.Is(err, ErrNoStats) {
+		t.Errorf("Backends without pg_read_all_stats: %v, want ErrNoStats", err)
+	}
+	if _, _, err := blind.TerminateBackends(ctx, pgsql.HubRole, 0); !errors.Is(err, ErrNoStats) {
+		t.Errorf("TerminateBackends without pg_read_all_stats: %v, want ErrNoStats", err)
+	}
+	if !alive(ctx, hub, true) {
+		t.Error("hub connection killed by a refused call")
+	}
+}
+
+func TestConnectionCount(t *testing.T) {
+	ctx := context.Background()
+	dsns, db := newKoji(t, cluster, pgsql.Versioned, "kojibot")
+	// Connections closed by earlier tests may take a moment to go away.
+	var base, maxConns int
+	var err error
+	harness.WaitFor(ctx, 10*time.Second, func() bool {
+		base, maxConns, err = db.ConnectionCount(ctx, pgsql.HubRole)
+		return err == nil && base == 0
+	})
+	if err != nil || base != 0 {
+		t.Fatalf("ConnectionCount(koji) with no hub connections = %d, %v", base, err)
+	}
+	for i := range 4 {
+		idle(t, dsns.Koji, fmt.Sprintf("SELECT %d", i))
+	}
+	count, max2, err := db.ConnectionCount(ctx, pgsql.HubRole)
+	if err != nil || count != base+4 || maxConns != pgsql.MaxConnections || max2 != maxConns {
+		t.Errorf("ConnectionCount(koji) = %d/%d, %v; want %d/%d", count, max2, err, base+4, pgsql.MaxConnections)
+	}
+	all, _, err := db.ConnectionCount(ctx, "")
+	if err != nil || all < count+1 { // the koji ones and at least the bot's
+		t.Errorf("ConnectionCount(all) = %d, %v; want more than %d", all, err, count)
+	}
+}

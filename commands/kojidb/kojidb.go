@@ -1,0 +1,388 @@
+// Package kojidb reads and writes the Koji hub's PostgreSQL database for the
+// bot: build hosts and their configuration (edited the way Koji's own editHost
+// edits it), active buildroots, and the hub role's backends. It detects which
+// generation of Koji's schema it talks to by itself.
+package kojidb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Host is one Koji build host as the commands see it.
+type Host struct {
+	ID          int64
+	Name        string
+	Arches      string
+	Capacity    float64
+	TaskLoad    float64
+	Ready       bool
+	Enabled     bool
+	Description string
+	Comment     string
+	LastCheckin time.Time // zero when unknown
+	// ConfigEvent is the create_event of the host's active host_config row
+	// (the event `koji list-history` shows); 0 in the legacy schema.
+	ConfigEvent int64
+}
+
+// Generation is the shape of the Koji schema, as far as the bot cares.
+type Generation int
+
+// The schema generations the bot knows.
+const (
+	// Unknown means not detected yet.
+	Unknown Generation = iota
+	// Legacy is Koji before 1.16: capacity, arches and enabled live in host
+	// and are edited in place; the last check-in is the newest
+	// sessions.update_time of the host's user.
+	Legacy
+	// Versioned116 is Koji 1.16 to 1.32: host_config is versioned, but host
+	// has no update_time, so the last check-in is read from sessions.
+	Versioned116
+	// Versioned is Koji 1.33 and later: host_config is versioned and
+	// host.update_time is the last check-in.
+	Versioned
+)
+
+// String names the generation for replies and logs.
+func (g Generation) String() string {
+	switch g {
+	case Legacy:
+		return "legacy (Koji < 1.16)"
+	case Versioned116:
+		return "versioned (Koji 1.16-1.32)"
+	case Versioned:
+		return "versioned (Koji 1.33+)"
+	}
+	return "unknown"
+}
+
+// IsVersioned reports whether host configuration lives in the versioned
+// host_config table.
+func (g Generation) IsVersioned() bool { return g == Versioned116 || g == Versioned }
+
+// Sentinel errors, to be tested with errors.Is. The errors this package
+// returns never contain the DSN or its password.
+var (
+	// ErrNoHost: no Koji host has that exact name. It is wrapped with the name.
+	ErrNoHost = errors.New("no such Koji host")
+	// ErrBadCapacity: a capacity must be a finite number greater than 1
+	// (Koji's own CHECK); nothing was sent to the database.
+	ErrBadCapacity = errors.New("capacity must be a number greater than 1")
+	// ErrUnavailable: the Koji database could not be reached, or the
+	// connection was lost during the operation.
+	ErrUnavailable = errors.New("Koji database unavailable")
+	// ErrNoKojiUser: the Koji user the bot acts as (koji.user) has no row in
+	// the users table, so a versioned change cannot be recorded.
+	ErrNoKojiUser = errors.New("Koji user (koji.user) not found in the Koji database")
+	// ErrUnknownSchema: the database has neither Koji's legacy host table nor
+	// host_config.
+	ErrUnknownSchema = errors.New("not a Koji schema this bot knows (no host.capacity, no host_config)")
+	// ErrNoStats: the bot's role cannot see other roles' backends in
+	// pg_stat_activity (it needs pg_read_all_stats or pg_monitor).
+	ErrNoStats = errors.New("the bot's database role cannot see other roles' backends (grant pg_read_all_stats)")
+)
+
+var errClosed = errors.New("kojidb: closed")
+
+// DB is the bot's handle on the Koji database: a small connection pool that
+// connects lazily and reconnects by itself. It is safe for concurrent use.
+type DB struct {
+	pool     *pgxpool.Pool
+	kojiUser string
+	log      *slog.Logger
+	secrets  []string // scrubbed from every error message
+	closed   atomic.Bool
+
+	mu      sync.Mutex
+	gen     Generation // Unknown until detected on the current connections
+	lastGen Generation // last generation logged
+}
+
+// DefaultMaxConns is the pool size used unless the DSN sets pool_max_conns:
+// the bot needs few connections, and connection slots are what the hub runs
+// out of.
+const DefaultMaxConns = 4
+
+// Open prepares a connection pool to the Koji database at dsn, acting as the
+// Koji user kojiUser (koji.user) for versioned changes. It does no I/O: it
+// fails only when dsn cannot be parsed, so the bot starts while the database
+// is down and each call reports ErrUnavailable until it is back. The schema
+// generation is detected on first use and again whenever a new connection
+// is made (e.g. after the database restarted). A nil log discards.
+func Open(ctx context.Context, dsn string, kojiUser string, log *slog.Logger) (*DB, error) {
+	_ = ctx // Open does no I/O; kept for symmetry with the other calls.
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's message may quote parts of the DSN: keep it out of the text.
+		return nil, &dbError{msg: "kojidb: koji.db.dsn cannot be parsed", errs: []error{err}}
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "kojibot"
+	}
+	d := &DB{kojiUser: kojiUser, log: log}
+	d.secrets = append(d.secrets, dsn)
+	if pw := cfg.ConnConfig.Password; len(pw) >= 3 {
+		d.secrets = append(d.secrets, pw)
+	}
+	// A new physical connection may follow a restart, a fail-over or a hub
+	// upgrade: detect the schema again on it.
+	cfg.AfterConnect = func(context.Context, *pgx.Conn) error {
+		d.invalidate()
+		return nil
+	}
+	d.pool, err = pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, d.fail("open", err)
+	}
+	log.Info("koji database configured", "host", cfg.ConnConfig.Host, "port", cfg.ConnConfig.Port,
+		"database", cfg.ConnConfig.Database, "role", cfg.ConnConfig.User, "koji_user", kojiUser)
+	return d, nil
+}
+
+// Close closes every connection; later calls fail with ErrUnavailable.
+func (d *DB) Close() {
+	if d.closed.Swap(true) {
+		return
+	}
+	d.pool.Close()
+}
+
+// Ping checks that the database answers.
+func (d *DB) Ping(ctx context.Context) error {
+	return d.read(ctx, "ping", func(ctx context.Context, conn *pgxpool.Conn, _ Generation) error {
+		return conn.Ping(ctx)
+	})
+}
+
+// Generation returns the schema generation, detecting it if needed.
+func (d *DB) Generation(ctx context.Context) (Generation, error) {
+	var g Generation
+	err := d.read(ctx, "detect schema", func(_ context.Context, _ *pgxpool.Conn, gen Generation) error {
+		g = gen
+		return nil
+	})
+	return g, err
+}
+
+func (d *DB) invalidate() {
+	d.mu.Lock()
+	d.gen = Unknown
+	d.mu.Unlock()
+}
+
+// generation returns the cached generation or detects it on conn.
+func (d *DB) generation(ctx context.Context, conn *pgxpool.Conn) (Generation, error) {
+	d.mu.Lock()
+	g := d.gen
+	d.mu.Unlock()
+	if g != Unknown {
+		return g, nil
+	}
+	g, err := detect(ctx, conn)
+	if err != nil {
+		return Unknown, err
+	}
+	d.mu.Lock()
+	d.gen = g
+	changed := g != d.lastGen
+	d.lastGen = g
+	d.mu.Unlock()
+	if changed {
+		d.log.Info("koji schema detected", "generation", g.String())
+	}
+	return g, nil
+}
+
+// detect reads the catalog: host.capacity means legacy, host_config means
+// versioned, and host.update_time means 1.33+. It needs no privilege.
+func detect(ctx context.Context, conn *pgxpool.Conn) (Generation, error) {
+	const q = `SELECT
+		to_regclass('host') IS NOT NULL,
+		EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('host')
+			AND attname = 'capacity' AND attnum > 0 AND NOT attisdropped),
+		to_regclass('host_config') IS NOT NULL,
+		EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('host')
+			AND attname = 'update_time' AND attnum > 0 AND NOT attisdropped)`
+	var host, capacity, config, updateTime bool
+	if err := conn.QueryRow(ctx, q).Scan(&host, &capacity, &config, &updateTime); err != nil {
+		return Unknown, err
+	}
+	switch {
+	case !host:
+		return Unknown, fmt.Errorf("%w: no host table", ErrUnknownSchema)
+	case capacity:
+		return Legacy, nil
+	case config && updateTime:
+		return Versioned, nil
+	case config:
+		return Versioned116, nil
+	}
+	return Unknown, ErrUnknownSchema
+}
+
+// withConn runs f on a pooled connection once the generation is known.
+func (d *DB) withConn(ctx context.Context, f func(context.Context, *pgxpool.Conn, Generation) error) error {
+	if d.closed.Load() {
+		return errClosed
+	}
+	conn, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	gen, err := d.generation(ctx, conn)
+	if err != nil {
+		return err
+	}
+	return f(ctx, conn, gen)
+}
+
+// read runs the read-only f, once more on a fresh connection if the one it
+// got turned out to be dead.
+func (d *DB) read(ctx context.Context, op string, f func(context.Context, *pgxpool.Conn, Generation) error) error {
+	err := d.withConn(ctx, f)
+	if retryable(ctx, err) {
+		err = d.withConn(ctx, f)
+	}
+	return d.fail(op, err)
+}
+
+// write runs f in one transaction and commits it. When the connection is
+// lost before COMMIT was sent, nothing happened and it is tried once more.
+func (d *DB) write(ctx context.Context, op string, f func(context.Context, pgx.Tx, Generation) error) error {
+	var committing bool
+	attempt := func(ctx context.Context, conn *pgxpool.Conn, gen Generation) error {
+		committing = false
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+		if err := f(ctx, tx, gen); err != nil {
+			return err
+		}
+		committing = true
+		return tx.Commit(ctx)
+	}
+	err := d.withConn(ctx, attempt)
+	if !committing && retryable(ctx, err) {
+		err = d.withConn(ctx, attempt)
+	}
+	if err != nil && committing && lostConnection(err) {
+		op += " (connection lost during COMMIT: the change may or may not have been made)"
+	}
+	return d.fail(op, err)
+}
+
+// retryable: the connection died under an operation that could run again;
+// a failure to connect at all is not retried.
+func retryable(ctx context.Context, err error) bool {
+	var ce *pgconn.ConnectError
+	return err != nil && ctx.Err() == nil && lostConnection(err) && !errors.As(err, &ce) && !errors.Is(err, errClosed)
+}
+
+// lostConnection reports whether err means the database is unreachable or
+// the connection broke, rather than a problem with the statement.
+func lostConnection(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, errClosed) {
+		return true
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "57P01", "57P02", "57P03", "53300": // admin/crash shutdown, cannot connect now, too many connections
+			return true
+		}
+		return strings.HasPrefix(pe.Code, "08") // connection exception
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if pgconn.SafeToRetry(err) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	for _, e := range []error{io.EOF, io.ErrUnexpectedEOF, syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EPIPE} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return strings.Contains(err.Error(), "conn closed")
+}
+
+// dbError carries a message made safe to show (no DSN, no password) and the
+// errors it wraps.
+type dbError struct {
+	msg  string
+	errs []error
+}
+
+func (e *dbError) Error() string   { return e.msg }
+func (e *dbError) Unwrap() []error { return e.errs }
+
+// fail wraps err from operation op: connection problems become
+// ErrUnavailable (and forget the detected generation), and the text is
+// scrubbed of the DSN and its password.
+func (d *DB) fail(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	text := err.Error()
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) && ce.Unwrap() != nil {
+		// Drop pgx's "failed to connect to `user=… database=…`" prefix.
+		text = "cannot connect: " + ce.Unwrap().Error()
+	}
+	text = d.scrub(text)
+	if lostConnection(err) {
+		d.invalidate()
+		if errors.Is(err, errClosed) {
+			text = "closed"
+		}
+		return &dbError{msg: "kojidb: " + op + ": " + ErrUnavailable.Error() + ": " + text, errs: []error{ErrUnavailable, err}}
+	}
+	return &dbError{msg: "kojidb: " + op + ": " + text, errs: []error{err}}
+}
+
+func (d *DB) scrub(s string) string {
+	for _, secret := range d.secrets {
+		if secret != "" {
+			s = strings.ReplaceAll(s, secret, "xxxxx")
+		}
+	}
+	return s
+}

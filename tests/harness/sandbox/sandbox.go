@@ -1,0 +1,319 @@
+// Package sandbox assembles the harness's real servers into one local Koji
+// farm for kojibot: an IRC network with services accounts, PostgreSQL with
+// Koji databases, a FASJSON stand-in, sshd builders, and kojibot itself run
+// as a separate process from a config file the sandbox writes. The
+// end-to-end tests and `make demo` both use it.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/fedora-infra/kojibot/tests/harness/fasjsonfake"
+	"github.com/fedora-infra/kojibot/tests/harness/ircnet"
+	"github.com/fedora-infra/kojibot/tests/harness/pgsql"
+)
+
+// Channel is the ops channel the sandbox's bots join.
+const Channel = "#fedora-admin"
+
+// Group is the FAS group the sandbox's mutating commands require.
+const Group = "sysadmin-build"
+
+// Options chooses what the sandbox starts.
+type Options struct {
+	// Dir holds everything; "" makes a temporary directory.
+	Dir string
+	// NoAccountTag starts IRC without the account-tag capability.
+	NoAccountTag bool
+	// Users are the IRC accounts to register (name → password), besides the bots'.
+	Users map[string]string
+	// Members are the FAS users in Group (static ACL and FASJSON alike).
+	Members []string
+}
+
+// Sandbox is a running farm.
+type Sandbox struct {
+	Dir     string
+	IRC     *ircnet.Network
+	PG      *pgsql.Cluster
+	FASJSON *fasjsonfake.Server
+	// DBs are the Koji databases by name.
+	DBs   map[string]pgsql.DSNs
+	Users map[string]string
+
+	opts Options
+	mu   sync.Mutex
+	bots []*Bot
+}
+
+// Start starts IRC (with services), PostgreSQL and FASJSON, and registers
+// the accounts in opts.Users.
+func Start(ctx context.Context, opts Options) (*Sandbox, error) {
+	dir := opts.Dir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "kojibot-sandbox-"); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	// The daemons run unprivileged and must reach their directories.
+	_ = os.Chmod(dir, 0o755)
+	s := &Sandbox{Dir: dir, DBs: map[string]pgsql.DSNs{}, Users: opts.Users, opts: opts}
+	var err error
+	if s.IRC, err = ircnet.Start(ctx, filepath.Join(dir, "irc"), ircnet.Options{NoAccountTag: opts.NoAccountTag}); err != nil {
+		return nil, fmt.Errorf("sandbox: irc: %w", err)
+	}
+	if s.PG, err = pgsql.Start(ctx, filepath.Join(dir, "pg")); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sandbox: postgresql: %w", err)
+	}
+	fasUsers := map[string]fasjsonfake.User{}
+	for name := range opts.Users {
+		u := fasjsonfake.User{IRCNicks: []string{"irc:/" + name}}
+		for _, m := range opts.Members {
+			if m == name {
+				u.Groups = append(u.Groups, Group)
+			}
+		}
+		fasUsers[name] = u
+	}
+	if s.FASJSON, err = fasjsonfake.Start("", fasUsers); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sandbox: fasjson: %w", err)
+	}
+	s.FASJSON.AddGroups(Group)
+	for name, pw := range opts.Users {
+		if err := s.IRC.RegisterAccount(ctx, name, pw); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sandbox: register %s: %w", name, err)
+		}
+	}
+	return s, nil
+}
+
+// CreateDB creates a Koji database of generation gen with the default seed.
+func (s *Sandbox) CreateDB(ctx context.Context, name string, gen pgsql.Generation) (pgsql.DSNs, error) {
+	dsns, err := s.PG.CreateKojiDB(ctx, name, gen, pgsql.DefaultSeed())
+	if err != nil {
+		return dsns, err
+	}
+	s.mu.Lock()
+	s.DBs[name] = dsns
+	s.mu.Unlock()
+	return dsns, nil
+}
+
+// BotConfig is what differs between the sandbox's bots.
+type BotConfig struct {
+	Nick    string
+	DB      string // a database made by CreateDB
+	Channel string // default Channel
+	// ACLSource is "static" (default) or "fasjson" (the sandbox's FASJSON).
+	ACLSource string
+	// Lenient connects to the IRC port without flood limits (default: the
+	// strict port with InspIRCd's default limits).
+	Lenient bool
+	// Extra is merged into the generated YAML (top-level sections).
+	Extra map[string]any
+}
+
+// WriteConfig registers the bot's services account and writes its YAML
+// config and SASL password file; it returns the config's path.
+func (s *Sandbox) WriteConfig(ctx context.Context, bc BotConfig) (string, error) {
+	if bc.Channel == "" {
+		bc.Channel = Channel
+	}
+	if bc.ACLSource == "" {
+		bc.ACLSource = "static"
+	}
+	dsns, ok := s.DBs[bc.DB]
+	if !ok {
+		return "", fmt.Errorf("sandbox: no database %q", bc.DB)
+	}
+	botDir := filepath.Join(s.Dir, "bots", bc.Nick)
+	if err := os.MkdirAll(botDir, 0o700); err != nil {
+		return "", err
+	}
+	password := "pw-" + bc.Nick + "-sandbox"
+	if err := s.IRC.RegisterAccount(ctx, bc.Nick, password); err != nil && !strings.Contains(err.Error(), "already") {
+		return "", fmt.Errorf("sandbox: register %s: %w", bc.Nick, err)
+	}
+	pwFile := filepath.Join(botDir, "sasl-password")
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	port := s.IRC.StrictPort()
+	if bc.Lenient {
+		port = s.IRC.Port()
+	}
+	cfg := map[string]any{
+		"irc": map[string]any{
+			"server": "127.0.0.1", "port": port, "tls": false, "nick": bc.Nick,
+			"sasl":     map[string]any{"user": bc.Nick, "password_file": pwFile},
+			"channels": []string{bc.Channel}, "notify_channel": bc.Channel,
+			"reconnect_max": "2s",
+		},
+		"acl": map[string]any{
+			"source": bc.ACLSource, "fasjson_url": s.FASJSON.URL(), "cache_ttl": "2s", "timeout": "2s",
+			"account_is_fas_user": true,
+			"groups":              map[string]any{Group: s.opts.Members},
+			"commands": map[string]any{
+				"capacity": []string{Group}, "enable": []string{Group}, "disable": []string{Group},
+			},
+		},
+		"koji": map[string]any{
+			"db":   map[string]any{"dsn": dsns.Kojibot},
+			"user": "kojibot",
+		},
+		"http": map[string]any{"listen": ""},
+		"log":  map[string]any{"level": "debug", "file": filepath.Join(botDir, "kojibot.log")},
+	}
+	for k, v := range bc.Extra {
+		if sub, ok := v.(map[string]any); ok {
+			if have, ok := cfg[k].(map[string]any); ok {
+				for kk, vv := range sub {
+					have[kk] = vv
+				}
+				continue
+			}
+		}
+		cfg[k] = v
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(botDir, "kojibot.yaml")
+	return path, os.WriteFile(path, out, 0o600)
+}
+
+// Bot is a kojibot process.
+type Bot struct {
+	Nick   string
+	Config string
+	Log    string
+	cmd    *exec.Cmd
+	done   chan struct{}
+}
+
+// StartBot runs binary with the config at path until Stop.
+func (s *Sandbox) StartBot(binary, nick, path string) (*Bot, error) {
+	logPath := filepath.Join(filepath.Dir(path), "stderr.log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(binary, "run", "--config", path)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	b := &Bot{Nick: nick, Config: path, Log: logPath, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); f.Close(); close(b.done) }()
+	s.mu.Lock()
+	s.bots = append(s.bots, b)
+	s.mu.Unlock()
+	return b, nil
+}
+
+// Exited reports whether the bot process has ended.
+func (b *Bot) Exited() bool {
+	select {
+	case <-b.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stop ends the bot with SIGTERM (SIGKILL after 10s).
+func (b *Bot) Stop() {
+	if b.Exited() {
+		return
+	}
+	_ = b.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-b.done:
+	case <-time.After(10 * time.Second):
+		_ = b.cmd.Process.Kill()
+		<-b.done
+	}
+}
+
+// Output returns what the bot wrote to stderr and its log file.
+func (b *Bot) Output() string {
+	stderr, _ := os.ReadFile(b.Log)
+	logFile, _ := os.ReadFile(filepath.Join(filepath.Dir(b.Config), "kojibot.log"))
+	return string(stderr) + string(logFile)
+}
+
+// Close stops every bot and server.
+func (s *Sandbox) Close() {
+	s.mu.Lock()
+	bots := s.bots
+	s.mu.Unlock()
+	for _, b := range bots {
+		b.Stop()
+	}
+	if s.FASJSON != nil {
+		s.FASJSON.Close()
+	}
+	if s.PG != nil {
+		s.PG.Stop()
+	}
+	if s.IRC != nil {
+		s.IRC.Stop()
+	}
+}
+
+// BuildBinary builds kojibot into dir (with the race detector when race)
+// and returns its path. It must run from inside the module.
+func BuildBinary(dir string, race bool) (string, error) {
+	out := filepath.Join(dir, "kojibot")
+	args := []string{"build", "-o", out}
+	if race {
+		args = append(args, "-race")
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command("go", append(args, "./cmd/kojibot")...)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, b)
+	}
+	return out, nil
+}
+
+// moduleRoot finds the directory holding go.mod above the working directory.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("sandbox: go.mod not found")
+		}
+		dir = parent
+	}
+}
