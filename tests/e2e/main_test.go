@@ -1,0 +1,150 @@
+// Package e2e holds kojibot's end-to-end conversations: the real kojibot
+// binary against a real InspIRCd + Anope network, a real PostgreSQL with
+// Koji schemas, a FASJSON stand-in and sshd builders, all started here.
+// Nothing is skipped: a missing server fails the run.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fedora-infra/kojibot/tests/harness/ircnet"
+	"github.com/fedora-infra/kojibot/tests/harness/pgsql"
+	"github.com/fedora-infra/kojibot/tests/harness/sandbox"
+)
+
+// The farm every test in this package talks to.
+var (
+	sb     *sandbox.Sandbox
+	binary string
+	bots   = map[string]*sandbox.Bot{}
+)
+
+// Accounts registered with services.
+var users = map[string]string{"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
+
+// Each bot: its nick, channel, database and ACL source.
+const (
+	mainBot   = "kojibot"        // versioned schema, static ACL, #fedora-admin
+	legacyBot = "kojibot-legacy" // legacy schema, #legacy
+	fasBot    = "kojibot-fas"    // FASJSON ACL, #fas
+	noFASBot  = "kojibot-nofas"  // FASJSON unreachable, #nofas
+)
+
+var botChannel = map[string]string{mainBot: sandbox.Channel, legacyBot: "#legacy", fasBot: "#fas", noFASBot: "#nofas"}
+
+func TestMain(m *testing.M) {
+	code, err := setup(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e setup:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func setup(m *testing.M) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "kojibot-e2e-")
+	if err != nil {
+		return 1, err
+	}
+	defer os.RemoveAll(dir)
+	if binary, err = sandbox.BuildBinary(dir, true); err != nil {
+		return 1, err
+	}
+	sb, err = sandbox.Start(ctx, sandbox.Options{Dir: dir, Users: users, Members: []string{"alice", "carol"}})
+	if err != nil {
+		return 1, err
+	}
+	defer sb.Close()
+	if _, err := sb.CreateDB(ctx, "koji", pgsql.Versioned); err != nil {
+		return 1, err
+	}
+	if _, err := sb.CreateDB(ctx, "koji_legacy", pgsql.Legacy); err != nil {
+		return 1, err
+	}
+	// Thirty more builders make `hosts` a long reply.
+	for i := 1; i <= 30; i++ {
+		if _, err := sb.DBs["koji"].Exec(ctx, `WITH u AS (INSERT INTO users (name, usertype, status) VALUES ($1, 1, 0) RETURNING id),
+			h AS (INSERT INTO host (user_id, name, update_time, task_load, ready) SELECT id, $1, now(), 0, true FROM u RETURNING id)
+			INSERT INTO host_config (host_id, arches, capacity, enabled, create_event, creator_id)
+			SELECT h.id, 'x86_64', 2, true, get_event(), (SELECT id FROM users WHERE name = 'kojiadmin') FROM h`,
+			fmt.Sprintf("bkernel%02d.fedoraproject.org", i)); err != nil {
+			return 1, fmt.Errorf("extra hosts: %w", err)
+		}
+	}
+	// Nothing listens on port 1 of a test machine: FASJSON is unreachable.
+	const closed = "http://127.0.0.1:1"
+	for nick, bc := range map[string]sandbox.BotConfig{
+		mainBot:   {DB: "koji"},
+		legacyBot: {DB: "koji_legacy"},
+		fasBot:    {DB: "koji", ACLSource: "fasjson"},
+		noFASBot:  {DB: "koji", ACLSource: "fasjson", Extra: map[string]any{"acl": map[string]any{"fasjson_url": closed}}},
+	} {
+		bc.Nick, bc.Channel = nick, botChannel[nick]
+		path, err := sb.WriteConfig(ctx, bc)
+		if err != nil {
+			return 1, err
+		}
+		b, err := sb.StartBot(binary, nick, path)
+		if err != nil {
+			return 1, err
+		}
+		bots[nick] = b
+	}
+	for nick := range bots {
+		if err := waitJoined(ctx, nick); err != nil {
+			return 1, err
+		}
+	}
+	code := m.Run()
+	if code != 0 {
+		for nick, b := range bots {
+			fmt.Fprintf(os.Stderr, "---- %s output (tail) ----\n%s\n", nick, tail(b.Output(), 60))
+		}
+	}
+	return code, nil
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// waitJoined waits until nick is in its channel, seen by a watcher client.
+func waitJoined(ctx context.Context, nick string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if bots[nick].Exited() {
+			return fmt.Errorf("%s exited:\n%s", nick, bots[nick].Output())
+		}
+		c, err := ircnet.Dial(ctx, sb.IRC.Addr(), "w"+fmt.Sprint(time.Now().UnixNano()%100000), ircnet.ClientOptions{})
+		if err == nil {
+			_ = c.Raw("NAMES " + botChannel[nick])
+			m, err := c.Expect(ctx, func(m ircnet.Message) bool { return m.Command == "353" || m.Command == "366" })
+			c.Quit()
+			if err == nil && m.Command == "353" && hasNick(m.Text, nick) {
+				return nil
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not join %s:\n%s", nick, botChannel[nick], bots[nick].Output())
+}
+
+func hasNick(names, nick string) bool {
+	for _, n := range strings.Fields(names) {
+		if strings.TrimLeft(n, "@+%&~") == nick {
+			return true
+		}
+	}
+	return false
+}

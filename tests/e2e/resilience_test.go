@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fedora-infra/kojibot/tests/harness/ircnet"
+)
+
+// TestBurst sends commands as fast as a client can and checks every one is
+// answered and the bot, connected on a class with InspIRCd's default flood
+// limits, is not thrown off for flooding.
+func TestBurst(t *testing.T) {
+	alice := join(t, mainBot, "alice", "")
+	const n = 12
+	for i := 0; i < n; i++ {
+		if err := alice.c.Privmsg(alice.channel, "!koji host ppc1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	got, err := alice.c.Collect(ctx, n, func(m ircnet.Message) bool {
+		return m.Command == "PRIVMSG" && m.Source == mainBot && strings.HasPrefix(m.Text, alice.nick+": ")
+	})
+	if err != nil {
+		t.Fatalf("burst: %v", err)
+	}
+	answered, slowDown := 0, 0
+	for _, m := range got {
+		switch {
+		case strings.Contains(m.Text, "ppc1.fedora.redhat.com: enabled"):
+			answered++
+		case strings.Contains(m.Text, "slow down"):
+			slowDown++
+		}
+	}
+	if answered+slowDown != n || answered == 0 {
+		t.Errorf("%d answered and %d told to slow down, want all %d handled", answered, slowDown, n)
+	}
+	for _, m := range alice.c.Messages() {
+		if m.Source == mainBot && (m.Command == "QUIT" || m.Command == "PART") {
+			t.Errorf("the bot left during the burst: %s", m.Raw)
+		}
+	}
+	if out := bots[mainBot].Output(); strings.Contains(out, "Excess Flood") || strings.Contains(out, "flood") && strings.Contains(out, "ERROR") {
+		t.Errorf("the bot was disconnected for flooding:\n%s", tail(out, 20))
+	}
+	// Still there and answering.
+	alice.expect("host ppc2", "ppc2.fedora.redhat.com: enabled")
+}
+
+// TestPostgresRestart: while PostgreSQL is down commands answer error:,
+// after it is back they work again, with the same bot process.
+func TestPostgresRestart(t *testing.T) {
+	alice := join(t, mainBot, "alice", "")
+	alice.expect("host ppc1", "ppc1.fedora.redhat.com: enabled")
+	sb.PG.Stop()
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			_ = sb.PG.Start(context.Background())
+		}
+	})
+	alice.expect("host ppc1", "error: ", "unavailable")
+	alice.expect("capacity ppc1 3", "error: ", "unavailable", "nothing was changed")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := sb.PG.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	alice.expect("host ppc1", "ppc1.fedora.redhat.com: enabled")
+	if bots[mainBot].Exited() {
+		t.Fatal("the bot exited while PostgreSQL was down")
+	}
+}
+
+// TestIRCRestart: the bot reconnects after the IRC server restarts, joins
+// its channel again and answers.
+func TestIRCRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := sb.IRC.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Services lost their accounts' sessions, not the accounts.
+	if err := waitJoined(ctx, mainBot); err != nil {
+		t.Fatal(err)
+	}
+	alice := join(t, mainBot, "alice", "")
+	alice.expect("host ppc1", "ppc1.fedora.redhat.com: enabled")
+	for nick := range bots {
+		if err := waitJoined(ctx, nick); err != nil {
+			t.Error(err)
+		}
+	}
+}
