@@ -1,0 +1,261 @@
+// Package bot is kojibot's IRC side: it connects with SASL, joins its
+// channels and reconnects on its own, learns who is speaking from their
+// services account, routes command lines to a Handler on a bounded worker
+// pool, and sends the replies through one paced, UTF-8-safe outbound queue
+// per connection, so that it is never disconnected for flooding.
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lrstanley/girc"
+
+	"github.com/fedora-infra/kojibot/commands"
+	"github.com/fedora-infra/kojibot/config"
+)
+
+// Handler runs one command; it is implemented by the commands dispatcher.
+type Handler interface {
+	Handle(ctx context.Context, req commands.Request, out commands.Output)
+}
+
+// Defaults for zero values in config.IRC (the config package normally
+// fills them in).
+const (
+	DefaultPort          = 6667            // irc.port without TLS
+	DefaultTLSPort       = 6697            // irc.port with TLS
+	DefaultCommandPrefix = "!koji"         // irc.command_prefix
+	DefaultMaxLines      = 4               // irc.max_lines: lines of one reply in a channel
+	DefaultLineBytes     = 350             // irc.line_bytes: text bytes in one message
+	DefaultSendRate      = 1.0             // irc.send_rate: lines a second (InspIRCd refills 1 a second)
+	DefaultSendBurst     = 4               // irc.send_burst: well under InspIRCd's threshold of 10
+	DefaultWhoisTimeout  = 5 * time.Second // irc.whois_timeout
+	DefaultReconnectMax  = 2 * time.Minute // irc.reconnect_max
+	DefaultWorkers       = 8               // irc.workers: commands running at once
+	DefaultUserRate      = 0.5             // irc.user_rate: commands a second per caller
+	DefaultUserBurst     = 5               // irc.user_burst
+)
+
+// MaxSASLFailures is how many SASL failures in a row make Run give up.
+const MaxSASLFailures = 3
+
+// maxBulkLines caps a private reply or the private copy of a summarised
+// one; the cut is announced in the last line, never silent.
+const maxBulkLines = 200
+
+// ErrSASL is returned by Run when SASL login failed MaxSASLFailures times
+// in a row, or the server would not log the bot in at all.
+var ErrSASL = errors.New("bot: SASL login failed")
+
+// Option changes how New builds a Bot.
+type Option func(*Bot)
+
+// WithLongOutput installs where a long channel reply is published: f gets
+// the whole text and returns a URL to post instead of the private NOTICE
+// copy (ok false falls back to the NOTICE). f may be called from several
+// goroutines at once.
+func WithLongOutput(f func(text string) (url string, ok bool)) Option {
+	return func(b *Bot) { b.longOutput = f }
+}
+
+// withPacer replaces the outbound token bucket (tests).
+func withPacer(p *pacer) Option {
+	return func(b *Bot) { b.pace = p }
+}
+
+// withReconnectMin sets the first reconnect delay (tests).
+func withReconnectMin(d time.Duration) Option {
+	return func(b *Bot) { b.reconnectMin = d }
+}
+
+// Bot is one connection to an IRC network. Create it with New, then Run it.
+type Bot struct {
+	cfg        config.IRC
+	h          Handler
+	log        *slog.Logger
+	longOutput func(text string) (string, bool)
+	// reconnectMin is the first reconnect delay.
+	reconnectMin time.Duration
+
+	out   *outbox
+	pace  *pacer
+	users *userLimits
+	jobs  chan job
+
+	running   atomic.Bool
+	connected atomic.Bool
+	mu        sync.Mutex
+	sess      *session // the registered connection, or nil
+}
+
+// New checks cfg, fills in defaults for its zero values and returns a Bot
+// that will send commands to h. A nil log discards.
+func New(cfg config.IRC, h Handler, log *slog.Logger, opts ...Option) (*Bot, error) {
+	if h == nil {
+		return nil, errors.New("bot: nil Handler")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg = withDefaults(cfg)
+	if cfg.Server == "" {
+		return nil, errors.New("bot: irc.server is empty")
+	}
+	if !girc.IsValidNick(cfg.Nick) {
+		return nil, fmt.Errorf("bot: irc.nick %q is not a valid nick", cfg.Nick)
+	}
+	for _, ch := range joinList(cfg) {
+		if !girc.IsValidChannel(ch) {
+			return nil, fmt.Errorf("bot: %q is not a valid channel", ch)
+		}
+	}
+	if strings.ContainsAny(cfg.CommandPrefix, " \r\n") {
+		return nil, fmt.Errorf("bot: irc.command_prefix %q contains white space", cfg.CommandPrefix)
+	}
+	b := &Bot{
+		cfg:   cfg,
+		h:     h,
+		log:   log,
+		out:   newOutbox(log),
+		pace:  newPacer(cfg.SendRate, cfg.SendBurst),
+		users: newUserLimits(cfg.UserRate, cfg.UserBurst),
+		jobs:  make(chan job, cfg.Workers*8),
+
+		reconnectMin: reconnectMin,
+	}
+	for _, o := range opts {
+		o(b)
+	}
+	return b, nil
+}
+
+// withDefaults fills in zero values.
+func withDefaults(c config.IRC) config.IRC {
+	if c.Port == 0 {
+		c.Port = DefaultPort
+		if c.TLS {
+			c.Port = DefaultTLSPort
+		}
+	}
+	if c.CommandPrefix == "" {
+		c.CommandPrefix = DefaultCommandPrefix
+	}
+	if c.MaxLines <= 0 {
+		c.MaxLines = DefaultMaxLines
+	}
+	if c.LineBytes <= 0 {
+		c.LineBytes = DefaultLineBytes
+	}
+	if c.SendRate <= 0 {
+		c.SendRate = DefaultSendRate
+	}
+	if c.SendBurst <= 0 {
+		c.SendBurst = DefaultSendBurst
+	}
+	if c.WhoisTimeout <= 0 {
+		c.WhoisTimeout = DefaultWhoisTimeout
+	}
+	if c.ReconnectMax <= 0 {
+		c.ReconnectMax = DefaultReconnectMax
+	}
+	if c.Workers <= 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.UserRate <= 0 {
+		c.UserRate = DefaultUserRate
+	}
+	if c.UserBurst <= 0 {
+		c.UserBurst = DefaultUserBurst
+	}
+	return c
+}
+
+// joinList is every channel the bot sits in: the configured ones and the
+// notification channel.
+func joinList(c config.IRC) []string {
+	out := append([]string(nil), c.Channels...)
+	if c.NotifyChannel != "" {
+		found := false
+		for _, ch := range out {
+			found = found || girc.ToRFC1459(ch) == girc.ToRFC1459(c.NotifyChannel)
+		}
+		if !found {
+			out = append(out, c.NotifyChannel)
+		}
+	}
+	return out
+}
+
+// Connected reports whether the bot is registered (and logged in, when SASL
+// is configured) on the network now.
+func (b *Bot) Connected() bool { return b.connected.Load() }
+
+// Notify queues text for channel ("" means irc.notify_channel). It never
+// blocks: the queue is bounded (the oldest notification is dropped, and
+// logged, when full) and is kept across reconnects, so a notification made
+// while disconnected is delivered once the bot is back.
+func (b *Bot) Notify(channel, text string) {
+	if channel == "" {
+		channel = b.cfg.NotifyChannel
+	}
+	if channel == "" {
+		b.log.Warn("notification dropped: no channel and no irc.notify_channel", "text", text)
+		return
+	}
+	b.out.push(laneNotify, b.renderNotify(channel, text))
+}
+
+// current is the registered connection, or nil.
+func (b *Bot) current() *session {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sess
+}
+
+// self is our own hostmask for line budgets: what the server told us, or
+// the longest it could plausibly be.
+func (b *Bot) self() selfMask {
+	if s := b.current(); s != nil {
+		return s.mask()
+	}
+	return selfMask{Nick: b.cfg.Nick, User: "~" + ident(b.cfg.Nick), Host: strings.Repeat("h", maxHostLen)}
+}
+
+// reply queues the rendered reply to nick in place ("" for private).
+func (b *Bot) reply(nick, place, text string) {
+	r := b.renderer()
+	main, bulk := r.reply(nick, place, text)
+	b.out.push(laneReply, main)
+	b.out.push(laneBulk, bulk)
+}
+
+func (b *Bot) renderer() renderer {
+	return renderer{
+		maxLines:   b.cfg.MaxLines,
+		lineBytes:  b.cfg.LineBytes,
+		self:       b.self(),
+		longOutput: b.longOutput,
+	}
+}
+
+func (b *Bot) renderNotify(channel, text string) []string {
+	return b.renderer().notify(channel, text)
+}
+
+// output is what a command writes its replies to.
+type output struct {
+	b           *Bot
+	nick, place string
+}
+
+// Send implements commands.Output.
+func (o output) Send(kind commands.Kind, text string) {
+	o.b.reply(o.nick, o.place, commands.Format(kind, text))
+}

@@ -1,0 +1,192 @@
+package bot
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestRoute(t *testing.T) {
+	tests := []struct {
+		name      string
+		inChannel bool
+		text      string
+		want      string
+		ok        bool
+	}{
+		{"channel command", true, "!koji hosts ppc*", "hosts ppc*", true},
+		{"channel prefix alone", true, "!koji", "", true},
+		{"channel extra spaces", true, "!koji   whoami  ", "whoami", true},
+		{"channel prefix case", true, "!KOJI whoami", "whoami", true},
+		{"channel prefix glued", true, "!kojibot whoami", "", false},
+		{"channel chatter", true, "hello !koji whoami", "", false},
+		{"channel empty", true, "", "", false},
+		{"channel CTCP action", true, "\x01ACTION !koji whoami\x01", "", false},
+		{"private command", false, "whoami", "whoami", true},
+		{"private with prefix", false, "!koji whoami", "whoami", true},
+		{"private prefix alone", false, "!koji", "", false},
+		{"private blank", false, "   ", "", false},
+		{"private CTCP", false, "\x01VERSION\x01", "", false},
+		{"private tab after prefix", false, "!koji\twhoami", "whoami", true},
+	}
+	for _, tt := range tests {
+		got, ok := route("!koji", tt.inChannel, tt.text)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("%s: route(%q) = %q, %v; want %q, %v", tt.name, tt.text, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+var testSelf = selfMask{Nick: "kojibot", User: "~kojibot", Host: "127.0.0.1"}
+
+func numbered(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "line %d\n", i)
+	}
+	return b.String()
+}
+
+// parseWire splits "CMD target :text".
+func parseWire(t *testing.T, line string) (cmd, target, text string) {
+	t.Helper()
+	head, text, ok := strings.Cut(line, " :")
+	if !ok {
+		t.Fatalf("malformed line %q", line)
+	}
+	cmd, target, _ = strings.Cut(head, " ")
+	return cmd, target, text
+}
+
+// checkWire asserts each line fits 512 bytes once the server adds our
+// prefix, is valid UTF-8 and carries no CR/LF/NUL.
+func checkWire(t *testing.T, ls []string) {
+	t.Helper()
+	prefix := ":" + testSelf.Nick + "!" + testSelf.User + "@" + testSelf.Host + " "
+	for _, l := range ls {
+		if n := len(prefix) + len(l) + 2; n > 512 {
+			t.Errorf("line is %d bytes on the wire: %q", n, l)
+		}
+		if !utf8.ValidString(l) || strings.ContainsAny(l, "\r\n\x00") {
+			t.Errorf("bad line %q", l)
+		}
+	}
+}
+
+func TestRenderChannelShort(t *testing.T) {
+	r := renderer{maxLines: 4, lineBytes: 350, self: testSelf}
+	main, bulk := r.reply("alice", "#fedora-admin", "error: no such host\nusage: host <name>\n")
+	want := []string{"PRIVMSG #fedora-admin :alice: error: no such host", "PRIVMSG #fedora-admin :alice: usage: host <name>"}
+	if strings.Join(main, "|") != strings.Join(want, "|") || bulk != nil {
+		t.Errorf("got %q + %q, want %q", main, bulk, want)
+	}
+}
+
+func TestRenderChannelSummarised(t *testing.T) {
+	r := renderer{maxLines: 4, lineBytes: 350, self: testSelf}
+	text := numbered(40)
+	main, bulk := r.reply("alice", "#fedora-admin", text)
+	checkWire(t, main)
+	checkWire(t, bulk)
+	if len(main) != 4 {
+		t.Fatalf("channel got %d lines, want 4: %q", len(main), main)
+	}
+	for i, l := range main[:3] {
+		if want := fmt.Sprintf("PRIVMSG #fedora-admin :alice: line %d", i+1); l != want {
+			t.Errorf("channel line %d = %q, want %q", i, l, want)
+		}
+	}
+	if want := "PRIVMSG #fedora-admin :alice: … 37 more lines sent to you by private notice"; main[3] != want {
+		t.Errorf("summary %q, want %q", main[3], want)
+	}
+	if len(bulk) != 40 {
+		t.Fatalf("private copy has %d lines, want 40", len(bulk))
+	}
+	var whole []string
+	for _, l := range bulk {
+		cmd, target, text := parseWire(t, l)
+		if cmd != "NOTICE" || target != "alice" {
+			t.Fatalf("private copy line %q: want NOTICE to alice", l)
+		}
+		whole = append(whole, text)
+	}
+	if got := strings.Join(whole, "\n") + "\n"; got != text {
+		t.Errorf("private copy differs from the reply:\n%s", got)
+	}
+}
+
+func TestRenderChannelSummaryCountsSplitLines(t *testing.T) {
+	r := renderer{maxLines: 4, lineBytes: 100, self: testSelf}
+	// One long line of 1000 bytes of CJK: cut into several wire lines, so
+	// it must be summarised even though it has no "\n".
+	text := strings.Repeat("日本語", 111) + "!"
+	main, bulk := r.reply("bob", "#c", text)
+	checkWire(t, main)
+	if len(main) != 4 || !strings.Contains(main[3], "more lines sent to you by private notice") {
+		t.Fatalf("channel got %q", main)
+	}
+	var rebuilt strings.Builder
+	for _, l := range bulk {
+		_, _, txt := parseWire(t, l)
+		if len(txt) > 100 {
+			t.Errorf("NOTICE text of %d bytes exceeds line_bytes", len(txt))
+		}
+		rebuilt.WriteString(txt)
+	}
+	if rebuilt.String() != text {
+		t.Errorf("private copy lost text: %q", rebuilt.String())
+	}
+}
+
+func TestRenderChannelLongOutputLink(t *testing.T) {
+	var published string
+	r := renderer{maxLines: 3, lineBytes: 350, self: testSelf, longOutput: func(text string) (string, bool) {
+		published = text
+		return "http://bot.example/out/1", true
+	}}
+	main, bulk := r.reply("alice", "#c", numbered(10))
+	if bulk != nil {
+		t.Errorf("with a link, no private copy expected; got %d lines", len(bulk))
+	}
+	if len(main) != 3 || main[2] != "PRIVMSG #c :alice: … 8 more lines: http://bot.example/out/1" {
+		t.Errorf("got %q", main)
+	}
+	if published != strings.TrimRight(numbered(10), "\n") {
+		t.Errorf("published %q", published)
+	}
+}
+
+func TestRenderPrivate(t *testing.T) {
+	r := renderer{maxLines: 4, lineBytes: 350, self: testSelf}
+	main, bulk := r.reply("alice", "", numbered(10))
+	if len(main) != 10 || bulk != nil {
+		t.Fatalf("private reply: %d lines + %d bulk, want 10 + 0", len(main), len(bulk))
+	}
+	if main[0] != "PRIVMSG alice :line 1" {
+		t.Errorf("private reply is addressed or mis-targeted: %q", main[0])
+	}
+	main, _ = r.reply("alice", "", "a\n\nb")
+	if main[1] != "PRIVMSG alice : " {
+		t.Errorf("empty line rendered as %q, want one space", main[1])
+	}
+	main, _ = r.reply("alice", "", numbered(maxBulkLines+50))
+	if len(main) != maxBulkLines || !strings.Contains(main[len(main)-1], "51 more lines cut") {
+		t.Errorf("huge private reply: %d lines, last %q", len(main), main[len(main)-1])
+	}
+	if main, bulk := r.reply("alice", "#c", "\n\n"); main != nil || bulk != nil {
+		t.Errorf("blank reply rendered as %q %q", main, bulk)
+	}
+}
+
+func TestRenderNotify(t *testing.T) {
+	r := renderer{maxLines: 4, lineBytes: 350, self: testSelf}
+	got := r.notify("#ops", "disk /mnt/koji at 93%")
+	if len(got) != 1 || got[0] != "PRIVMSG #ops :disk /mnt/koji at 93%" {
+		t.Errorf("got %q", got)
+	}
+	got = r.notify("#ops", numbered(6))
+	if len(got) != 4 || got[3] != "PRIVMSG #ops :… 3 more lines not shown" {
+		t.Errorf("long notification: %q", got)
+	}
+}

@@ -1,0 +1,93 @@
+package bot
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// route decides whether a PRIVMSG is a command and returns its text
+// without the prefix. In a channel the line must start with prefix
+// followed by a space or the end of the line; in private the prefix is
+// optional. CTCP (and so ACTION) is never a command. The prefix is matched
+// without regard to ASCII case.
+func route(prefix string, inChannel bool, text string) (string, bool) {
+	if strings.HasPrefix(text, "\x01") {
+		return "", false
+	}
+	rest, had := cutPrefix(text, prefix)
+	if inChannel {
+		if !had {
+			return "", false
+		}
+		return strings.TrimSpace(rest), true
+	}
+	cmd := strings.TrimSpace(rest)
+	return cmd, cmd != ""
+}
+
+// cutPrefix removes prefix from text when it is followed by white space or
+// the end.
+func cutPrefix(text, prefix string) (string, bool) {
+	if len(text) < len(prefix) || !strings.EqualFold(text[:len(prefix)], prefix) {
+		return text, false
+	}
+	rest := text[len(prefix):]
+	if rest != "" && rest[0] != ' ' && rest[0] != '\t' {
+		return text, false
+	}
+	return rest, true
+}
+
+// userLimits is the inbound rate limit, one token bucket per caller.
+type userLimits struct {
+	every rate.Limit
+	burst int
+	now   func() time.Time
+
+	mu sync.Mutex
+	m  map[string]*userLimit
+}
+
+type userLimit struct {
+	lim    *rate.Limiter
+	warned bool
+	last   time.Time
+}
+
+// idleForget is how long an unused bucket is kept; it is full again by then.
+const idleForget = 10 * time.Minute
+
+func newUserLimits(perSecond float64, burst int) *userLimits {
+	return &userLimits{every: rate.Limit(perSecond), burst: burst, now: time.Now, m: map[string]*userLimit{}}
+}
+
+// allow reports whether key may run a command now; when it may not, warn
+// is true the first time only, until a command is allowed again.
+func (u *userLimits) allow(key string) (ok, warn bool) {
+	now := u.now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.m) > 1024 {
+		for k, l := range u.m {
+			if now.Sub(l.last) > idleForget {
+				delete(u.m, k)
+			}
+		}
+	}
+	l := u.m[key]
+	if l == nil {
+		l = &userLimit{lim: rate.NewLimiter(u.every, u.burst)}
+		u.m[key] = l
+	}
+	l.last = now
+	if l.lim.AllowN(now, 1) {
+		l.warned = false
+		return true, false
+	}
+	warn = !l.warned
+	l.warned = true
+	return false, warn
+}
