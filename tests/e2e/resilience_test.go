@@ -28,17 +28,14 @@ func TestBurst(t *testing.T) {
 	if err != nil {
 		t.Fatalf("burst: %v", err)
 	}
-	answered, slowDown := 0, 0
+	answered := 0
 	for _, m := range got {
-		switch {
-		case strings.Contains(m.Text, "ppc1.fedora.redhat.com: enabled"):
+		if strings.Contains(m.Text, "ppc1.fedora.redhat.com: enabled") {
 			answered++
-		case strings.Contains(m.Text, "slow down"):
-			slowDown++
 		}
 	}
-	if answered+slowDown != n || answered == 0 {
-		t.Errorf("%d answered and %d told to slow down, want all %d handled", answered, slowDown, n)
+	if answered != n {
+		t.Errorf("%d of %d commands answered", answered, n)
 	}
 	for _, m := range alice.c.Messages() {
 		if m.Source == mainBot && (m.Command == "QUIT" || m.Command == "PART") {

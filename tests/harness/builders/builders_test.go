@@ -2,6 +2,7 @@ package builders
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,12 +39,22 @@ func dial(t *testing.T, f *Farm, name string) (*ssh.Client, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ssh.Dial("tcp", f.Address(name), &ssh.ClientConfig{
+	nc, err := net.DialTimeout("tcp", f.Address(name), 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Now().Add(2 * time.Second))
+	conn, chans, reqs, err := ssh.NewClientConn(nc, f.Address(name), &ssh.ClientConfig{
 		User:            "root",
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyCallback: ssh.FixedHostKey(f.HostKey(name)),
-		Timeout:         2 * time.Second,
 	})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return ssh.NewClient(conn, chans, reqs), nil
 }
 
 func TestFarmNamespacesAndServices(t *testing.T) {
@@ -98,7 +109,7 @@ func TestFarmNamespacesAndServices(t *testing.T) {
 	if out, err := f.Service("b1", "is-active", "kojid"); err != nil || out != "active\n" {
 		t.Fatalf("is-active kojid = %q, %v", out, err)
 	}
-	if _, err := f.Exec("hub", "pgrep -f fakesvc:kojid"); err == nil {
+	if _, err := f.Exec("hub", "pgrep -f ^fakesvc:kojid"); err == nil {
 		t.Errorf("hub sees b1's kojid process")
 	}
 	if _, err := f.Service("b1", "stop", "kojid"); err != nil {
@@ -107,7 +118,7 @@ func TestFarmNamespacesAndServices(t *testing.T) {
 	if out, err := f.Service("b1", "is-active", "kojid"); err == nil || out != "inactive\n" {
 		t.Fatalf("after stop: is-active = %q, %v; want inactive and exit 3", out, err)
 	}
-	if _, err := f.Exec("b1", "! pgrep -f fakesvc:kojid"); err != nil {
+	if _, err := f.Exec("b1", "! pgrep -f ^fakesvc:kojid"); err != nil {
 		t.Errorf("kojid process still there after stop: %v", err)
 	}
 	if _, err := f.Exec("b1", "touch "+ServiceStateDir+"/kojid.broken"); err != nil {
@@ -122,7 +133,7 @@ func TestFarmNamespacesAndServices(t *testing.T) {
 	if _, err := f.Service("b1", "start", "kojid"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Exec("b1", "pgrep -f fakesvc:kojid"); err != nil {
+	if _, err := f.Exec("b1", "pgrep -f ^fakesvc:kojid"); err != nil {
 		t.Errorf("kojid not running after start: %v", err)
 	}
 	journal, err := f.Exec("b1", "cat "+ServiceStateDir+"/journal")

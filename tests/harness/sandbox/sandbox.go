@@ -165,6 +165,8 @@ func (s *Sandbox) WriteConfig(ctx context.Context, bc BotConfig) (string, error)
 			"sasl":     map[string]any{"user": bc.Nick, "password_file": pwFile},
 			"channels": []string{bc.Channel}, "notify_channel": bc.Channel,
 			"reconnect_max": "2s",
+			// Tests and demo users type fast; the output pacing stays at its default.
+			"user_rate": 5, "user_burst": 30,
 		},
 		"acl": map[string]any{
 			"source": bc.ACLSource, "fasjson_url": s.FASJSON.URL(), "cache_ttl": "2s", "timeout": "2s",
