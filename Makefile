@@ -35,7 +35,8 @@ unit:
 	$(GO) test -race -count=1 ./config/ ./acl/ ./commands/ ./commands/outage/ ./commands/alerting/
 
 demo: deps
-	$(GO) run ./tests/demo
+	$(GO) build -o bin/kojibot-demo ./tests/demo
+	bin/kojibot-demo
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDispatch -fuzztime 60s ./commands/

@@ -36,6 +36,7 @@ func main() {
 	case errors.As(err, &ee):
 		os.Exit(ee.code)
 	default:
+		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(2)
 	}
 }
@@ -47,7 +48,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Use:           "kojibot",
 		Short:         "ChatOps bot for the operators of a Koji build farm",
 		SilenceUsage:  true,
-		SilenceErrors: false,
+		SilenceErrors: true,
 	}
 	root.SetIn(stdin)
 	root.SetOut(stdout)

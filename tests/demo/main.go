@@ -36,6 +36,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	defer os.RemoveAll(dir)
 	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: dir,
 		Users:   map[string]string{"alice": "alice-password", "bob": "bob-password"},
 		Members: []string{"alice"}})
@@ -68,7 +69,6 @@ Talk to it from an IRC client (accounts alice/alice-password, in %[4]s, and bob/
     !koji help
     !koji hosts
     !koji capacity ppc3 2
-  or without an IRC client:  printf 'NICK alice\r\nUSER a 0 * :a\r\n' | nc 127.0.0.1 %[2]d
 
 Run one command without IRC, as a FAS user:
   %[3]s exec --config %[5]s --as alice -- capacity ppc3 3

@@ -215,3 +215,31 @@ func TestStartRejectsBadSpecs(t *testing.T) {
 		}
 	}
 }
+
+// TestExecPreparesCleanupScenes builds what the cleanup tests need: a
+// chroot with a bind mount inside a builder, an old mtime, a symlink trap;
+// all private to the builder.
+func TestExecPreparesCleanupScenes(t *testing.T) {
+	f := startFarm(t, []Spec{{Name: "b1"}})
+	root := MockDir + "/f40-build-123-456/root"
+	out, err := f.Exec("b1", `set -e
+mkdir -p `+root+`/proc `+root+`/dev `+BuildDir+`/outside
+mount --bind `+BuildDir+`/outside `+root+`/dev
+touch -h -d '2020-01-02 03:04:05 UTC' `+MockDir+`/f40-build-123-456
+ln -s / `+MockDir+`/trap
+stat -c %Y `+MockDir+`/f40-build-123-456
+grep -c ' `+root+`/dev ' /proc/mounts`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != "1577934245\n1\n" {
+		t.Errorf("mtime and mount count = %q", out)
+	}
+	hostMounts, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(hostMounts), root) {
+		t.Error("the builder's bind mount leaked into the host's mounts")
+	}
+}

@@ -232,6 +232,9 @@ func (s *Sandbox) StartBot(binary, nick, path string) (*Bot, error) {
 	return b, nil
 }
 
+// PID is the bot process's id.
+func (b *Bot) PID() int { return b.cmd.Process.Pid }
+
 // Exited reports whether the bot process has ended.
 func (b *Bot) Exited() bool {
 	select {
