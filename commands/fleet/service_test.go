@@ -1,0 +1,139 @@
+package fleet
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fedora-infra/kojibot/config"
+)
+
+func TestExpandService(t *testing.T) {
+	const tmpl = "sudo systemctl {action} {service}"
+	for _, c := range []struct {
+		template, action, service string
+		want                      string // "" means refused
+	}{
+		{tmpl, "start", "kojid", "sudo systemctl start kojid"},
+		{tmpl, "stop", "plague-builder", "sudo systemctl stop plague-builder"},
+		{tmpl, "restart", "httpd", "sudo systemctl restart httpd"},
+		{tmpl, "is-active", "kojira", "sudo systemctl is-active kojira"},
+		{tmpl, "status", "getty@tty1.service", "sudo systemctl status getty@tty1.service"},
+		{"/opt/fakesvc {action} {service}.service", "stop", "kojid", "/opt/fakesvc stop kojid.service"},
+		{"svc {service} {action} # {service}", "stop", "a_b", "svc a_b stop # a_b"},
+		{tmpl, "reload", "kojid", ""},
+		{tmpl, "", "kojid", ""},
+		{tmpl, "start;reboot", "kojid", ""},
+		{tmpl, "START", "kojid", ""},
+		{tmpl, "start", "", ""},
+		{tmpl, "start", "-kojid", ""},
+		{tmpl, "start", "--now", ""},
+		{tmpl, "start", "kojid;reboot", ""},
+		{tmpl, "start", "kojid reboot", ""},
+		{tmpl, "start", "$(reboot)", ""},
+		{tmpl, "start", "`reboot`", ""},
+		{tmpl, "start", "kojid\n", ""},
+		{tmpl, "start", "kōjid", ""},
+		{tmpl, "start", "../../etc/passwd", ""},
+		{tmpl, "start", "a\x00", ""},
+	} {
+		got, err := expandService(c.template, c.action, c.service)
+		switch {
+		case c.want == "" && !errors.Is(err, ErrInvalid):
+			t.Errorf("expandService(%q, %q) = %q, %v; want ErrInvalid", c.action, c.service, got, err)
+		case c.want != "" && (err != nil || got != c.want):
+			t.Errorf("expandService(%q, %q) = %q, %v; want %q", c.action, c.service, got, err, c.want)
+		}
+	}
+}
+
+// testKnownHosts writes an empty but valid known_hosts file.
+func testKnownHosts(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(p, []byte("# none\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestNewChecksConfig(t *testing.T) {
+	kh := testKnownHosts(t)
+	key := filepath.Join(t.TempDir(), "no-such-key")
+	t.Setenv("SSH_AUTH_SOCK", "")
+	for _, c := range []struct {
+		name string
+		cfg  config.SSH
+		want string
+	}{
+		{"no user", config.SSH{KnownHosts: kh, KeyFile: key}, "ssh.user"},
+		{"no known_hosts", config.SSH{User: "kojibot", KeyFile: key}, "known_hosts"},
+		{"missing known_hosts", config.SSH{User: "kojibot", KnownHosts: kh + ".missing", KeyFile: key}, "known_hosts"},
+		{"missing key", config.SSH{User: "kojibot", KnownHosts: kh, KeyFile: key}, "ssh.key_file"},
+		{"no key, no agent", config.SSH{User: "kojibot", KnownHosts: kh}, "SSH_AUTH_SOCK"},
+		{"service command without placeholders", config.SSH{User: "kojibot", KnownHosts: kh, ServiceCommand: "systemctl restart kojid"}, "{action} and {service}"},
+	} {
+		if f, err := New(c.cfg, nil, nil); err == nil || !strings.Contains(err.Error(), c.want) {
+			if f != nil {
+				f.Close()
+			}
+			t.Errorf("%s: New = %v, want an error about %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestCappedWriter(t *testing.T) {
+	c := &capped{max: 5}
+	for _, p := range []string{"ab", "cd", "é", "xyz"} { // é is 2 bytes: only its first fits
+		if n, err := c.Write([]byte(p)); n != len(p) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", p, n, err)
+		}
+	}
+	if got := c.String(); got != "abcd" || !c.truncated() {
+		t.Errorf("String() = %q, truncated %v; want \"abcd\" (no half rune), true", got, c.truncated())
+	}
+	c = &capped{max: 5}
+	c.Write([]byte("abcde"))
+	if c.String() != "abcde" || c.truncated() {
+		t.Errorf("exactly at the cap: %q, truncated %v", c.String(), c.truncated())
+	}
+}
+
+func TestJoinErrors(t *testing.T) {
+	if err := JoinErrors(map[string]error{"a": nil}); err != nil {
+		t.Errorf("JoinErrors(no failures) = %v", err)
+	}
+	err := JoinErrors(map[string]error{"b": errors.New("b broke"), "a": errors.New("a broke"), "c": nil})
+	if err == nil || err.Error() != "a broke\nb broke" {
+		t.Errorf("JoinErrors = %q", err)
+	}
+}
+
+func TestPIDReader(t *testing.T) {
+	for _, c := range []struct {
+		chunks  []string
+		pid     int
+		forward string
+	}{
+		{[]string{"kojibot-pid:42\nhello\n"}, 42, "hello\n"},
+		{[]string{"kojibot-", "pid:7", "\n", "a", "b\n"}, 7, "ab\n"},
+		{[]string{"kojibot-pid:9\n"}, 9, ""},
+		{[]string{"no marker\nrest"}, 0, "no marker\nrest"},
+		{[]string{"partial"}, 0, "partial"},
+		{[]string{strings.Repeat("x", 100), "\nmore"}, 0, strings.Repeat("x", 100) + "\nmore"},
+	} {
+		out := &capped{max: 1000}
+		p := &pidReader{next: out}
+		for _, ch := range c.chunks {
+			if n, err := p.Write([]byte(ch)); n != len(ch) || err != nil {
+				t.Fatalf("Write(%q) = %d, %v", ch, n, err)
+			}
+		}
+		p.flush()
+		if p.get() != c.pid || out.String() != c.forward {
+			t.Errorf("%q: pid %d, passed on %q; want %d, %q", c.chunks, p.get(), out.String(), c.pid, c.forward)
+		}
+	}
+}
