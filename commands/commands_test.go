@@ -19,6 +19,8 @@ type fakeDB struct {
 	hosts []kojidb.Host
 	down  bool
 	sets  int
+
+	backends []kojidb.Backend
 }
 
 func (f *fakeDB) Hosts(ctx context.Context) ([]kojidb.Host, error) {
@@ -67,6 +69,37 @@ func (f *fakeDB) SetEnabled(ctx context.Context, host string, enabled bool, comm
 	f.hosts[i].Comment = comment
 	f.sets++
 	return before, f.hosts[i], nil
+}
+
+func (f *fakeDB) ActiveBuildroots(ctx context.Context, host string) ([]int64, error) { return nil, nil }
+
+func (f *fakeDB) Backends(ctx context.Context, role string, older time.Duration) ([]kojidb.Backend, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []kojidb.Backend
+	for _, b := range f.backends {
+		if b.User == role {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeDB) TerminateBackends(ctx context.Context, role string, older time.Duration) (int, int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	found := 0
+	var keep []kojidb.Backend
+	for _, b := range f.backends {
+		if b.User == role {
+			found++
+			continue
+		}
+		keep = append(keep, b)
+	}
+	f.backends = keep
+	f.sets++
+	return found, found, nil
 }
 
 // fakeACL allows group members to run everything and anyone logged in to
@@ -162,7 +195,7 @@ func TestDispatch(t *testing.T) {
 		{"host", "alice", "host ppc3", []string{"ppc3.fedora.redhat.com: enabled, ready, load 1.5 of capacity 4, arches ppc ppc64, last check-in 2026-11-26 11:58:00 UTC (2m ago)"}, 0},
 		{"disable", "alice", "disable ppc3 out of memory", []string{"ppc3.fedora.redhat.com disabled", "out of memory (alice via kojibot)"}, 1},
 		{"enable already", "alice", "enable ppc3", []string{"already enabled"}, 1},
-		{"help", "bob", "help", []string{"commands you may run: cancel, confirm, help, host, hosts, jobs, whoami"}, 0},
+		{"help", "bob", "help", []string{"commands you may run: cancel, confirm, connections, disk, help, host, hosts, jobs, outage show, whoami"}, 0},
 		{"help capacity", "alice", "help capacity", []string{"capacity <host> <value>", "e.g. !koji capacity ppc3 2"}, 0},
 		{"whoami", "alice", "whoami", []string{"services account alice, FAS user alice", "capacity"}, 0},
 		{"empty", "alice", "", []string{"commands you may run"}, 0},

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/fedora-infra/kojibot/acl"
+	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 )
 
@@ -53,6 +54,17 @@ type KojiDB interface {
 	Hosts(ctx context.Context) ([]kojidb.Host, error)
 	SetCapacity(ctx context.Context, host string, capacity float64) (before, after kojidb.Host, err error)
 	SetEnabled(ctx context.Context, host string, enabled bool, comment string) (before, after kojidb.Host, err error)
+	ActiveBuildroots(ctx context.Context, host string) ([]int64, error)
+	Backends(ctx context.Context, role string, olderThan time.Duration) ([]kojidb.Backend, error)
+	TerminateBackends(ctx context.Context, role string, olderThan time.Duration) (found, terminated int, err error)
+}
+
+// Fleet is what the commands need of the machines reached over SSH.
+type Fleet interface {
+	Run(ctx context.Context, host string, argv []string, opts fleet.RunOptions) (fleet.Result, error)
+	Service(ctx context.Context, host, action, service string) (fleet.Result, error)
+	Each(ctx context.Context, hosts []string, fn func(ctx context.Context, host string) error) map[string]error
+	DiskUsage(ctx context.Context, host string, paths []string) ([]fleet.Usage, error)
 }
 
 // Authorizer decides whether a caller may run a command.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fedora-infra/kojibot/acl"
+	"github.com/fedora-infra/kojibot/commands/outage"
 	"github.com/fedora-infra/kojibot/config"
 )
 
@@ -19,6 +20,14 @@ type Deps struct {
 	Config *config.Config
 	DB     KojiDB
 	ACL    Authorizer
+	// Fleet reaches the hub, builders and xen hosts; nil when ssh is not set up.
+	Fleet Fleet
+	// Drafts keeps outage announcement drafts.
+	Drafts *outage.Store
+	// Template renders drafts; nil means the built-in one.
+	Template *outage.Template
+	// Observe, when set, is told every command's result and duration (metrics).
+	Observe func(command, result string, d time.Duration)
 	// Audit receives one record per decision and per result.
 	Audit *slog.Logger
 	// Log receives operational messages (panics, failures in detail).
@@ -50,6 +59,12 @@ func New(deps Deps) *Dispatcher {
 	}
 	if deps.Config == nil {
 		deps.Config = config.Default()
+	}
+	if deps.Drafts == nil {
+		deps.Drafts = outage.NewStore(0, deps.Now)
+	}
+	if deps.Template == nil {
+		deps.Template = outage.Builtin()
 	}
 	base, stop := context.WithCancel(context.Background())
 	d := &Dispatcher{deps: deps, stop: stop,
@@ -162,7 +177,11 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	case call.failed:
 		result = "error"
 	}
-	attrs := []any{"result", result, "duration", d.deps.Now().Sub(start)}
+	took := d.deps.Now().Sub(start)
+	if d.deps.Observe != nil {
+		d.deps.Observe(spec.Name, result, took)
+	}
+	attrs := []any{"result", result, "duration", took}
 	if err != nil {
 		attrs = append(attrs, "error", err.Error())
 	}

@@ -143,7 +143,11 @@ type SSH struct {
 	CommandTimeout time.Duration `mapstructure:"command_timeout"`
 	Parallel       int           `mapstructure:"parallel"`
 	ServiceCommand string        `mapstructure:"service_command"`
-	MaxOutput      int           `mapstructure:"max_output"`
+	// RebootCommand reboots a builder that has no xen host, over SSH.
+	RebootCommand string `mapstructure:"reboot_command"`
+	// RebootWait bounds how long reboot waits for SSH to come back.
+	RebootWait time.Duration `mapstructure:"reboot_wait"`
+	MaxOutput  int           `mapstructure:"max_output"`
 }
 
 // Host is one machine the bot reaches over SSH.

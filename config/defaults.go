@@ -58,6 +58,8 @@ func defaults() *Config {
 			CommandTimeout: 10 * time.Minute,
 			Parallel:       32,
 			ServiceCommand: "sudo systemctl {action} {service}",
+			RebootCommand:  "sudo systemctl reboot",
+			RebootWait:     15 * time.Minute,
 			MaxOutput:      1 << 20,
 		},
 		Xen: Xen{

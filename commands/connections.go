@@ -1,0 +1,73 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// defaultOlder is the SOP's age for a stuck hub connection.
+const defaultOlder = 40 * time.Minute
+
+// olderFlag reads --older, defaulting to the SOP's 40 minutes.
+func olderFlag(c *Call) time.Duration {
+	if v, ok := c.Flags["older"]; ok {
+		d, _ := ParseDuration(v)
+		return d
+	}
+	return defaultOlder
+}
+
+func (d *Dispatcher) runConnections(ctx context.Context, c *Call) error {
+	older := olderFlag(c)
+	role := d.deps.Config.Koji.DBUser
+	backends, err := d.deps.DB.Backends(ctx, role, older)
+	if err != nil {
+		return err
+	}
+	if len(backends) == 0 {
+		c.Reply("no %s backends whose query started more than %s ago", role, ago(older))
+		return nil
+	}
+	lines := []string{fmt.Sprintf("%d %s backends whose query started more than %s ago:", len(backends), role, ago(older))}
+	now := d.deps.Now()
+	for _, b := range backends {
+		q := strings.Join(strings.Fields(b.Query), " ")
+		if len(q) > 80 {
+			q = q[:80] + "…"
+		}
+		lines = append(lines, fmt.Sprintf("pid %d %s from %s, started %s ago: %s", b.PID, b.State, orNone(b.ClientAddr), ago(now.Sub(b.QueryStart)), orNone(q)))
+	}
+	c.Reply("%s", strings.Join(lines, "\n"))
+	return nil
+}
+
+func (d *Dispatcher) runConnectionsKill(ctx context.Context, c *Call) error {
+	if _, ok := c.Flags["older"]; !ok {
+		return Userf("connections kill needs --older <age>, e.g. --older 40m; usage: %s", c.Spec.Usage())
+	}
+	older := olderFlag(c)
+	if older < time.Minute {
+		return Userf("--older must be at least 1m")
+	}
+	role := d.deps.Config.Koji.DBUser
+	backends, err := d.deps.DB.Backends(ctx, role, older)
+	if err != nil {
+		return err
+	}
+	if len(backends) == 0 {
+		c.Reply("no %s backends whose query started more than %s ago; nothing to terminate", role, ago(older))
+		return nil
+	}
+	plan := fmt.Sprintf("terminate the %d backends of role %s whose query started more than %s ago (pg_terminate_backend); no other role's, never the bot's own",
+		len(backends), role, ago(older))
+	return c.Confirm(plan, func(ctx context.Context, c *Call) error {
+		found, terminated, err := d.deps.DB.TerminateBackends(ctx, role, older)
+		if err != nil {
+			return err
+		}
+		c.Reply("%s backends older than %s: %d found, %d terminated, %d left", role, ago(older), found, terminated, found-terminated)
+		return nil
+	})
+}

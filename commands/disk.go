@@ -1,0 +1,110 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/fedora-infra/kojibot/commands/fleet"
+)
+
+// builderMounts are the mounts df reads on a builder.
+func (d *Dispatcher) builderMounts() []string {
+	if m := d.deps.Config.Disk.Mounts; len(m) > 0 {
+		return m
+	}
+	return d.deps.Config.Cleanup.Dirs
+}
+
+// dfLine reads host's mounts and renders one line, flagging full ones.
+func (d *Dispatcher) dfLine(ctx context.Context, f Fleet, host string, mounts []string) (string, []fleet.Usage, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.perHostTimeout())
+	defer cancel()
+	usages, err := f.DiskUsage(ctx, host, mounts)
+	parts := make([]string, 0, len(usages))
+	for _, u := range usages {
+		parts = append(parts, d.usageText(u))
+	}
+	line := host + ": " + strings.Join(parts, ", ")
+	if err != nil {
+		if len(parts) == 0 {
+			return host + ": " + remoteMessage(err), nil, err
+		}
+		line += "; " + remoteMessage(err)
+	}
+	return line, usages, err
+}
+
+func (d *Dispatcher) runDisk(ctx context.Context, c *Call) error {
+	f, err := d.fleetOrError()
+	if err != nil {
+		return err
+	}
+	cfg := d.deps.Config
+	switch target := strings.ToLower(c.Arg("target")); target {
+	case "shared":
+		if cfg.Disk.SharedFrom == "" || len(cfg.Disk.SharedMounts) == 0 {
+			return Userf("no shared mounts configured (disk.shared_mounts, disk.shared_from)")
+		}
+		line, _, err := d.dfLine(ctx, f, cfg.Disk.SharedFrom, cfg.Disk.SharedMounts)
+		if err != nil && !strings.Contains(line, "%") {
+			return Userf("%s", line)
+		}
+		c.Reply("%s", line)
+		return nil
+	case "all":
+		builders := d.Builders()
+		if len(builders) == 0 {
+			return Userf("no builders configured (hosts:)")
+		}
+		var mu sync.Mutex
+		lines := map[string]string{}
+		results := f.Each(ctx, builders, func(ctx context.Context, host string) error {
+			line, _, err := d.dfLine(ctx, f, host, d.builderMounts())
+			mu.Lock()
+			lines[host] = line
+			mu.Unlock()
+			return err
+		})
+		var failed, full []string
+		for h, err := range results {
+			if err != nil {
+				failed = append(failed, h)
+			}
+		}
+		sort.Strings(failed)
+		out := make([]string, 0, len(builders)+1)
+		for _, h := range builders {
+			if strings.Contains(lines[h], " FULL") {
+				full = append(full, h)
+			}
+			out = append(out, lines[h])
+		}
+		head := fmt.Sprintf("%d builders: %d full, %d could not be read", len(builders), len(full), len(failed))
+		if len(full) > 0 {
+			head += "; full: " + strings.Join(full, ", ")
+		}
+		if len(failed) > 0 {
+			head += "; failed: " + strings.Join(failed, ", ")
+		}
+		c.Reply("%s\n%s", head, strings.Join(out, "\n"))
+		return nil
+	default:
+		host, err := d.machine(target)
+		if err != nil {
+			return err
+		}
+		mounts := d.builderMounts()
+		if host == cfg.Disk.SharedFrom {
+			mounts = cfg.Disk.SharedMounts
+		}
+		line, _, err := d.dfLine(ctx, f, host, mounts)
+		if err != nil && !strings.Contains(line, "%") {
+			return Userf("%s", line)
+		}
+		c.Reply("%s", line)
+		return nil
+	}
+}

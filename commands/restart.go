@@ -1,0 +1,194 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// restartService restarts one service and checks it is active again.
+func (d *Dispatcher) restartService(ctx context.Context, f Fleet, host, service string) error {
+	res, err := f.Service(ctx, host, "restart", service)
+	if err != nil {
+		return fmt.Errorf("%s on %s: %s", service, host, remoteMessage(err))
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("%s on %s: restart failed (exit %d): %s", service, host, res.ExitCode, lastLine(res.Stderr+res.Stdout))
+	}
+	res, err = f.Service(ctx, host, "is-active", service)
+	if err != nil {
+		return fmt.Errorf("%s on %s: checking: %s", service, host, remoteMessage(err))
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("%s on %s is not active after the restart", service, host)
+	}
+	return nil
+}
+
+// restartMaster restarts each hub's services in their configured order
+// (httpd, then kojira), stopping at the first failure.
+func (d *Dispatcher) restartMaster(ctx context.Context, f Fleet, c *Call) error {
+	for _, hub := range d.deps.Config.Koji.Hubs {
+		for _, s := range d.servicesOf(hub) {
+			if err := d.restartService(ctx, f, hub, s); err != nil {
+				return err
+			}
+			c.Reply("%s: %s restarted and active", hub, s)
+		}
+	}
+	return nil
+}
+
+// restartBuilders restarts every service of each builder, builders in
+// parallel; a failure on one does not stop the others.
+func (d *Dispatcher) restartBuilders(ctx context.Context, f Fleet, c *Call, builders []string) error {
+	if len(builders) == 0 {
+		c.Reply("no builders to restart")
+		return nil
+	}
+	var mu sync.Mutex
+	var ok []string
+	results := f.Each(ctx, builders, func(ctx context.Context, host string) error {
+		for _, s := range d.servicesOf(host) {
+			if err := d.restartService(ctx, f, host, s); err != nil {
+				return err
+			}
+		}
+		mu.Lock()
+		ok = append(ok, host)
+		mu.Unlock()
+		return nil
+	})
+	sort.Strings(ok)
+	var errs []error
+	for _, h := range builders {
+		if err := results[h]; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(ok) > 0 {
+		c.Reply("restarted %s on %d builders: %s", "their services", len(ok), strings.Join(ok, ", "))
+	}
+	return errors.Join(errs...)
+}
+
+// restartTargets resolves the builders named, or all builders.
+func (d *Dispatcher) restartTargets(names []string) ([]string, error) {
+	if len(names) == 0 {
+		return d.Builders(), nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range names {
+		b, err := d.builder(n)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[b] {
+			seen[b] = true
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+func (d *Dispatcher) runRestart(ctx context.Context, c *Call) error {
+	f, err := d.fleetOrError()
+	if err != nil {
+		return err
+	}
+	cfg := d.deps.Config
+	what := c.Arg("what")
+	names := c.Args["hosts"]
+	if what != "builders" && len(names) > 0 {
+		return Userf("only restart builders takes host names; usage: %s", c.Spec.Usage())
+	}
+	var plan string
+	var locked []string
+	var hubSteps []string
+	for _, hub := range cfg.Koji.Hubs {
+		hubSteps = append(hubSteps, fmt.Sprintf("%s on %s", strings.Join(d.servicesOf(hub), " then "), hub))
+	}
+	switch what {
+	case "master":
+		if len(cfg.Koji.Hubs) == 0 {
+			return Userf("no hubs configured (koji.hubs)")
+		}
+		plan = "restart " + strings.Join(hubSteps, "; ")
+		locked = cfg.Koji.Hubs
+	case "builders":
+		targets, err := d.restartTargets(names)
+		if err != nil {
+			return err
+		}
+		plan = fmt.Sprintf("restart the services of %d builders: %s", len(targets), strings.Join(targets, ", "))
+		locked = targets
+		names = targets
+	case "all":
+		plan = fmt.Sprintf("restart %s; wait %s; then restart only the builders that have not checked in with Koji since",
+			strings.Join(hubSteps, "; "), cfg.Koji.ReconnectGrace)
+		locked = append(append([]string{}, cfg.Koji.Hubs...), d.Builders()...)
+	}
+	return c.Confirm(plan, func(ctx context.Context, c *Call) error {
+		return c.StartJob(locked, func(ctx context.Context, c *Call) error {
+			switch what {
+			case "master":
+				return d.restartMaster(ctx, f, c)
+			case "builders":
+				return d.restartBuilders(ctx, f, c, names)
+			}
+			return d.restartAll(ctx, f, c)
+		})
+	})
+}
+
+// restartAll restarts the hub, waits koji.reconnect_grace, then restarts
+// only the builders whose Koji host has not checked in since.
+func (d *Dispatcher) restartAll(ctx context.Context, f Fleet, c *Call) error {
+	if err := d.restartMaster(ctx, f, c); err != nil {
+		return fmt.Errorf("hub restart failed, builders left alone: %w", err)
+	}
+	since := d.deps.Now()
+	grace := d.deps.Config.Koji.ReconnectGrace
+	c.Reply("hub restarted; waiting %s for builders to reconnect by themselves", grace)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(grace):
+	}
+	hosts, err := d.deps.DB.Hosts(ctx)
+	if err != nil {
+		return err
+	}
+	var silent, back, unknown []string
+	for _, b := range d.Builders() {
+		name, ok := kojiNameFor(b, hosts)
+		if !ok {
+			unknown = append(unknown, b)
+			continue
+		}
+		for _, h := range hosts {
+			if h.Name != name {
+				continue
+			}
+			if h.LastCheckin.After(since) {
+				back = append(back, b)
+			} else {
+				silent = append(silent, b)
+			}
+		}
+	}
+	msg := fmt.Sprintf("%d builders checked in since the hub restart", len(back))
+	if len(silent) > 0 {
+		msg += fmt.Sprintf("; %d did not and will be restarted: %s", len(silent), strings.Join(silent, ", "))
+	}
+	if len(unknown) > 0 {
+		msg += fmt.Sprintf("; %d are not Koji hosts and were left alone: %s", len(unknown), strings.Join(unknown, ", "))
+	}
+	c.Reply("%s", msg)
+	return d.restartBuilders(ctx, f, c, silent)
+}

@@ -1,0 +1,503 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fedora-infra/kojibot/commands/alerting"
+	"github.com/fedora-infra/kojibot/commands/fleet"
+	"github.com/fedora-infra/kojibot/commands/kojidb"
+	"github.com/fedora-infra/kojibot/commands/outage"
+)
+
+// hostDisk is what df said on one host.
+type hostDisk struct {
+	host   string
+	usages []fleet.Usage
+	err    error
+}
+
+// survey is everything one round read from the farm, before any of it is
+// judged.
+type survey struct {
+	builders []hostDisk // sorted by host; nil when not checked
+	shared   *hostDisk  // nil when not checked
+
+	db       bool // whether the database checks ran
+	hosts    []kojidb.Host
+	hostsErr error
+	conns    int
+	maxConns int
+	connsErr error
+}
+
+// round is the bookkeeping of one CheckOnce.
+type round struct {
+	now  time.Time
+	seen map[string]bool // check names observed or kept this round
+	sent int
+}
+
+// CheckOnce runs every check once and sends what they have to say. The
+// reading is bounded to nine tenths of watch.interval, so that a round fits
+// in the interval; a host or database that has not answered by then counts
+// as a check that could not run. When ctx ends before the checks are
+// judged, nothing is notified. Rounds run one at a time.
+func (w *Watcher) CheckOnce(ctx context.Context) {
+	w.cycle.Lock()
+	defer w.cycle.Unlock()
+	start := time.Now()
+	rctx, cancel := context.WithTimeout(ctx, w.set.interval*9/10)
+	s := w.gather(rctx)
+	cancel()
+	if err := ctx.Err(); err != nil {
+		w.log.Debug("check round abandoned", "err", err)
+		return
+	}
+
+	r := &round{now: w.deps.Now(), seen: map[string]bool{}}
+	for _, h := range s.builders {
+		w.judgeBuilder(r, h)
+	}
+	if s.shared != nil {
+		w.judgeShared(r, *s.shared)
+	}
+	if s.db {
+		w.judgeStale(r, s)
+		w.judgeConnections(r, s)
+	}
+	w.prune(r.seen)
+
+	firing := w.tracker.Firing()
+	if w.deps.Metrics != nil {
+		w.deps.Metrics.SetFiring(len(firing))
+	}
+	w.log.Debug("check round done", "took", time.Since(start).Round(time.Millisecond),
+		"notified", r.sent, "firing", len(firing))
+}
+
+// gather reads the builders' mounts, the shared mounts, the hosts and the
+// connection count, all at once.
+func (w *Watcher) gather(ctx context.Context) survey {
+	var s survey
+	var wg sync.WaitGroup
+	if w.deps.Disk != nil && len(w.set.mounts) > 0 && w.deps.Builders != nil {
+		builders := w.builderNames()
+		s.builders = make([]hostDisk, len(builders))
+		for i, b := range builders {
+			s.builders[i].host = b
+		}
+		wg.Go(func() { w.readBuilders(ctx, s.builders) })
+	}
+	if w.deps.Disk != nil && w.set.sharedFrom != "" && len(w.set.sharedMounts) > 0 {
+		s.shared = &hostDisk{host: w.set.sharedFrom}
+		wg.Go(func() {
+			s.shared.usages, s.shared.err = w.diskUsage(ctx, s.shared.host, w.set.sharedMounts)
+		})
+	}
+	if w.deps.DB != nil {
+		s.db = true
+		wg.Go(func() {
+			s.hostsErr = guard("list hosts", func() (err error) {
+				s.hosts, err = w.deps.DB.Hosts(ctx)
+				return err
+			})
+		})
+		wg.Go(func() {
+			s.connsErr = guard("count connections", func() (err error) {
+				s.conns, s.maxConns, err = w.deps.DB.ConnectionCount(ctx, w.set.dbUser)
+				return err
+			})
+		})
+	}
+	wg.Wait()
+	return s
+}
+
+// builderNames returns the builders to check, sorted, without duplicates
+// or empty names.
+func (w *Watcher) builderNames() []string {
+	var names []string
+	for _, b := range w.deps.Builders() {
+		if b = strings.TrimSpace(b); b != "" {
+			names = append(names, b)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// readBuilders runs df on every builder, at most ssh.parallel at a time.
+func (w *Watcher) readBuilders(ctx context.Context, out []hostDisk) {
+	sem := make(chan struct{}, w.set.parallel)
+	var wg sync.WaitGroup
+	for i := range out {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			out[i].err = fmt.Errorf("not checked: %w", ctx.Err())
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			out[i].usages, out[i].err = w.diskUsage(ctx, out[i].host, w.set.mounts)
+		})
+	}
+	wg.Wait()
+}
+
+// diskUsage calls the DiskReader, turning a panic into an error.
+func (w *Watcher) diskUsage(ctx context.Context, host string, paths []string) (u []fleet.Usage, err error) {
+	err = guard("df on "+host, func() (err error) {
+		u, err = w.deps.Disk.DiskUsage(ctx, host, paths)
+		return err
+	})
+	return u, err
+}
+
+// guard runs f, turning a panic into an error naming op.
+func guard(op string, f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: panic: %v\n%s", op, r, debug.Stack())
+		}
+	}()
+	return f()
+}
+
+// view is a check's observation with the words to notify about it.
+type view struct {
+	check string
+	obs   alerting.Observation
+	// label names the check in CHECK FAILED/RECOVERED lines.
+	label string
+	// alert says what fails, after ALERT or REMINDER.
+	alert string
+	// clear says how it is now, after RESOLVED.
+	clear string
+	// noRepeat suppresses the reminders.
+	noRepeat bool
+}
+
+// text is the notification line for p, or "" when there is nothing to say.
+func (v view) text(p alerting.Pending, now time.Time) string {
+	switch p.Notification {
+	case alerting.Firing:
+		return "ALERT " + v.alert
+	case alerting.Repeat:
+		if v.noRepeat {
+			return ""
+		}
+		return fmt.Sprintf("REMINDER %s — failing for %s", v.alert, human(now.Sub(p.Prev.Since)))
+	case alerting.Resolved:
+		return fmt.Sprintf("RESOLVED %s (was failing %s)", v.clear, human(p.Next.Since.Sub(p.Prev.Since)))
+	case alerting.CheckFailed:
+		return fmt.Sprintf("CHECK FAILED %s: %s", v.label, reason(p.Next.LastError))
+	case alerting.CheckRecovered:
+		line := fmt.Sprintf("CHECK RECOVERED %s (could not run for %s)", v.label, human(now.Sub(p.Prev.ErrorSince)))
+		status := v.clear
+		if p.Next.Firing {
+			status = v.alert
+		}
+		if status != "" {
+			line += ", now " + status
+		}
+		return line
+	}
+	return ""
+}
+
+// observe records v's observation in the tracker and returns the pending
+// notification and its text.
+func (w *Watcher) observe(r *round, v view) (alerting.Pending, string) {
+	r.seen[v.check] = true
+	p := w.tracker.Observe(v.check, v.obs)
+	return p, v.text(p, r.now)
+}
+
+// emit observes v and sends what it has to say; see send.
+func (w *Watcher) emit(r *round, v view) bool {
+	p, text := w.observe(r, v)
+	return w.send(r, p, text)
+}
+
+// send sends text for p and, once it went out, commits p; a notification
+// that did not go out stays unrecorded and comes again next round. An
+// empty text (a suppressed reminder) is committed unsent. It reports
+// whether p is now recorded.
+func (w *Watcher) send(r *round, p alerting.Pending, text string) bool {
+	if p.Notification == alerting.None {
+		return true
+	}
+	if text != "" {
+		if !w.deps.Notify(text) {
+			w.log.Warn("notification not sent; it is retried at the next check",
+				"check", p.Check, "notification", p.Notification.String(), "text", text)
+			return false
+		}
+		r.sent++
+		w.log.Info("notified", "check", p.Check, "notification", p.Notification.String(), "text", text)
+	}
+	if !p.Commit() {
+		w.log.Warn("notification state not recorded: the check changed meanwhile", "check", p.Check)
+		return false
+	}
+	return true
+}
+
+// keep marks every known check under prefix as seen this round, for checks
+// that could not be observed (their host is unreachable) but must not be
+// forgotten.
+func (w *Watcher) keep(r *round, prefix string) {
+	for name := range w.known {
+		if strings.HasPrefix(name, prefix) {
+			r.seen[name] = true
+		}
+	}
+}
+
+// prune forgets the checks that were neither observed nor kept this round:
+// a builder no longer configured, a host no longer in Koji, a mount no
+// longer listed.
+func (w *Watcher) prune(seen map[string]bool) {
+	for name := range w.known {
+		if !seen[name] {
+			w.tracker.Forget(name)
+			delete(w.pending, name)
+			delete(w.drafts, name)
+			w.log.Info("check no longer configured, forgotten", "check", name)
+		}
+	}
+	w.known = seen
+}
+
+// judgeMounts observes a host's reachability check and, when df answered,
+// each mount's check; mountView builds the view of a mount read (u nil:
+// df could not read it). It returns the run's result.
+func (w *Watcher) judgeMounts(r *round, hostCheck, hostLabel string, h hostDisk, mounts []string,
+	mountView func(mount string, u *fleet.Usage, err error) view, after func(v view, p alerting.Pending, text string)) string {
+	if h.err != nil && len(h.usages) == 0 {
+		w.emit(r, view{check: hostCheck, label: hostLabel, obs: alerting.Errored(h.err)})
+		// The mounts' state is unknown: keep it, say nothing of it.
+		w.keep(r, hostCheck+":")
+		return ResultError
+	}
+	w.emit(r, view{check: hostCheck, label: hostLabel, obs: alerting.Failed(false)})
+
+	byPath := make(map[string]*fleet.Usage, len(h.usages))
+	for i := range h.usages {
+		byPath[h.usages[i].Path] = &h.usages[i]
+	}
+	result := ResultOK
+	for _, m := range mounts {
+		u := byPath[m]
+		err := h.err
+		if u == nil && err == nil {
+			err = fmt.Errorf("df gave no line for %s", m)
+		}
+		v := mountView(m, u, err)
+		switch {
+		case u == nil:
+			result = ResultError
+		case u.Percent >= w.set.fullPercent && result == ResultOK:
+			result = ResultFailing
+		}
+		p, text := w.observe(r, v)
+		if after != nil {
+			after(v, p, text)
+		} else {
+			w.send(r, p, text)
+		}
+	}
+	return result
+}
+
+// judgeBuilder judges one builder's mounts.
+func (w *Watcher) judgeBuilder(r *round, h hostDisk) {
+	full := w.set.fullPercent
+	result := w.judgeMounts(r, alerting.CheckName(KindDisk, h.host), "disk "+h.host, h, w.set.mounts,
+		func(mount string, u *fleet.Usage, err error) view {
+			v := view{check: alerting.CheckName(KindDisk, h.host, mount), label: "disk " + h.host + " " + mount}
+			if u == nil {
+				v.obs = alerting.Errored(err)
+				return v
+			}
+			v.obs = alerting.Measured(u.Percent, full)
+			v.alert = fmt.Sprintf("disk: %s %s %s full (threshold %s)", h.host, mount, pct(u.Percent), pct(full))
+			v.clear = fmt.Sprintf("disk: %s %s %s", h.host, mount, pct(u.Percent))
+			return v
+		}, nil)
+	w.ran(KindDisk, result)
+}
+
+// judgeShared judges the shared mounts. A mount that starts firing gets an
+// outage draft, linked from its ALERT and from its REMINDERs.
+func (w *Watcher) judgeShared(r *round, h hostDisk) {
+	full := w.set.fullPercent
+	type read struct {
+		mount   string
+		percent float64
+	}
+	reads := map[string]read{} // by check name
+	result := w.judgeMounts(r, alerting.CheckName(KindShared, h.host), "shared mounts on "+h.host, h, w.set.sharedMounts,
+		func(mount string, u *fleet.Usage, err error) view {
+			v := view{check: alerting.CheckName(KindShared, h.host, mount), label: "shared mount " + mount + " on " + h.host}
+			if u == nil {
+				v.obs = alerting.Errored(err)
+				return v
+			}
+			reads[v.check] = read{mount, u.Percent}
+			v.obs = alerting.Measured(u.Percent, full)
+			v.alert = fmt.Sprintf("shared mount %s on %s %s full (threshold %s)", mount, h.host, pct(u.Percent), pct(full))
+			v.clear = fmt.Sprintf("shared mount %s on %s %s", mount, h.host, pct(u.Percent))
+			return v
+		},
+		func(v view, p alerting.Pending, text string) {
+			check := v.check
+			if p.Notification != alerting.Firing {
+				// A draft made for a Firing that never went out (the mount
+				// cleared first) is not linked to anything any more.
+				delete(w.pending, check)
+			}
+			var draftID string
+			switch p.Notification {
+			case alerting.Firing:
+				rd := reads[check]
+				draftID = w.draft(check, rd.mount, rd.percent, h.host, r.now)
+				if draftID != "" {
+					text += " — outage draft " + draftID + ": " + w.draftLink(draftID)
+				}
+				if len(w.set.escalate) > 0 {
+					text += " — escalate: " + strings.Join(w.set.escalate, ", ")
+				}
+			case alerting.Repeat:
+				if id := w.drafts[check]; id != "" && text != "" {
+					text += " — outage draft " + id + ": " + w.draftLink(id)
+				}
+			}
+			if !w.send(r, p, text) {
+				return
+			}
+			switch p.Notification {
+			case alerting.Firing:
+				delete(w.pending, check)
+				if draftID != "" {
+					w.drafts[check] = draftID
+				}
+			case alerting.Resolved:
+				delete(w.drafts, check)
+			}
+		})
+	w.ran(KindShared, result)
+}
+
+// draft returns the id of the outage draft for a shared mount that starts
+// firing: the one made for it already if its ALERT has not gone out yet,
+// else a new one. It returns "" when there is no draft store or the draft
+// could not be stored.
+func (w *Watcher) draft(check, mount string, percent float64, host string, now time.Time) string {
+	if d, ok := w.pending[check]; ok {
+		return d.ID
+	}
+	if w.deps.Drafts == nil {
+		return ""
+	}
+	d, err := w.deps.Drafts.New(outage.ForFullMount(mount, percent, host, now.UTC(), w.set.escalate, w.set.to))
+	if err != nil {
+		w.log.Error("outage draft for a full shared mount not made", "mount", mount, "host", host, "err", err)
+		return ""
+	}
+	w.log.Info("outage draft made for a full shared mount", "draft", d.ID, "mount", mount, "host", host, "percent", percent)
+	w.pending[check] = d
+	return d.ID
+}
+
+// draftLink is where an operator reads a draft: its URL under
+// http.public_url, else the command that shows it.
+func (w *Watcher) draftLink(id string) string {
+	if w.set.publicURL != "" {
+		return w.set.publicURL + "/drafts/" + id
+	}
+	return "outage show " + id
+}
+
+// judgeStale judges every Koji host's last check-in.
+func (w *Watcher) judgeStale(r *round, s survey) {
+	dbCheck := alerting.CheckName(KindStale)
+	if s.hostsErr != nil {
+		w.emit(r, view{check: dbCheck, label: "stale builders", obs: alerting.Errored(s.hostsErr)})
+		w.keep(r, dbCheck+":")
+		w.ran(KindStale, ResultError)
+		return
+	}
+	w.emit(r, view{check: dbCheck, label: "stale builders", obs: alerting.Failed(false)})
+	result := ResultOK
+	for _, h := range s.hosts {
+		never := h.LastCheckin.IsZero()
+		age := r.now.Sub(h.LastCheckin)
+		stale := h.Enabled && (never || age > w.set.staleAfter)
+		if stale {
+			result = ResultFailing
+		}
+		v := view{
+			check:    alerting.CheckName(KindStale, h.Name),
+			obs:      alerting.Failed(stale),
+			label:    "stale builder " + h.Name,
+			noRepeat: never, // said once: a host that never checked in is not news
+		}
+		switch {
+		case never:
+			v.alert = fmt.Sprintf("stale builder: %s has never checked in", h.Name)
+		default:
+			v.alert = fmt.Sprintf("stale builder: %s last checked in %s ago (stale after %s)", h.Name, human(age), human(w.set.staleAfter))
+		}
+		switch {
+		case !h.Enabled:
+			v.clear = fmt.Sprintf("stale builder: %s is disabled in Koji", h.Name)
+		default:
+			v.clear = fmt.Sprintf("stale builder: %s checked in %s ago", h.Name, human(age))
+		}
+		w.emit(r, v)
+	}
+	w.ran(KindStale, result)
+}
+
+// judgeConnections judges the Koji role's share of max_connections.
+func (w *Watcher) judgeConnections(r *round, s survey) {
+	role := w.set.dbUser
+	v := view{check: alerting.CheckName(KindConnections, role), label: "connections " + role}
+	switch {
+	case s.connsErr != nil:
+		v.obs = alerting.Errored(s.connsErr)
+	case s.maxConns <= 0:
+		v.obs = alerting.Errored(errors.New("max_connections reads " + fmt.Sprint(s.maxConns)))
+	default:
+		p := float64(s.conns) * 100 / float64(s.maxConns)
+		v.obs = alerting.Measured(p, w.set.connPercent)
+		v.alert = fmt.Sprintf("connections: %s holds %d of %d connections (%s, threshold %s)",
+			role, s.conns, s.maxConns, pct(p), pct(w.set.connPercent))
+		v.clear = fmt.Sprintf("connections: %s holds %d of %d connections (%s)", role, s.conns, s.maxConns, pct(p))
+	}
+	w.emit(r, v)
+	switch {
+	case v.obs.Err != nil:
+		w.ran(KindConnections, ResultError)
+	case v.obs.Value >= w.set.connPercent:
+		w.ran(KindConnections, ResultFailing)
+	default:
+		w.ran(KindConnections, ResultOK)
+	}
+}
+
+// ran counts a check run.
+func (w *Watcher) ran(kind, result string) {
+	if w.deps.Metrics != nil {
+		w.deps.Metrics.CheckRan(kind, result)
+	}
+}

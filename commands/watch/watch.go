@@ -1,0 +1,266 @@
+// Package watch is the farm watcher of SPEC.md §7: every watch.interval it
+// checks the builders' and the shared mounts, stale builders and the Koji
+// database's connection count, and says so in the notify channel when a
+// check starts failing, while it fails (every watch.repeat) and when it
+// clears, as commands/alerting decides. A shared mount that fills up gets
+// an outage draft of its own.
+package watch
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fedora-infra/kojibot/commands/alerting"
+	"github.com/fedora-infra/kojibot/commands/fleet"
+	"github.com/fedora-infra/kojibot/commands/kojidb"
+	"github.com/fedora-infra/kojibot/commands/outage"
+	"github.com/fedora-infra/kojibot/config"
+)
+
+// DiskReader reads the usage of mounts on a host, as *fleet.Fleet does.
+type DiskReader interface {
+	// DiskUsage returns one Usage per path it could read, in order; a path
+	// it could not read is named in the error returned with the others.
+	DiskUsage(ctx context.Context, host string, paths []string) ([]fleet.Usage, error)
+}
+
+// FarmDB is what the watcher reads of the Koji database, as *kojidb.DB
+// does.
+type FarmDB interface {
+	// Hosts returns every Koji build host.
+	Hosts(ctx context.Context) ([]kojidb.Host, error)
+	// ConnectionCount returns role's client connections and
+	// max_connections.
+	ConnectionCount(ctx context.Context, role string) (count, max int, err error)
+}
+
+// Observer receives the watcher's metrics, e.g. *web.Metrics.
+type Observer interface {
+	// CheckRan counts one run of a check of kind (a Kind* constant) with
+	// its result (a Result* constant).
+	CheckRan(kind, result string)
+	// SetFiring sets how many checks are firing.
+	SetFiring(n int)
+}
+
+// The kinds of checks, as given to Observer.CheckRan and used as the first
+// part of the check names that Firing returns.
+const (
+	// KindDisk: a builder's mounts (disk.mounts) against disk.full_percent.
+	KindDisk = "disk"
+	// KindShared: the shared mounts (disk.shared_mounts on
+	// disk.shared_from) against disk.full_percent.
+	KindShared = "shared"
+	// KindStale: enabled Koji hosts that have not checked in within
+	// watch.stale_after.
+	KindStale = "stale"
+	// KindConnections: the Koji role's database connections against
+	// watch.connections_percent of max_connections.
+	KindConnections = "connections"
+)
+
+// The results of a check run, as given to Observer.CheckRan.
+const (
+	// ResultOK: the check ran and nothing fails.
+	ResultOK = "ok"
+	// ResultFailing: the check ran and something is at or over its
+	// threshold (or stale).
+	ResultFailing = "failing"
+	// ResultError: the check could not run (host unreachable, database
+	// down), wholly or in part.
+	ResultError = "error"
+)
+
+// Hysteresis is how many percentage points below its threshold a firing
+// disk or connections check must fall to clear, so that a value hovering
+// at the threshold does not flap.
+const Hysteresis = 2.0
+
+// FirstCheckDelay is how long Run waits before its first check (or
+// watch.interval, when shorter), giving the bot time to connect first.
+const FirstCheckDelay = 15 * time.Second
+
+// Defaults used for a zero value in the configuration given to New (Load
+// and Validate never leave one).
+const (
+	DefaultInterval           = 5 * time.Minute
+	DefaultStaleAfter         = 10 * time.Minute
+	DefaultRepeat             = 6 * time.Hour
+	DefaultFullPercent        = 90.0
+	DefaultConnectionsPercent = 80.0
+	DefaultParallel           = 32
+	DefaultDBUser             = "koji"
+)
+
+// Deps are the watcher's collaborators. Disk, DB and Builders may be nil:
+// the checks that need them are then not run.
+type Deps struct {
+	// Disk reads mounts on builders and on disk.shared_from.
+	Disk DiskReader
+	// DB reads Koji's hosts and connection count.
+	DB FarmDB
+	// Drafts keeps the outage drafts made for full shared mounts; nil
+	// means no drafts are made.
+	Drafts *outage.Store
+	// Notify sends one line to irc.notify_channel and reports whether it
+	// was sent or queued. Only then is the notification recorded; one
+	// that was not is produced again by the next check. Nil only logs.
+	Notify func(text string) bool
+	// Builders returns the names (hosts keys) of the builders whose
+	// mounts are checked, at every check.
+	Builders func() []string
+	// Metrics, when set, counts the checks and the firing alerts.
+	Metrics Observer
+	// Now is the clock (nil: time.Now). Run's own timers use real time.
+	Now func() time.Time
+	// Log receives the watcher's log (nil: discarded).
+	Log *slog.Logger
+}
+
+// settings are the configuration keys the watcher reads, defaulted.
+type settings struct {
+	interval, staleAfter, repeat time.Duration
+	fullPercent, connPercent     float64
+	mounts                       []string
+	sharedMounts                 []string
+	sharedFrom                   string
+	escalate, to                 []string
+	dbUser                       string
+	publicURL                    string
+	parallel                     int
+}
+
+func newSettings(cfg *config.Config) settings {
+	s := settings{
+		interval:     cfg.Watch.Interval,
+		staleAfter:   cfg.Watch.StaleAfter,
+		repeat:       cfg.Watch.Repeat,
+		fullPercent:  cfg.Disk.FullPercent,
+		connPercent:  cfg.Watch.ConnectionsPercent,
+		mounts:       slices.Clone(cfg.Disk.Mounts),
+		sharedMounts: slices.Clone(cfg.Disk.SharedMounts),
+		sharedFrom:   cfg.Disk.SharedFrom,
+		escalate:     slices.Clone(cfg.Disk.Escalate),
+		to:           slices.Clone(cfg.Outage.To),
+		dbUser:       cfg.Koji.DBUser,
+		publicURL:    strings.TrimRight(cfg.HTTP.PublicURL, "/"),
+		parallel:     cfg.SSH.Parallel,
+	}
+	if len(s.mounts) == 0 {
+		s.mounts = slices.Clone(cfg.Cleanup.Dirs)
+	}
+	if s.interval <= 0 {
+		s.interval = DefaultInterval
+	}
+	if s.staleAfter <= 0 {
+		s.staleAfter = DefaultStaleAfter
+	}
+	if s.repeat <= 0 {
+		s.repeat = DefaultRepeat
+	}
+	if s.fullPercent <= 0 {
+		s.fullPercent = DefaultFullPercent
+	}
+	if s.connPercent <= 0 {
+		s.connPercent = DefaultConnectionsPercent
+	}
+	if s.parallel <= 0 {
+		s.parallel = DefaultParallel
+	}
+	if s.dbUser == "" {
+		s.dbUser = DefaultDBUser
+	}
+	return s
+}
+
+// Watcher runs the checks and owns their notification state. It is safe
+// for concurrent use; checks run one cycle at a time.
+type Watcher struct {
+	set     settings
+	deps    Deps
+	log     *slog.Logger
+	tracker *alerting.Tracker
+
+	cycle sync.Mutex // held for a whole CheckOnce; guards the fields below
+	// known are the check names observed (or deliberately kept) in the
+	// last cycle; a name that drops out (a builder removed from the
+	// configuration, a host deleted from Koji) is forgotten.
+	known map[string]bool
+	// pending are the drafts made for a shared mount's Firing that was not
+	// sent yet, reused when it is retried so that one failure makes one
+	// draft.
+	pending map[string]outage.Draft
+	// drafts are the draft ids of the shared mounts that fire.
+	drafts map[string]string
+}
+
+// New returns a Watcher for cfg's disk, watch, koji.db_user, outage.to and
+// http.public_url keys and deps. It starts nothing: call Run.
+func New(cfg *config.Config, deps Deps) *Watcher {
+	if cfg == nil {
+		cfg = config.Default()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	log := deps.Log.With("component", "watch")
+	if deps.Notify == nil {
+		deps.Notify = func(text string) bool {
+			log.Info("notification (no channel)", "text", text)
+			return true
+		}
+	}
+	set := newSettings(cfg)
+	return &Watcher{
+		set:     set,
+		deps:    deps,
+		log:     log,
+		tracker: alerting.NewTracker(alerting.Policy{Repeat: set.repeat, Hysteresis: Hysteresis}, deps.Now),
+		known:   map[string]bool{},
+		pending: map[string]outage.Draft{},
+		drafts:  map[string]string{},
+	}
+}
+
+// Interval returns how often Run checks (watch.interval).
+func (w *Watcher) Interval() time.Duration { return w.set.interval }
+
+// Run checks the farm every watch.interval, the first time
+// FirstCheckDelay after it starts (or one interval, when shorter), until
+// ctx ends. Each round is bounded to the interval; a round that overruns
+// delays the next rather than stacking up.
+func (w *Watcher) Run(ctx context.Context) {
+	w.log.Info("watching the farm", "interval", w.set.interval, "repeat", w.set.repeat,
+		"full_percent", w.set.fullPercent, "connections_percent", w.set.connPercent, "stale_after", w.set.staleAfter)
+	first := time.NewTimer(min(FirstCheckDelay, w.set.interval))
+	defer first.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-first.C:
+	}
+	tick := time.NewTicker(w.set.interval)
+	defer tick.Stop()
+	for {
+		w.CheckOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Firing returns the names of the checks that fire, sorted: "kind:part:…"
+// such as "disk:xenbuilder2:/var/lib/mock", "shared:koji-hub:/mnt/koji",
+// "stale:ppc3.fedora.redhat.com" or "connections:koji".
+func (w *Watcher) Firing() []string {
+	return w.tracker.Firing()
+}
