@@ -190,7 +190,7 @@ func (p *cleanupPlan) text(dryRun bool) string {
 	if len(p.Services) > 0 {
 		fmt.Fprintf(&b, "stop %s; ", strings.Join(p.Services, ", "))
 	}
-	fmt.Fprintf(&b, "delete %d entries older than %s (%s)", len(p.Delete), ago(p.Older), humanBytes(p.bytes()))
+	fmt.Fprintf(&b, "delete %d entries older than %s (%s)", len(p.Delete), shortDuration(p.Older), humanBytes(p.bytes()))
 	if len(p.Services) > 0 {
 		fmt.Fprintf(&b, "; start %s again", strings.Join(p.Services, ", "))
 	}
@@ -297,7 +297,7 @@ func (d *Dispatcher) runCleanup(ctx context.Context, c *Call) error {
 		return err
 	}
 	if len(plan.Delete) == 0 {
-		c.Reply("%s: nothing older than %s to delete (%d entries kept); nothing was done", builder, ago(older), len(plan.Keep))
+		c.Reply("%s: nothing older than %s to delete (%d entries kept); nothing was done", builder, shortDuration(older), len(plan.Keep))
 		return nil
 	}
 	if dryRun {
@@ -348,7 +348,7 @@ func (d *Dispatcher) planCleanup(ctx context.Context, f Fleet, c *Call, builder 
 		for _, e := range entries {
 			switch {
 			case !e.Mtime.Before(cutoff):
-				e.Skip = "newer than " + ago(older)
+				e.Skip = "newer than " + shortDuration(older)
 			case e.Kind == kindKoji && active[e.Buildroot]:
 				e.Skip = "active in Koji"
 			}

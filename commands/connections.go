@@ -27,10 +27,10 @@ func (d *Dispatcher) runConnections(ctx context.Context, c *Call) error {
 		return err
 	}
 	if len(backends) == 0 {
-		c.Reply("no %s backends whose query started more than %s ago", role, ago(older))
+		c.Reply("no %s backends whose query started more than %s ago", role, shortDuration(older))
 		return nil
 	}
-	lines := []string{fmt.Sprintf("%d %s backends whose query started more than %s ago:", len(backends), role, ago(older))}
+	lines := []string{fmt.Sprintf("%d %s backends whose query started more than %s ago:", len(backends), role, shortDuration(older))}
 	now := d.deps.Now()
 	for _, b := range backends {
 		q := strings.Join(strings.Fields(b.Query), " ")
@@ -57,17 +57,17 @@ func (d *Dispatcher) runConnectionsKill(ctx context.Context, c *Call) error {
 		return err
 	}
 	if len(backends) == 0 {
-		c.Reply("no %s backends whose query started more than %s ago; nothing to terminate", role, ago(older))
+		c.Reply("no %s backends whose query started more than %s ago; nothing to terminate", role, shortDuration(older))
 		return nil
 	}
 	plan := fmt.Sprintf("terminate the %d backends of role %s whose query started more than %s ago (pg_terminate_backend); no other role's, never the bot's own",
-		len(backends), role, ago(older))
+		len(backends), role, shortDuration(older))
 	return c.Confirm(plan, func(ctx context.Context, c *Call) error {
 		found, terminated, err := d.deps.DB.TerminateBackends(ctx, role, older)
 		if err != nil {
 			return err
 		}
-		c.Reply("%s backends older than %s: %d found, %d terminated, %d left", role, ago(older), found, terminated, found-terminated)
+		c.Reply("%s backends older than %s: %d found, %d terminated, %d left", role, shortDuration(older), found, terminated, found-terminated)
 		return nil
 	})
 }

@@ -13,7 +13,9 @@ import (
 	"github.com/fedora-infra/kojibot/acl"
 	"github.com/fedora-infra/kojibot/bot"
 	"github.com/fedora-infra/kojibot/commands"
+	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
+	"github.com/fedora-infra/kojibot/commands/outage"
 	"github.com/fedora-infra/kojibot/config"
 )
 
@@ -29,6 +31,9 @@ type system struct {
 	log        *slog.Logger
 	db         *kojidb.DB
 	dispatcher *commands.Dispatcher
+	drafts     *outage.Store
+	template   *outage.Template
+	fleet      *fleet.Fleet
 	close      func()
 }
 
@@ -44,20 +49,46 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer) (*system, 
 		logCloser.Close()
 		return nil, fmt.Errorf("koji database: %w", err)
 	}
+	closers := []func(){func() { logCloser.Close() }, db.Close}
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
 	checker, err := acl.New(cfg.ACL, acl.Options{HTTPClient: &http.Client{}, Logger: log.With("component", "acl")})
 	if err != nil {
-		db.Close()
-		logCloser.Close()
+		closeAll()
 		return nil, fmt.Errorf("acl: %w", err)
 	}
-	d := commands.New(commands.Deps{
-		Config: cfg,
-		DB:     db,
-		ACL:    checker,
-		Audit:  log.With("log", "audit"),
-		Log:    log,
-	})
-	return &system{log: log, db: db, dispatcher: d, close: func() { db.Close(); logCloser.Close() }}, nil
+	tmpl := outage.Builtin()
+	if cfg.Outage.TemplateFile != "" {
+		if tmpl, err = outage.LoadTemplate(cfg.Outage.TemplateFile); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("outage.template_file: %w", err)
+		}
+	}
+	sys := &system{log: log, db: db, drafts: outage.NewStore(0, nil), template: tmpl}
+	deps := commands.Deps{
+		Config:   cfg,
+		DB:       db,
+		ACL:      checker,
+		Drafts:   sys.drafts,
+		Template: tmpl,
+		Audit:    log.With("log", "audit"),
+		Log:      log,
+	}
+	if len(cfg.Hosts) > 0 {
+		if sys.fleet, err = fleet.New(cfg.SSH, cfg.Hosts, log.With("component", "fleet")); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("ssh: %w", err)
+		}
+		closers = append(closers, sys.fleet.Close)
+		deps.Fleet = sys.fleet
+	}
+	sys.dispatcher = commands.New(deps)
+	closers = append(closers, sys.dispatcher.Close)
+	sys.close = closeAll
+	return sys, nil
 }
 
 // runBot runs the IRC bot until ctx ends.
@@ -127,9 +158,20 @@ func runExec(ctx context.Context, cfg *config.Config, fasUser string, yes bool, 
 	}
 	defer sys.close()
 	out := &terminalOutput{w: stdout}
-	req := commands.Request{FASUser: fasUser, Place: "exec", Text: strings.Join(args, " ")}
+	answers := bufio.NewReader(stdin)
+	req := commands.Request{FASUser: fasUser, Place: "exec", Text: strings.Join(args, " "),
+		AutoConfirm: func(plan string) bool {
+			fmt.Fprintln(stdout, commands.Format(commands.Confirm, plan))
+			if yes {
+				fmt.Fprintln(stdout, "(--yes: going ahead)")
+				return true
+			}
+			fmt.Fprint(stdout, "go ahead? [y/N] ")
+			line, _ := answers.ReadString('\n')
+			return strings.EqualFold(strings.TrimSpace(line), "y") || strings.EqualFold(strings.TrimSpace(line), "yes")
+		}}
 	sys.dispatcher.Handle(ctx, req, out)
-	_ = bufio.NewReader(stdin) // confirmations are asked here once destructive commands exist
-	_ = yes
+	// Jobs (clean-up, restart, ...) run in the background: wait for them.
+	sys.dispatcher.Wait()
 	return out.exitCode()
 }

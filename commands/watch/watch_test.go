@@ -17,6 +17,12 @@ import (
 	"github.com/fedora-infra/kojibot/config"
 )
 
+// The real collaborators fit the interfaces.
+var (
+	_ DiskReader = (*fleet.Fleet)(nil)
+	_ FarmDB     = (*kojidb.DB)(nil)
+)
+
 var t0 = time.Date(2026, 11, 26, 3, 17, 0, 0, time.UTC)
 
 // clock is a settable clock.

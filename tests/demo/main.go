@@ -39,7 +39,7 @@ func run() error {
 	defer os.RemoveAll(dir)
 	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: dir,
 		Users:   map[string]string{"alice": "alice-password", "bob": "bob-password"},
-		Members: []string{"alice"}})
+		Members: []string{"alice"}, Farm: true})
 	if err != nil {
 		return err
 	}

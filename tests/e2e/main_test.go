@@ -57,7 +57,7 @@ func setup(m *testing.M) (int, error) {
 	if binary, err = sandbox.BuildBinary(dir, true); err != nil {
 		return 1, err
 	}
-	sb, err = sandbox.Start(ctx, sandbox.Options{Dir: dir, Users: users, Members: []string{"alice", "carol"}})
+	sb, err = sandbox.Start(ctx, sandbox.Options{Dir: dir, Users: users, Members: []string{"alice", "carol"}, Farm: true})
 	if err != nil {
 		return 1, err
 	}

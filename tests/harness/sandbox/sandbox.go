@@ -18,6 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fedora-infra/kojibot/tests/harness/builders"
 	"github.com/fedora-infra/kojibot/tests/harness/fasjsonfake"
 	"github.com/fedora-infra/kojibot/tests/harness/ircnet"
 	"github.com/fedora-infra/kojibot/tests/harness/pgsql"
@@ -39,6 +40,8 @@ type Options struct {
 	Users map[string]string
 	// Members are the FAS users in Group (static ACL and FASJSON alike).
 	Members []string
+	// Farm starts the sshd machines: hub, admin host, xen host and builders.
+	Farm bool
 }
 
 // Sandbox is a running farm.
@@ -47,13 +50,18 @@ type Sandbox struct {
 	IRC     *ircnet.Network
 	PG      *pgsql.Cluster
 	FASJSON *fasjsonfake.Server
+	// Farm is the sshd machines, when Options.Farm.
+	Farm *builders.Farm
 	// DBs are the Koji databases by name.
 	DBs   map[string]pgsql.DSNs
 	Users map[string]string
 
-	opts Options
-	mu   sync.Mutex
-	bots []*Bot
+	opts    Options
+	binDir  string
+	stop    chan struct{}
+	mu      sync.Mutex
+	bots    []*Bot
+	reboots int
 }
 
 // Start starts IRC (with services), PostgreSQL and FASJSON, and registers
@@ -71,7 +79,7 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 	}
 	// The daemons run unprivileged and must reach their directories.
 	_ = os.Chmod(dir, 0o755)
-	s := &Sandbox{Dir: dir, DBs: map[string]pgsql.DSNs{}, Users: opts.Users, opts: opts}
+	s := &Sandbox{Dir: dir, DBs: map[string]pgsql.DSNs{}, Users: opts.Users, opts: opts, stop: make(chan struct{})}
 	var err error
 	if s.IRC, err = ircnet.Start(ctx, filepath.Join(dir, "irc"), ircnet.Options{NoAccountTag: opts.NoAccountTag}); err != nil {
 		return nil, fmt.Errorf("sandbox: irc: %w", err)
@@ -99,6 +107,12 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 		if err := s.IRC.RegisterAccount(ctx, name, pw); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("sandbox: register %s: %w", name, err)
+		}
+	}
+	if opts.Farm {
+		if err := s.startFarm(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sandbox: farm: %w", err)
 		}
 	}
 	return s, nil
@@ -181,7 +195,23 @@ func (s *Sandbox) WriteConfig(ctx context.Context, bc BotConfig) (string, error)
 			"user": "kojibot",
 		},
 		"http": map[string]any{"listen": ""},
+		"outage": map[string]any{"to": []string{"fedora-infrastructure-list@lists.fedoraproject.org"}},
 		"log":  map[string]any{"level": "debug", "file": filepath.Join(botDir, "kojibot.log")},
+	}
+	if s.Farm != nil {
+		for k, v := range s.farmConfig() {
+			if have, ok := cfg[k].(map[string]any); ok {
+				for kk, vv := range v.(map[string]any) {
+					have[kk] = vv
+				}
+				continue
+			}
+			cfg[k] = v
+		}
+		acl := cfg["acl"].(map[string]any)["commands"].(map[string]any)
+		for _, c := range []string{"cleanup", "restart", "reboot", "memory", "override", "connections kill", "outage draft"} {
+			acl[c] = []string{Group}
+		}
 	}
 	for k, v := range bc.Extra {
 		if sub, ok := v.(map[string]any); ok {
@@ -273,6 +303,10 @@ func (s *Sandbox) Close() {
 	s.mu.Unlock()
 	for _, b := range bots {
 		b.Stop()
+	}
+	close(s.stop)
+	if s.Farm != nil {
+		s.Farm.Stop()
 	}
 	if s.FASJSON != nil {
 		s.FASJSON.Close()

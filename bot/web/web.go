@@ -1,0 +1,384 @@
+// Package web is kojibot's HTTP side (http.listen): /healthz for the
+// service manager, /metrics for Prometheus, and the plain-text pages the
+// bot links to from IRC: outage drafts, job logs and long replies. It
+// serves nothing else.
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fedora-infra/kojibot/commands"
+	"github.com/fedora-infra/kojibot/commands/outage"
+)
+
+// Defaults and bounds of the server.
+const (
+	// DefaultMaxReplies is how many long replies Store keeps.
+	DefaultMaxReplies = 200
+	// MaxReplyBytes bounds one stored reply; a longer one is cut, saying so.
+	MaxReplyBytes = 1 << 20
+	// HealthTimeout bounds the database ping of /healthz.
+	HealthTimeout = 2 * time.Second
+)
+
+// IRCStatus tells whether the bot is on the IRC network, as *bot.Bot does.
+type IRCStatus interface {
+	Connected() bool
+}
+
+// Pinger checks that the Koji database answers, as *kojidb.DB does.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// JobSource finds a job by id, as *commands.Dispatcher does.
+type JobSource interface {
+	Job(id string) (*commands.Job, bool)
+}
+
+// Options configure a Server. Every collaborator may be nil: /healthz then
+// skips its check, and /drafts, /jobs or /replies answer 404.
+type Options struct {
+	// Listen is http.listen, host:port.
+	Listen string
+	// PublicURL is http.public_url, the base of the links Store returns.
+	PublicURL string
+	// IRC is checked by /healthz.
+	IRC IRCStatus
+	// DB is pinged by /healthz, for at most HealthTimeout.
+	DB Pinger
+	// Jobs serves /jobs/<id>.
+	Jobs JobSource
+	// Drafts serves /drafts/<id>, rendered with Template (nil: the
+	// built-in one).
+	Drafts   *outage.Store
+	Template *outage.Template
+	// Gatherer is what /metrics exposes; nil means
+	// prometheus.DefaultGatherer.
+	Gatherer prometheus.Gatherer
+	// MaxReplies is how many long replies Store keeps (0:
+	// DefaultMaxReplies).
+	MaxReplies int
+	// Log receives the server's log (nil: discarded).
+	Log *slog.Logger
+}
+
+// Server is the HTTP server. Its lifecycle is New, Start, Shutdown.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	handler http.Handler
+	replies *replies
+
+	mu     sync.Mutex
+	srv    *http.Server
+	ln     net.Listener
+	served chan struct{} // closed when Serve has returned
+}
+
+// New returns a Server for opts; it listens once Start is called.
+func New(opts Options) *Server {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Template == nil {
+		opts.Template = outage.Builtin()
+	}
+	if opts.Gatherer == nil {
+		opts.Gatherer = prometheus.DefaultGatherer
+	}
+	if opts.MaxReplies <= 0 {
+		opts.MaxReplies = DefaultMaxReplies
+	}
+	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
+	s := &Server{
+		opts:    opts,
+		log:     opts.Log.With("component", "http"),
+		replies: newReplies(opts.MaxReplies),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelError),
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	mux.HandleFunc("GET /drafts/{id}", s.draft)
+	mux.HandleFunc("GET /jobs/{id}", s.job)
+	mux.HandleFunc("GET /replies/{id}", s.reply)
+	// Anything else: the mux's own plain-text 404, or 405 for another
+	// method on a served path.
+	s.handler = secure(mux)
+	return s
+}
+
+// secure sets the headers every answer carries: no content sniffing, no
+// caching, no framing.
+func secure(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Frame-Options", "DENY")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Start listens on Options.Listen and serves in the background. It
+// returns the error when the address cannot be listened on (e.g. the port
+// is taken), and an error when called twice.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return errors.New("web: server already started")
+	}
+	if s.opts.Listen == "" {
+		return errors.New("web: no http.listen address")
+	}
+	ln, err := net.Listen("tcp", s.opts.Listen)
+	if err != nil {
+		return fmt.Errorf("web: listen on %s: %w", s.opts.Listen, err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.served = make(chan struct{})
+	go func(srv *http.Server, done chan struct{}) {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "err", err)
+		}
+	}(s.srv, s.served)
+	s.log.Info("http server listening", "addr", ln.Addr().String(), "public_url", s.opts.PublicURL)
+	return nil
+}
+
+// Addr returns the address listened on ("127.0.0.1:9090"), or "" before
+// Start.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Shutdown stops listening and waits, until ctx ends, for the requests in
+// flight. It is a no-op before Start.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	srv, served := s.srv, s.served
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	err := srv.Shutdown(ctx)
+	if err != nil {
+		// The requests in flight did not end in time: cut them.
+		_ = srv.Close()
+	}
+	<-served
+	return err
+}
+
+// Store keeps text, a reply too long for the channel, and returns the URL
+// that serves it: <PublicURL>/replies/<id>, under a random id. The last
+// MaxReplies texts are kept. Without a PublicURL nothing is stored and ok
+// is false. It is (*bot.Bot)'s WithLongOutput function, and safe for
+// concurrent use.
+func (s *Server) Store(text string) (url string, ok bool) {
+	if s.opts.PublicURL == "" {
+		return "", false
+	}
+	if len(text) > MaxReplyBytes {
+		text = cutUTF8(text, MaxReplyBytes) + "\n… (cut at " + fmt.Sprint(MaxReplyBytes) + " bytes)\n"
+	}
+	id := s.replies.add(text)
+	return s.opts.PublicURL + "/replies/" + id, true
+}
+
+// healthz answers 200 "ok" when the bot is on IRC and the database
+// answers, else 503 with one line per problem.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	var problems []string
+	if s.opts.IRC != nil && !s.opts.IRC.Connected() {
+		problems = append(problems, "irc: not connected")
+	}
+	if s.opts.DB != nil {
+		if err := s.ping(r.Context()); err != nil {
+			problems = append(problems, "db: "+oneLine(err.Error()))
+		}
+	}
+	if len(problems) > 0 {
+		s.log.Warn("health check failed", "problems", problems)
+		writeText(w, http.StatusServiceUnavailable, strings.Join(problems, "\n")+"\n")
+		return
+	}
+	writeText(w, http.StatusOK, "ok\n")
+}
+
+// ping pings the database, giving up after HealthTimeout even if Ping
+// does not heed its context.
+func (s *Server) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, HealthTimeout)
+	defer cancel()
+	answer := make(chan error, 1)
+	go func() { answer <- s.opts.DB.Ping(ctx) }()
+	var err error
+	select {
+	case err = <-answer:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil && errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within %s", HealthTimeout)
+	}
+	return err
+}
+
+// draft serves an outage draft as its subject and body.
+func (s *Server) draft(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Drafts == nil {
+		notFound(w)
+		return
+	}
+	d, ok := s.opts.Drafts.Get(r.PathValue("id"))
+	if !ok {
+		notFound(w)
+		return
+	}
+	subject, body, err := s.opts.Template.Render(d)
+	if err != nil {
+		s.log.Error("outage draft does not render", "draft", d.ID, "err", err)
+		writeText(w, http.StatusInternalServerError, "draft "+d.ID+" cannot be rendered\n")
+		return
+	}
+	text := body
+	if !strings.Contains(body, subject) {
+		text = "Subject: " + subject + "\n\n" + body
+	}
+	writeText(w, http.StatusOK, text)
+}
+
+// job serves a job's description, result and whole log.
+func (s *Server) job(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Jobs == nil {
+		notFound(w)
+		return
+	}
+	j, ok := s.opts.Jobs.Job(r.PathValue("id"))
+	if !ok || j == nil {
+		notFound(w)
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "job %s: %s\n", j.ID, j.Command)
+	fmt.Fprintf(&b, "owner: %s\n", j.Owner)
+	if len(j.Hosts) > 0 {
+		fmt.Fprintf(&b, "hosts: %s\n", strings.Join(j.Hosts, ", "))
+	}
+	fmt.Fprintf(&b, "started: %s\n", j.Started.UTC().Format("2006-01-02 15:04:05 UTC"))
+	fmt.Fprintf(&b, "result: %s\n\n", j.Result())
+	for _, line := range j.Log() {
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	writeText(w, http.StatusOK, b.String())
+}
+
+// reply serves a stored long reply.
+func (s *Server) reply(w http.ResponseWriter, r *http.Request) {
+	text, ok := s.replies.get(r.PathValue("id"))
+	if !ok {
+		notFound(w)
+		return
+	}
+	writeText(w, http.StatusOK, text)
+}
+
+// writeText answers with a plain-text body.
+func writeText(w http.ResponseWriter, code int, text string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, text)
+}
+
+func notFound(w http.ResponseWriter) {
+	writeText(w, http.StatusNotFound, "404 not found\n")
+}
+
+// oneLine folds a text to its first line.
+func oneLine(s string) string {
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}
+
+// cutUTF8 returns the longest prefix of s of at most n bytes that does not
+// split a UTF-8 sequence.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
+
+// replies keeps the newest texts under random ids.
+type replies struct {
+	mu    sync.Mutex
+	max   int
+	texts map[string]string
+	order []string // ids, oldest first
+}
+
+func newReplies(max int) *replies {
+	return &replies{max: max, texts: make(map[string]string, max)}
+}
+
+// add stores text under a new random id (128 bits) and returns the id,
+// dropping the oldest text when full.
+func (rs *replies) add(text string) string {
+	id := strings.ToLower(rand.Text())
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.texts[id] = text
+	rs.order = append(rs.order, id)
+	for len(rs.order) > rs.max {
+		delete(rs.texts, rs.order[0])
+		rs.order[0] = ""
+		rs.order = rs.order[1:]
+	}
+	return id
+}
+
+func (rs *replies) get(id string) (string, bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	text, ok := rs.texts[id]
+	return text, ok
+}

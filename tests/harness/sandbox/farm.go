@@ -1,0 +1,187 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fedora-infra/kojibot/tests/harness/builders"
+)
+
+// The sandbox farm's machines, as SPEC.md §8's example names them.
+const (
+	HubHost   = "koji-hub"
+	AdminHost = "koji-admin"
+	XenHost   = "xen4"
+	// XenConfigDir is xen.config_dir: a tmpfs inside the xen host only.
+	XenConfigDir = "/srv/xen"
+	// SharedMount is the hub's shared mount (a small tmpfs), like /mnt/koji.
+	SharedMount = "/mnt/koji"
+)
+
+// Builders are the sandbox's builders: xenbuilder1 and 2 live on xen4,
+// xenbuilder3 is disabled in the xen map, xenbuilder4 has no xen host.
+var Builders = []string{"xenbuilder1", "xenbuilder2", "xenbuilder3", "xenbuilder4"}
+
+// farmSpecs are the machines started for the farm.
+func farmSpecs() []builders.Spec {
+	specs := []builders.Spec{
+		{Name: HubHost, Mounts: map[string]int{SharedMount: 16}, Services: []string{"httpd", "kojira"}, MockMiB: 4, BuildMiB: 4},
+		{Name: AdminHost, MockMiB: 4, BuildMiB: 4},
+		{Name: XenHost, Mounts: map[string]int{XenConfigDir: 1}, MockMiB: 4, BuildMiB: 4},
+	}
+	for _, b := range Builders {
+		svcs := []string{"kojid"}
+		if b == "xenbuilder2" {
+			svcs = append(svcs, "plague-builder")
+		}
+		specs = append(specs, builders.Spec{Name: b, MockMiB: 32, BuildMiB: 16, Services: svcs})
+	}
+	return specs
+}
+
+// kojiStandIn prints and exits as `koji tag-build` does, and records its
+// arguments (one a line) in $KOJI_LOG for the tests. A build whose name
+// holds "missing" gives the hub's error; a tag with "nosuch" a missing tag.
+const kojiStandIn = `#!/bin/sh
+log="$(dirname "$0")/../koji.log"
+{ printf '%s\n' "$@"; echo --; } >> "$log"
+[ "$1" = tag-build ] || { echo "koji: unknown command $1" >&2; exit 2; }
+shift
+[ "$1" = --wait ] && shift
+tag=$1; shift
+[ $# -gt 0 ] || { echo "Usage: koji tag-build [options] <tag> <pkg> [<pkg> ...]" >&2; exit 2; }
+case "$tag" in *nosuch*) echo "GenericError: No such entry in table tag: $tag" >&2; exit 1;; esac
+task=$(( $(date +%s) % 100000 + 1000 ))
+for nvr in "$@"; do
+  case "$nvr" in *missing*) echo "TagError: build $nvr not found" >&2; exit 1;; esac
+done
+echo "Created task $task"
+echo "Watching tasks (this may be safely interrupted)..."
+echo "$task tagBuild (noarch): free"
+echo "$task tagBuild (noarch): free -> closed"
+echo "  0 free  0 open  1 done  0 failed"
+echo ""
+echo "$task tagBuild (noarch) completed successfully"
+`
+
+// xlStandIn asks the sandbox to "reboot" a guest: the sandbox stops the
+// guest's sshd and starts it again with empty tmpfs, as a reboot would.
+const xlStandIn = `#!/bin/sh
+[ "$1" = reboot ] && [ -n "$2" ] || { echo "usage: xl reboot <guest>" >&2; exit 1; }
+touch "$(dirname "$0")/../reboot-requests/$2"
+echo "Rebooting domain $2"
+`
+
+// startFarm starts the sshd machines, the koji and xl stand-ins and the
+// xen guest configs.
+func (s *Sandbox) startFarm(ctx context.Context) error {
+	dir := filepath.Join(s.Dir, "farm")
+	var err error
+	if s.Farm, err = builders.Start(ctx, dir, farmSpecs()); err != nil {
+		return err
+	}
+	s.binDir = filepath.Join(s.Dir, "standins", "bin")
+	if err := os.MkdirAll(filepath.Join(s.Dir, "standins", "reboot-requests"), 0o755); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.binDir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(s.binDir, "koji"), []byte(kojiStandIn), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(s.binDir, "xl"), []byte(xlStandIn), 0o755); err != nil {
+		return err
+	}
+	for _, g := range []string{"xenbuilder1", "xenbuilder2"} {
+		cfg := fmt.Sprintf("name = \"%s\"\nmemory = 4096\nvcpus = 4\ndisk = ['phy:/dev/vg0/%s,xvda,w']\n", g, g)
+		if out, err := s.Farm.Exec(XenHost, fmt.Sprintf("printf '%%s' %s > %s/%s", shellQuote(cfg), XenConfigDir, g)); err != nil {
+			return fmt.Errorf("xen config %s: %v: %s", g, err, out)
+		}
+	}
+	go s.serveReboots(ctx)
+	return nil
+}
+
+// KojiLog returns what the koji stand-in was called with so far.
+func (s *Sandbox) KojiLog() string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "standins", "koji.log"))
+	return string(b)
+}
+
+// Reboots returns how many guest reboots the xl stand-in carried out.
+func (s *Sandbox) Reboots() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reboots
+}
+
+// serveReboots carries out the xl stand-in's reboot requests.
+func (s *Sandbox) serveReboots(ctx context.Context) {
+	reqDir := filepath.Join(s.Dir, "standins", "reboot-requests")
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.stop:
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		entries, _ := os.ReadDir(reqDir)
+		for _, e := range entries {
+			guest := e.Name()
+			_ = os.Remove(filepath.Join(reqDir, guest))
+			_ = s.Farm.StopHost(guest)
+			time.Sleep(time.Second)
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_ = s.Farm.StartHost(sctx, guest)
+			cancel()
+			s.mu.Lock()
+			s.reboots++
+			s.mu.Unlock()
+		}
+	}
+}
+
+// farmConfig is the YAML for the farm: ssh, hosts, koji machines, xen,
+// disk and cleanup.
+func (s *Sandbox) farmConfig() map[string]any {
+	ssh := s.Farm.SSH()
+	hosts := map[string]any{}
+	for name, h := range s.Farm.Hosts() {
+		entry := map[string]any{"address": h.Address}
+		if len(h.Services) > 0 {
+			entry["services"] = h.Services
+		}
+		hosts[name] = entry
+	}
+	return map[string]any{
+		"ssh": map[string]any{
+			"user": ssh.User, "key_file": ssh.KeyFile, "known_hosts": ssh.KnownHosts,
+			"connect_timeout": "3s", "command_timeout": "60s", "parallel": 8,
+			"service_command": ssh.ServiceCommand, "reboot_wait": "60s",
+		},
+		"hosts": hosts,
+		"koji": map[string]any{
+			"hubs": []string{HubHost}, "admin_host": AdminHost, "reconnect_grace": "3s",
+			"command": filepath.Join(s.binDir, "koji"),
+		},
+		"xen": map[string]any{
+			"guests":         map[string]any{"xenbuilder1": XenHost, "xenbuilder2": XenHost, "xenbuilder3": "disabled"},
+			"config_dir":     XenConfigDir,
+			"reboot_command": filepath.Join(s.binDir, "xl") + " reboot {guest}",
+		},
+		"disk": map[string]any{
+			"full_percent": 90, "shared_mounts": []string{SharedMount}, "shared_from": HubHost,
+			"escalate": []string{"kevin", "nirik"},
+		},
+		"cleanup": map[string]any{"dirs": []string{builders.MockDir, builders.BuildDir}, "min_age": "168h"},
+	}
+}
+
+// shellQuote single-quotes s for the farm's Exec scripts.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
