@@ -9,13 +9,18 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fedora-infra/kojibot/acl"
 	"github.com/fedora-infra/kojibot/bot"
+	"github.com/fedora-infra/kojibot/bot/web"
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/commands/outage"
+	"github.com/fedora-infra/kojibot/commands/watch"
 	"github.com/fedora-infra/kojibot/config"
 )
 
@@ -39,7 +44,7 @@ type system struct {
 
 // build opens the Koji DB (lazily: a database down at start is reported
 // by the commands, not fatal), the ACL and the dispatcher.
-func build(ctx context.Context, cfg *config.Config, stderr io.Writer) (*system, error) {
+func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe func(command, result string, d time.Duration)) (*system, error) {
 	log, logCloser, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		return nil, err
@@ -76,6 +81,7 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer) (*system, 
 		Template: tmpl,
 		Audit:    log.With("log", "audit"),
 		Log:      log,
+		Observe:  observe,
 	}
 	if len(cfg.Hosts) > 0 {
 		if sys.fleet, err = fleet.New(cfg.SSH, cfg.Hosts, log.With("component", "fleet")); err != nil {
@@ -91,20 +97,71 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer) (*system, 
 	return sys, nil
 }
 
-// runBot runs the IRC bot until ctx ends.
+// runBot runs the IRC bot, the watcher and the HTTP server until ctx ends.
 func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
-	sys, err := build(ctx, cfg, stderr)
+	reg := prometheus.NewRegistry()
+	metrics := web.NewMetrics(reg)
+	sys, err := build(ctx, cfg, stderr, metrics.CommandDone)
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
 		return exitError{1}
 	}
 	defer sys.close()
-	b, err := bot.New(cfg.IRC, sys.dispatcher, sys.log.With("component", "bot"))
+	var srv *web.Server
+	var opts []bot.Option
+	if cfg.HTTP.Listen != "" && cfg.HTTP.PublicURL != "" {
+		// Long replies are offered as a link to the HTTP server.
+		opts = append(opts, bot.WithLongOutput(func(text string) (string, bool) { return srv.Store(text) }))
+	}
+	b, err := bot.New(cfg.IRC, sys.dispatcher, sys.log.With("component", "bot"), opts...)
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
 		return exitError{1}
 	}
-	sys.log.Info("kojibot starting", "version", versionString(), "server", cfg.IRC.Server, "nick", cfg.IRC.Nick)
+	srv = web.New(web.Options{
+		Listen: cfg.HTTP.Listen, PublicURL: cfg.HTTP.PublicURL, IRC: b, DB: sys.db, Jobs: sys.dispatcher,
+		Drafts: sys.drafts, Template: sys.template, Gatherer: reg, Log: sys.log.With("component", "http"),
+	})
+	if cfg.HTTP.Listen != "" {
+		if err := srv.Start(); err != nil {
+			fmt.Fprintln(stderr, "error: http.listen:", err)
+			return exitError{1}
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+	}
+	var workers sync.WaitGroup
+	defer workers.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watchDeps := watch.Deps{
+		DB: sys.db, Drafts: sys.drafts, Builders: sys.dispatcher.Builders, Metrics: metrics,
+		Notify: func(text string) bool { b.Notify("", text); return true },
+		Log:    sys.log.With("component", "watch"),
+	}
+	if sys.fleet != nil {
+		watchDeps.Disk = sys.fleet
+	}
+	w := watch.New(cfg, watchDeps)
+	workers.Add(2)
+	go func() { defer workers.Done(); w.Run(ctx) }()
+	go func() {
+		defer workers.Done()
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			metrics.SetIRCConnected(b.Connected())
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	sys.log.Info("kojibot starting", "version", versionString(), "server", cfg.IRC.Server, "nick", cfg.IRC.Nick, "http", cfg.HTTP.Listen)
 	if err := b.Run(ctx); err != nil && ctx.Err() == nil {
 		sys.log.Error("bot stopped", "error", err)
 		fmt.Fprintln(stderr, "error:", err)
@@ -151,7 +208,7 @@ func (o *terminalOutput) exitCode() int {
 // runExec runs one command as fasUser and returns exec's exit status.
 func runExec(ctx context.Context, cfg *config.Config, fasUser string, yes bool, args []string,
 	stdin io.Reader, stdout, stderr io.Writer) int {
-	sys, err := build(ctx, cfg, stderr)
+	sys, err := build(ctx, cfg, stderr, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
 		return 1
