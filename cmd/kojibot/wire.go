@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,8 +28,15 @@ import (
 // validate checks the configuration, including that acl.commands names
 // only commands that exist.
 func validate(cfg *config.Config) error {
-	names := commands.New(commands.Deps{Config: cfg}).Catalogue().Names()
-	return cfg.ValidateWith(names)
+	d := commands.New(commands.Deps{Config: cfg})
+	defer d.Close()
+	err := cfg.ValidateWith(d.Catalogue().Names())
+	if cfg.Outage.TemplateFile != "" {
+		if _, terr := outage.LoadTemplate(cfg.Outage.TemplateFile); terr != nil {
+			err = errors.Join(err, &config.KeyError{Key: "outage.template_file", Problem: terr.Error()})
+		}
+	}
+	return err
 }
 
 // system is everything a running kojibot is made of, below IRC.
@@ -107,6 +115,9 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		return exitError{1}
 	}
 	defer sys.close()
+	if sys.fleet != nil {
+		sys.fleet.ObserveDials(metrics.SSHDial)
+	}
 	var srv *web.Server
 	var opts []bot.Option
 	if cfg.HTTP.Listen != "" && cfg.HTTP.PublicURL != "" {

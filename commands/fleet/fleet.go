@@ -62,7 +62,14 @@ type Fleet struct {
 	wg      sync.WaitGroup
 
 	dials atomic.Int64 // connections attempted, for tests and metrics
+
+	onDial func(host string, d time.Duration, err error)
 }
+
+// ObserveDials makes the Fleet report every connection attempt (the host,
+// how long the dial and handshake took, and its error) to fn, for metrics.
+// Call it before the Fleet is used.
+func (f *Fleet) ObserveDials(fn func(host string, d time.Duration, err error)) { f.onDial = fn }
 
 // entry is the cache slot of one destination.
 type entry struct {
@@ -281,7 +288,11 @@ func (f *Fleet) cached(ctx context.Context, key, label, addr, via string) (*link
 		}
 		jump = jl.client
 	}
+	started := time.Now()
 	client, err := f.dial(ctx, label, addr, jump)
+	if f.onDial != nil {
+		f.onDial(key, time.Since(started), err)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
