@@ -69,6 +69,16 @@ Talk to it from an IRC client (accounts alice/alice-password, in %[4]s, and bob/
     !koji help
     !koji hosts
     !koji capacity ppc3 2
+    !koji disk all
+    !koji cleanup xenbuilder2 --dry-run
+    !koji memory xenbuilder2
+    !koji restart builders xenbuilder2      (answers confirm: …; then !koji confirm <token>)
+    !koji override f41 foo-1.0-1.fc41
+    !koji outage draft koji /mnt/koji is full
+
+The farm: sshd "machines" koji-hub (httpd, kojira; /mnt/koji), koji-admin (a koji
+CLI stand-in), xen4 (xen configs in /srv/xen) and builders xenbuilder1-4 (kojid;
+tmpfs /var/lib/mock and /mnt/build), each in its own namespaces on 127.0.0.x.
 
 Run one command without IRC, as a FAS user:
   %[3]s exec --config %[5]s --as alice -- capacity ppc3 3
