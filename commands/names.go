@@ -5,6 +5,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/fedora-infra/kojibot/config"
 )
 
 // ResolveName finds the one name in names that query means: the exact name
@@ -65,7 +67,7 @@ func closest(q string, names []string, limit int) []string {
 	for _, n := range names {
 		ln := strings.ToLower(n)
 		label, _, _ := strings.Cut(ln, ".")
-		d := min(editDistance(q, ln), editDistance(q, label))
+		d := min(config.EditDistance(q, ln), config.EditDistance(q, label))
 		if strings.HasPrefix(ln, q) || strings.Contains(ln, q) && len(q) >= 3 {
 			d = min(d, 1)
 		}
@@ -84,25 +86,4 @@ func closest(q string, names []string, limit int) []string {
 		out = append(out, cands[i].name)
 	}
 	return out
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

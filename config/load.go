@@ -655,15 +655,17 @@ func closest(word string, candidates []string) string {
 		if len(c) <= 4 {
 			limit = 1
 		}
-		if d := editDistance(word, c); d <= limit && d < bestDist {
+		if d := EditDistance(word, c); d <= limit && d < bestDist {
 			best, bestDist = c, d
 		}
 	}
 	return best
 }
 
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
+// EditDistance is the Levenshtein distance between a and b, in bytes. It
+// drives every "did you mean" in kojibot: configuration keys here, command
+// and host names in the commands package.
+func EditDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
