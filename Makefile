@@ -6,7 +6,7 @@ GO ?= go
 DEB_PACKAGES := inspircd anope postgresql openssh-server pdsh util-linux iproute2 procps
 GOTESTFLAGS ?= -race -count=1 -timeout 40m
 
-.PHONY: all build test unit deps demo fuzz bench lint clean
+.PHONY: all build test unit deps demo fuzz bench bench-disk clean
 
 all: build
 
@@ -43,6 +43,10 @@ fuzz:
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# bench-disk: `disk all` over 50 sshd builders, kojibot (cold and warm) vs pdsh (root). BENCHFLAGS="-rounds 20"
+bench-disk: deps
+	scripts/bench-disk-all.sh $(BENCHFLAGS)
 
 clean:
 	rm -rf bin

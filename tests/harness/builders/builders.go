@@ -233,9 +233,13 @@ LogLevel DEBUG1
 }
 
 // bootScript runs as the new namespaces' PID 1: it mounts the tmpfs
-// (arguments in pairs: MiB path) and becomes sshd.
+// (arguments in pairs: MiB path) and becomes sshd. The test machine's own
+// ~/.bashrc (which Debian's bash reads for every command sshd runs, and
+// which may run slow things like pyenv init) is masked inside the builder,
+// so that builders behave like clean machines.
 const bootScript = `set -e
 cfg=$1; log=$2; shift 2
+if [ -f "$HOME/.bashrc" ]; then mount --bind /dev/null "$HOME/.bashrc"; fi
 mkdir -p /run/sshd
 while [ $# -gt 0 ]; do
 	mkdir -p "$2"
