@@ -268,6 +268,11 @@ func (d *Dispatcher) runCleanup(ctx context.Context, c *Call) error {
 		return Userf("--older must be at least 1h, got %s: younger buildroots may be in use", c.Flags["older"])
 	}
 	dryRun := c.Flags["dry-run"] != ""
+	// A plan made while another job works on the builder would be stale
+	// (or fail on entries vanishing under it): refuse now, not at confirm.
+	if err := d.jobs.refuseBusy(builder); err != nil {
+		return err
+	}
 
 	// 1. Shared mounts first: when they are full, cleaning a builder does not help.
 	full, err := d.sharedFull(ctx, f)

@@ -89,6 +89,17 @@ func (t *jobTable) busyError(host string, j *Job) error {
 		host, j.ID, j.Command, j.Owner, ago(t.now().Sub(j.Started)), j.ID)
 }
 
+// refuseBusy returns the error start would give when host has a running
+// job, so that a command can refuse before it plans.
+func (t *jobTable) refuseBusy(host string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if j := t.byHost[host]; j != nil {
+		return t.busyError(host, j)
+	}
+	return nil
+}
+
 // start registers a job on hosts (refused when one of them already has a
 // running job) and runs fn in the background.
 func (t *jobTable) start(spec *Spec, owner, place, command string, hosts []string, fn func(ctx context.Context, j *Job) error, finish func(j *Job, err error)) (*Job, error) {

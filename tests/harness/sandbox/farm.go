@@ -69,7 +69,8 @@ echo "$task tagBuild (noarch) completed successfully"
 `
 
 // xlStandIn asks the sandbox to "reboot" a guest: the sandbox stops the
-// guest's sshd and starts it again with empty tmpfs, as a reboot would.
+// guest's sshd and starts it again with empty tmpfs and a new boot id, as
+// a reboot would.
 const xlStandIn = `#!/bin/sh
 [ "$1" = reboot ] && [ -n "$2" ] || { echo "usage: xl reboot <guest>" >&2; exit 1; }
 touch "$(dirname "$0")/../reboot-requests/$2"
@@ -120,6 +121,11 @@ func (s *Sandbox) Reboots() int {
 	return s.reboots
 }
 
+// newBootID gives a rebooted guest its own /proc/sys/kernel/random/boot_id
+// (a file in the guest's own tmpfs bound over it).
+const newBootID = `cat /proc/sys/kernel/random/uuid > ` + builders.ServiceStateDir + `/boot_id &&
+mount --bind ` + builders.ServiceStateDir + `/boot_id /proc/sys/kernel/random/boot_id`
+
 // serveReboots carries out the xl stand-in's reboot requests.
 func (s *Sandbox) serveReboots(ctx context.Context) {
 	reqDir := filepath.Join(s.Dir, "standins", "reboot-requests")
@@ -138,7 +144,12 @@ func (s *Sandbox) serveReboots(ctx context.Context) {
 			_ = s.Farm.StopHost(guest)
 			time.Sleep(time.Second)
 			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			_ = s.Farm.StartHost(sctx, guest)
+			if err := s.Farm.StartHost(sctx, guest); err == nil {
+				// The kernel's boot id is not namespaced: give the guest
+				// a new one, as a real reboot would, so that the bot can
+				// tell it came back however quickly.
+				_, _ = s.Farm.Exec(guest, newBootID)
+			}
 			cancel()
 			s.mu.Lock()
 			s.reboots++
@@ -162,7 +173,7 @@ func (s *Sandbox) farmConfig() map[string]any {
 	return map[string]any{
 		"ssh": map[string]any{
 			"user": ssh.User, "key_file": ssh.KeyFile, "known_hosts": ssh.KnownHosts,
-			"connect_timeout": "3s", "command_timeout": "60s", "parallel": 8,
+			"connect_timeout": "5s", "command_timeout": "60s", "parallel": 8,
 			"service_command": ssh.ServiceCommand, "reboot_wait": "60s",
 		},
 		"hosts": hosts,

@@ -194,9 +194,9 @@ func (s *Sandbox) WriteConfig(ctx context.Context, bc BotConfig) (string, error)
 			"db":   map[string]any{"dsn": dsns.Kojibot},
 			"user": "kojibot",
 		},
-		"http": map[string]any{"listen": ""},
+		"http":   map[string]any{"listen": ""},
 		"outage": map[string]any{"to": []string{"fedora-infrastructure-list@lists.fedoraproject.org"}},
-		"log":  map[string]any{"level": "debug", "file": filepath.Join(botDir, "kojibot.log")},
+		"log":    map[string]any{"level": "debug", "file": filepath.Join(botDir, "kojibot.log")},
 	}
 	if s.Farm != nil {
 		for k, v := range s.farmConfig() {
