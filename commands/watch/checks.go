@@ -438,6 +438,7 @@ func (w *Watcher) judgeStale(r *round, s survey) {
 	}
 	w.emit(r, view{check: dbCheck, label: "stale builders", obs: alerting.Failed(false)})
 	result := ResultOK
+	var b batch
 	for _, h := range s.hosts {
 		never := h.LastCheckin.IsZero()
 		age := r.now.Sub(h.LastCheckin)
@@ -463,9 +464,77 @@ func (w *Watcher) judgeStale(r *round, s survey) {
 		default:
 			v.clear = fmt.Sprintf("stale builder: %s checked in %s ago", h.Name, human(age))
 		}
-		w.emit(r, v)
+		p, text := w.observe(r, v)
+		b.add(p, text, h.Name)
 	}
+	w.sendBatch(r, &b, "stale builders")
 	w.ran(KindStale, result)
+}
+
+// batchAbove is how many notifications of one kind in one round are sent
+// one a line; more are folded into one line, so that a hub outage that
+// silences every builder at once is one message, not forty.
+const batchAbove = 3
+
+// batch collects a round's notifications of one kind of check.
+type batch struct {
+	items []batchItem
+}
+
+type batchItem struct {
+	p    alerting.Pending
+	text string
+	name string
+}
+
+func (b *batch) add(p alerting.Pending, text, name string) {
+	b.items = append(b.items, batchItem{p, text, name})
+}
+
+// sendBatch sends the batch: one line per notification when there are few
+// of a sort (ALERT, REMINDER, RESOLVED…), else one line per sort naming
+// them all; every notification is committed only once its line went out.
+func (w *Watcher) sendBatch(r *round, b *batch, what string) {
+	groups := map[alerting.Notification][]batchItem{}
+	var order []alerting.Notification
+	for _, it := range b.items {
+		if it.p.Notification == alerting.None || it.text == "" {
+			w.send(r, it.p, it.text)
+			continue
+		}
+		if _, ok := groups[it.p.Notification]; !ok {
+			order = append(order, it.p.Notification)
+		}
+		groups[it.p.Notification] = append(groups[it.p.Notification], it)
+	}
+	for _, n := range order {
+		items := groups[n]
+		if len(items) <= batchAbove {
+			for _, it := range items {
+				w.send(r, it.p, it.text)
+			}
+			continue
+		}
+		names := make([]string, 0, len(items))
+		for _, it := range items {
+			names = append(names, it.name)
+		}
+		shown := names
+		if len(shown) > 10 {
+			shown = append(append([]string{}, names[:10]...), fmt.Sprintf("and %d more", len(names)-10))
+		}
+		tag, _, _ := strings.Cut(items[0].text, " ")
+		line := fmt.Sprintf("%s %s (%d): %s", tag, what, len(items), strings.Join(shown, ", "))
+		if !w.deps.Notify(line) {
+			w.log.Warn("notification not sent; it is retried at the next check", "what", what, "count", len(items))
+			continue
+		}
+		r.sent++
+		w.log.Info("notified", "what", what, "notification", n.String(), "count", len(items), "text", line)
+		for _, it := range items {
+			it.p.Commit()
+		}
+	}
 }
 
 // judgeConnections judges the Koji role's share of max_connections.

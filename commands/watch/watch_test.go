@@ -776,3 +776,40 @@ func TestText(t *testing.T) {
 		t.Errorf("reason = %q", got)
 	}
 }
+
+// TestStaleBuildersBatched: when many builders go silent at once (a hub
+// outage), the channel gets one line naming them, not one line each; the
+// recovery is one line too.
+func TestStaleBuildersBatched(t *testing.T) {
+	r := newRig(t, nil)
+	hosts := func(checkin time.Time) []kojidb.Host {
+		var hs []kojidb.Host
+		for i := 1; i <= 12; i++ {
+			hs = append(hs, kojidb.Host{Name: fmt.Sprintf("buildvm-%02d.fedoraproject.org", i), Enabled: true, LastCheckin: checkin})
+		}
+		return hs
+	}
+	r.db.setHosts(hosts(t0.Add(-20 * time.Minute))...)
+	got := r.check(0)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "ALERT stale builders (12): buildvm-01.fedoraproject.org, ") ||
+		!strings.HasSuffix(got[0], "and 2 more") {
+		t.Fatalf("first round: %q, want one ALERT line naming 12 builders", got)
+	}
+	if n := len(r.w.Firing()); n != 12 {
+		t.Fatalf("%d firing, want 12", n)
+	}
+	expect(t, "no repeat", r.check(time.Minute))
+	r.db.setHosts(hosts(r.clock.Now().Add(-5 * time.Second))...)
+	got = r.check(time.Second)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "RESOLVED stale builders (12): ") {
+		t.Fatalf("recovery: %q, want one RESOLVED line", got)
+	}
+	// Unsent: nothing is recorded, the same line comes again.
+	r.db.setHosts(hosts(t0.Add(-20 * time.Minute))...)
+	r.ch.setDown(true)
+	expect(t, "channel down", r.check(time.Minute))
+	r.ch.setDown(false)
+	if got := r.check(time.Minute); len(got) != 1 || !strings.HasPrefix(got[0], "ALERT stale builders (12)") {
+		t.Fatalf("after the channel came back: %q", got)
+	}
+}
