@@ -252,11 +252,15 @@ func (p *pidReader) get() int {
 	return p.pid
 }
 
+// maxRefusals is how many times a refused session is tried again.
+const maxRefusals = 8
+
 // session opens a session on host's connection within ctx. A cached
 // connection that turns out to be dead is dropped and redialled once. The
 // returned func gives back the host's session slot.
 func (f *Fleet) session(ctx context.Context, host string, limit time.Duration) (*ssh.Session, func(), error) {
 	label := f.label(host)
+	refusals := 0
 	for attempt := 0; ; attempt++ {
 		l, e, err := f.connect(ctx, host)
 		if err != nil {
@@ -278,6 +282,19 @@ func (f *Fleet) session(ctx context.Context, host string, limit time.Duration) (
 		}
 		var refused *ssh.OpenChannelError
 		if errors.As(err, &refused) {
+			// sshd frees a session's slot a moment after the session ends,
+			// so a busy connection can refuse briefly (MaxSessions): wait
+			// and try again before giving up.
+			if refusals < maxRefusals {
+				refusals++
+				attempt--
+				select {
+				case <-time.After(time.Duration(refusals) * 50 * time.Millisecond):
+					continue
+				case <-ctx.Done():
+					return nil, nil, ctxError(ctx, label, "opening session", limit)
+				}
+			}
 			return nil, nil, fmt.Errorf("fleet: %s: %w: session refused: %w", label, ErrUnreachable, err)
 		}
 		l.close()
