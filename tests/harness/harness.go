@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -93,6 +94,37 @@ func Chown(path, name string) error {
 		return nil
 	}
 	return exec.Command("chown", "-R", name+":", path).Run()
+}
+
+var (
+	spawnOnce sync.Once
+	spawns    chan spawnRequest
+)
+
+type spawnRequest struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// Spawn starts cmd from one goroutine locked to its OS thread for the life
+// of the process. A daemon started with SysProcAttr.Pdeathsig (so that it
+// dies with the test binary) gets that signal when the *thread* that forked
+// it exits, and the Go runtime ends threads whose goroutine exits locked;
+// starting every daemon from one thread that never exits keeps Pdeathsig
+// meaning "the test binary died".
+func Spawn(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		spawns = make(chan spawnRequest)
+		go func() {
+			runtime.LockOSThread()
+			for r := range spawns {
+				r.done <- r.cmd.Start()
+			}
+		}()
+	})
+	done := make(chan error, 1)
+	spawns <- spawnRequest{cmd, done}
+	return <-done
 }
 
 // StopProcess sends SIGTERM to the process and SIGKILL after grace.

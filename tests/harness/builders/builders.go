@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -314,7 +313,7 @@ func (f *Farm) boot(ctx context.Context, h *host) error {
 	// If the test binary dies, unshare dies, and --kill-child takes the
 	// whole PID namespace (sshd and everything under it) with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := spawn(cmd); err != nil {
+	if err := harness.Spawn(cmd); err != nil {
 		return fmt.Errorf("builders: %s: unshare: %w", h.spec.Name, err)
 	}
 	exited := make(chan struct{})
@@ -352,35 +351,6 @@ func (f *Farm) boot(ctx context.Context, h *host) error {
 	h.cmd, h.exited, h.stderr, h.init, h.pidNS = cmd, exited, stderr, pid, ns
 	f.mu.Unlock()
 	return nil
-}
-
-// spawns carries the commands spawn starts.
-var (
-	spawnOnce sync.Once
-	spawns    chan spawnReq
-)
-
-type spawnReq struct {
-	cmd  *exec.Cmd
-	done chan error
-}
-
-// spawn starts cmd from one goroutine locked to its OS thread for the life
-// of the process: Pdeathsig fires when the thread that forked the child
-// exits, and the Go runtime may end other threads.
-func spawn(cmd *exec.Cmd) error {
-	spawnOnce.Do(func() {
-		spawns = make(chan spawnReq)
-		go func() {
-			runtime.LockOSThread()
-			for r := range spawns {
-				r.done <- r.cmd.Start()
-			}
-		}()
-	})
-	done := make(chan error, 1)
-	spawns <- spawnReq{cmd, done}
-	return <-done
 }
 
 // childOf returns the PID of parent's only child.

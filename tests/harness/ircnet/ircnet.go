@@ -280,7 +280,7 @@ func (n *Network) launch(name, bin string, args ...string) (*daemon, error) {
 	if err := harness.AsUser(cmd, RunAs); err != nil {
 		return nil, fmt.Errorf("ircnet: %w", err)
 	}
-	if err := cmd.Start(); err != nil {
+	if err := harness.Spawn(cmd); err != nil {
 		return nil, fmt.Errorf("ircnet: start %s: %w", name, err)
 	}
 	d := &daemon{name: name, cmd: cmd, exited: make(chan struct{})}

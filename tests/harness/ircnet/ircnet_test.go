@@ -168,6 +168,12 @@ func TestNetworkAccounts(t *testing.T) {
 		t.Fatalf("account lost across restart: %v", err)
 	}
 	again.Quit()
+	// Services must stay linked after their first database saves following
+	// the restart (Anope once quit on a failed daily backup there).
+	time.Sleep(8 * time.Second)
+	if err := n.RegisterAccount(ctx, "carol", "carol-secret-1"); err != nil {
+		t.Fatalf("services gone a few seconds after the restart: %v\n%s", err, n.tail("services.out"))
+	}
 }
 
 func TestNoAccountTag(t *testing.T) {
