@@ -156,12 +156,13 @@ func (c *Cluster) Start(ctx context.Context) error {
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	// Own process group: a ^C on the test run must not reach the postmaster
-	// before Stop does.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// before Stop does. If the test binary dies without Stop, the
+	// postmaster gets SIGINT (fast shutdown) instead of living on.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGINT}
 	if err := harness.AsUser(cmd, OSUser); err != nil {
 		return fmt.Errorf("pgsql: %w", err)
 	}
-	if err := cmd.Start(); err != nil {
+	if err := harness.Spawn(cmd); err != nil {
 		return fmt.Errorf("pgsql: start postgres: %w", err)
 	}
 	done := make(chan struct{})

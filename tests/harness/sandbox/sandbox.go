@@ -14,10 +14,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fedora-infra/kojibot/tests/harness"
 	"github.com/fedora-infra/kojibot/tests/harness/builders"
 	"github.com/fedora-infra/kojibot/tests/harness/fasjsonfake"
 	"github.com/fedora-infra/kojibot/tests/harness/ircnet"
@@ -250,7 +252,9 @@ func (s *Sandbox) StartBot(binary, nick, path string) (*Bot, error) {
 	}
 	cmd := exec.Command(binary, "run", "--config", path)
 	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
+	// The bot goes when the test binary or the demo dies without Close.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := harness.Spawn(cmd); err != nil {
 		f.Close()
 		return nil, err
 	}
