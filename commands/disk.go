@@ -3,7 +3,6 @@ package commands
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 
@@ -48,12 +47,7 @@ func (d *Dispatcher) runDisk(ctx context.Context, c *Call) error {
 		if cfg.Disk.SharedFrom == "" || len(cfg.Disk.SharedMounts) == 0 {
 			return Userf("no shared mounts configured (disk.shared_mounts, disk.shared_from)")
 		}
-		line, _, err := d.dfLine(ctx, f, cfg.Disk.SharedFrom, cfg.Disk.SharedMounts)
-		if err != nil && !strings.Contains(line, "%") {
-			return Userf("%s", line)
-		}
-		c.Reply("%s", line)
-		return nil
+		return d.replyDF(ctx, f, c, cfg.Disk.SharedFrom, cfg.Disk.SharedMounts)
 	case "all":
 		builders := d.Builders()
 		if len(builders) == 0 {
@@ -61,23 +55,26 @@ func (d *Dispatcher) runDisk(ctx context.Context, c *Call) error {
 		}
 		var mu sync.Mutex
 		lines := map[string]string{}
+		isFull := map[string]bool{}
 		results := f.Each(ctx, builders, func(ctx context.Context, host string) error {
-			line, _, err := d.dfLine(ctx, f, host, d.builderMounts())
+			line, usages, err := d.dfLine(ctx, f, host, d.builderMounts())
 			mu.Lock()
+			defer mu.Unlock()
 			lines[host] = line
-			mu.Unlock()
+			for _, u := range usages {
+				if u.Percent >= cfg.Disk.FullPercent {
+					isFull[host] = true
+				}
+			}
 			return err
 		})
 		var failed, full []string
-		for h, err := range results {
-			if err != nil {
-				failed = append(failed, h)
-			}
-		}
-		sort.Strings(failed)
 		out := make([]string, 0, len(builders)+1)
 		for _, h := range builders {
-			if strings.Contains(lines[h], " FULL") {
+			if results[h] != nil {
+				failed = append(failed, h)
+			}
+			if isFull[h] {
 				full = append(full, h)
 			}
 			out = append(out, lines[h])
@@ -100,11 +97,17 @@ func (d *Dispatcher) runDisk(ctx context.Context, c *Call) error {
 		if host == cfg.Disk.SharedFrom {
 			mounts = cfg.Disk.SharedMounts
 		}
-		line, _, err := d.dfLine(ctx, f, host, mounts)
-		if err != nil && !strings.Contains(line, "%") {
-			return Userf("%s", line)
-		}
-		c.Reply("%s", line)
-		return nil
+		return d.replyDF(ctx, f, c, host, mounts)
 	}
+}
+
+// replyDF answers with one host's df line; a host that could not be read
+// at all is an error.
+func (d *Dispatcher) replyDF(ctx context.Context, f Fleet, c *Call, host string, mounts []string) error {
+	line, usages, err := d.dfLine(ctx, f, host, mounts)
+	if err != nil && len(usages) == 0 {
+		return Userf("%s", line)
+	}
+	c.Reply("%s", line)
+	return nil
 }

@@ -142,11 +142,7 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	}
 	spec, used := d.catalogue.Lookup(words)
 	if spec == nil {
-		msg := fmt.Sprintf("unknown command %s", quoteShort(words[0]))
-		if near := closest(strings.ToLower(words[0]), d.topNames(), 2); len(near) > 0 {
-			msg += "; did you mean " + strings.Join(near, " or ") + "?"
-		}
-		out.Send(Error, msg+" (try help)")
+		out.Send(Error, d.unknownCommand(words[0])+" (try help)")
 		log.Info("rejected", "result", "error", "reason", "unknown command")
 		return
 	}
@@ -213,6 +209,15 @@ func (d *Dispatcher) userMessage(c *Call, err error) string {
 	}
 	c.Log.Error("command failed", "error", err)
 	return fmt.Sprintf("%s failed: %v", c.Spec.Name, err)
+}
+
+// unknownCommand says a command does not exist, with the nearest names.
+func (d *Dispatcher) unknownCommand(name string) string {
+	msg := fmt.Sprintf("unknown command %s", quoteShort(name))
+	if near := closest(strings.ToLower(name), d.topNames(), 2); len(near) > 0 {
+		msg += "; did you mean " + strings.Join(near, " or ") + "?"
+	}
+	return msg
 }
 
 // topNames lists the first word of every command, for suggestions.

@@ -71,7 +71,7 @@ func (d *Dispatcher) restartBuilders(ctx context.Context, f Fleet, c *Call, buil
 		}
 	}
 	if len(ok) > 0 {
-		c.Reply("restarted %s on %d builders: %s", "their services", len(ok), strings.Join(ok, ", "))
+		c.Reply("restarted the services of %d builders, all active again: %s", len(ok), strings.Join(ok, ", "))
 	}
 	return errors.Join(errs...)
 }

@@ -177,11 +177,7 @@ func (d *Dispatcher) runHelp(ctx context.Context, c *Call) error {
 	if name := strings.ToLower(c.Arg("command")); name != "" {
 		family := d.catalogue.Family(name)
 		if len(family) == 0 {
-			_, err := ResolveName("command", name, d.topNames())
-			if err == nil {
-				err = Userf("unknown command %s", quoteShort(name))
-			}
-			return err
+			return Userf("%s", d.unknownCommand(name))
 		}
 		var lines []string
 		for _, s := range family {

@@ -750,7 +750,7 @@ func TestRestartAll(t *testing.T) {
 	}
 	bldInOrder(t, lines, sandbox.HubHost+": httpd restarted and active", sandbox.HubHost+": kojira restarted and active",
 		"waiting 3s", "1 builders checked in since the hub restart; 3 did not and will be restarted: xenbuilder2, xenbuilder3, xenbuilder4",
-		"restarted their services on 3 builders: xenbuilder2, xenbuilder3, xenbuilder4", "job "+id+" (restart all) done in ")
+		"restarted the services of 3 builders, all active again: xenbuilder2, xenbuilder3, xenbuilder4", "job "+id+" (restart all) done in ")
 
 	hub := bldJournalSince(t, sandbox.HubHost, journals[sandbox.HubHost])
 	if want := []string{"restart httpd ok", "restart httpd ok", "restart kojira ok", "restart kojira ok"}; !slices.Equal(hub, want) {
