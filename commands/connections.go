@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/fedora-infra/kojibot/commands/kojidb"
 )
 
 // defaultOlder is the SOP's age for a stuck hub connection.
@@ -19,16 +21,22 @@ func olderFlag(c *Call) time.Duration {
 	return defaultOlder
 }
 
-func (d *Dispatcher) runConnections(ctx context.Context, c *Call) error {
+// oldBackends reads the Koji role's backends older than --older; when
+// there are none it says so to the caller (with suffix) and returns nil.
+func (d *Dispatcher) oldBackends(ctx context.Context, c *Call, suffix string) (string, time.Duration, []kojidb.Backend, error) {
 	older := olderFlag(c)
 	role := d.deps.Config.Koji.DBUser
 	backends, err := d.deps.DB.Backends(ctx, role, older)
-	if err != nil {
-		return err
+	if err == nil && len(backends) == 0 {
+		c.Reply("no %s backends whose query started more than %s ago%s", role, shortDuration(older), suffix)
 	}
-	if len(backends) == 0 {
-		c.Reply("no %s backends whose query started more than %s ago", role, shortDuration(older))
-		return nil
+	return role, older, backends, err
+}
+
+func (d *Dispatcher) runConnections(ctx context.Context, c *Call) error {
+	role, older, backends, err := d.oldBackends(ctx, c, "")
+	if err != nil || len(backends) == 0 {
+		return err
 	}
 	lines := []string{fmt.Sprintf("%d %s backends whose query started more than %s ago:", len(backends), role, shortDuration(older))}
 	now := d.deps.Now()
@@ -47,15 +55,9 @@ func (d *Dispatcher) runConnectionsKill(ctx context.Context, c *Call) error {
 	if _, ok := c.Flags["older"]; !ok {
 		return Userf("connections kill needs --older <age>, e.g. --older 40m; usage: %s", c.Spec.Usage())
 	}
-	older := olderFlag(c)
-	role := d.deps.Config.Koji.DBUser
-	backends, err := d.deps.DB.Backends(ctx, role, older)
-	if err != nil {
+	role, older, backends, err := d.oldBackends(ctx, c, "; nothing to terminate")
+	if err != nil || len(backends) == 0 {
 		return err
-	}
-	if len(backends) == 0 {
-		c.Reply("no %s backends whose query started more than %s ago; nothing to terminate", role, shortDuration(older))
-		return nil
 	}
 	plan := fmt.Sprintf("terminate the %d backends of role %s whose query started more than %s ago (pg_terminate_backend); no other role's, never the bot's own",
 		len(backends), role, shortDuration(older))
