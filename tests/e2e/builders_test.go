@@ -27,7 +27,7 @@ import (
 const (
 	bldBuilder  = "xenbuilder2" // kojid and plague-builder, on xen4
 	bldKojiName = "xenbuilder2.fedora.redhat.com"
-	bldWait     = 90 * time.Second // for a job's end, paced output included
+	bldWait     = 3 * time.Minute // for a job's end, paced output included
 )
 
 var bldServices = []string{"kojid", "plague-builder"}
@@ -316,13 +316,13 @@ func bldStartBot(t *testing.T, nick, channel string, extra map[string]any) {
 // length.
 func bldAddBuildroot(t *testing.T, id int64, state int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := sb.DBs["koji"].AddBuildroot(ctx, bldKojiName, id, state); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		for _, q := range []string{"DELETE FROM standard_buildroot WHERE buildroot_id = $1", "DELETE FROM buildroot WHERE id = $1"} {
 			if _, err := sb.DBs["koji"].Exec(ctx, q, id); err != nil {
@@ -884,7 +884,7 @@ func TestUnknownHostKey(t *testing.T) {
 
 	alice := join(t, nick, "alice", "")
 	bldSend(alice, "disk xenbuilder4")
-	text := strings.Join(bldQuiet(alice, 3*time.Second), " ")
+	text := strings.Join(bldQuiet(alice, 10*time.Second), " ")
 	for _, p := range []string{"xenbuilder4", "unknown host key", "not in " + path, "ssh-keyscan", "fingerprint"} {
 		if !strings.Contains(text, p) {
 			t.Errorf("reply lacks %q: %s", p, text)
@@ -932,10 +932,10 @@ func TestDiskAllDownAndHung(t *testing.T) {
 	lines := bldUntil(alice, "disk all", func(l string) bool { return strings.Contains(l, "private notice") })
 	took := time.Since(start)
 	t.Logf("disk all answered in %s", took.Round(time.Millisecond))
-	// ssh.connect_timeout is 5s: 10s per host, plus the reply's pacing; far
+	// ssh.connect_timeout is 5s: 10s per host, plus the reply's pacing and a busy machine; still
 	// below ssh.command_timeout (60s), which a hung host would cost without
 	// the per-host deadline.
-	if took > 20*time.Second {
+	if took > 45*time.Second {
 		t.Errorf("disk all answered after %s", took.Round(time.Millisecond))
 	}
 	if want := "4 builders: 0 full, 2 could not be read; failed: xenbuilder3, xenbuilder4"; lines[0] != want {
@@ -1035,7 +1035,7 @@ func TestReboot(t *testing.T) {
 	}
 	id, lines := bldConfirmJob(alice, token)
 	bldInOrder(t, lines, bldBuilder+": reboot sent; waiting for SSH", bldBuilder+" is back: SSH answered ", "job "+id+" (reboot "+bldBuilder+") done in ")
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for sb.Reboots() != before+1 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -13,7 +13,7 @@ import (
 
 // replyTimeout bounds the wait for one reply; the bot paces its output at
 // about one line a second, so a few lines can take a few seconds.
-const replyTimeout = 30 * time.Second
+const replyTimeout = 60 * time.Second
 
 var nickSeq atomic.Int64
 
@@ -37,7 +37,7 @@ func join(t *testing.T, bot, account, nick string) *user {
 	if account != "" {
 		opts.SASLUser, opts.SASLPassword = account, users[account]
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c, err := ircnet.Dial(ctx, sb.IRC.Addr(), nick, opts)
 	if err != nil {

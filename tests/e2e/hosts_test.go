@@ -14,7 +14,7 @@ import (
 // query runs one query as the cluster's superuser on database db.
 func query[T any](t *testing.T, db, sql string, args ...any) T {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, sb.DBs[db].Admin)
 	if err != nil {
@@ -97,7 +97,7 @@ func TestDenied(t *testing.T) {
 
 	// carol is in the group; after NickServ LOGOUT she is refused.
 	carol := join(t, mainBot, "carol", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := carol.c.Logout(ctx); err != nil {
 		t.Fatal(err)

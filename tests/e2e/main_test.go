@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 }
 
 func setup(m *testing.M) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "kojibot-e2e-")
 	if err != nil {
@@ -121,7 +121,7 @@ func tail(s string, n int) string {
 
 // waitJoined waits until nick is in its channel, seen by a watcher client.
 func waitJoined(ctx context.Context, nick string) error {
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
 		if bots[nick].Exited() {
 			return fmt.Errorf("%s exited:\n%s", nick, bots[nick].Output())

@@ -140,7 +140,7 @@ func TestWatchSharedMountAndStale(t *testing.T) {
 	keepCheckingIn(t, "ppc1.fedora.redhat.com")
 	u, base := watchBot(t, "kojibot-watch", nil)
 
-	stale := waitNotice(t, u, 30*time.Second, "ALERT", "stale", "ppc1.fedora.redhat.com")
+	stale := waitNotice(t, u, 90*time.Second, "ALERT", "stale", "ppc1.fedora.redhat.com")
 	t.Logf("stale: %s", stale)
 
 	fill := fmt.Sprintf("dd if=/dev/zero of=%s/fill bs=1M count=15 2>/dev/null; sync", sandbox.SharedMount)
@@ -155,7 +155,7 @@ func TestWatchSharedMountAndStale(t *testing.T) {
 		}
 	}
 	t.Cleanup(free)
-	alert := waitNotice(t, u, 30*time.Second, "ALERT shared mount "+sandbox.SharedMount)
+	alert := waitNotice(t, u, 90*time.Second, "ALERT shared mount "+sandbox.SharedMount)
 	link := base + "/drafts/"
 	if !strings.Contains(alert, link) {
 		t.Fatalf("alert %q lacks the draft link %s…", alert, link)
@@ -171,7 +171,7 @@ func TestWatchSharedMountAndStale(t *testing.T) {
 		t.Errorf("%d notifications for the full mount, want exactly 1: %q", n, notices(u, sandbox.SharedMount))
 	}
 	free()
-	resolved := waitNotice(t, u, 30*time.Second, "RESOLVED", sandbox.SharedMount)
+	resolved := waitNotice(t, u, 90*time.Second, "RESOLVED", sandbox.SharedMount)
 	t.Logf("resolved: %s", resolved)
 	time.Sleep(5 * time.Second)
 	if n := len(notices(u, "RESOLVED shared")); n != 1 {
@@ -255,7 +255,7 @@ func TestConnectionsAlertHealthAndMetrics(t *testing.T) {
 		}
 		defer c.Close(ctx)
 	}
-	waitNotice(t, u, 30*time.Second, "ALERT connections")
+	waitNotice(t, u, 90*time.Second, "ALERT connections")
 
 	if code, body := httpGet(t, base+"/healthz"); code != 200 {
 		t.Fatalf("/healthz %d %s", code, body)
@@ -275,7 +275,7 @@ func TestConnectionsAlertHealthAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarted = true
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if code, _ = httpGet(t, base+"/healthz"); code == 200 || time.Now().After(deadline) {
 			break

@@ -327,7 +327,7 @@ func (f *Farm) boot(ctx context.Context, h *host) error {
 			return false
 		}
 	}
-	up := harness.WaitFor(ctx, 15*time.Second, func() bool { return down() || harness.Listening(h.addr()) })
+	up := harness.WaitFor(ctx, 60*time.Second, func() bool { return down() || harness.Listening(h.addr()) })
 	if !up || down() {
 		_ = cmd.Process.Kill()
 		<-exited

@@ -14,7 +14,7 @@ import (
 
 // DefaultTimeout bounds Dial, Expect and Collect when their context has no
 // deadline.
-const DefaultTimeout = 10 * time.Second
+const DefaultTimeout = 30 * time.Second
 
 // Message is one line received from the server, parsed.
 type Message struct {

@@ -104,7 +104,10 @@ func (s *Sandbox) startFarm(ctx context.Context) error {
 			return fmt.Errorf("xen config %s: %v: %s", g, err, out)
 		}
 	}
-	go s.serveReboots(ctx)
+	// The reboot server lives as long as the sandbox (until Close), not
+	// as long as the start-up context: a test may ask for a reboot long
+	// after the farm came up.
+	go s.serveReboots()
 	return nil
 }
 
@@ -126,13 +129,12 @@ func (s *Sandbox) Reboots() int {
 const newBootID = `cat /proc/sys/kernel/random/uuid > ` + builders.ServiceStateDir + `/boot_id &&
 mount --bind ` + builders.ServiceStateDir + `/boot_id /proc/sys/kernel/random/boot_id`
 
-// serveReboots carries out the xl stand-in's reboot requests.
-func (s *Sandbox) serveReboots(ctx context.Context) {
+// serveReboots carries out the xl stand-in's reboot requests until the
+// sandbox is closed.
+func (s *Sandbox) serveReboots() {
 	reqDir := filepath.Join(s.Dir, "standins", "reboot-requests")
 	for {
 		select {
-		case <-ctx.Done():
-			return
 		case <-s.stop:
 			return
 		case <-time.After(200 * time.Millisecond):
@@ -143,7 +145,7 @@ func (s *Sandbox) serveReboots(ctx context.Context) {
 			_ = os.Remove(filepath.Join(reqDir, guest))
 			_ = s.Farm.StopHost(guest)
 			time.Sleep(time.Second)
-			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			if err := s.Farm.StartHost(sctx, guest); err == nil {
 				// The kernel's boot id is not namespaced: give the guest
 				// a new one, as a real reboot would, so that the bot can
@@ -174,7 +176,7 @@ func (s *Sandbox) farmConfig() map[string]any {
 		"ssh": map[string]any{
 			"user": ssh.User, "key_file": ssh.KeyFile, "known_hosts": ssh.KnownHosts,
 			"connect_timeout": "5s", "command_timeout": "60s", "parallel": 8,
-			"service_command": ssh.ServiceCommand, "reboot_wait": "60s",
+			"service_command": ssh.ServiceCommand, "reboot_wait": "3m",
 		},
 		"hosts": hosts,
 		"koji": map[string]any{
