@@ -54,6 +54,25 @@ type Config struct {
 	Outage  Outage          `mapstructure:"outage"`
 	HTTP    HTTP            `mapstructure:"http"`
 	Log     Log             `mapstructure:"log"`
+	// State is where the bot keeps its own state (journal, jobs).
+	State State `mapstructure:"state"`
+	// Commands holds the limits of commands that are not jobs.
+	Commands Commands `mapstructure:"commands"`
+	// ShutdownTimeout bounds how long SIGTERM may take: jobs are cancelled
+	// and restore what they stopped within it (under systemd's 90 s).
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+}
+
+// State is the state: section (SPEC.md §10).
+type State struct {
+	// Dir holds the embedded store, shared by run and exec; created 0700.
+	Dir string `mapstructure:"dir"`
+}
+
+// Commands is the commands: section.
+type Commands struct {
+	// Timeout is the deadline of a command that is not a job.
+	Timeout time.Duration `mapstructure:"timeout"`
 }
 
 // IRC is the irc: section: the network, the bot's identity and its manners.

@@ -42,7 +42,7 @@ func defaults() *Config {
 			FASJSONURL:       "https://fasjson.fedoraproject.org",
 			CacheTTL:         5 * time.Minute,
 			Timeout:          5 * time.Second,
-			AccountIsFASUser: true,
+			AccountIsFASUser: false,
 			Network:          "irc.libera.chat",
 		},
 		Koji: Koji{
@@ -86,8 +86,11 @@ func defaults() *Config {
 				"fedora-devel-list@lists.fedoraproject.org",
 			},
 		},
-		HTTP: HTTP{Listen: "127.0.0.1:9090"},
-		Log:  Log{Level: "info"},
+		HTTP:            HTTP{Listen: "127.0.0.1:9090"},
+		Log:             Log{Level: "info"},
+		State:           State{Dir: "/var/lib/kojibot"},
+		Commands:        Commands{Timeout: 30 * time.Second},
+		ShutdownTimeout: 60 * time.Second,
 	}
 }
 

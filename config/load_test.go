@@ -192,7 +192,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"acl.fasjson_url", d.ACL.FASJSONURL, "https://fasjson.fedoraproject.org"},
 		{"acl.cache_ttl", d.ACL.CacheTTL, 5 * time.Minute},
 		{"acl.timeout", d.ACL.Timeout, 5 * time.Second},
-		{"acl.account_is_fas_user", d.ACL.AccountIsFASUser, true},
+		{"acl.account_is_fas_user", d.ACL.AccountIsFASUser, false},
 		{"acl.network", d.ACL.Network, "irc.libera.chat"},
 		{"koji.db_user", d.Koji.DBUser, "koji"},
 		{"koji.user", d.Koji.User, "kojibot"},
@@ -217,6 +217,9 @@ func TestLoadDefaults(t *testing.T) {
 		{"outage.to", d.Outage.To, []string{"fedora-infrastructure-list@lists.fedoraproject.org", "fedora-devel-list@lists.fedoraproject.org"}},
 		{"http.listen", d.HTTP.Listen, "127.0.0.1:9090"},
 		{"log.level", d.Log.Level, "info"},
+		{"state.dir", d.State.Dir, "/var/lib/kojibot"},
+		{"commands.timeout", d.Commands.Timeout, 30 * time.Second},
+		{"shutdown_timeout", d.ShutdownTimeout, 60 * time.Second},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {

@@ -425,6 +425,10 @@ func (c *Config) validateHTTP(v *validator) {
 			v.addf("http.listen", "%q %v; expected host:port such as \"127.0.0.1:9090\", or \"\" for no HTTP server", c.HTTP.Listen, err)
 		}
 	}
+	if c.HTTP.Listen != "" && c.HTTP.PublicURL == "" && !IsLoopbackListen(c.HTTP.Listen) {
+		v.addf("http.public_url", "required when http.listen (%q) is not a loopback address: "+
+			"the links posted in the channel must name the address people reach", c.HTTP.Listen)
+	}
 	if c.HTTP.PublicURL != "" && !isHTTPURL(c.HTTP.PublicURL) {
 		v.addf("http.public_url", "%q is not an http(s) URL; expected e.g. \"https://kojibot.example.org\", or \"\"", c.HTTP.PublicURL)
 	}

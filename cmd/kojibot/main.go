@@ -74,8 +74,12 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Short: "validate the configuration and name every problem",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := loadConfig(configPath, stderr); err != nil {
+			cfg, err := loadConfig(configPath, stderr)
+			if err != nil {
 				return exitError{1}
+			}
+			for _, w := range configWarnings(cfg) {
+				fmt.Fprintln(stderr, "warning:", w)
 			}
 			fmt.Fprintf(stdout, "%s: configuration is valid\n", configPath)
 			return nil

@@ -39,6 +39,20 @@ func validate(cfg *config.Config) error {
 	return err
 }
 
+// configWarnings are check-config's warnings: settings that work but that
+// an operator probably did not mean.
+func configWarnings(cfg *config.Config) []*config.KeyError {
+	d := commands.New(commands.Deps{Config: cfg})
+	defer d.Close()
+	var mutating []string
+	for _, name := range d.Catalogue().Names() {
+		if s := d.Catalogue().Spec(name); s != nil && !s.ReadOnly && strings.Contains(name, " ") {
+			mutating = append(mutating, name)
+		}
+	}
+	return cfg.Warnings(mutating)
+}
+
 // system is everything a running kojibot is made of, below IRC.
 type system struct {
 	log        *slog.Logger

@@ -1,0 +1,57 @@
+package config
+
+import (
+	"net"
+	"slices"
+	"strings"
+)
+
+// Warnings returns what check-config should point out without refusing the
+// configuration: settings that work but that an operator probably did not
+// mean. mutating lists every "command subcommand" of the catalogue that
+// changes something: an acl.commands entry for its parent alone does not
+// grant it (SPEC.md §3), so such an entry draws a warning naming the child
+// left without one.
+func (c *Config) Warnings(mutating []string) []*KeyError {
+	var out []*KeyError
+	rules := map[string]bool{}
+	for k := range c.ACL.Commands {
+		rules[strings.ToLower(strings.Join(strings.Fields(k), " "))] = true
+	}
+	children := slices.Clone(mutating)
+	slices.Sort(children)
+	for _, child := range children {
+		parent, _, ok := strings.Cut(child, " ")
+		if !ok || !rules[parent] || rules[child] {
+			continue
+		}
+		out = append(out, &KeyError{
+			Key: "acl.commands[" + parent + "]",
+			Problem: "does not grant \"" + child + "\", which changes things and has no entry of its own, " +
+				"so no one may run it; add acl.commands[" + child + "] if someone should",
+		})
+	}
+	if c.HTTP.Listen != "" && !IsLoopbackListen(c.HTTP.Listen) {
+		out = append(out, &KeyError{
+			Key: "http.listen",
+			Problem: "\"" + c.HTTP.Listen + "\" is reachable from other machines: /metrics and /healthz are public, " +
+				"and anyone who learns a link can read the output it names; prefer 127.0.0.1 behind a proxy",
+		})
+	}
+	return out
+}
+
+// IsLoopbackListen reports whether the listen address addr (host:port)
+// binds to the loopback interface only. An empty host (every address) is
+// not loopback; "localhost" is.
+func IsLoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
