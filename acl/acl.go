@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fedora-infra/kojibot/config"
@@ -109,7 +110,8 @@ type Checker struct {
 	ttl              time.Duration // <= 0: no caching
 	accountIsFASUser bool
 	network          string
-	accounts         map[string]string          // lower-case account -> FAS user
+	accounts         map[string]string          // services account as configured -> FAS user
+	mappedTo         map[string]bool            // lower-case FAS users that acl.accounts names
 	groups           map[string]map[string]bool // static: lower-case group -> lower-case users
 	commands         map[string]rule            // normalised command key -> rule
 	policyGroups     []string                   // every real group named in acl.commands
@@ -119,9 +121,11 @@ type Checker struct {
 	now    func() time.Time
 	log    *slog.Logger
 
+	casemap atomic.Value // CaseMapping of the IRC network; rfc1459 until told
+
 	mu       sync.Mutex
 	members  *ttlCache[bool]    // user "\x00" group -> member?
-	mappings *ttlCache[mapping] // lower-case account -> ircnicks search answer
+	mappings *ttlCache[mapping] // folded account -> ircnicks search answer
 }
 
 // New checks cfg and builds a Checker. Every problem found is reported,
@@ -137,6 +141,7 @@ func New(cfg config.ACL, opts Options) (*Checker, error) {
 		accountIsFASUser: cfg.AccountIsFASUser,
 		network:          strings.TrimSpace(cfg.Network),
 		accounts:         map[string]string{},
+		mappedTo:         map[string]bool{},
 		groups:           map[string]map[string]bool{},
 		commands:         map[string]rule{},
 		client:           opts.HTTPClient,
@@ -178,6 +183,10 @@ func New(cfg config.ACL, opts Options) (*Checker, error) {
 	if c.ttl == 0 {
 		c.ttl = DefaultCacheTTL
 	}
+	if c.accountIsFASUser && c.source != SourceStatic {
+		bad("acl.account_is_fas_user: only with acl.source: static; with FASJSON an account is linked " +
+			"by acl.accounts or by the FAS user's own ircnicks entry")
+	}
 	if strings.ContainsAny(c.network, "/ ") {
 		bad("acl.network: %q is not a network host name", c.network)
 	}
@@ -191,7 +200,8 @@ func New(cfg config.ACL, opts Options) (*Checker, error) {
 			bad("acl.accounts[%s]: %q is not a valid FAS username", account, user)
 			continue
 		}
-		c.accounts[strings.ToLower(account)] = user
+		c.accounts[account] = user
+		c.mappedTo[strings.ToLower(user)] = true
 	}
 	for group, users := range cfg.Groups {
 		if !ValidName(group) {
@@ -264,6 +274,7 @@ func New(cfg config.ACL, opts Options) (*Checker, error) {
 	if size <= 0 {
 		size = DefaultCacheSize
 	}
+	c.casemap.Store(CaseMappingRFC1459)
 	c.members = newTTLCache[bool](size)
 	c.mappings = newTTLCache[mapping](size)
 	return c, nil
@@ -273,8 +284,10 @@ func New(cfg config.ACL, opts Options) (*Checker, error) {
 // acl.commands keys are looked up in (viper lower-cases map keys).
 func normKey(s string) string { return strings.ToLower(strings.Join(strings.Fields(s), " ")) }
 
-// policy finds the rule for command: "cmd sub" first, then "cmd"; without
-// an entry, read-only commands are @identified and the rest are refused.
+// policy finds the rule for command: "cmd sub" first, then, for a
+// read-only subcommand only, "cmd": a parent's entry never grants a
+// subcommand that changes anything. Without an entry, read-only commands
+// are @identified and the rest are refused.
 func (c *Checker) policy(command string, readOnly bool) rule {
 	key := normKey(command)
 	for k := key; k != ""; {
@@ -282,7 +295,7 @@ func (c *Checker) policy(command string, readOnly bool) rule {
 			return r
 		}
 		i := strings.LastIndexByte(k, ' ')
-		if i < 0 {
+		if i < 0 || !readOnly {
 			break
 		}
 		k = k[:i]
@@ -383,7 +396,8 @@ func (c *Checker) missingWhere() string {
 
 // Resolve returns the FAS user of caller without checking any group: the
 // trusted caller.FASUser, else the account's mapping (acl.accounts, the
-// FASJSON ircnicks search, acl.account_is_fas_user). Errors wrap
+// FASJSON ircnicks search, or acl.account_is_fas_user with the static
+// source). Errors wrap
 // ErrNoFASUser or ErrUnavailable and read well in a reply.
 func (c *Checker) Resolve(ctx context.Context, caller Caller) (string, error) {
 	if caller.Account == "" && caller.FASUser == "" {
@@ -411,13 +425,45 @@ func (c *Checker) MemberOf(ctx context.Context, user string) ([]string, error) {
 	return in, errors.Join(errs...)
 }
 
+// SetCaseMapping tells the Checker how the IRC network compares account
+// names (its ISUPPORT CASEMAPPING); until then rfc1459 is assumed. Cached
+// account mappings are forgotten, since their keys were folded the old way.
+func (c *Checker) SetCaseMapping(m CaseMapping) {
+	if old, _ := c.casemap.Load().(CaseMapping); old == m {
+		return
+	}
+	c.casemap.Store(m)
+	c.mu.Lock()
+	c.mappings.clear()
+	c.mu.Unlock()
+}
+
+// caseMapping is the network's case mapping.
+func (c *Checker) caseMapping() CaseMapping {
+	m, _ := c.casemap.Load().(CaseMapping)
+	return m
+}
+
+// accountUser returns the FAS user acl.accounts maps account to, comparing
+// account names with the network's case mapping.
+func (c *Checker) accountUser(account string) (string, bool) {
+	cm := c.caseMapping()
+	key := cm.Fold(account)
+	for a, u := range c.accounts {
+		if cm.Fold(a) == key {
+			return u, true
+		}
+	}
+	return "", false
+}
+
 // Invalidate forgets what the caches hold about a services account: its
 // FAS user and the group memberships of that user (and of a FAS user with
 // the account's name), so that the next command asks again.
 func (c *Checker) Invalidate(account string) {
-	key := strings.ToLower(account)
-	users := map[string]bool{key: true}
-	if u, ok := c.accounts[key]; ok {
+	key := c.caseMapping().Fold(account)
+	users := map[string]bool{strings.ToLower(account): true}
+	if u, ok := c.accountUser(account); ok {
 		users[strings.ToLower(u)] = true
 	}
 	c.mu.Lock()

@@ -114,7 +114,7 @@ func TestAuthorizeStatic(t *testing.T) {
 		readOnly bool
 		want     want
 	}{
-		{"member allowed", Caller{Account: "alice"}, "capacity", false,
+		{"member allowed", Caller{Account: "AliceIRC"}, "capacity", false,
 			want{allowed: true, fasUser: "alice", rule: "acl.commands[capacity]", required: []string{"sysadmin-build"}}},
 		{"non-member denied", Caller{Account: "bob"}, "capacity", false,
 			want{fasUser: "bob", rule: "acl.commands[capacity]", required: []string{"sysadmin-build"},
@@ -130,19 +130,23 @@ func TestAuthorizeStatic(t *testing.T) {
 			want{allowed: true, rule: "default: read-only @identified", required: []string{"@identified"}}},
 		{"no entry, read-only, not logged in", anon, "hosts", true,
 			want{rule: "default: read-only @identified", reason: []string{"identify to NickServ"}}},
-		{"no entry, mutating", Caller{Account: "alice"}, "reboot", false,
+		{"no entry, mutating", Caller{Account: "AliceIRC"}, "reboot", false,
 			want{rule: "default: deny", reason: []string{"no acl.commands entry", "reboot"}}},
 		{"no entry, mutating, not logged in", anon, "reboot", false,
 			want{rule: "default: deny", reason: []string{"no acl.commands entry"}}},
 		{"subcommand key wins", Caller{Account: "carol"}, "connections kill", false,
 			want{allowed: true, fasUser: "carol", rule: "acl.commands[connections kill]", required: []string{"sysadmin-koji"}}},
-		{"subcommand key denies", Caller{Account: "alice"}, "connections kill", false,
+		{"subcommand key denies", Caller{Account: "AliceIRC"}, "connections kill", false,
+			want{rule: "acl.commands[connections kill]", reason: []string{"sysadmin-koji"}}},
+		{"connections: [@identified] does not grant connections kill", Caller{Account: "bob"}, "connections kill", false,
 			want{rule: "acl.commands[connections kill]", reason: []string{"sysadmin-koji"}}},
 		{"command key", Caller{Account: "bob"}, "connections", true,
 			want{allowed: true, rule: "acl.commands[connections]"}},
-		{"subcommand falls back to command", Caller{Account: "alice"}, "outage draft", false,
+		{"a parent entry never grants a mutating subcommand", Caller{Account: "AliceIRC"}, "outage draft", false,
+			want{rule: "default: deny", reason: []string{"no acl.commands entry", "outage draft"}}},
+		{"a read-only subcommand falls back to its parent", Caller{Account: "AliceIRC"}, "outage show", true,
 			want{allowed: true, rule: "acl.commands[outage]"}},
-		{"subcommand falls back and denies", Caller{Account: "bob"}, "outage draft", false,
+		{"a read-only subcommand falls back and denies", Caller{Account: "bob"}, "outage show", true,
 			want{rule: "acl.commands[outage]", reason: []string{"sysadmin-build"}}},
 		{"command case and spaces", Caller{Account: "carol"}, "  Connections   KILL ", false,
 			want{allowed: true, rule: "acl.commands[connections kill]"}},
@@ -160,10 +164,14 @@ func TestAuthorizeStatic(t *testing.T) {
 			want{fasUser: "bob"}},
 		{"exec --as invalid name", Caller{FASUser: "../alice"}, "capacity", false,
 			want{reason: []string{"not a valid FAS username"}}},
-		{"unknown group", Caller{Account: "alice"}, "ghost", false,
+		{"unknown group", Caller{Account: "AliceIRC"}, "ghost", false,
 			want{rule: "acl.commands[ghost]", reason: []string{"no-such-group", "not defined in acl.groups"}}},
-		{"empty group list", Caller{Account: "alice"}, "nobody", true,
+		{"empty group list", Caller{Account: "AliceIRC"}, "nobody", true,
 			want{rule: "acl.commands[nobody]", reason: []string{"lists no group"}}},
+		{"account named after a FAS user that acl.accounts gives to another account", Caller{Account: "alice"}, "capacity", false,
+			want{rule: "acl.commands[capacity]", reason: []string{"alice", "linked to another services account"}}},
+		{"account named after a mapped FAS user, other case", Caller{Account: "ALICE"}, "capacity", false,
+			want{reason: []string{"linked to another services account"}}},
 		{"account not a FAS name", Caller{Account: "bad/name"}, "capacity", false,
 			want{reason: []string{"not a valid FAS username"}}},
 	}
@@ -237,7 +245,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 func fakeUsers() map[string]fasjsonfake.User {
 	return map[string]fasjsonfake.User{
 		"alice":   {Groups: []string{"sysadmin-build"}, IRCNicks: []string{"irc:/alice_irc"}},
-		"bob":     {Groups: []string{"packager"}},
+		"bob":     {Groups: []string{"packager"}, IRCNicks: []string{"irc:/bob"}},
 		"carol":   {Groups: []string{"sysadmin-build"}, IRCNicks: []string{"irc://irc.libera.chat/carolnick"}},
 		"dan":     {Groups: []string{"sysadmin-build"}, IRCNicks: []string{"irc://irc.oftc.net/dannick"}},
 		"shared1": {Groups: []string{"sysadmin-build"}, IRCNicks: []string{"irc:/shared"}},
@@ -258,13 +266,12 @@ func startFake(t *testing.T) *fasjsonfake.Server {
 
 func fasjsonConfig(url string) config.ACL {
 	return config.ACL{
-		Source:           "fasjson",
-		FASJSONURL:       url,
-		CacheTTL:         5 * time.Minute,
-		Timeout:          2 * time.Second,
-		AccountIsFASUser: true,
-		Network:          "irc.libera.chat",
-		Accounts:         map[string]string{"mapped": "alice"},
+		Source:     "fasjson",
+		FASJSONURL: url,
+		CacheTTL:   5 * time.Minute,
+		Timeout:    2 * time.Second,
+		Network:    "irc.libera.chat",
+		Accounts:   map[string]string{"mapped": "alice"},
 		Commands: map[string][]string{
 			"capacity": {"sysadmin-build"},
 			"ghost":    {"no-such-group"},
@@ -282,20 +289,24 @@ func TestAuthorizeFASJSON(t *testing.T) {
 		command string
 		want    want
 	}{
-		{"member", Caller{Account: "alice"}, "capacity",
+		{"member", Caller{Account: "alice_irc"}, "capacity",
 			want{allowed: true, fasUser: "alice", rule: "acl.commands[capacity]"}},
 		{"non-member", Caller{Account: "bob"}, "capacity",
 			want{fasUser: "bob", required: []string{"sysadmin-build"}, reason: []string{"sysadmin-build", "bob is not a member"}}},
-		{"user unknown to FAS", Caller{Account: "zed"}, "capacity",
-			want{fasUser: "zed", reason: []string{"zed is not a member"}}},
-		{"unknown group 404", Caller{Account: "alice"}, "ghost",
+		{"account unknown to FAS is not linked", Caller{Account: "zed"}, "capacity",
+			want{reason: []string{"not linked to a FAS user", "irc://irc.libera.chat/zed"}}},
+		{"account named after a FAS user whose profile names another nick", Caller{Account: "alice"}, "capacity",
+			want{reason: []string{"\"alice\" is not linked to a FAS user"}}},
+		{"Kelvin sign is not k", Caller{Account: "\u212Aelvin"}, "capacity",
+			want{reason: []string{"not linked"}}},
+		{"unknown group 404", Caller{Account: "alice_irc"}, "ghost",
 			want{reason: []string{"no-such-group", "does not exist in FAS"}}},
-		{"unknown group and a member", Caller{Account: "alice"}, "either", want{allowed: true}},
+		{"unknown group and a member", Caller{Account: "alice_irc"}, "either", want{allowed: true}},
 		{"unknown group and a non-member", Caller{Account: "bob"}, "either",
 			want{reason: []string{"bob is not a member", "no-such-group does not exist in FAS"}}},
 		{"ircnick irc:/ form", Caller{Account: "alice_irc"}, "capacity", want{allowed: true, fasUser: "alice"}},
 		{"ircnick network form", Caller{Account: "carolnick"}, "capacity", want{allowed: true, fasUser: "carol"}},
-		{"ircnick on another network", Caller{Account: "dannick"}, "capacity", want{fasUser: "dannick"}},
+		{"ircnick on another network", Caller{Account: "dannick"}, "capacity", want{reason: []string{"not linked"}}},
 		{"ircnick stored in both forms", Caller{Account: "twicenick"}, "capacity", want{allowed: true, fasUser: "twice"}},
 		{"ircnick of two users", Caller{Account: "shared"}, "capacity",
 			want{reason: []string{"several FAS users (shared1, shared2)", "acl.accounts"}}},
@@ -442,7 +453,7 @@ func TestCache(t *testing.T) {
 	}
 
 	// bob joins the group: the cache hides it until the TTL passes.
-	fake.SetUser("bob", fasjsonfake.User{Groups: []string{"sysadmin-build"}})
+	fake.SetUser("bob", fasjsonfake.User{Groups: []string{"sysadmin-build"}, IRCNicks: []string{"irc:/bob"}})
 	clk.Advance(cfg.CacheTTL - time.Second)
 	got = requests()
 	check(t, "bob before expiry", c.Authorize(ctx, Caller{Account: "bob"}, "capacity", false), want{})
@@ -511,7 +522,7 @@ func TestCacheDisabled(t *testing.T) {
 	c := mustNew(t, cfg, Options{})
 	n := fake.Requests()
 	for range 3 {
-		c.Authorize(context.Background(), Caller{Account: "alice"}, "capacity", false)
+		c.Authorize(context.Background(), Caller{Account: "alice_irc"}, "capacity", false)
 	}
 	if got := fake.Requests() - n; got != 9 {
 		t.Errorf("3 uncached Authorize calls made %d requests, want 9", got)
@@ -605,11 +616,11 @@ func TestConcurrent(t *testing.T) {
 			for j := range 10 {
 				switch (i + j) % 7 {
 				case 5:
-					c.Invalidate("alice")
+					c.Invalidate("alice_irc")
 				case 6:
 					c.Flush()
 				}
-				if d := c.Authorize(context.Background(), Caller{Account: "alice"}, "capacity", false); !d.Allowed {
+				if d := c.Authorize(context.Background(), Caller{Account: "alice_irc"}, "capacity", false); !d.Allowed {
 					errs <- "alice denied: " + d.Reason
 				}
 				if d := c.Authorize(context.Background(), Caller{Account: "bob"}, "capacity", false); d.Allowed {
@@ -700,5 +711,28 @@ func TestSearchVerified(t *testing.T) {
 	// Without acl.network only the irc:/ form is searched.
 	if !reflect.DeepEqual(asked, []string{"irc:/alice", "irc:/priv", "irc:/Case", "irc:/weird"}) {
 		t.Errorf("searched %q", asked)
+	}
+}
+
+// TestParentEntryNeverGrantsMutatingChild: connections: [@identified]
+// lets anyone logged in list connections, not kill them; outage does not
+// grant outage draft.
+func TestParentEntryNeverGrantsMutatingChild(t *testing.T) {
+	c := mustNew(t, config.ACL{Source: "static",
+		Groups:   map[string][]string{"sysadmin-build": {"alice"}},
+		Accounts: map[string]string{"alice": "alice"},
+		Commands: map[string][]string{"connections": {"@identified"}, "outage": {"*"}}}, Options{})
+	ctx := context.Background()
+	alice := Caller{Account: "alice"}
+	if d := c.Authorize(ctx, alice, "connections", true); !d.Allowed {
+		t.Errorf("connections: denied (%s)", d.Reason)
+	}
+	for _, cmd := range []string{"connections kill", "outage draft"} {
+		if d := c.Authorize(ctx, alice, cmd, false); d.Allowed || d.Rule != "default: deny" {
+			t.Errorf("%s: allowed=%v by %s, want refused by default: deny", cmd, d.Allowed, d.Rule)
+		}
+	}
+	if d := c.Authorize(ctx, Caller{}, "outage show", true); !d.Allowed {
+		t.Errorf("outage show by anyone: denied (%s)", d.Reason)
 	}
 }

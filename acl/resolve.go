@@ -44,8 +44,9 @@ type searchUser struct {
 }
 
 // resolve maps caller to a FAS user: the trusted caller.FASUser, else
-// acl.accounts, else the ircnicks search (fasjson), else the account itself
-// when acl.account_is_fas_user.
+// acl.accounts, else the ircnicks search (fasjson), else, with the static
+// source only, the account itself when acl.account_is_fas_user, unless
+// acl.accounts gives that FAS user to another account.
 func (c *Checker) resolve(ctx context.Context, caller Caller) (string, error) {
 	if caller.FASUser != "" {
 		if !ValidName(caller.FASUser) {
@@ -54,7 +55,7 @@ func (c *Checker) resolve(ctx context.Context, caller Caller) (string, error) {
 		return caller.FASUser, nil
 	}
 	acct := caller.Account
-	if u, ok := c.accounts[strings.ToLower(acct)]; ok {
+	if u, ok := c.accountUser(acct); ok {
 		return u, nil
 	}
 	if c.source == SourceFASJSON {
@@ -71,12 +72,16 @@ func (c *Checker) resolve(ctx context.Context, caller Caller) (string, error) {
 			return m.user, nil
 		}
 	}
-	if c.accountIsFASUser {
-		if ValidName(acct) {
-			return acct, nil
+	if c.accountIsFASUser && c.source == SourceStatic {
+		switch {
+		case !ValidName(acct):
+			return "", &reasonError{ErrNoFASUser, fmt.Sprintf(
+				"services account %q is not a valid FAS username; ask an admin to map it in acl.accounts", acct)}
+		case c.mappedTo[strings.ToLower(acct)]:
+			return "", &reasonError{ErrNoFASUser, fmt.Sprintf(
+				"FAS user %s is linked to another services account in acl.accounts, not to %q", acct, acct)}
 		}
-		return "", &reasonError{ErrNoFASUser, fmt.Sprintf(
-			"services account %q is not a valid FAS username; ask an admin to map it in acl.accounts", acct)}
+		return acct, nil
 	}
 	hint := "ask an admin to map it in acl.accounts"
 	if c.source == SourceFASJSON {
@@ -93,8 +98,8 @@ func (c *Checker) knownUser(caller Caller) string {
 	if caller.FASUser != "" {
 		return caller.FASUser
 	}
-	key := strings.ToLower(caller.Account)
-	if u, ok := c.accounts[key]; ok {
+	key := c.caseMapping().Fold(caller.Account)
+	if u, ok := c.accountUser(caller.Account); ok {
 		return u
 	}
 	if c.source == SourceFASJSON {
@@ -108,7 +113,8 @@ func (c *Checker) knownUser(caller Caller) string {
 			return m.user
 		}
 	}
-	if c.accountIsFASUser && ValidName(caller.Account) {
+	if c.accountIsFASUser && c.source == SourceStatic && ValidName(caller.Account) &&
+		!c.mappedTo[strings.ToLower(caller.Account)] {
 		return caller.Account
 	}
 	return ""
@@ -127,7 +133,8 @@ func (c *Checker) nickValues(account string) []string {
 // lookupIRCNick asks FASJSON which users list account as an IRC nick on this
 // network, trying every stored form. Answers are cached, errors are not.
 func (c *Checker) lookupIRCNick(ctx context.Context, account string) (mapping, error) {
-	key := strings.ToLower(account)
+	cm := c.caseMapping()
+	key := cm.Fold(account)
 	if c.ttl > 0 {
 		c.mu.Lock()
 		m, ok := c.mappings.get(key, c.now())
@@ -156,7 +163,7 @@ func (c *Checker) lookupIRCNick(ctx context.Context, account string) (mapping, e
 			// Trust but verify: when the profile shows its nicks, one of
 			// them must be exactly the value searched for.
 			if u.IRCNicks != nil && !slices.ContainsFunc(*u.IRCNicks, func(n string) bool {
-				return strings.EqualFold(n, value)
+				return cm.Fold(n) == cm.Fold(value)
 			}) {
 				continue
 			}

@@ -233,6 +233,11 @@ func (c *Config) validateACL(v *validator, knownCommands []string) {
 		if acl.Network == "" {
 			v.addf("acl.network", "is empty; expected the IRC network FAS ircnicks name, e.g. \"irc.libera.chat\"")
 		}
+		if acl.AccountIsFASUser {
+			v.addf("acl.account_is_fas_user", "is true with acl.source: fasjson; it is only for acl.source: static "+
+				"on a network whose accounts are FAS accounts (with FASJSON, accounts are linked by acl.accounts "+
+				"or by the FAS user's own ircnicks entry)")
+		}
 	default:
 		v.addf("acl.source", "%q is not a source; expected static or fasjson", acl.Source)
 	}

@@ -186,7 +186,9 @@ func (s *Sandbox) WriteConfig(ctx context.Context, bc BotConfig) (string, error)
 		},
 		"acl": map[string]any{
 			"source": bc.ACLSource, "fasjson_url": s.FASJSON.URL(), "cache_ttl": "2s", "timeout": "2s",
-			"account_is_fas_user": true,
+			// The sandbox's own network registers FAS names as accounts;
+			// with FASJSON the links are the users' ircnicks.
+			"account_is_fas_user": bc.ACLSource == "" || bc.ACLSource == "static",
 			"groups":              map[string]any{Group: s.opts.Members},
 			"commands": map[string]any{
 				"capacity": []string{Group}, "enable": []string{Group}, "disable": []string{Group},
