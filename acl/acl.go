@@ -58,6 +58,11 @@ const (
 	DefaultCacheSize = 4096
 )
 
+// FailureMemory is how long a FASJSON failure is remembered: requests in
+// that time fail at once instead of each waiting acl.timeout, so that a
+// dead FASJSON cannot tie up every worker.
+const FailureMemory = 10 * time.Second
+
 // Sentinel errors, matched with errors.Is.
 var (
 	// ErrUnavailable means FASJSON could not answer: down, slow, refusing our
@@ -123,9 +128,11 @@ type Checker struct {
 
 	casemap atomic.Value // CaseMapping of the IRC network; rfc1459 until told
 
-	mu       sync.Mutex
-	members  *ttlCache[bool]    // user "\x00" group -> member?
-	mappings *ttlCache[mapping] // folded account -> ircnicks search answer
+	mu        sync.Mutex
+	downErr   error              // the last FASJSON failure, remembered until downUntil
+	downUntil time.Time          //
+	members   *ttlCache[bool]    // user "\x00" group -> member?
+	mappings  *ttlCache[mapping] // folded account -> ircnicks search answer
 }
 
 // New checks cfg and builds a Checker. Every problem found is reported,
@@ -484,4 +491,5 @@ func (c *Checker) Flush() {
 	defer c.mu.Unlock()
 	c.members.clear()
 	c.mappings.clear()
+	c.downErr = nil
 }

@@ -471,7 +471,15 @@ func TestCache(t *testing.T) {
 	fake.SetFailure(500)
 	check(t, "carol while down", c.Authorize(ctx, Caller{FASUser: "carol"}, "capacity", false),
 		want{reason: []string{"FASJSON unavailable"}})
+	// The failure is remembered for FailureMemory: no request in that time.
+	got = requests()
+	check(t, "carol, failure remembered", c.Authorize(ctx, Caller{FASUser: "carol"}, "capacity", false),
+		want{reason: []string{"FASJSON unavailable"}})
+	if n := got(); n != 0 {
+		t.Errorf("Authorize within FailureMemory of a failure made %d requests, want 0", n)
+	}
 	fake.SetFailure(0)
+	clk.Advance(FailureMemory)
 	got = requests()
 	check(t, "carol after recovery", c.Authorize(ctx, Caller{FASUser: "carol"}, "capacity", false), want{allowed: true})
 	if n := got(); n != 1 {

@@ -49,6 +49,25 @@ func unavailable(format string, args ...any) error {
 // "result" of FASJSON's envelope into out. A 404 with a FASJSON error body
 // is a *notFoundError; every other failure wraps ErrUnavailable.
 func (c *Checker) get(ctx context.Context, path string, query url.Values, out any) error {
+	// A FASJSON that just failed is not asked again for failureMemory:
+	// every worker would otherwise wait acl.timeout on a dead server.
+	c.mu.Lock()
+	downErr, downUntil := c.downErr, c.downUntil
+	c.mu.Unlock()
+	if downErr != nil && c.now().Before(downUntil) {
+		return downErr
+	}
+	err := c.getOnce(ctx, path, query, out)
+	if errors.Is(err, ErrUnavailable) && ctx.Err() == nil {
+		c.mu.Lock()
+		c.downErr, c.downUntil = err, c.now().Add(FailureMemory)
+		c.mu.Unlock()
+	}
+	return err
+}
+
+// getOnce is one request to FASJSON.
+func (c *Checker) getOnce(ctx context.Context, path string, query url.Values, out any) error {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()

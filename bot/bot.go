@@ -17,6 +17,7 @@ import (
 
 	"github.com/lrstanley/girc"
 
+	"github.com/fedora-infra/kojibot/acl"
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/config"
 )
@@ -65,6 +66,12 @@ func WithLongOutput(f func(text string) (url string, ok bool)) Option {
 	return func(b *Bot) { b.longOutput = f }
 }
 
+// WithCaseMapping installs f, told the network's CASEMAPPING when the
+// server announces it (for the ACL's account names).
+func WithCaseMapping(f func(acl.CaseMapping)) Option {
+	return func(b *Bot) { b.onCaseMapping = f }
+}
+
 // withPacer replaces the outbound token bucket (tests).
 func withPacer(p *pacer) Option {
 	return func(b *Bot) { b.pace = p }
@@ -81,6 +88,8 @@ type Bot struct {
 	h          Handler
 	log        *slog.Logger
 	longOutput func(text string) (string, bool)
+	// onCaseMapping is told the network's CASEMAPPING.
+	onCaseMapping func(acl.CaseMapping)
 	// reconnectMin is the first reconnect delay.
 	reconnectMin time.Duration
 
@@ -209,7 +218,7 @@ func (b *Bot) Notify(channel, text string) {
 		b.log.Warn("notification dropped: no channel and no irc.notify_channel", "text", text)
 		return
 	}
-	b.out.push(laneNotify, b.renderNotify(channel, text))
+	b.out.pushTo(recipient{key: "notify:" + acl.CaseMappingRFC1459.Fold(channel)}, b.renderNotify(channel, text), false)
 }
 
 // current is the registered connection, or nil.
@@ -228,12 +237,22 @@ func (b *Bot) self() selfMask {
 	return selfMask{Nick: b.cfg.Nick, User: "~" + ident(b.cfg.Nick), Host: strings.Repeat("h", maxHostLen)}
 }
 
-// reply queues the rendered reply to nick in place ("" for private).
-func (b *Bot) reply(nick, place, text string) {
+// reply queues the rendered reply to nick in place ("" for private), in
+// the queue of its recipient. keep marks a reply that is never dropped.
+func (b *Bot) reply(rcpt recipient, nick, place, text string, keep bool) {
 	r := b.renderer()
 	main, bulk := r.reply(nick, place, text)
-	b.out.push(laneReply, main)
+	b.out.pushTo(rcpt, main, keep)
 	b.out.push(laneBulk, bulk)
+}
+
+// recipientOf is the outbound queue of a caller: their account when they
+// have one, else their nick, in the class served last.
+func (b *Bot) recipientOf(s *session, nick, account string) recipient {
+	if account != "" {
+		return recipient{key: "account:" + s.fold(account)}
+	}
+	return recipient{key: "nick:" + s.fold(nick), anonymous: true}
 }
 
 func (b *Bot) renderer() renderer {
@@ -253,9 +272,16 @@ func (b *Bot) renderNotify(channel, text string) []string {
 type output struct {
 	b           *Bot
 	nick, place string
+	rcpt        recipient
 }
 
-// Send implements commands.Output.
+// Send implements commands.Output. A confirmation prompt is never dropped.
 func (o output) Send(kind commands.Kind, text string) {
-	o.b.reply(o.nick, o.place, commands.Format(kind, text))
+	o.b.reply(o.rcpt, o.nick, o.place, commands.Format(kind, text), kind == commands.Confirm)
+}
+
+// SendResult implements commands.ResultOutput: a job's result is never
+// dropped.
+func (o output) SendResult(kind commands.Kind, text string) {
+	o.b.reply(o.rcpt, o.nick, o.place, commands.Format(kind, text), true)
 }

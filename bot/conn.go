@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/lrstanley/girc"
+
+	"github.com/fedora-infra/kojibot/acl"
 )
 
 // Keep-alive: girc PINGs the server every pingDelay and gives up when no
@@ -208,6 +210,10 @@ type session struct {
 	closed      chan struct{}
 	stopWriter  context.CancelFunc
 
+	// casemap is the network's CASEMAPPING (an acl.CaseMapping), from
+	// ISUPPORT; rfc1459 until the server names one.
+	casemap atomic.Value
+
 	mu       sync.Mutex
 	saslErr  error
 	self     selfMask
@@ -215,8 +221,28 @@ type session struct {
 	writerWG sync.WaitGroup
 }
 
+// fold returns a nick or account name in the network's canonical case.
+func (s *session) fold(name string) string {
+	m, _ := s.casemap.Load().(acl.CaseMapping)
+	return m.Fold(name)
+}
+
+// onISupport (005) learns the network's CASEMAPPING and passes it on.
+func (s *session) onISupport(_ *girc.Client, e girc.Event) {
+	for _, p := range e.Params {
+		if v, ok := strings.CutPrefix(p, "CASEMAPPING="); ok {
+			m := acl.ParseCaseMapping(v)
+			s.casemap.Store(m)
+			s.b.log.Info("network case mapping", "casemapping", v, "used", string(m))
+			if s.b.onCaseMapping != nil {
+				s.b.onCaseMapping(m)
+			}
+		}
+	}
+}
+
 func newSession(b *Bot) *session {
-	return &session{
+	s := &session{
 		b:           b,
 		initialized: make(chan struct{}),
 		closed:      make(chan struct{}),
@@ -224,6 +250,8 @@ func newSession(b *Bot) *session {
 		self: selfMask{Nick: b.cfg.Nick, User: "~" + ident(b.cfg.Nick),
 			Host: strings.Repeat("h", maxHostLen)},
 	}
+	s.casemap.Store(acl.CaseMappingRFC1459)
+	return s
 }
 
 // register installs the event handlers. Every one runs in girc's event loop
@@ -253,6 +281,9 @@ func (s *session) register() {
 	c.Handlers.Add(girc.JOIN, s.onJoin)
 	c.Handlers.Add(girc.KICK, s.onKick)
 	c.Handlers.Add(girc.PRIVMSG, s.onPrivmsg)
+	c.Handlers.Add(girc.RPL_ISUPPORT, s.onISupport)
+	c.Handlers.Add(girc.NICK, s.onNickGone)
+	c.Handlers.Add(girc.QUIT, s.onNickGone)
 	c.Handlers.Add(girc.RPL_WHOISACCOUNT, s.onWhoisAccount)
 	c.Handlers.Add(girc.RPL_ENDOFWHOIS, s.onWhoisEnd)
 	c.Handlers.Add(girc.ERR_NOSUCHNICK, s.onWhoisEnd)
@@ -321,7 +352,7 @@ func (s *session) onWelcome(c *girc.Client, e girc.Event) {
 
 // onJoin learns our real user@host from our own JOIN, for line budgets.
 func (s *session) onJoin(c *girc.Client, e girc.Event) {
-	if e.Source == nil || girc.ToRFC1459(e.Source.Name) != girc.ToRFC1459(c.GetNick()) {
+	if e.Source == nil || s.fold(e.Source.Name) != s.fold(c.GetNick()) {
 		return
 	}
 	s.mu.Lock()
@@ -334,7 +365,7 @@ func (s *session) onJoin(c *girc.Client, e girc.Event) {
 
 // onKick rejoins a channel the bot was kicked from.
 func (s *session) onKick(c *girc.Client, e girc.Event) {
-	if len(e.Params) < 2 || girc.ToRFC1459(e.Params[1]) != girc.ToRFC1459(c.GetNick()) {
+	if len(e.Params) < 2 || s.fold(e.Params[1]) != s.fold(c.GetNick()) {
 		return
 	}
 	s.b.log.Warn("kicked", "channel", e.Params[0], "reason", e.Last())
@@ -350,13 +381,13 @@ func (s *session) onPrivmsg(c *girc.Client, e girc.Event) {
 	b := s.b
 	nick := e.Source.Name
 	me := c.GetNick()
-	if girc.ToRFC1459(nick) == girc.ToRFC1459(me) {
+	if s.fold(nick) == s.fold(me) {
 		return
 	}
 	target := e.Params[0]
 	place := ""
 	switch {
-	case girc.ToRFC1459(target) == girc.ToRFC1459(me):
+	case s.fold(target) == s.fold(me):
 	case girc.IsValidChannel(target):
 		place = target
 	default:
@@ -373,22 +404,37 @@ func (s *session) onPrivmsg(c *girc.Client, e girc.Event) {
 			j.account = acct
 		}
 	}
-	key := "nick:" + girc.ToRFC1459(nick)
-	if j.account != "" {
-		key = "account:" + j.account
+	// Inbound limit: one bucket per account; callers without one share a
+	// single bucket whatever nick they use. Without account-tag the account
+	// is known only after the WHOIS: the nick's bucket bounds the WHOIS
+	// traffic here, and the worker charges the shared bucket when the
+	// answer is "not logged in".
+	key := anonymousBucket
+	switch {
+	case !j.tagged:
+		key = "nick:" + s.fold(nick)
+	case j.account != "":
+		key = "account:" + s.fold(j.account)
 	}
+	rcpt := b.recipientOf(s, nick, j.account)
 	if ok, warn := b.users.allow(key); !ok {
 		if warn {
-			b.reply(nick, place, "slow down, please: too many commands; try again in a few seconds")
+			b.reply(rcpt, nick, place, "slow down, please: too many commands; try again in a few seconds", false)
 		}
 		b.log.Info("command rate-limited", "nick", nick, "account", j.account, "place", place)
 		return
 	}
+	if !j.tagged {
+		j.whois = s.startWhois(nick)
+	}
 	select {
 	case b.jobs <- j:
 	default:
+		if j.whois != nil {
+			s.forget(s.fold(nick), j.whois)
+		}
 		b.log.Warn("worker queue full: command refused", "nick", nick, "place", place, "text", text)
-		b.reply(nick, place, "error: too busy, try again in a moment")
+		b.reply(rcpt, nick, place, "error: too busy, try again in a moment", false)
 	}
 }
 

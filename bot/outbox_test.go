@@ -12,6 +12,12 @@ import (
 	"golang.org/x/time/rate"
 )
 
+// Recipients of the outbox tests.
+var (
+	alice  = recipient{key: "account:alice"}
+	notify = recipient{key: "notify:#c"}
+)
+
 // fakeClock is a clock that only moves when the code under test sleeps.
 type fakeClock struct {
 	mu  sync.Mutex
@@ -76,7 +82,7 @@ func TestWriteLoopPacing(t *testing.T) {
 	for i := range 10 {
 		msg = append(msg, fmt.Sprint("PRIVMSG #c :line ", i))
 	}
-	o.push(laneReply, msg)
+	o.pushTo(alice, msg, false)
 	sent, at := drain(t, o, fakePacer(clock, 1, 4), clock, 10)
 	if !reflect.DeepEqual(sent, msg) {
 		t.Errorf("sent %q, want %q", sent, msg)
@@ -99,13 +105,13 @@ func TestWriteLoopResumesAfterIdle(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
 	o := newOutbox(slog.New(slog.DiscardHandler))
 	p := fakePacer(clock, 1, 2)
-	o.push(laneReply, []string{"a", "b", "c"})
+	o.pushTo(alice, []string{"a", "b", "c"}, false)
 	_, at := drain(t, o, p, clock, 3)
 	if want := []time.Duration{0, 0, time.Second}; !reflect.DeepEqual(at, want) {
 		t.Fatalf("first burst at %v, want %v", at, want)
 	}
 	clock.Sleep(context.Background(), 10*time.Second) // the bucket refills, but only to its burst
-	o.push(laneReply, []string{"d", "e", "f"})
+	o.pushTo(alice, []string{"d", "e", "f"}, false)
 	_, at = drain(t, o, p, clock, 3)
 	if want := []time.Duration{0, 0, time.Second}; !reflect.DeepEqual(at, want) {
 		t.Errorf("after idling, lines at %v, want %v", at, want)
@@ -116,7 +122,7 @@ func TestWriteLoopStopsWithoutLosingLines(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
 	o := newOutbox(slog.New(slog.DiscardHandler))
 	p := fakePacer(clock, 1, 1)
-	o.push(laneNotify, []string{"n1", "n2", "n3"})
+	o.pushTo(notify, []string{"n1", "n2", "n3"}, false)
 	sent, _ := drain(t, o, p, clock, 1)
 	if !reflect.DeepEqual(sent, []string{"n1"}) {
 		t.Fatalf("sent %q", sent)
@@ -136,7 +142,7 @@ func TestWriteLoopWeighsWhois(t *testing.T) {
 	o := newOutbox(slog.New(slog.DiscardHandler))
 	o.push(laneControl, []string{"WHOIS alice"})
 	o.push(laneControl, []string{"JOIN #c"})
-	o.push(laneReply, []string{"PRIVMSG #c :x"})
+	o.pushTo(alice, []string{"PRIVMSG #c :x"}, false)
 	_, at := drain(t, o, fakePacer(clock, 1, 4), clock, 3)
 	// 2 + 2 tokens use the burst; the PRIVMSG waits a second.
 	if want := []time.Duration{0, 0, time.Second}; !reflect.DeepEqual(at, want) {
@@ -160,9 +166,9 @@ func TestPacerCapsCostAtBurst(t *testing.T) {
 func TestOutboxOrder(t *testing.T) {
 	o := newOutbox(slog.New(slog.DiscardHandler))
 	o.push(laneBulk, []string{"bulk1", "bulk2"})
-	o.push(laneReply, []string{"r1a", "r1b"})
-	o.push(laneNotify, []string{"n1"})
-	o.push(laneReply, []string{"r2"})
+	o.pushTo(alice, []string{"r1a", "r1b"}, false)
+	o.pushTo(notify, []string{"n1"}, false)
+	o.pushTo(alice, []string{"r2"}, false)
 	o.push(laneControl, []string{"WHOIS x"})
 	var got []string
 	for {
@@ -180,8 +186,8 @@ func TestOutboxOrder(t *testing.T) {
 
 func TestOutboxBoundsAndClear(t *testing.T) {
 	o := newOutbox(slog.New(slog.DiscardHandler))
-	for i := range laneCap[laneNotify] + 3 {
-		o.push(laneNotify, []string{fmt.Sprint("n", i)})
+	for i := range notifyCap + 3 {
+		o.pushTo(notify, []string{fmt.Sprint("n", i)}, false)
 	}
 	o.push(laneControl, []string{"JOIN #a"})
 	o.clearControl()
@@ -189,11 +195,11 @@ func TestOutboxBoundsAndClear(t *testing.T) {
 	if first != "n3" {
 		t.Errorf("first line %q, want n3 (the 3 oldest dropped, control cleared)", first)
 	}
-	if got, want := o.len(), laneCap[laneNotify]-1; got != want {
+	if got, want := o.len(), notifyCap-1; got != want {
 		t.Errorf("%d lines left, want %d", got, want)
 	}
-	o.push(laneReply, nil)
-	if got, want := o.len(), laneCap[laneNotify]-1; got != want {
+	o.pushTo(alice, nil, false)
+	if got, want := o.len(), notifyCap-1; got != want {
 		t.Errorf("an empty message changed the queue: %d lines, want %d", got, want)
 	}
 }
@@ -237,5 +243,79 @@ func TestUserLimits(t *testing.T) {
 	}
 	if ok, warn := u.allow("account:alice"); ok || !warn {
 		t.Errorf("alice limited again: ok=%v warn=%v, want a new warning", ok, warn)
+	}
+}
+
+// popAll empties o and returns its lines in order.
+func popAll(o *outbox) []string {
+	var got []string
+	for {
+		l, ok := o.pop()
+		if !ok {
+			return got
+		}
+		got = append(got, l)
+	}
+}
+
+// TestOutboxFairAcrossRecipients: recipients are served in turn, a whole
+// message at a time, so one caller's many replies cannot hold another's.
+func TestOutboxFairAcrossRecipients(t *testing.T) {
+	o := newOutbox(slog.New(slog.DiscardHandler))
+	bob := recipient{key: "account:bob"}
+	o.pushTo(alice, []string{"a1x", "a1y"}, false)
+	o.pushTo(alice, []string{"a2"}, false)
+	o.pushTo(alice, []string{"a3"}, false)
+	o.pushTo(bob, []string{"b1"}, false)
+	want := []string{"a1x", "a1y", "b1", "a2", "a3"}
+	if got := popAll(o); !reflect.DeepEqual(got, want) {
+		t.Errorf("order %q, want %q", got, want)
+	}
+}
+
+// TestOutboxAnonymousServedLastAndDroppedFirst: five nicks without an
+// account flood; a logged-in caller's reply goes before all of theirs
+// (even between the lines of one of their messages), their queues stay
+// bounded, and a kept message is never dropped.
+func TestOutboxAnonymousServedLastAndDroppedFirst(t *testing.T) {
+	o := newOutbox(slog.New(slog.DiscardHandler))
+	for i := range 5 {
+		r := recipient{key: fmt.Sprint("nick:flood", i), anonymous: true}
+		for j := range 10 {
+			o.pushTo(r, []string{fmt.Sprintf("f%d-%d a", i, j), fmt.Sprintf("f%d-%d b", i, j)}, false)
+		}
+	}
+	if first, _ := o.pop(); first == "" {
+		t.Fatal("nothing queued")
+	}
+	o.pushTo(alice, []string{"confirm: alice"}, true)
+	if next, _ := o.pop(); next != "confirm: alice" {
+		t.Errorf("after the operator's reply was queued, %q went first", next)
+	}
+	rest := popAll(o)
+	// One message is half sent; the anonymous class holds at most
+	// anonymousCap messages of two lines.
+	if len(rest) > 2*anonymousCap {
+		t.Errorf("%d anonymous lines left, want at most %d", len(rest), 2*anonymousCap)
+	}
+	perNick := map[string]int{}
+	for _, l := range rest {
+		perNick[l[:2]]++
+	}
+	for nick, n := range perNick {
+		if n > 2*anonymousPerRecipient+1 {
+			t.Errorf("%s kept %d lines, want at most %d", nick, n, 2*anonymousPerRecipient+1)
+		}
+	}
+
+	// Kept messages survive any flood of their recipient.
+	o = newOutbox(slog.New(slog.DiscardHandler))
+	anon := recipient{key: "nick:x", anonymous: true}
+	o.pushTo(anon, []string{"kept"}, true)
+	for i := range 20 {
+		o.pushTo(anon, []string{fmt.Sprint("n", i)}, false)
+	}
+	if got := popAll(o); len(got) == 0 || got[0] != "kept" {
+		t.Errorf("kept message dropped: %q", got)
 	}
 }

@@ -11,6 +11,10 @@ import (
 	"github.com/fedora-infra/kojibot/commands"
 )
 
+// anonymousBucket is the inbound rate-limit key that every caller without
+// a services account shares, whatever nick they use.
+const anonymousBucket = "anonymous"
+
 // job is one command line copied out of girc's event loop.
 type job struct {
 	sess        *session
@@ -21,6 +25,8 @@ type job struct {
 	// account is authoritative ("" = not logged in) and no WHOIS is needed.
 	tagged  bool
 	account string
+	// whois is the lookup sent when the line arrived, when not tagged.
+	whois *whoisWait
 }
 
 // work runs jobs until ctx ends.
@@ -38,7 +44,7 @@ func (b *Bot) work(ctx context.Context) {
 // runJob resolves the caller's account and runs the command. A panic is
 // recovered, logged with its stack and answered with an error.
 func (b *Bot) runJob(ctx context.Context, j job) {
-	out := output{b: b, nick: j.nick, place: j.place}
+	out := output{b: b, nick: j.nick, place: j.place, rcpt: b.recipientOf(j.sess, j.nick, j.account)}
 	defer func() {
 		if p := recover(); p != nil {
 			b.log.Error("panic in command", "panic", fmt.Sprint(p), "nick", j.nick, "place", j.place,
@@ -48,7 +54,24 @@ func (b *Bot) runJob(ctx context.Context, j job) {
 	}()
 	account := j.account
 	if !j.tagged {
-		account = j.sess.whoisAccount(ctx, j.nick, b.cfg.WhoisTimeout)
+		var voided bool
+		account, voided = j.sess.awaitWhois(ctx, j.whois, j.nick, b.cfg.WhoisTimeout)
+		if voided {
+			b.log.Warn("command voided: the nick changed or quit before services answered the WHOIS",
+				"nick", j.nick, "place", j.place, "text", j.text)
+			out.Send(commands.Error, "your nick changed or quit before services said who you are; command ignored")
+			return
+		}
+		out.rcpt = b.recipientOf(j.sess, j.nick, account)
+		if account == "" {
+			if ok, warn := b.users.allow(anonymousBucket); !ok {
+				if warn {
+					out.Send(commands.Info, "slow down, please: too many commands from people not identified to services")
+				}
+				b.log.Info("command rate-limited", "nick", j.nick, "account", "", "place", j.place)
+				return
+			}
+		}
 	}
 	req := commands.Request{
 		Account:  account,
@@ -60,42 +83,59 @@ func (b *Bot) runJob(ctx context.Context, j job) {
 	b.h.Handle(ctx, req, out)
 }
 
+// whoisAnswer is what a WHOIS lookup learnt.
+type whoisAnswer struct {
+	account string
+	// voided is set when the nick changed or quit before the answer, so
+	// that the account (if any) may belong to someone else.
+	voided bool
+}
+
 // whoisWait is one WHOIS lookup waiting for its reply.
 type whoisWait struct {
 	account string
-	result  chan string
+	result  chan whoisAnswer
 }
 
-// whoisAccount asks the server which services account nick is logged in
-// to (WHOIS, numeric 330), for networks without account-tag. No 330 before
-// the end of the WHOIS, no such nick, a timeout or a lost connection all
-// mean "not logged in" (""). It must not run in girc's event loop.
+// startWhois registers a lookup of nick's services account and sends the
+// WHOIS at once, when the line arrives: the answer then describes whoever
+// held the nick when the command was sent, unless the nick changes or
+// quits first, which voids the lookup (onNickGone). It runs in girc's
+// event loop and does not block.
 //
 // The replies are caught by foreground handlers (onWhoisAccount,
 // onWhoisEnd) rather than girc's AddTmp: AddTmp handlers run on a new
 // goroutine per event, so a 318 can be handled before the 330 that
 // preceded it, which would lose the account; foreground handlers see the
 // replies in order and only do non-blocking sends.
-func (s *session) whoisAccount(ctx context.Context, nick string, timeout time.Duration) string {
-	key := girc.ToRFC1459(nick)
-	w := &whoisWait{result: make(chan string, 1)}
+func (s *session) startWhois(nick string) *whoisWait {
+	key := s.fold(nick)
+	w := &whoisWait{result: make(chan whoisAnswer, 1)}
 	s.mu.Lock()
 	s.pending[key] = append(s.pending[key], w)
 	s.mu.Unlock()
-	defer s.forget(key, w)
-
 	s.b.out.push(laneControl, []string{"WHOIS " + nick})
+	return w
+}
+
+// awaitWhois waits for the answer of w: the services account of nick, ""
+// for not logged in (no 330 before the end of the WHOIS, no such nick, a
+// timeout or a lost connection), or voided. It must not run in girc's
+// event loop.
+func (s *session) awaitWhois(ctx context.Context, w *whoisWait, nick string, timeout time.Duration) (account string, voided bool) {
+	key := s.fold(nick)
+	defer s.forget(key, w)
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
-	case acct := <-w.result:
-		return acct
+	case a := <-w.result:
+		return a.account, a.voided
 	case <-t.C:
 		s.b.log.Warn("WHOIS timed out: caller treated as not logged in", "nick", nick, "timeout", timeout)
 	case <-s.closed:
 	case <-ctx.Done():
 	}
-	return ""
+	return "", false
 }
 
 func (s *session) forget(key string, w *whoisWait) {
@@ -123,7 +163,7 @@ func (s *session) onWhoisAccount(_ *girc.Client, e girc.Event) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, w := range s.pending[girc.ToRFC1459(e.Params[1])] {
+	for _, w := range s.pending[s.fold(e.Params[1])] {
 		w.account = e.Params[2]
 	}
 }
@@ -134,7 +174,7 @@ func (s *session) onWhoisEnd(_ *girc.Client, e girc.Event) {
 	if len(e.Params) < 2 {
 		return
 	}
-	key := girc.ToRFC1459(e.Params[1])
+	key := s.fold(e.Params[1])
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, w := range s.pending[key] {
@@ -143,7 +183,26 @@ func (s *session) onWhoisEnd(_ *girc.Client, e girc.Event) {
 			acct = ""
 		}
 		select {
-		case w.result <- acct:
+		case w.result <- whoisAnswer{account: acct}:
+		default:
+		}
+	}
+	delete(s.pending, key)
+}
+
+// onNickGone (NICK or QUIT of a nick with lookups pending) voids those
+// lookups: a WHOIS answered after the change would describe whoever holds
+// the nick now, not whoever sent the command.
+func (s *session) onNickGone(_ *girc.Client, e girc.Event) {
+	if e.Source == nil {
+		return
+	}
+	key := s.fold(e.Source.Name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.pending[key] {
+		select {
+		case w.result <- whoisAnswer{voided: true}:
 		default:
 		}
 	}

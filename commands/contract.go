@@ -28,6 +28,9 @@ type Request struct {
 	Account string
 	// FASUser, when set, is trusted as the caller's FAS user (kojibot exec --as).
 	FASUser string
+	// LocalUser and SudoUser are, for kojibot exec, the Unix user running it
+	// and the user who ran sudo (SUDO_USER), for the audit record.
+	LocalUser, SudoUser string
 	// Nick is the caller's current nick, used only to address replies.
 	Nick string
 	// Place is the channel the line came from, or "" for a private message.
@@ -49,6 +52,24 @@ type Output interface {
 	Send(kind Kind, text string)
 }
 
+// ResultOutput is an Output that can mark a message as a job's result, so
+// that a transport that sheds load never drops it. Outputs without it get
+// the result through Send.
+type ResultOutput interface {
+	Output
+	SendResult(kind Kind, text string)
+}
+
+// SendResult sends a job's result through out, marked as such when out
+// supports it.
+func SendResult(out Output, kind Kind, text string) {
+	if r, ok := out.(ResultOutput); ok {
+		r.SendResult(kind, text)
+		return
+	}
+	out.Send(kind, text)
+}
+
 // KojiDB is what the commands need of the Koji database.
 type KojiDB interface {
 	Hosts(ctx context.Context) ([]kojidb.Host, error)
@@ -56,7 +77,7 @@ type KojiDB interface {
 	SetEnabled(ctx context.Context, host string, enabled bool, comment string) (before, after kojidb.Host, err error)
 	ActiveBuildroots(ctx context.Context, host string) ([]int64, error)
 	Backends(ctx context.Context, role string, olderThan time.Duration) ([]kojidb.Backend, error)
-	TerminateBackends(ctx context.Context, role string, olderThan time.Duration) (found, terminated int, err error)
+	TerminateBackends(ctx context.Context, role string, olderThan time.Duration, shown []kojidb.Backend) (terminated, skipped []kojidb.Backend, err error)
 }
 
 // Fleet is what the commands need of the machines reached over SSH.
