@@ -10,9 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fedora-infra/kojibot/commands/fleet"
+	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/commands/outage"
+	"github.com/fedora-infra/kojibot/commands/state"
 )
 
 // Entry kinds found under a clean-up directory.
@@ -61,15 +64,19 @@ func listEntries(ctx context.Context, f Fleet, host, dir string) ([]*entry, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := res.Whole("listing " + dir); err != nil {
+		return nil, err
+	}
 	if res.ExitCode != 0 {
 		return nil, fmt.Errorf("listing %s: %s", dir, lastLine(res.Stderr))
 	}
+	recs, err := nulRecords(res.Stdout)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", dir, err)
+	}
 	var entries []*entry
 	byPath := map[string]*entry{}
-	for _, rec := range strings.Split(res.Stdout, "\x00") {
-		if rec == "" {
-			continue
-		}
+	for _, rec := range recs {
 		parts := strings.SplitN(rec, "\t", 3)
 		if len(parts) != 3 || parts[2] == "" || strings.Contains(parts[2], "/") {
 			return nil, fmt.Errorf("listing %s: unexpected find output %q", dir, rec)
@@ -92,33 +99,141 @@ func listEntries(ctx context.Context, f Fleet, host, dir string) ([]*entry, erro
 	if err != nil {
 		return nil, err
 	}
-	for _, rec := range strings.Split(res.Stdout, "\x00") {
+	if err := res.Whole("sizing " + dir); err != nil {
+		return nil, err
+	}
+	// du exits non-zero when it could not read part of the tree, yet
+	// prints what it could: the sizes are then lower bounds, which only
+	// makes the plan modest.
+	recs, err = nulRecords(res.Stdout)
+	if err != nil {
+		return nil, fmt.Errorf("sizing %s: %w", dir, err)
+	}
+	for _, rec := range recs {
 		size, p, ok := strings.Cut(rec, "\t")
 		if !ok {
-			continue
+			return nil, fmt.Errorf("sizing %s: unexpected du output %q", dir, rec)
+		}
+		n, err := strconv.ParseUint(size, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("sizing %s: bad size in du output %q", dir, rec)
 		}
 		if e := byPath[p]; e != nil {
-			e.Bytes, _ = strconv.ParseUint(size, 10, 64)
+			e.Bytes = n
 		}
 	}
 	return entries, nil
 }
 
-// mountPoints reads /proc/mounts on host: the mount points, unescaped.
-func mountPoints(ctx context.Context, f Fleet, host string) ([]string, error) {
+// nulRecords splits output made of NUL-terminated records (find -printf
+// '...\0', du --null). Every record must end with its NUL: output whose
+// last record has none was cut, and is refused rather than read.
+func nulRecords(out string) ([]string, error) {
+	if out == "" {
+		return nil, nil
+	}
+	if !strings.HasSuffix(out, "\x00") {
+		last := out[strings.LastIndexByte(out, 0)+1:]
+		return nil, fmt.Errorf("%w: last record %q is not NUL-terminated", fleet.ErrOutputTruncated, shorten(last, 80))
+	}
+	var recs []string
+	for _, rec := range strings.Split(strings.TrimSuffix(out, "\x00"), "\x00") {
+		if rec == "" {
+			return nil, errors.New("empty record in the output")
+		}
+		recs = append(recs, rec)
+	}
+	return recs, nil
+}
+
+// shorten cuts s to at most n bytes on a UTF-8 boundary, marking the cut.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// deletedSuffix is what the kernel appended, escaped, to a mount point
+// whose directory was deleted under it (" (deleted)"); kojid strips it to
+// find the real path.
+const deletedSuffix = `\040(deleted)`
+
+// mount is one mount point read from /proc/mounts.
+type mount struct {
+	// Literal is the mount point as /proc/mounts names it, unescaped.
+	Literal string
+	// Path is the mount point with the deleted suffix stripped: the path
+	// kojid unmounts. It is Literal unless Deleted.
+	Path string
+	// Deleted is set when the mount point ended in `\040(deleted)`.
+	Deleted bool
+}
+
+// under reports whether x is p or below it.
+func under(x, p string) bool { return x == p || strings.HasPrefix(x, p+"/") }
+
+// within reports whether the mount is at or below p by either of its
+// names: a directory really called "x (deleted)" and a deleted directory x
+// look the same in /proc/mounts, so both readings count.
+func (m mount) within(p string) bool { return under(m.Path, p) || under(m.Literal, p) }
+
+// targets are the paths to unmount m by, for an entry at p: the mount
+// point as named first, then, for a deleted one, the stripped path; only
+// those at or below p, so that nothing outside the entry is touched.
+func (m mount) targets(p string) []string {
+	var out []string
+	if under(m.Literal, p) {
+		out = append(out, m.Literal)
+	}
+	if m.Deleted && m.Path != m.Literal && under(m.Path, p) {
+		out = append(out, m.Path)
+	}
+	return out
+}
+
+// mountPoints reads /proc/mounts on host. Output that was cut (over the
+// output cap, or a last line without its newline) or a line that is not
+// six fields is an error: a cut mount point could hide a real one.
+func mountPoints(ctx context.Context, f Fleet, host string) ([]mount, error) {
 	res, err := f.Run(ctx, host, []string{"cat", "/proc/mounts"}, fleet.RunOptions{})
 	if err != nil {
+		return nil, err
+	}
+	if err := res.Whole("reading /proc/mounts"); err != nil {
 		return nil, err
 	}
 	if res.ExitCode != 0 {
 		return nil, fmt.Errorf("reading /proc/mounts: %s", lastLine(res.Stderr))
 	}
-	var out []string
-	for _, line := range strings.Split(res.Stdout, "\n") {
+	return parseMounts(res.Stdout)
+}
+
+// parseMounts reads the text of /proc/mounts.
+func parseMounts(text string) ([]mount, error) {
+	if text == "" {
+		return nil, errors.New("reading /proc/mounts: it is empty")
+	}
+	if !strings.HasSuffix(text, "\n") {
+		last := text[strings.LastIndexByte(text, '\n')+1:]
+		return nil, fmt.Errorf("reading /proc/mounts: %w: last line %q has no newline", fleet.ErrOutputTruncated, shorten(last, 80))
+	}
+	var out []mount
+	for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
 		fields := strings.Fields(line)
-		if len(fields) >= 2 {
-			out = append(out, unescapeMount(fields[1]))
+		if len(fields) != 6 {
+			return nil, fmt.Errorf("reading /proc/mounts: unexpected line %q", shorten(line, 120))
 		}
+		raw := fields[1]
+		m := mount{Literal: unescapeMount(raw)}
+		m.Path = m.Literal
+		if stripped, ok := strings.CutSuffix(raw, deletedSuffix); ok && stripped != "" {
+			m.Path, m.Deleted = unescapeMount(stripped), true
+		}
+		out = append(out, m)
 	}
 	return out, nil
 }
@@ -142,22 +257,42 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
-// mountsUnder returns the mount points at or below p, deepest first.
-func mountsUnder(p string, mounts []string) []string {
-	var out []string
+// mountsUnder returns the mounts at or below p (by either name), deepest
+// first.
+func mountsUnder(p string, mounts []mount) []mount {
+	var out []mount
 	for _, m := range mounts {
-		if m == p || strings.HasPrefix(m, p+"/") {
+		if m.within(p) {
 			out = append(out, m)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		di, dj := strings.Count(out[i], "/"), strings.Count(out[j], "/")
+	sort.SliceStable(out, func(i, j int) bool {
+		di, dj := strings.Count(out[i].Path, "/"), strings.Count(out[j].Path, "/")
 		if di != dj {
 			return di > dj
 		}
-		return out[i] > out[j]
+		return out[i].Literal > out[j].Literal
 	})
 	return out
+}
+
+// unmount unmounts m, a mount found at or below the entry p: by the mount
+// point as /proc/mounts names it and, when that fails for a deleted mount
+// point, by its stripped path, as kojid does. It returns why it failed,
+// or "" once one umount succeeded.
+func unmount(ctx context.Context, f Fleet, host, p string, m mount) (string, error) {
+	var failed []string
+	for _, target := range m.targets(p) {
+		res, err := f.Run(ctx, host, []string{"umount", "--", target}, fleet.RunOptions{})
+		if err != nil {
+			return "", fmt.Errorf("unmounting %s: %w", target, err)
+		}
+		if res.ExitCode == 0 {
+			return "", nil
+		}
+		failed = append(failed, fmt.Sprintf("umount %s failed: %s", target, lastLine(res.Stderr+res.Stdout)))
+	}
+	return strings.Join(failed, "; "), nil
 }
 
 // cleanupPlan is what a clean-up will do, shown before it is confirmed.
@@ -169,6 +304,11 @@ type cleanupPlan struct {
 	Keep     []*entry
 	Older    time.Duration
 	Before   []fleet.Usage
+	// KojiProblem, when set, says why the builder has no one Koji host
+	// (none, or several): active buildroots are then not protected.
+	KojiProblem string
+	// NoKojiCheck is set when the caller gave --no-koji-check.
+	NoKojiCheck bool
 }
 
 func (p *cleanupPlan) bytes() uint64 {
@@ -205,6 +345,12 @@ func (p *cleanupPlan) text(dryRun bool) string {
 		}
 		sort.Strings(parts)
 		fmt.Fprintf(&b, "; keeping %s", strings.Join(parts, ", "))
+	}
+	if p.KojiProblem != "" {
+		fmt.Fprintf(&b, "; WARNING: %s: active buildroots are NOT protected", p.KojiProblem)
+		if !p.NoKojiCheck {
+			b.WriteString(" (a real run is refused without --no-koji-check)")
+		}
 	}
 	for _, e := range p.Delete {
 		fmt.Fprintf(&b, "\n  delete %s (%s, %s, %s old)", e.Path, e.Kind, humanBytes(e.Bytes), ago(time.Since(e.Mtime)))
@@ -245,7 +391,7 @@ func (d *Dispatcher) DraftForFullMount(u fleet.Usage, host string) (outage.Draft
 	}
 	link := "outage show " + dr.ID
 	if cfg.HTTP.PublicURL != "" {
-		link = strings.TrimRight(cfg.HTTP.PublicURL, "/") + "/drafts/" + dr.ID
+		link = strings.TrimRight(cfg.HTTP.PublicURL, "/") + dr.Path()
 	}
 	return dr, link, nil
 }
@@ -301,6 +447,11 @@ func (d *Dispatcher) runCleanup(ctx context.Context, c *Call) error {
 	if err != nil {
 		return err
 	}
+	plan.NoKojiCheck = c.Flags["no-koji-check"] != ""
+	if plan.KojiProblem != "" && !plan.NoKojiCheck && !dryRun {
+		return Userf("%s: the active-buildroot check needs exactly one Koji host, so active buildroots cannot be protected; "+
+			"nothing was done (give --no-koji-check to clean up anyway)", plan.KojiProblem)
+	}
 	if len(plan.Delete) == 0 {
 		c.Reply("%s: nothing older than %s to delete (%d entries kept); nothing was done", builder, shortDuration(older), len(plan.Keep))
 		return nil
@@ -331,22 +482,34 @@ func (d *Dispatcher) planCleanup(ctx context.Context, f Fleet, c *Call, builder 
 	}
 	c.Reply("%s before: %s", builder, strings.Join(parts, ", "))
 
+	// The active-buildroot guard needs the builder's one Koji host; without
+	// it the plan says so, and runCleanup refuses unless --no-koji-check.
 	active := map[int64]bool{}
-	if hosts, err := d.deps.DB.Hosts(ctx); err != nil {
+	hosts, err := d.deps.DB.Hosts(ctx)
+	if err != nil {
 		return nil, err
-	} else if name, ok := kojiNameFor(builder, hosts); ok {
-		plan.KojiName = name
-		ids, err := d.deps.DB.ActiveBuildroots(ctx, name)
+	}
+	switch names := kojiMatches(builder, hosts); len(names) {
+	case 1:
+		plan.KojiName = names[0]
+		ids, err := d.deps.DB.ActiveBuildroots(ctx, names[0])
 		if err != nil {
 			return nil, err
 		}
 		for _, id := range ids {
 			active[id] = true
 		}
+	case 0:
+		plan.KojiProblem = builder + " maps to no Koji host"
+	default:
+		plan.KojiProblem = fmt.Sprintf("%s maps to %d Koji hosts (%s)", builder, len(names), strings.Join(names, ", "))
 	}
 	cutoff := d.deps.Now().Add(-older)
 	for _, dir := range cfg.Cleanup.Dirs {
 		entries, err := listEntries(ctx, f, builder, dir)
+		if errors.Is(err, fleet.ErrOutputTruncated) {
+			return nil, Userf("%s: the listing of %s was cut at the output cap (ssh.max_output): nothing is planned from a cut listing; nothing was done", builder, dir)
+		}
 		if err != nil {
 			return nil, Userf("%s: %s; nothing was done", builder, remoteMessage(err))
 		}
@@ -367,6 +530,25 @@ func (d *Dispatcher) planCleanup(ctx context.Context, f Fleet, c *Call, builder 
 	return plan, nil
 }
 
+// kojiMatches returns the Koji hosts a configured builder may stand for:
+// the host of the same name when there is one, else every host whose first
+// label is the builder's first label. The active-buildroot guard holds only
+// when there is exactly one.
+func kojiMatches(builder string, hosts []kojidb.Host) []string {
+	short, _, _ := strings.Cut(builder, ".")
+	var byLabel []string
+	for _, h := range hosts {
+		if h.Name == builder {
+			return []string{h.Name}
+		}
+		if label, _, _ := strings.Cut(h.Name, "."); label == short {
+			byLabel = append(byLabel, h.Name)
+		}
+	}
+	sort.Strings(byLabel)
+	return byLabel
+}
+
 // quickDF is DiskUsage under the per-host deadline.
 func (d *Dispatcher) quickDF(ctx context.Context, f Fleet, host string, paths []string) ([]fleet.Usage, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.perHostTimeout())
@@ -379,6 +561,10 @@ func (d *Dispatcher) quickDF(ctx context.Context, f Fleet, host string, paths []
 func (d *Dispatcher) stopServices(ctx context.Context, f Fleet, c *Call, host string, services []string) ([]string, error) {
 	var stopped []string
 	for _, s := range services {
+		// The journal first: a crash after the stop must find it there.
+		if err := d.journalOpen(c, host, state.KindService, s); err != nil {
+			return stopped, err
+		}
 		res, err := f.Service(ctx, host, "stop", s)
 		stopped = append(stopped, s) // even a failed stop may have stopped it
 		if err != nil {
@@ -423,6 +609,7 @@ func (d *Dispatcher) startServices(f Fleet, c *Call, host string, services []str
 			errs = append(errs, fmt.Errorf("starting %s: %w", s, err))
 			continue
 		}
+		d.journalDone(c, host, state.KindService, s)
 		started = append(started, s)
 	}
 	if len(started) > 0 {
@@ -455,18 +642,27 @@ func (d *Dispatcher) doCleanup(ctx context.Context, f Fleet, c *Call, plan *clea
 			return ctx.Err()
 		}
 		// Unmount what is mounted inside, deepest first; an entry that still
-		// holds a mount is skipped, never deleted through.
+		// holds a mount (an unmount failed) is skipped and reported, never
+		// deleted through.
 		mounts, err := mountPoints(ctx, f, host)
 		if err != nil {
 			return err
 		}
+		var failures []string
 		for _, m := range mountsUnder(e.Path, mounts) {
-			res, err := f.Run(ctx, host, []string{"umount", "--", m}, fleet.RunOptions{})
+			if m.Deleted {
+				c.Log.Warn("deleted mount point", "host", host, "mount", m.Literal, "path", m.Path)
+			}
+			if err := d.journalOpen(c, host, state.KindMount, m.Path); err != nil {
+				return err
+			}
+			failure, err := unmount(ctx, f, host, e.Path, m)
 			if err != nil {
 				return err
 			}
-			if res.ExitCode != 0 {
-				c.Log.Warn("umount failed", "mount", m, "stderr", res.Stderr)
+			if failure != "" {
+				c.Log.Warn("umount failed", "host", host, "mount", m.Literal, "detail", failure)
+				failures = append(failures, failure)
 			}
 		}
 		mounts, err = mountPoints(ctx, f, host)
@@ -474,7 +670,11 @@ func (d *Dispatcher) doCleanup(ctx context.Context, f Fleet, c *Call, plan *clea
 			return err
 		}
 		if left := mountsUnder(e.Path, mounts); len(left) > 0 {
-			skipped = append(skipped, fmt.Sprintf("%s (still holds mount %s)", e.Path, left[0]))
+			reason := fmt.Sprintf("%s (still holds mount %s", e.Path, left[0].Literal)
+			if len(failures) > 0 {
+				reason += ": " + strings.Join(failures, "; ")
+			}
+			skipped = append(skipped, reason+")")
 			continue
 		}
 		res, err := f.Run(ctx, host, []string{"rm", "-rf", "--one-file-system", "--", e.Path}, fleet.RunOptions{})

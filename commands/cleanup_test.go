@@ -28,9 +28,15 @@ func TestClassify(t *testing.T) {
 }
 
 func TestMountsUnder(t *testing.T) {
-	mounts := []string{"/", "/var/lib/mock", "/var/lib/mock/a-1-1/root/proc", "/var/lib/mock/a-1-1/root/dev/pts",
-		"/var/lib/mock/a-1-1/root/dev", "/var/lib/mock/a-1-10/root/proc", "/var/lib/mock/a-1-1x"}
-	got := mountsUnder("/var/lib/mock/a-1-1", mounts)
+	var mounts []mount
+	for _, p := range []string{"/", "/var/lib/mock", "/var/lib/mock/a-1-1/root/proc", "/var/lib/mock/a-1-1/root/dev/pts",
+		"/var/lib/mock/a-1-1/root/dev", "/var/lib/mock/a-1-10/root/proc", "/var/lib/mock/a-1-1x"} {
+		mounts = append(mounts, mount{Literal: p, Path: p})
+	}
+	var got []string
+	for _, m := range mountsUnder("/var/lib/mock/a-1-1", mounts) {
+		got = append(got, m.Path)
+	}
 	want := []string{"/var/lib/mock/a-1-1/root/dev/pts", "/var/lib/mock/a-1-1/root/proc", "/var/lib/mock/a-1-1/root/dev"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("mountsUnder = %q, want %q (deepest first, no sibling prefixes)", got, want)

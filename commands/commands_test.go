@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,12 +19,20 @@ type fakeDB struct {
 	mu    sync.Mutex
 	hosts []kojidb.Host
 	down  bool
+	hang  bool // Hosts blocks until its context ends
 	sets  int
 
 	backends []kojidb.Backend
 }
 
 func (f *fakeDB) Hosts(ctx context.Context) ([]kojidb.Host, error) {
+	f.mu.Lock()
+	hang := f.hang
+	f.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return nil, fmt.Errorf("hosts: %w", ctx.Err())
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.down {
@@ -85,21 +94,22 @@ func (f *fakeDB) Backends(ctx context.Context, role string, older time.Duration)
 	return out, nil
 }
 
-func (f *fakeDB) TerminateBackends(ctx context.Context, role string, older time.Duration) (int, int, error) {
+func (f *fakeDB) TerminateBackends(ctx context.Context, role string, older time.Duration, shown []kojidb.Backend) (terminated, skipped []kojidb.Backend, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	found := 0
-	var keep []kojidb.Backend
-	for _, b := range f.backends {
-		if b.User == role {
-			found++
+	for _, s := range shown {
+		i := slices.IndexFunc(f.backends, func(b kojidb.Backend) bool {
+			return b.User == role && b.PID == s.PID && b.BackendStart.Equal(s.BackendStart)
+		})
+		if i < 0 {
+			skipped = append(skipped, s)
 			continue
 		}
-		keep = append(keep, b)
+		terminated = append(terminated, s)
+		f.backends = slices.Delete(f.backends, i, i+1)
 	}
-	f.backends = keep
 	f.sets++
-	return found, found, nil
+	return terminated, skipped, nil
 }
 
 // fakeACL allows group members to run everything and anyone logged in to

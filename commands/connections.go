@@ -59,14 +59,29 @@ func (d *Dispatcher) runConnectionsKill(ctx context.Context, c *Call) error {
 	if err != nil || len(backends) == 0 {
 		return err
 	}
-	plan := fmt.Sprintf("terminate the %d backends of role %s whose query started more than %s ago (pg_terminate_backend); no other role's, never the bot's own",
-		len(backends), role, shortDuration(older))
+	plan := fmt.Sprintf("terminate the %d backends of role %s whose query started more than %s ago (pg_terminate_backend): pids %s, "+
+		"each only if it is still the same backend (pid and start time) and still that old; no other role's, never the bot's own",
+		len(backends), role, shortDuration(older), pidList(backends))
 	return c.Confirm(plan, func(ctx context.Context, c *Call) error {
-		found, terminated, err := d.deps.DB.TerminateBackends(ctx, role, older)
+		terminated, skipped, err := d.deps.DB.TerminateBackends(ctx, role, older, backends)
 		if err != nil {
 			return err
 		}
-		c.Reply("%s backends older than %s: %d found, %d terminated, %d left", role, shortDuration(older), found, terminated, found-terminated)
+		msg := fmt.Sprintf("%s backends older than %s: %d found, %d terminated, %d left", role, shortDuration(older),
+			len(backends), len(terminated), len(skipped))
+		if len(skipped) > 0 {
+			msg += fmt.Sprintf(" (gone, replaced or busy with a new query since the confirmation: pids %s)", pidList(skipped))
+		}
+		c.Reply("%s", msg)
 		return nil
 	})
+}
+
+// pidList is the backends' pids, comma-separated.
+func pidList(bs []kojidb.Backend) string {
+	parts := make([]string, len(bs))
+	for i, b := range bs {
+		parts[i] = fmt.Sprint(b.PID)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fedora-infra/kojibot/acl"
 	"github.com/fedora-infra/kojibot/commands/outage"
+	"github.com/fedora-infra/kojibot/commands/redact"
 	"github.com/fedora-infra/kojibot/config"
 )
 
@@ -32,7 +33,10 @@ type Deps struct {
 	Audit *slog.Logger
 	// Log receives operational messages (panics, failures in detail).
 	Log *slog.Logger
-	Now func() time.Time
+	// State is the bot's own store (journal, job records); nil runs jobs
+	// without a journal and with ids from memory (unit tests).
+	State StateStore
+	Now   func() time.Time
 }
 
 // Dispatcher parses a line against the catalogue, asks the ACL, runs the
@@ -43,6 +47,7 @@ type Dispatcher struct {
 	catalogue *Catalogue
 	confirms  *confirmations
 	jobs      *jobTable
+	journal   journal
 	stop      context.CancelFunc
 }
 
@@ -69,7 +74,8 @@ func New(deps Deps) *Dispatcher {
 	base, stop := context.WithCancel(context.Background())
 	d := &Dispatcher{deps: deps, stop: stop,
 		confirms: &confirmations{pending: map[string]*pendingAction{}, now: deps.Now},
-		jobs:     newJobTable(base, deps.Now)}
+		jobs:     newJobTable(base, deps.Now, deps.State, deps.Log),
+		journal:  journal{open: map[string][]journalEntry{}}}
 	d.catalogue = NewCatalogue(d.specs())
 	return d
 }
@@ -127,9 +133,20 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	if req.Received.IsZero() {
 		req.Received = start
 	}
+	// A command that is not a job has commands.timeout to answer; a job
+	// runs on its own context once started.
+	timeout := d.commandTimeout()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	log := d.deps.Audit.With("account", req.Account, "place", place(req))
 	if req.FASUser != "" {
 		log = log.With("as_fas_user", req.FASUser)
+	}
+	if req.LocalUser != "" {
+		log = log.With("unix_user", req.LocalUser)
+	}
+	if req.SudoUser != "" {
+		log = log.With("sudo_user", req.SudoUser)
 	}
 	words, err := Tokenize(req.Text)
 	if err != nil {
@@ -151,7 +168,7 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	dec := d.deps.ACL.Authorize(ctx, caller, spec.Name, spec.ReadOnly)
 	log = log.With("fas_user", dec.FASUser, "rule", dec.Rule)
 	if !dec.Allowed {
-		out.Send(Denied, dec.Reason)
+		out.Send(Denied, redact.Text(dec.Reason)) // FASJSON's failure may name its address; the audit record has it whole
 		log.Info("decision", "allowed", false, "reason", dec.Reason, "duration", d.deps.Now().Sub(start))
 		return
 	}
@@ -167,6 +184,9 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	err = d.run(ctx, call)
 	result := "ok"
 	switch {
+	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		result = "error"
+		out.Send(Error, fmt.Sprintf("%s did not finish within %s (commands.timeout); nothing more is done", spec.Name, timeout))
 	case err != nil:
 		result = "error"
 		out.Send(Error, d.userMessage(call, err))
@@ -184,6 +204,18 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	log.Info("result", attrs...)
 }
 
+// DefaultCommandTimeout is the deadline of a command that is not a job
+// when commands.timeout is not set.
+const DefaultCommandTimeout = 30 * time.Second
+
+// commandTimeout is commands.timeout, or its default.
+func (d *Dispatcher) commandTimeout() time.Duration {
+	if t := d.deps.Config.Commands.Timeout; t > 0 {
+		return t
+	}
+	return DefaultCommandTimeout
+}
+
 // run calls the handler, turning a panic into an error.
 func (d *Dispatcher) run(ctx context.Context, c *Call) (err error) {
 	defer func() {
@@ -196,8 +228,9 @@ func (d *Dispatcher) run(ctx context.Context, c *Call) (err error) {
 }
 
 // userMessage turns a handler's error into a short reply: a UserError as it
-// is, known system failures by their meaning, anything else generically
-// (the detail goes to the log).
+// is, known system failures by their meaning, anything else by its text
+// with addresses, paths and ssh-keyscan recipes taken out. The whole error
+// goes to the log.
 func (d *Dispatcher) userMessage(c *Call, err error) string {
 	var ue *UserError
 	if errors.As(err, &ue) {
@@ -208,7 +241,7 @@ func (d *Dispatcher) userMessage(c *Call, err error) string {
 		return msg
 	}
 	c.Log.Error("command failed", "error", err)
-	return fmt.Sprintf("%s failed: %v", c.Spec.Name, err)
+	return fmt.Sprintf("%s failed: %s", c.Spec.Name, publicError(err))
 }
 
 // unknownCommand says a command does not exist, with the nearest names.

@@ -8,13 +8,13 @@ import (
 	"github.com/fedora-infra/kojibot/commands/outage"
 )
 
-// draftLink is where a draft can be read: its HTTP page when http.public_url
-// is set, else the command that shows it.
-func (d *Dispatcher) draftLink(id string) string {
-	if u := d.deps.Config.HTTP.PublicURL; u != "" {
-		return strings.TrimRight(u, "/") + "/drafts/" + id
+// draftLink is where a draft can be read: its HTTP page, under its random
+// token, when http.public_url is set, else the command that shows it.
+func (d *Dispatcher) draftLink(dr outage.Draft) string {
+	if u := d.deps.Config.HTTP.PublicURL; u != "" && dr.Path() != "" {
+		return strings.TrimRight(u, "/") + dr.Path()
 	}
-	return d.deps.Config.IRC.CommandPrefix + " outage show " + id
+	return d.deps.Config.IRC.CommandPrefix + " outage show " + dr.ID
 }
 
 func (d *Dispatcher) runOutageDraft(ctx context.Context, c *Call) error {
@@ -41,7 +41,7 @@ func (d *Dispatcher) runOutageDraft(ctx context.Context, c *Call) error {
 	if err != nil {
 		return err
 	}
-	c.Reply("outage draft %s: %s — %s", saved.ID, subject, d.draftLink(saved.ID))
+	c.Reply("outage draft %s: %s — %s", saved.ID, subject, d.draftLink(saved))
 	return nil
 }
 
@@ -59,7 +59,7 @@ func (d *Dispatcher) runOutageShow(ctx context.Context, c *Call) error {
 			if err != nil {
 				subject = dr.Service
 			}
-			lines = append(lines, fmt.Sprintf("%s by %s: %s — %s", dr.ID, orNone(dr.CreatedBy), subject, d.draftLink(dr.ID)))
+			lines = append(lines, fmt.Sprintf("%s by %s: %s — %s", dr.ID, orNone(dr.CreatedBy), subject, d.draftLink(dr)))
 		}
 		c.Reply("%s", strings.Join(lines, "\n"))
 		return nil

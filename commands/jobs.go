@@ -2,8 +2,12 @@ package commands
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fedora-infra/kojibot/acl"
+	"github.com/fedora-infra/kojibot/commands/state"
 )
 
 // maxJobLog bounds the lines a job keeps for /jobs/<id>.
@@ -27,6 +32,9 @@ type Job struct {
 	Place   string
 	Command string // the normalised command
 	Hosts   []string
+	// Token is a random, unguessable, URL-safe name for the job (128 bits),
+	// set when the job is created; the HTTP server serves /jobs/<token>.
+	Token string
 
 	spec    *Spec
 	Started time.Time
@@ -67,24 +75,44 @@ func (j *Job) append(line string) {
 	}
 }
 
+// newJobToken returns 128 random bits, URL-safe base64 without padding.
+func newJobToken() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("commands: crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
 // jobTable tracks running and recent jobs and the one-job-per-host lock.
 type jobTable struct {
 	mu       sync.Mutex
 	next     int
 	jobs     map[string]*Job
+	byToken  map[string]*Job
 	finished []string
 	byHost   map[string]*Job
 	wg       sync.WaitGroup
 	base     context.Context
 	now      func() time.Time
+	// store, when set, gives the job ids and keeps the job records.
+	store StateStore
+	log   *slog.Logger
 }
 
-func newJobTable(base context.Context, now func() time.Time) *jobTable {
-	return &jobTable{jobs: map[string]*Job{}, byHost: map[string]*Job{}, base: base, now: now}
+func newJobTable(base context.Context, now func() time.Time, store StateStore, log *slog.Logger) *jobTable {
+	return &jobTable{jobs: map[string]*Job{}, byToken: map[string]*Job{}, byHost: map[string]*Job{}, base: base, now: now,
+		store: store, log: log}
 }
 
-// busyError names the job holding a host.
+// errJobPanic is a job's error when its function panicked.
+var errJobPanic = errors.New("internal error")
+
+// busyError names the job holding a host. Call it with t.mu held.
 func (t *jobTable) busyError(host string, j *Job) error {
+	if j.ID == "" {
+		return Userf("%s is busy with a job of %s that is starting (%s); try again in a moment", host, j.Owner, j.Command)
+	}
 	return Userf("%s is busy with job %s (%s, by %s, started %s ago); wait for it or cancel %s",
 		host, j.ID, j.Command, j.Owner, ago(t.now().Sub(j.Started)), j.ID)
 }
@@ -100,33 +128,79 @@ func (t *jobTable) refuseBusy(host string) error {
 	return nil
 }
 
+// newID allocates a job id: from the store when there is one (ids never
+// repeat, across restarts and processes), else from memory.
+func (t *jobTable) newID(j *Job) (string, error) {
+	if t.store == nil {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.next++
+		return strconv.Itoa(t.next), nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+	defer cancel()
+	id, err := t.store.NewJob(ctx, state.JobRecord{Owner: j.Owner, Command: j.Command, Place: j.Place, Started: j.Started})
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(id, 10), nil
+}
+
 // start registers a job on hosts (refused when one of them already has a
-// running job) and runs fn in the background.
-func (t *jobTable) start(spec *Spec, owner, place, command string, hosts []string, fn func(ctx context.Context, j *Job) error, finish func(j *Job, err error)) (*Job, error) {
+// running job, or when the table is shutting down) and runs fn in the
+// background. A panic in fn is recovered: the job fails with an internal
+// error and the process goes on. settle runs when fn has returned (or
+// panicked), while the job still holds its hosts; finish runs after.
+func (t *jobTable) start(spec *Spec, owner, place, command string, hosts []string, fn func(ctx context.Context, j *Job) error,
+	settle func(j *Job, panicked bool), finish func(j *Job, err error)) (*Job, error) {
+	if t.base.Err() != nil {
+		return nil, Userf("kojibot is shutting down and starts no new jobs")
+	}
+	ctx, cancel := context.WithCancel(t.base)
+	j := &Job{spec: spec, Owner: owner, Place: place, Command: command, Hosts: hosts,
+		Started: t.now(), cancel: cancel, done: make(chan struct{}), Token: newJobToken()}
 	t.mu.Lock()
 	for _, h := range hosts {
 		if other, busy := t.byHost[h]; busy {
 			t.mu.Unlock()
+			cancel()
 			return nil, t.busyError(h, other)
 		}
 	}
-	t.next++
-	ctx, cancel := context.WithCancel(t.base)
-	j := &Job{spec: spec, ID: strconv.Itoa(t.next), Owner: owner, Place: place, Command: command, Hosts: hosts,
-		Started: t.now(), cancel: cancel, done: make(chan struct{})}
-	t.jobs[j.ID] = j
+	// Hold the hosts while the id is allocated outside the lock.
 	for _, h := range hosts {
 		t.byHost[h] = j
 	}
+	t.mu.Unlock()
+	id, err := t.newID(j)
+	t.mu.Lock()
+	if err != nil {
+		for _, h := range hosts {
+			if t.byHost[h] == j {
+				delete(t.byHost, h)
+			}
+		}
+		t.mu.Unlock()
+		cancel()
+		return nil, fmt.Errorf("recording the job: %w", err)
+	}
+	j.ID = id
+	t.jobs[j.ID] = j
+	t.byToken[j.Token] = j
 	t.wg.Add(1)
 	t.mu.Unlock()
 
 	go func() {
 		defer t.wg.Done()
 		defer cancel()
-		err := fn(ctx, j)
+		panicked, err := t.call(ctx, j, fn)
+		if settle != nil {
+			settle(j, panicked)
+		}
 		result := "done"
 		switch {
+		case panicked:
+			result = "failed: " + errJobPanic.Error()
 		case err != nil && errors.Is(ctx.Err(), context.Canceled):
 			result = "cancelled"
 		case err != nil:
@@ -135,6 +209,15 @@ func (t *jobTable) start(spec *Spec, owner, place, command string, hosts []strin
 		j.mu.Lock()
 		j.result, j.finished = result, t.now()
 		j.mu.Unlock()
+		if t.store != nil {
+			sctx, scancel := context.WithTimeout(context.Background(), stateTimeout)
+			if id, perr := strconv.ParseInt(j.ID, 10, 64); perr == nil {
+				if serr := t.store.FinishJob(sctx, id, result, j.finished); serr != nil {
+					t.log.Error("recording a job's end", "job", j.ID, "error", serr)
+				}
+			}
+			scancel()
+		}
 		t.mu.Lock()
 		for _, h := range hosts {
 			if t.byHost[h] == j {
@@ -143,6 +226,9 @@ func (t *jobTable) start(spec *Spec, owner, place, command string, hosts []strin
 		}
 		t.finished = append(t.finished, j.ID)
 		if len(t.finished) > maxFinishedJobs {
+			if old := t.jobs[t.finished[0]]; old != nil {
+				delete(t.byToken, old.Token)
+			}
 			delete(t.jobs, t.finished[0])
 			t.finished = t.finished[1:]
 		}
@@ -153,11 +239,30 @@ func (t *jobTable) start(spec *Spec, owner, place, command string, hosts []strin
 	return j, nil
 }
 
+// call runs fn, turning a panic into errJobPanic, logged with its stack.
+func (t *jobTable) call(ctx context.Context, j *Job, fn func(ctx context.Context, j *Job) error) (panicked bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.log.Error("job panicked", "job", j.ID, "command", j.Command, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			panicked, err = true, errJobPanic
+		}
+	}()
+	return false, fn(ctx, j)
+}
+
 // get returns a job by id.
 func (t *jobTable) get(id string) (*Job, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	j, ok := t.jobs[strings.TrimPrefix(id, "#")]
+	return j, ok
+}
+
+// getByToken returns a job by its token.
+func (t *jobTable) getByToken(token string) (*Job, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	j, ok := t.byToken[token]
 	return j, ok
 }
 
@@ -178,8 +283,30 @@ func (t *jobTable) running() []*Job {
 // Job returns the job with the given id, running or recently finished.
 func (d *Dispatcher) Job(id string) (*Job, bool) { return d.jobs.get(id) }
 
+// JobByToken returns the job, running or recently finished, whose Token is
+// token. Job ids are guessable; tokens are not, so links use them.
+func (d *Dispatcher) JobByToken(token string) (*Job, bool) { return d.jobs.getByToken(token) }
+
 // Wait blocks until every job has finished (kojibot exec, shutdown).
 func (d *Dispatcher) Wait() { d.jobs.wg.Wait() }
+
+// Shutdown refuses new jobs, cancels the running ones and waits up to
+// timeout for them to restore what they stopped. It returns the jobs still
+// running when the time ran out: their journal records stay open, and the
+// next kojibot to start restores them.
+func (d *Dispatcher) Shutdown(timeout time.Duration) []*Job {
+	d.stop()
+	done := make(chan struct{})
+	go func() { d.Wait(); close(done) }()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-timer.C:
+		return d.jobs.running()
+	}
+}
 
 // StartJob runs fn as a background job on hosts, posting its start and its
 // outcome to the caller. Progress sent through c while it runs is kept in
@@ -193,6 +320,8 @@ func (c *Call) StartJob(hosts []string, fn func(ctx context.Context, c *Call) er
 	j, err := d.jobs.start(c.Spec, owner, c.Req.Place, c.Normalized(), hosts, func(ctx context.Context, j *Job) error {
 		jc := c.forJob(ctx, j)
 		return fn(ctx, jc)
+	}, func(j *Job, panicked bool) {
+		d.settleJournal(c.forJob(context.Background(), j), j, panicked)
 	}, func(j *Job, err error) {
 		took := d.deps.Now().Sub(j.Started).Round(time.Second)
 		res := j.Result()
@@ -233,7 +362,13 @@ func (o jobOutput) Send(kind Kind, text string) {
 	o.out.Send(kind, text)
 }
 
+// recentJobs is how many jobs `jobs --all` lists.
+const recentJobs = 20
+
 func (d *Dispatcher) runJobs(ctx context.Context, c *Call) error {
+	if c.Flags["all"] != "" {
+		return d.runJobsAll(ctx, c)
+	}
 	jobs := d.jobs.running()
 	if len(jobs) == 0 {
 		c.Reply("no jobs running")
@@ -243,6 +378,59 @@ func (d *Dispatcher) runJobs(ctx context.Context, c *Call) error {
 	for _, j := range jobs {
 		lines = append(lines, fmt.Sprintf("job %s: %s, by %s in %s, running for %s", j.ID, j.Command, j.Owner,
 			placeName(j.Place), ago(d.deps.Now().Sub(j.Started))))
+	}
+	c.Reply("%s", strings.Join(lines, "\n"))
+	return nil
+}
+
+// runJobsAll lists the recent jobs, running and finished, newest first:
+// from the store (every process's, earlier ones included) when there is
+// one, else this process's.
+func (d *Dispatcher) runJobsAll(ctx context.Context, c *Call) error {
+	var recs []state.JobRecord
+	if d.deps.State != nil {
+		var err error
+		if recs, err = d.deps.State.RecentJobs(ctx, recentJobs); err != nil {
+			return fmt.Errorf("listing the jobs: %w", err)
+		}
+	} else {
+		d.jobs.mu.Lock()
+		for _, j := range d.jobs.jobs {
+			id, _ := strconv.ParseInt(j.ID, 10, 64)
+			j.mu.Lock()
+			recs = append(recs, state.JobRecord{ID: id, Owner: j.Owner, Command: j.Command, Place: j.Place,
+				Result: j.result, Started: j.Started, Finished: j.finished})
+			j.mu.Unlock()
+		}
+		d.jobs.mu.Unlock()
+		sort.Slice(recs, func(a, b int) bool { return recs[a].ID > recs[b].ID })
+		if len(recs) > recentJobs {
+			recs = recs[:recentJobs]
+		}
+	}
+	if len(recs) == 0 {
+		c.Reply("no jobs yet")
+		return nil
+	}
+	now := d.deps.Now()
+	var lines []string
+	for _, r := range recs {
+		id := strconv.FormatInt(r.ID, 10)
+		res := r.Result
+		if res == "" {
+			// Running here, or in another live process (exec beside run).
+			res = "running for " + ago(now.Sub(r.Started))
+			if j, ok := d.jobs.get(id); ok && j.Result() != "running" {
+				res = j.Result()
+			}
+		} else if !r.Finished.IsZero() {
+			res += fmt.Sprintf(" after %s, %s ago", ago(r.Finished.Sub(r.Started)), ago(now.Sub(r.Finished)))
+		}
+		where := "in " + r.Place
+		if r.Place == "" {
+			where = placeName("")
+		}
+		lines = append(lines, fmt.Sprintf("job %s: %s, by %s %s, %s", id, r.Command, r.Owner, where, res))
 	}
 	c.Reply("%s", strings.Join(lines, "\n"))
 	return nil

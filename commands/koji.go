@@ -9,9 +9,12 @@ import (
 	"time"
 
 	"github.com/fedora-infra/kojibot/commands/kojidb"
+	"github.com/fedora-infra/kojibot/commands/redact"
 )
 
-// systemMessage maps a known failure of a system package to a short reply.
+// systemMessage maps a known failure of a system package to a short reply
+// that names the failure, never an address (the database's host:port) or a
+// path: the caller logs the whole error.
 func systemMessage(err error) (string, bool) {
 	switch {
 	case errors.Is(err, kojidb.ErrUnavailable):
@@ -19,7 +22,9 @@ func systemMessage(err error) (string, bool) {
 	case errors.Is(err, kojidb.ErrBadCapacity):
 		return "capacity must be a number greater than 1 (Koji's own limit)", true
 	case errors.Is(err, kojidb.ErrNoHost):
-		return err.Error(), true
+		return redact.Text(err.Error()), true
+	case isFleetError(err):
+		return publicError(err), true
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timed out; nothing more was done", true
 	case errors.Is(err, context.Canceled):

@@ -110,23 +110,21 @@ func (d *Dispatcher) perHostTimeout() time.Duration {
 	return t
 }
 
-// remoteMessage is a short reason for a failed remote step, for the caller.
+// remoteMessage is a short reason for a failed remote step, for the caller
+// (who names the host): the kind of failure, never the host's address, a
+// file path or an ssh-keyscan recipe. The Fleet logs a host key failure in
+// full.
 func remoteMessage(err error) string {
+	if kind, ok := fleet.Kind(err); ok {
+		return kind
+	}
 	switch {
-	case errors.Is(err, fleet.ErrUnknownHostKey), errors.Is(err, fleet.ErrHostKeyChanged):
-		return err.Error()
-	case errors.Is(err, fleet.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded):
 		return "timed out"
-	case errors.Is(err, fleet.ErrUnreachable):
-		return "unreachable"
-	case errors.Is(err, fleet.ErrAuth):
-		return "SSH login refused"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
 	}
-	msg := err.Error()
-	if len(msg) > 200 {
-		msg = msg[:200] + "…"
-	}
-	return msg
+	return cutText(publicError(err), 200)
 }
 
 // humanBytes renders a byte count: 512 B, 3.4 MiB, 1.2 GiB.

@@ -8,10 +8,17 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fedora-infra/kojibot/commands/state"
 )
 
-// restartService restarts one service and checks it is active again.
-func (d *Dispatcher) restartService(ctx context.Context, f Fleet, host, service string) error {
+// restartService restarts one service and checks it is active again. A
+// restart stops the service: the journal records it first, and the record
+// is done once the service is active again.
+func (d *Dispatcher) restartService(ctx context.Context, f Fleet, c *Call, host, service string) error {
+	if err := d.journalOpen(c, host, state.KindService, service); err != nil {
+		return fmt.Errorf("%s on %s: %w", service, host, err)
+	}
 	res, err := f.Service(ctx, host, "restart", service)
 	if err != nil {
 		return fmt.Errorf("%s on %s: %s", service, host, remoteMessage(err))
@@ -26,6 +33,7 @@ func (d *Dispatcher) restartService(ctx context.Context, f Fleet, host, service 
 	if res.ExitCode != 0 {
 		return fmt.Errorf("%s on %s is not active after the restart", service, host)
 	}
+	d.journalDone(c, host, state.KindService, service)
 	return nil
 }
 
@@ -34,7 +42,7 @@ func (d *Dispatcher) restartService(ctx context.Context, f Fleet, host, service 
 func (d *Dispatcher) restartMaster(ctx context.Context, f Fleet, c *Call) error {
 	for _, hub := range d.deps.Config.Koji.Hubs {
 		for _, s := range d.servicesOf(hub) {
-			if err := d.restartService(ctx, f, hub, s); err != nil {
+			if err := d.restartService(ctx, f, c, hub, s); err != nil {
 				return err
 			}
 			c.Reply("%s: %s restarted and active", hub, s)
@@ -54,7 +62,7 @@ func (d *Dispatcher) restartBuilders(ctx context.Context, f Fleet, c *Call, buil
 	var ok []string
 	results := f.Each(ctx, builders, func(ctx context.Context, host string) error {
 		for _, s := range d.servicesOf(host) {
-			if err := d.restartService(ctx, f, host, s); err != nil {
+			if err := d.restartService(ctx, f, c, host, s); err != nil {
 				return err
 			}
 		}

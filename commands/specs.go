@@ -48,8 +48,9 @@ func (d *Dispatcher) specs() []*Spec {
 		},
 		{
 			Name: "jobs", ReadOnly: true,
-			Summary:  "list the running jobs with their ids, owners and ages",
-			Examples: []string{"jobs"},
+			Flags:    []Flag{{Name: "all", Bool: true, Help: "also the recent finished jobs, of earlier runs too"}},
+			Summary:  "list the running jobs with their ids, owners and ages (--all: the recent ones, finished too)",
+			Examples: []string{"jobs", "jobs --all"},
 			Run:      d.runJobs,
 		},
 		{
@@ -75,10 +76,14 @@ func (d *Dispatcher) specs() []*Spec {
 		},
 		{
 			Name: "cleanup", Destructive: true,
-			Args:     []Arg{{Name: "builder", Type: HostName}},
-			Flags:    []Flag{{Name: "older", Type: Duration, Help: "age of what goes (default cleanup.min_age)"}, {Name: "dry-run", Bool: true, Help: "show the plan only"}},
+			Args: []Arg{{Name: "builder", Type: HostName}},
+			Flags: []Flag{
+				{Name: "older", Type: Duration, Help: "age of what goes (default cleanup.min_age)"},
+				{Name: "dry-run", Bool: true, Help: "show the plan only"},
+				{Name: "no-koji-check", Bool: true, Help: "go ahead when the builder maps to no Koji host, or to several: active buildroots are then not protected"},
+			},
 			Summary:  "the SOP's disk clean-up, made safe: stop the builder's services, delete old buildroots (never active ones, never across mounts or symlinks), start them again",
-			Examples: []string{"cleanup xenbuilder2", "cleanup xenbuilder2 --older 3d", "cleanup xenbuilder2 --dry-run"},
+			Examples: []string{"cleanup xenbuilder2", "cleanup xenbuilder2 --older 3d", "cleanup xenbuilder2 --dry-run", "cleanup xenbuilder2 --no-koji-check"},
 			Run:      d.runCleanup,
 		},
 		{

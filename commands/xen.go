@@ -2,6 +2,8 @@ package commands
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path"
@@ -12,19 +14,58 @@ import (
 	"github.com/fedora-infra/kojibot/commands/fleet"
 )
 
+// Exit codes of the xen config scripts, beyond 0 and a tool's own failure.
+const (
+	exitNoMemory = 3 // the file has no memory = line
+	exitSymlink  = 4 // the file is a symbolic link
+	exitNotFile  = 5 // the file is not a regular file
+	exitChanged  = 6 // memory is no longer the value the plan showed
+)
+
+// readConfigScript prints a xen guest config, refusing a symbolic link
+// (tested on the xen host, not followed) and anything but a regular file.
+const readConfigScript = `f=$1
+if [ -L "$f" ]; then echo "$f is a symbolic link" >&2; exit 4; fi
+if [ ! -f "$f" ]; then echo "$f is not a regular file" >&2; exit 5; fi
+exec cat -- "$f"`
+
 // setMemoryScript rewrites the memory line of a xen guest config in place,
-// atomically, after a timestamped backup. It is a constant: the file, the
-// size and the stamp reach it only as positional arguments, quoted.
+// atomically, after a backup. It is a constant: the file, the new size,
+// the value the plan showed and the backup's name reach it only as
+// positional arguments, quoted. It refuses a symbolic link, and a file
+// whose memory is no longer the value the plan showed; the backup is
+// created with noclobber (O_EXCL), so an existing file is never
+// overwritten.
 const setMemoryScript = `set -eu
-f=$1; n=$2; stamp=$3
-grep -Eq '^[[:space:]]*memory[[:space:]]*=' "$f" || { echo "no memory line in $f" >&2; exit 3; }
-cp -p -- "$f" "$f.kojibot-$stamp"
+f=$1; n=$2; want=$3; bak=$4; tmp=
+trap 'if [ -n "$tmp" ]; then rm -f -- "$tmp"; fi' EXIT
+if [ -L "$f" ]; then echo "$f is a symbolic link" >&2; exit 4; fi
+if [ ! -f "$f" ]; then echo "$f is not a regular file" >&2; exit 5; fi
+cur=$(sed -nE 's/^[[:space:]]*memory[[:space:]]*=[[:space:]]*"?([0-9]+).*/\1/p' -- "$f" | head -n 1)
+if [ -z "$cur" ]; then echo "no memory line in $f" >&2; exit 3; fi
+if [ "$cur" != "$want" ]; then echo "memory is now $cur, not $want" >&2; echo "$cur"; exit 6; fi
+set -C
+cat -- "$f" > "$bak"
+set +C
+chmod --reference="$f" -- "$bak"
+touch -r "$f" -- "$bak"
 tmp=$(mktemp "$f.kojibot-tmp.XXXXXX")
 sed -E "s/^([[:space:]]*)memory[[:space:]]*=.*/\1memory = $n/" -- "$f" > "$tmp"
 chmod --reference="$f" -- "$tmp"
 chown --reference="$f" -- "$tmp" 2>/dev/null || true
 mv -f -- "$tmp" "$f"
-echo "$f.kojibot-$stamp"`
+echo "$bak"`
+
+// backupName is a new, unique backup name for file: a UTC timestamp to the
+// nanosecond and a random suffix, so that two edits, even in the same
+// second and from two bots, never share one.
+func backupName(file string, now time.Time) (string, error) {
+	var r [4]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", fmt.Errorf("backup name: %w", err)
+	}
+	return file + ".kojibot-" + now.UTC().Format("20060102T150405.000000000Z") + "-" + hex.EncodeToString(r[:]), nil
+}
 
 var reMemoryLine = regexp.MustCompile(`(?m)^\s*memory\s*=\s*"?([0-9]+)"?`)
 
@@ -51,14 +92,25 @@ func (d *Dispatcher) guestFile(builder string) string {
 	return path.Join(d.deps.Config.Xen.ConfigDir, short)
 }
 
-// readMemory reads the guest's memory = N (MiB) on its xen host.
+// readMemory reads the guest's memory = N (MiB) on its xen host. A config
+// that is a symbolic link is refused: it is neither read nor edited
+// through the link.
 func (d *Dispatcher) readMemory(ctx context.Context, f Fleet, xen, file string) (string, error) {
-	res, err := f.Run(ctx, xen, []string{"cat", "--", file}, fleet.RunOptions{MaxOutput: 64 << 10})
+	res, err := f.Run(ctx, xen, []string{"sh", "-c", readConfigScript, "kojibot-memory", file}, fleet.RunOptions{MaxOutput: 64 << 10})
 	if err != nil {
 		return "", fmt.Errorf("reading %s on %s: %s", file, xen, remoteMessage(err))
 	}
-	if res.ExitCode != 0 {
+	switch res.ExitCode {
+	case 0:
+	case exitSymlink:
+		return "", Userf("%s on %s is a symbolic link: refusing to read or edit a guest config through a link", file, xen)
+	case exitNotFile:
+		return "", Userf("%s on %s is not a regular file", file, xen)
+	default:
 		return "", Userf("cannot read %s on %s: %s", file, xen, lastLine(res.Stderr))
+	}
+	if res.Truncated {
+		return "", Userf("%s on %s is larger than %d bytes: not a xen guest config", file, xen, 64<<10)
 	}
 	m := reMemoryLine.FindStringSubmatch(res.Stdout)
 	if m == nil {
@@ -104,12 +156,33 @@ func (d *Dispatcher) runMemory(ctx context.Context, c *Call) error {
 	}
 	plan := fmt.Sprintf("set memory = %s (was %s) in %s on %s, keeping a timestamped backup", newValue, cur, file, xen)
 	return c.Confirm(plan, func(ctx context.Context, c *Call) error {
-		stamp := d.deps.Now().UTC().Format("20060102T150405Z")
-		res, err := f.Run(ctx, xen, []string{"sh", "-c", setMemoryScript, "kojibot-memory", file, newValue, stamp}, fleet.RunOptions{})
+		// The file may have changed since the plan: read it again, and let
+		// the edit itself check once more.
+		now, err := d.readMemory(ctx, f, xen, file)
+		if err != nil {
+			return err
+		}
+		if now != cur {
+			return Userf("memory in %s on %s is now %s, not %s as the plan showed; nothing changed: run memory again", file, xen, now, cur)
+		}
+		bak, err := backupName(file, d.deps.Now())
+		if err != nil {
+			return err
+		}
+		res, err := f.Run(ctx, xen, []string{"sh", "-c", setMemoryScript, "kojibot-memory", file, newValue, cur, bak}, fleet.RunOptions{})
 		if err != nil {
 			return fmt.Errorf("editing %s on %s: %s", file, xen, remoteMessage(err))
 		}
-		if res.ExitCode != 0 {
+		switch res.ExitCode {
+		case 0:
+		case exitChanged:
+			return Userf("memory in %s on %s is now %s, not %s as the plan showed; nothing changed: run memory again",
+				file, xen, strings.TrimSpace(res.Stdout), cur)
+		case exitSymlink:
+			return Userf("%s on %s is a symbolic link: refusing to edit a guest config through a link; nothing changed", file, xen)
+		case exitNoMemory:
+			return Userf("%s on %s has no memory = line any more; nothing changed", file, xen)
+		default:
 			return Userf("editing %s on %s failed: %s; the file was left as it was", file, xen, lastLine(res.Stderr))
 		}
 		c.Reply("%s: memory %s → %s MiB in %s on %s (backup %s); restart the guest for it to apply (reboot %s)",

@@ -32,6 +32,10 @@ const (
 	MaxReplyBytes = 1 << 20
 	// HealthTimeout bounds the database ping of /healthz.
 	HealthTimeout = 2 * time.Second
+	// HealthCacheTTL is how long /healthz reuses its last database ping,
+	// so that a flood of /healthz cannot load the Koji database: at most
+	// one ping runs at a time, and at most one starts per HealthCacheTTL.
+	HealthCacheTTL = time.Second
 )
 
 // IRCStatus tells whether the bot is on the IRC network, as *bot.Bot does.
@@ -44,9 +48,10 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// JobSource finds a job by id, as *commands.Dispatcher does.
+// JobSource finds a job by its random token (never by its short id, which
+// is easy to guess), as *commands.Dispatcher does.
 type JobSource interface {
-	Job(id string) (*commands.Job, bool)
+	JobByToken(token string) (*commands.Job, bool)
 }
 
 // Options configure a Server. Every collaborator may be nil: /healthz then
@@ -58,11 +63,13 @@ type Options struct {
 	PublicURL string
 	// IRC is checked by /healthz.
 	IRC IRCStatus
-	// DB is pinged by /healthz, for at most HealthTimeout.
+	// DB is pinged by /healthz, for at most HealthTimeout, at most once
+	// per HealthCacheTTL.
 	DB Pinger
-	// Jobs serves /jobs/<id>.
+	// Jobs serves /jobs/<token>; a job started in a private message is
+	// never served.
 	Jobs JobSource
-	// Drafts serves /drafts/<id>, rendered with Template (nil: the
+	// Drafts serves /drafts/<token>, rendered with Template (nil: the
 	// built-in one).
 	Drafts   *outage.Store
 	Template *outage.Template
@@ -74,6 +81,8 @@ type Options struct {
 	MaxReplies int
 	// Log receives the server's log (nil: discarded).
 	Log *slog.Logger
+	// Now is the clock of the /healthz cache (nil: time.Now).
+	Now func() time.Time
 }
 
 // Server is the HTTP server. Its lifecycle is New, Start, Shutdown.
@@ -82,6 +91,7 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	replies *replies
+	health  dbHealth
 
 	mu     sync.Mutex
 	srv    *http.Server
@@ -103,6 +113,9 @@ func New(opts Options) *Server {
 	if opts.MaxReplies <= 0 {
 		opts.MaxReplies = DefaultMaxReplies
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
 	s := &Server{
 		opts:    opts,
@@ -115,8 +128,8 @@ func New(opts Options) *Server {
 		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
-	mux.HandleFunc("GET /drafts/{id}", s.draft)
-	mux.HandleFunc("GET /jobs/{id}", s.job)
+	mux.HandleFunc("GET /drafts/{token}", s.draft)
+	mux.HandleFunc("GET /jobs/{token}", s.job)
 	mux.HandleFunc("GET /replies/{id}", s.reply)
 	// Anything else: the mux's own plain-text 404, or 405 for another
 	// method on a served path.
@@ -218,52 +231,110 @@ func (s *Server) Store(text string) (url string, ok bool) {
 	return s.opts.PublicURL + "/replies/" + id, true
 }
 
-// healthz answers 200 "ok" when the bot is on IRC and the database
-// answers, else 503 with one line per problem.
+// healthz answers 200 "ok" when the bot is on IRC and the Koji database
+// answers, else 503 with one line per failing component ("irc:
+// disconnected", "koji-db: down"). It never shows an error's text, which
+// can carry addresses, paths or a DSN: that goes to the log.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	var problems []string
 	if s.opts.IRC != nil && !s.opts.IRC.Connected() {
-		problems = append(problems, "irc: not connected")
+		problems = append(problems, "irc: disconnected")
 	}
 	if s.opts.DB != nil {
-		if err := s.ping(r.Context()); err != nil {
-			problems = append(problems, "db: "+oneLine(err.Error()))
+		if err := s.dbErr(r.Context()); err != nil {
+			problems = append(problems, "koji-db: down")
 		}
 	}
 	if len(problems) > 0 {
-		s.log.Warn("health check failed", "problems", problems)
 		writeText(w, http.StatusServiceUnavailable, strings.Join(problems, "\n")+"\n")
 		return
 	}
 	writeText(w, http.StatusOK, "ok\n")
 }
 
-// ping pings the database, giving up after HealthTimeout even if Ping
-// does not heed its context.
-func (s *Server) ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, HealthTimeout)
-	defer cancel()
-	answer := make(chan error, 1)
-	go func() { answer <- s.opts.DB.Ping(ctx) }()
-	var err error
-	select {
-	case err = <-answer:
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	if err != nil && errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("no answer within %s", HealthTimeout)
-	}
-	return err
+// dbHealth is the last database ping of /healthz and the one in flight.
+type dbHealth struct {
+	mu       sync.Mutex
+	at       time.Time     // when the last ping ended; zero: never
+	err      error         // its outcome
+	wait     chan struct{} // closed when the ping in flight ends; nil: none
+	inDriver bool          // a Ping call has not returned yet
 }
 
-// draft serves an outage draft as its subject and body.
+// dbErr returns the outcome of a database ping at most HealthCacheTTL old,
+// pinging when there is none: one ping at a time, shared by every request
+// that waits for it. A request that ends first gets its context's error.
+func (s *Server) dbErr(ctx context.Context) error {
+	h := &s.health
+	h.mu.Lock()
+	if !h.at.IsZero() && s.opts.Now().Sub(h.at) < HealthCacheTTL {
+		err := h.err
+		h.mu.Unlock()
+		return err
+	}
+	if h.wait == nil {
+		h.wait = make(chan struct{})
+		go s.pingOnce(h.wait)
+	}
+	wait := h.wait
+	h.mu.Unlock()
+	select {
+	case <-wait:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.err
+}
+
+// pingOnce pings the database, records the outcome and closes done. It
+// gives up after HealthTimeout even if Ping does not heed its context; a
+// Ping that has not returned is not called again until it does. A failure
+// is logged in full (the reply names only the component).
+func (s *Server) pingOnce(done chan struct{}) {
+	h := &s.health
+	ctx, cancel := context.WithTimeout(context.Background(), HealthTimeout)
+	defer cancel()
+	h.mu.Lock()
+	stuck := h.inDriver // then the flag is the running Ping's to clear
+	h.inDriver = true
+	h.mu.Unlock()
+	var err error
+	if stuck {
+		err = errors.New("the previous ping has not returned")
+	} else {
+		answer := make(chan error, 1)
+		go func() {
+			err := s.opts.DB.Ping(ctx)
+			h.mu.Lock()
+			h.inDriver = false
+			h.mu.Unlock()
+			answer <- err
+		}()
+		select {
+		case err = <-answer:
+		case <-ctx.Done():
+			err = fmt.Errorf("no answer within %s", HealthTimeout)
+		}
+	}
+	if err != nil {
+		s.log.Warn("health check: the Koji database does not answer", "err", err)
+	}
+	h.mu.Lock()
+	h.at, h.err, h.wait = s.opts.Now(), err, nil
+	h.mu.Unlock()
+	close(done)
+}
+
+// draft serves an outage draft as its subject and body, found by its
+// random token only: /drafts/<short id> serves nothing.
 func (s *Server) draft(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Drafts == nil {
 		notFound(w)
 		return
 	}
-	d, ok := s.opts.Drafts.Get(r.PathValue("id"))
+	d, ok := s.opts.Drafts.ByToken(r.PathValue("token"))
 	if !ok {
 		notFound(w)
 		return
@@ -281,14 +352,21 @@ func (s *Server) draft(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusOK, text)
 }
 
-// job serves a job's description, result and whole log.
+// job serves a job's description, result and whole log, found by its
+// random token only. A job started in a private message (no Place) is
+// never served: its output was for its owner alone.
 func (s *Server) job(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Jobs == nil {
 		notFound(w)
 		return
 	}
-	j, ok := s.opts.Jobs.Job(r.PathValue("id"))
-	if !ok || j == nil {
+	token := r.PathValue("token")
+	if token == "" {
+		notFound(w)
+		return
+	}
+	j, ok := s.opts.Jobs.JobByToken(token)
+	if !ok || j == nil || j.Place == "" || j.Token != token {
 		notFound(w)
 		return
 	}
@@ -326,14 +404,6 @@ func writeText(w http.ResponseWriter, code int, text string) {
 
 func notFound(w http.ResponseWriter) {
 	writeText(w, http.StatusNotFound, "404 not found\n")
-}
-
-// oneLine folds a text to its first line.
-func oneLine(s string) string {
-	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
-		s = s[:i]
-	}
-	return strings.TrimSpace(s)
 }
 
 // cutUTF8 returns the longest prefix of s of at most n bytes that does not

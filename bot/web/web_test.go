@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,26 +36,65 @@ type fakeIRC struct{ up atomic.Bool }
 
 func (f *fakeIRC) Connected() bool { return f.up.Load() }
 
-// fakeDB answers Ping with err, or, when hang is set, not until hang is
-// closed, whatever its context says (as a broken driver would).
+// fakeDB answers Ping with its error, or, when hang is set, not until
+// hang is closed, whatever its context says (as a broken driver would). It
+// counts the pings.
 type fakeDB struct {
-	err  error
-	hang chan struct{}
+	mu    sync.Mutex
+	err   error
+	hang  chan struct{}
+	pings int
 }
 
 func (f *fakeDB) Ping(ctx context.Context) error {
-	if f.hang != nil {
-		<-f.hang
+	f.mu.Lock()
+	f.pings++
+	hang := f.hang
+	f.mu.Unlock()
+	if hang != nil {
+		<-hang
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return f.err
 }
 
-// fakeJobs holds jobs by id.
+func (f *fakeDB) setErr(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
+}
+
+func (f *fakeDB) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pings
+}
+
+// fakeJobs holds jobs by token.
 type fakeJobs map[string]*commands.Job
 
-func (f fakeJobs) Job(id string) (*commands.Job, bool) {
-	j, ok := f[id]
+func (f fakeJobs) JobByToken(token string) (*commands.Job, bool) {
+	j, ok := f[token]
 	return j, ok
+}
+
+// fakeClock is a clock the test moves.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 // start runs a Server for opts on a free loopback port.
@@ -118,7 +159,15 @@ func expectText(t *testing.T, s *Server, path string, code int, want ...string) 
 func TestHealthz(t *testing.T) {
 	irc := &fakeIRC{}
 	db := &fakeDB{}
-	s := start(t, Options{IRC: irc, DB: db})
+	clock := &fakeClock{now: time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)}
+	var logged strings.Builder
+	var logMu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return logged.Write(p)
+	}), nil))
+	s := start(t, Options{IRC: irc, DB: db, Now: clock.Now, Log: log})
 
 	irc.up.Store(true)
 	if body := expectText(t, s, "/healthz", http.StatusOK); body != "ok\n" {
@@ -126,22 +175,71 @@ func TestHealthz(t *testing.T) {
 	}
 
 	irc.up.Store(false)
-	body := expectText(t, s, "/healthz", http.StatusServiceUnavailable, "irc: not connected")
-	if strings.Contains(body, "db:") {
-		t.Fatalf("healthz blames the database: %q", body)
+	if body := expectText(t, s, "/healthz", http.StatusServiceUnavailable); body != "irc: disconnected\n" {
+		t.Fatalf("healthz body %q, want only \"irc: disconnected\"", body)
 	}
 
-	db.err = errors.New("kojidb: ping: Koji database unavailable: cannot connect\nsecond line")
-	body = expectText(t, s, "/healthz", http.StatusServiceUnavailable,
-		"irc: not connected\n", "db: kojidb: ping: Koji database unavailable: cannot connect\n")
-	if strings.Contains(body, "second line") {
-		t.Fatalf("healthz body spans the error's lines: %q", body)
+	// The database fails with a text that names its address, user and
+	// password: the page names the component only, the log has the rest.
+	db.setErr(errors.New("kojidb: ping: Koji database unavailable: cannot connect: dial tcp 192.0.2.7:5432 (postgres://koji:s3cret@db3/koji): connect: connection refused\nsecond line"))
+	clock.add(HealthCacheTTL)
+	if body := expectText(t, s, "/healthz", http.StatusServiceUnavailable); body != "irc: disconnected\nkoji-db: down\n" {
+		t.Fatalf("healthz body %q, want \"irc: disconnected\\nkoji-db: down\\n\"", body)
 	}
+	logMu.Lock()
+	if !strings.Contains(logged.String(), "192.0.2.7:5432") {
+		t.Errorf("the log lacks the database's error:\n%s", logged.String())
+	}
+	logMu.Unlock()
 
 	irc.up.Store(true)
-	body = expectText(t, s, "/healthz", http.StatusServiceUnavailable, "db: ")
-	if strings.Contains(body, "irc") {
-		t.Fatalf("healthz blames IRC: %q", body)
+	if body := expectText(t, s, "/healthz", http.StatusServiceUnavailable); body != "koji-db: down\n" {
+		t.Fatalf("healthz body %q, want only \"koji-db: down\"", body)
+	}
+	db.setErr(nil)
+	clock.add(HealthCacheTTL)
+	expectText(t, s, "/healthz", http.StatusOK, "ok")
+}
+
+// TestHealthzCachesPing: a flood of /healthz pings the database once per
+// HealthCacheTTL, not once a request.
+func TestHealthzCachesPing(t *testing.T) {
+	irc := &fakeIRC{}
+	irc.up.Store(true)
+	db := &fakeDB{}
+	clock := &fakeClock{now: time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)}
+	s := start(t, Options{IRC: irc, DB: db, Now: clock.Now})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 25 {
+				resp, err := http.Get("http://" + s.Addr() + "/healthz")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("healthz %d", resp.StatusCode)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := db.count(); n != 1 {
+		t.Fatalf("100 /healthz within the cache's life pinged %d times, want 1", n)
+	}
+	clock.add(HealthCacheTTL - time.Millisecond)
+	expectText(t, s, "/healthz", http.StatusOK)
+	if n := db.count(); n != 1 {
+		t.Fatalf("%d pings before the cache expired, want 1", n)
+	}
+	db.setErr(errors.New("down"))
+	clock.add(time.Millisecond)
+	expectText(t, s, "/healthz", http.StatusServiceUnavailable, "koji-db: down")
+	expectText(t, s, "/healthz", http.StatusServiceUnavailable, "koji-db: down")
+	if n := db.count(); n != 2 {
+		t.Fatalf("%d pings after the cache expired once, want 2", n)
 	}
 }
 
@@ -150,13 +248,28 @@ func TestHealthzBoundedPing(t *testing.T) {
 	irc.up.Store(true)
 	hang := make(chan struct{})
 	defer close(hang)
-	s := start(t, Options{IRC: irc, DB: &fakeDB{hang: hang}})
+	db := &fakeDB{hang: hang}
+	clock := &fakeClock{now: time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)}
+	s := start(t, Options{IRC: irc, DB: db, Now: clock.Now})
 	began := time.Now()
-	expectText(t, s, "/healthz", http.StatusServiceUnavailable, "db: no answer within 2s")
+	if body := expectText(t, s, "/healthz", http.StatusServiceUnavailable); body != "koji-db: down\n" {
+		t.Fatalf("healthz body %q with a hung database", body)
+	}
 	if took := time.Since(began); took > 8*time.Second {
 		t.Fatalf("healthz took %v with a hung database", took)
 	}
+	// The hung Ping is not called again while it has not returned.
+	clock.add(HealthCacheTTL)
+	expectText(t, s, "/healthz", http.StatusServiceUnavailable, "koji-db: down")
+	if n := db.count(); n != 1 {
+		t.Fatalf("%d Ping calls while the first one hangs, want 1", n)
+	}
 }
+
+// writerFunc is an io.Writer.
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
@@ -254,13 +367,21 @@ func TestDrafts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := expectText(t, s, "/drafts/"+d.ID, http.StatusOK, "Subject: "+subject, "Reason for outage:", "- alice")
+	if len(d.Token) < 26 {
+		t.Fatalf("draft token %q", d.Token)
+	}
+	got := expectText(t, s, d.Path(), http.StatusOK, "Subject: "+subject, "Reason for outage:", "- alice")
 	if got != body {
 		t.Fatalf("draft page differs from the rendered draft:\n%s", got)
 	}
+	// The short id, which anyone can guess, serves nothing.
+	expectText(t, s, "/drafts/"+d.ID, http.StatusNotFound)
+	expectText(t, s, "/drafts/O1", http.StatusNotFound)
+	expectText(t, s, "/drafts/"+strings.ToUpper(d.Token), http.StatusNotFound)
+	expectText(t, s, "/drafts/"+d.Token[:len(d.Token)-1], http.StatusNotFound)
 	expectText(t, s, "/drafts/o99", http.StatusNotFound)
 	expectText(t, s, "/drafts/", http.StatusNotFound)
-	expectText(t, s, "/drafts/o1/extra", http.StatusNotFound)
+	expectText(t, s, d.Path()+"/extra", http.StatusNotFound)
 }
 
 func TestDraftCustomTemplateWithoutSubjectLine(t *testing.T) {
@@ -282,26 +403,36 @@ func TestDraftCustomTemplateWithoutSubjectLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := start(t, Options{Drafts: store, Template: tm})
-	got := expectText(t, s, "/drafts/"+d.ID, http.StatusOK)
+	got := expectText(t, s, d.Path(), http.StatusOK)
 	if want := "Subject: Unplanned outage of Koji\n\nStarts 2026-01-02 03:04 UTC.\n"; got != want {
 		t.Fatalf("page %q, want %q", got, want)
 	}
 }
 
 func TestJobs(t *testing.T) {
-	j := &commands.Job{ID: "7", Owner: "alice", Command: "cleanup xenbuilder2", Hosts: []string{"xenbuilder2"},
+	const token, privToken = "q3hx7k2mzt5ydw4nqa6vcr2lpe", "b7fzx2kq4mwn6tyc3vdr5hale2"
+	j := &commands.Job{ID: "7", Token: token, Owner: "alice", Place: "#fedora-admin", Command: "cleanup xenbuilder2", Hosts: []string{"xenbuilder2"},
 		Started: time.Date(2026, 11, 26, 3, 17, 5, 0, time.FixedZone("EST", -5*3600))}
-	s := start(t, Options{Jobs: fakeJobs{"7": j}})
-	body := expectText(t, s, "/jobs/7", http.StatusOK)
+	// A job started in a private message.
+	priv := &commands.Job{ID: "8", Token: privToken, Owner: "alice", Place: "", Command: "reboot xenbuilder3",
+		Started: time.Date(2026, 11, 26, 3, 17, 5, 0, time.UTC)}
+	jobs := fakeJobs{token: j, privToken: priv, "7": j, "8": priv}
+	s := start(t, Options{Jobs: jobs})
+	body := expectText(t, s, "/jobs/"+token, http.StatusOK)
 	want := "job 7: cleanup xenbuilder2\nowner: alice\nhosts: xenbuilder2\nstarted: 2026-11-26 08:17:05 UTC\nresult: running\n\n"
 	if body != want {
 		t.Fatalf("job page %q, want %q", body, want)
 	}
+	// Served by token only: even a source that would answer to the short
+	// id is not asked with a path that is not the job's token.
+	expectText(t, s, "/jobs/7", http.StatusNotFound)
 	expectText(t, s, "/jobs/8", http.StatusNotFound)
+	expectText(t, s, "/jobs/"+privToken, http.StatusNotFound)
+	expectText(t, s, "/jobs/"+strings.ToUpper(token), http.StatusNotFound)
 
 	// Without a job source, every job is unknown.
 	s2 := start(t, Options{})
-	expectText(t, s2, "/jobs/7", http.StatusNotFound)
+	expectText(t, s2, "/jobs/"+token, http.StatusNotFound)
 	expectText(t, s2, "/drafts/o1", http.StatusNotFound)
 }
 

@@ -101,9 +101,14 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return exitError{2}
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			// SIGINT/SIGTERM cancel the job, which restores what it
+			// stopped; exec then exits 130 or 143.
+			ctx, caught, stop := signalContext(cmd.Context(), stderr)
 			defer stop()
 			code := runExec(ctx, cfg, as, yes, args, stdin, stdout, stderr)
+			if s := caught(); s != nil {
+				return exitError{signalExit(s)}
+			}
 			if code != 0 {
 				return exitError{code}
 			}

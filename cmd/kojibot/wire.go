@@ -8,6 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"os/user"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +24,7 @@ import (
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/commands/outage"
+	"github.com/fedora-infra/kojibot/commands/state"
 	"github.com/fedora-infra/kojibot/commands/watch"
 	"github.com/fedora-infra/kojibot/config"
 )
@@ -58,10 +62,16 @@ type system struct {
 	log        *slog.Logger
 	db         *kojidb.DB
 	dispatcher *commands.Dispatcher
+	acl        *acl.Checker
 	drafts     *outage.Store
 	template   *outage.Template
 	fleet      *fleet.Fleet
-	close      func()
+	// state is the embedded store: journal, job records (SPEC.md §10).
+	state *state.Store
+	cfg   *config.Config
+	close func()
+
+	shutdownOnce sync.Once
 }
 
 // build opens the Koji DB (lazily: a database down at start is reported
@@ -94,7 +104,17 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 			return nil, fmt.Errorf("outage.template_file: %w", err)
 		}
 	}
-	sys := &system{log: log, db: db, drafts: outage.NewStore(0, nil), template: tmpl}
+	sys := &system{log: log, db: db, acl: checker, drafts: outage.NewStore(0, nil), template: tmpl, cfg: cfg}
+	// The journal is what makes a crash safe: without it, nothing runs.
+	if sys.state, err = state.Open(ctx, cfg.State.Dir); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("state.dir: %w", err)
+	}
+	closers = append(closers, func() {
+		if err := sys.state.Close(); err != nil {
+			log.Error("closing the state store", "error", err)
+		}
+	})
 	deps := commands.Deps{
 		Config:   cfg,
 		DB:       db,
@@ -104,6 +124,7 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 		Audit:    log.With("log", "audit"),
 		Log:      log,
 		Observe:  observe,
+		State:    sys.state,
 	}
 	if len(cfg.Hosts) > 0 {
 		if sys.fleet, err = fleet.New(cfg.SSH, cfg.Hosts, log.With("component", "fleet")); err != nil {
@@ -114,7 +135,8 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 		deps.Fleet = sys.fleet
 	}
 	sys.dispatcher = commands.New(deps)
-	closers = append(closers, sys.dispatcher.Close)
+	// Jobs get shutdown_timeout to restore what they stopped.
+	closers = append(closers, sys.shutdownJobs)
 	sys.close = closeAll
 	return sys, nil
 }
@@ -132,16 +154,24 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	if sys.fleet != nil {
 		sys.fleet.ObserveDials(metrics.SSHDial)
 	}
+	// Before serving anything: start what a crashed kojibot left stopped.
+	recovered := recoverJournal(ctx, sys)
 	var srv *web.Server
 	var opts []bot.Option
 	if cfg.HTTP.Listen != "" && cfg.HTTP.PublicURL != "" {
 		// Long replies are offered as a link to the HTTP server.
 		opts = append(opts, bot.WithLongOutput(func(text string) (string, bool) { return srv.Store(text) }))
 	}
+	// Account names are compared the way the network says (CASEMAPPING).
+	opts = append(opts, bot.WithCaseMapping(sys.acl.SetCaseMapping))
 	b, err := bot.New(cfg.IRC, sys.dispatcher, sys.log.With("component", "bot"), opts...)
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
 		return exitError{1}
+	}
+	// Queued until the bot is connected and has joined.
+	for _, line := range recovered {
+		b.Notify("", line)
 	}
 	srv = web.New(web.Options{
 		Listen: cfg.HTTP.Listen, PublicURL: cfg.HTTP.PublicURL, IRC: b, DB: sys.db, Jobs: sys.dispatcher,
@@ -187,7 +217,12 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		}
 	}()
 	sys.log.Info("kojibot starting", "version", versionString(), "server", cfg.IRC.Server, "nick", cfg.IRC.Nick, "http", cfg.HTTP.Listen)
-	if err := b.Run(ctx); err != nil && ctx.Err() == nil {
+	err = b.Run(ctx)
+	// SIGTERM or SIGINT (or a fatal bot error): no more commands; the
+	// running jobs are cancelled and restore what they stopped, within
+	// shutdown_timeout.
+	sys.shutdownJobs()
+	if err != nil && ctx.Err() == nil {
 		sys.log.Error("bot stopped", "error", err)
 		fmt.Fprintln(stderr, "error:", err)
 		return exitError{1}
@@ -239,9 +274,17 @@ func runExec(ctx context.Context, cfg *config.Config, fasUser string, yes bool, 
 		return 1
 	}
 	defer sys.close()
+	// Before anything else: start what a crashed kojibot left stopped.
+	for _, line := range recoverJournal(ctx, sys) {
+		fmt.Fprintln(stderr, line)
+	}
+	if ctx.Err() != nil {
+		return 1
+	}
 	out := &terminalOutput{w: stdout}
 	answers := bufio.NewReader(stdin)
 	req := commands.Request{FASUser: fasUser, Place: "exec", Text: strings.Join(args, " "),
+		LocalUser: localUser(), SudoUser: os.Getenv("SUDO_USER"),
 		AutoConfirm: func(plan string) bool {
 			fmt.Fprintln(stdout, commands.Format(commands.Confirm, plan))
 			if yes {
@@ -249,11 +292,32 @@ func runExec(ctx context.Context, cfg *config.Config, fasUser string, yes bool, 
 				return true
 			}
 			fmt.Fprint(stdout, "go ahead? [y/N] ")
-			line, _ := answers.ReadString('\n')
+			// An interrupt while waiting for the answer is a no.
+			answer := make(chan string, 1)
+			go func() { line, _ := answers.ReadString('\n'); answer <- line }()
+			var line string
+			select {
+			case line = <-answer:
+			case <-ctx.Done():
+				fmt.Fprintln(stdout)
+				return false
+			}
 			return strings.EqualFold(strings.TrimSpace(line), "y") || strings.EqualFold(strings.TrimSpace(line), "yes")
 		}}
 	sys.dispatcher.Handle(ctx, req, out)
-	// Jobs (clean-up, restart, ...) run in the background: wait for them.
-	sys.dispatcher.Wait()
+	// Jobs (clean-up, restart, ...) run in the background: wait for them;
+	// on SIGINT or SIGTERM, cancel them and wait while they restore what
+	// they stopped.
+	waitJobs(ctx, sys)
 	return out.exitCode()
+}
+
+// localUser names the Unix user running kojibot exec, for the audit record:
+// the login name of the real uid, or the uid itself when it has none.
+func localUser() string {
+	u, err := user.LookupId(strconv.Itoa(os.Getuid()))
+	if err != nil {
+		return "uid " + strconv.Itoa(os.Getuid())
+	}
+	return u.Username
 }

@@ -37,7 +37,7 @@ func (f *Fleet) DiskUsage(ctx context.Context, host string, paths []string) ([]U
 		return nil, err
 	}
 	if res.Truncated {
-		return nil, fmt.Errorf("fleet: %s: df: output over the %d-byte cap", f.label(host), f.cfg.MaxOutput)
+		return nil, fmt.Errorf("fleet: %s: df: %w: output over the %d-byte cap", f.label(host), ErrOutputTruncated, f.cfg.MaxOutput)
 	}
 	usages, err := parseDF(res.Stdout, res.Stderr, res.ExitCode, paths)
 	if err != nil {

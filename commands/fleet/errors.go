@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -29,6 +30,11 @@ var (
 	ErrInvalid = errors.New("invalid argument")
 	// ErrClosed: the Fleet was closed.
 	ErrClosed = errors.New("fleet closed")
+	// ErrOutputTruncated: a command's output went over the output cap
+	// (ssh.max_output or RunOptions.MaxOutput) and only its beginning was
+	// kept, so its last record may be cut: nothing may be read from it as
+	// if it were whole.
+	ErrOutputTruncated = errors.New("output truncated")
 )
 
 // ctxError explains why ctx ended while doing op on host: ErrTimeout (also
@@ -59,4 +65,72 @@ func JoinErrors(results map[string]error) error {
 		errs[i] = results[h]
 	}
 	return errors.Join(errs...)
+}
+
+// Kind names the kind of a Fleet failure in a few words fit for a chat
+// channel ("unknown SSH host key (see the log)", "unreachable", "timed
+// out"), without the host's address, a file path, a key fingerprint or an
+// ssh-keyscan hint: the whole error is for the log. ok is false when err
+// wraps none of the Fleet's sentinel errors.
+func Kind(err error) (kind string, ok bool) {
+	switch {
+	case err == nil:
+		return "", false
+	case errors.Is(err, ErrHostKeyChanged):
+		return "SSH host key changed (see the log)", true
+	case errors.Is(err, ErrUnknownHostKey):
+		return "unknown SSH host key (see the log)", true
+	case errors.Is(err, ErrAuth):
+		return "SSH login refused", true
+	case errors.Is(err, ErrTimeout):
+		return "timed out", true
+	case errors.Is(err, ErrUnreachable):
+		return "unreachable", true
+	case errors.Is(err, ErrOutputTruncated):
+		return "output over the size limit (ssh.max_output); nothing was read from it", true
+	case errors.Is(err, ErrUnknownHost):
+		return "not a configured host", true
+	case errors.Is(err, ErrInvalid):
+		return "invalid argument", true
+	case errors.Is(err, ErrClosed):
+		return "the bot is shutting down", true
+	}
+	return "", false
+}
+
+// Summary is Kind preceded by the configured name of the host the failure
+// is about, when err names one: "xenbuilder4: unknown SSH host key (see
+// the log)". The Fleet's errors start "fleet: <name> (<address>): " or
+// "fleet: <name>: "; only the name is kept.
+func Summary(err error) (string, bool) {
+	kind, ok := Kind(err)
+	if !ok {
+		return "", false
+	}
+	if host := hostOf(err.Error()); host != "" {
+		return host + ": " + kind, true
+	}
+	return kind, true
+}
+
+// hostOf returns the host name at the start of the first Fleet error in
+// text, or "" when there is none.
+func hostOf(text string) string {
+	const prefix = "fleet: "
+	i := strings.Index(text, prefix)
+	if i < 0 {
+		return ""
+	}
+	rest := text[i+len(prefix):]
+	end := strings.IndexAny(rest, " :")
+	if end <= 0 || !strings.HasPrefix(rest[end:], ":") && !strings.HasPrefix(rest[end:], " (") {
+		return ""
+	}
+	name := rest[:end]
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return ""
+		}
+	}
+	return name
 }

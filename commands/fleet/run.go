@@ -46,6 +46,18 @@ type Result struct {
 	Duration time.Duration
 }
 
+// Whole returns nil when the command's output was kept whole, and an error
+// wrapping ErrOutputTruncated naming what when stdout or stderr went over
+// the output cap. Every reader that acts on a command's output (a listing,
+// /proc/mounts, du) must call it first: a cut record must never be taken
+// for a real one.
+func (r Result) Whole(what string) error {
+	if r.Truncated {
+		return fmt.Errorf("%s: %w: over the output cap (ssh.max_output); nothing was read from it", what, ErrOutputTruncated)
+	}
+	return nil
+}
+
 // Run runs argv on host and waits for it. Every element of argv passes
 // through Quote; the remote login shell (which must be a POSIX shell) runs
 // the joined line. The command gets ssh.command_timeout (or opts.Timeout),

@@ -100,9 +100,9 @@ func TestBackendsAndTerminate(t *testing.T) {
 		t.Errorf("all koji backends: %d, %v; want 5", len(all), err)
 	}
 
-	found, terminated, err := db.TerminateBackends(ctx, pgsql.HubRole, time.Since(mid))
-	if err != nil || found != 3 || terminated != 3 {
-		t.Fatalf("TerminateBackends = %d found, %d terminated, %v; want 3, 3", found, terminated, err)
+	terminated, skipped, err := db.TerminateBackends(ctx, pgsql.HubRole, time.Since(mid), got)
+	if err != nil || len(terminated) != 3 || len(skipped) != 0 {
+		t.Fatalf("TerminateBackends = %d terminated, %d skipped, %v; want 3, 0", len(terminated), len(skipped), err)
 	}
 	for i, c := range old {
 		if !alive(ctx, c, false) {
@@ -142,9 +142,12 @@ func TestTerminateNeverOwnBackend(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].PID != pid(other) {
 		t.Fatalf("Backends(kojibot) = %+v, %v; want only the other connection %d (own %d)", list, err, pid(other), own)
 	}
-	found, terminated, err := db.TerminateBackends(ctx, pgsql.BotRole, 0)
-	if err != nil || found != 1 || terminated != 1 {
-		t.Fatalf("TerminateBackends(kojibot) = %d, %d, %v; want 1, 1", found, terminated, err)
+	// Even when asked for by pid, the bot's own backend is left alone.
+	ownStart := scalar[time.Time](t, dsns, "SELECT backend_start FROM pg_stat_activity WHERE pid = $1", own)
+	asked := append(list, Backend{PID: own, User: pgsql.BotRole, BackendStart: ownStart})
+	terminated, skipped, err := db.TerminateBackends(ctx, pgsql.BotRole, 0, asked)
+	if err != nil || len(terminated) != 1 || terminated[0].PID != pid(other) || len(skipped) != 1 || skipped[0].PID != own {
+		t.Fatalf("TerminateBackends(kojibot) = %+v, %+v, %v; want the other one terminated, the own one skipped", terminated, skipped, err)
 	}
 	if !alive(ctx, other, false) {
 		t.Error("the other bot connection survived")
@@ -161,7 +164,7 @@ func TestBackendsRefusals(t *testing.T) {
 	if _, err := db.Backends(ctx, "", 0); err == nil {
 		t.Error("Backends with no role: no error")
 	}
-	if _, _, err := db.TerminateBackends(ctx, "", 0); err == nil {
+	if _, _, err := db.TerminateBackends(ctx, "", 0, nil); err == nil {
 		t.Error("TerminateBackends with no role: no error")
 	}
 
@@ -176,7 +179,7 @@ func TestBackendsRefusals(t *testing.T) {
 	if _, err := blind.Backends(ctx, pgsql.HubRole, 0); !errors.Is(err, ErrNoStats) {
 		t.Errorf("Backends without pg_read_all_stats: %v, want ErrNoStats", err)
 	}
-	if _, _, err := blind.TerminateBackends(ctx, pgsql.HubRole, 0); !errors.Is(err, ErrNoStats) {
+	if _, _, err := blind.TerminateBackends(ctx, pgsql.HubRole, 0, []Backend{{PID: pid(hub), User: pgsql.HubRole}}); !errors.Is(err, ErrNoStats) {
 		t.Errorf("TerminateBackends without pg_read_all_stats: %v, want ErrNoStats", err)
 	}
 	if !alive(ctx, hub, true) {

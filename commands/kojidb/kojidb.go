@@ -111,6 +111,10 @@ type DB struct {
 	mu      sync.Mutex
 	gen     Generation // Unknown until detected on the current connections
 	lastGen Generation // last generation logged
+
+	appName string          // the pool's application_name
+	ownMu   sync.Mutex      // guards own
+	own     map[uint32]bool // pids of the pool's backends
 }
 
 // DefaultMaxConns is the pool size used unless the DSN sets pool_max_conns:
@@ -140,20 +144,24 @@ func Open(ctx context.Context, dsn string, kojiUser string, log *slog.Logger) (*
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
-	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
-		cfg.ConnConfig.RuntimeParams["application_name"] = "kojibot"
+	// The bot's own backends are known by this name (and by their pids):
+	// `connections kill` never lists nor terminates them.
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = ApplicationName
 	}
-	d := &DB{kojiUser: kojiUser, log: log}
+	d := &DB{kojiUser: kojiUser, log: log, appName: cfg.ConnConfig.RuntimeParams["application_name"], own: map[uint32]bool{}}
 	d.secrets = append(d.secrets, dsn)
 	if pw := cfg.ConnConfig.Password; len(pw) >= 3 {
 		d.secrets = append(d.secrets, pw)
 	}
 	// A new physical connection may follow a restart, a fail-over or a hub
 	// upgrade: detect the schema again on it.
-	cfg.AfterConnect = func(context.Context, *pgx.Conn) error {
+	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
 		d.invalidate()
+		d.ownBackend(conn.PgConn().PID(), true)
 		return nil
 	}
+	cfg.BeforeClose = func(conn *pgx.Conn) { d.ownBackend(conn.PgConn().PID(), false) }
 	d.pool, err = pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		return nil, d.fail("open", err)
@@ -244,11 +252,22 @@ func detect(ctx context.Context, conn *pgxpool.Conn) (Generation, error) {
 	return Unknown, ErrUnknownSchema
 }
 
-// withConn runs f on a pooled connection once the generation is known.
+// CallTimeout bounds every call to the database (each attempt of it), so
+// that a hung database cannot hold a worker or the watcher forever. A
+// caller's earlier deadline wins.
+const CallTimeout = 30 * time.Second
+
+// callTimeout is CallTimeout; tests shorten it.
+var callTimeout = CallTimeout
+
+// withConn runs f on a pooled connection once the generation is known,
+// within CallTimeout.
 func (d *DB) withConn(ctx context.Context, f func(context.Context, *pgxpool.Conn, Generation) error) error {
 	if d.closed.Load() {
 		return errClosed
 	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return err

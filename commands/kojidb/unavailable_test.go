@@ -65,7 +65,7 @@ func TestUnavailableAtStart(t *testing.T) {
 	assertUnavailable(t, "ActiveBuildroots", err, dsn)
 	_, err = db.Backends(ctx, "koji", time.Minute)
 	assertUnavailable(t, "Backends", err, dsn)
-	_, _, err = db.TerminateBackends(ctx, "koji", time.Minute)
+	_, _, err = db.TerminateBackends(ctx, "koji", time.Minute, []Backend{{PID: 1, User: "koji"}})
 	assertUnavailable(t, "TerminateBackends", err, dsn)
 	_, _, err = db.ConnectionCount(ctx, "koji")
 	assertUnavailable(t, "ConnectionCount", err, dsn)

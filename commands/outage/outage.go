@@ -34,8 +34,13 @@ func DefaultTo() []string {
 
 // Draft is one outage announcement, the only value the template is fed.
 type Draft struct {
-	// ID is the store's short id ("o1"); empty until the draft is stored.
+	// ID is the store's short id ("o1"), for `outage show`; empty until
+	// the draft is stored.
 	ID string
+	// Token is the draft's random, unguessable name (128 bits, URL-safe),
+	// the only name its HTTP page answers to (Path); set when the draft is
+	// stored.
+	Token string
 	// Planned selects the planned wording; false means an ongoing outage.
 	Planned bool
 	// Service is what is out, e.g. "Koji build system".

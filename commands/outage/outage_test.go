@@ -434,3 +434,48 @@ func TestStoreConcurrent(t *testing.T) {
 		t.Errorf("newest = %s, want o400", list[0].ID)
 	}
 }
+
+// TestStoreTokens: every stored draft gets a random, URL-safe token of at
+// least 128 bits; ByToken finds it by that token only, never by its short
+// id, and forgets it with the draft.
+func TestStoreTokens(t *testing.T) {
+	s := NewStore(2, nil)
+	tokenRE := regexp.MustCompile(`^[a-z2-7]{26,}$`) // base32: 5 bits a character
+	seen := map[string]bool{}
+	var first Draft
+	for i := range 3 {
+		d, err := s.New(unplanned)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tokenRE.MatchString(d.Token) || seen[d.Token] {
+			t.Fatalf("draft %s: token %q is not a new URL-safe 128-bit token", d.ID, d.Token)
+		}
+		seen[d.Token] = true
+		if d.Path() != "/drafts/"+d.Token {
+			t.Errorf("Path() = %q", d.Path())
+		}
+		if i == 0 {
+			first = d
+			continue
+		}
+		got, ok := s.ByToken(d.Token)
+		if !ok || got.ID != d.ID || got.Token != d.Token {
+			t.Errorf("ByToken(%s) = %+v, %v; want draft %s", d.Token, got, ok, d.ID)
+		}
+		if g, _ := s.Get(d.ID); g.Token != d.Token {
+			t.Errorf("Get(%s).Token = %q, want %q", d.ID, g.Token, d.Token)
+		}
+		for _, guess := range []string{d.ID, "", strings.ToUpper(d.Token), d.Token[:len(d.Token)-1], " " + d.Token} {
+			if g, ok := s.ByToken(guess); ok {
+				t.Errorf("ByToken(%q) found draft %s", guess, g.ID)
+			}
+		}
+	}
+	if _, ok := s.ByToken(first.Token); ok {
+		t.Error("ByToken found a draft beyond the bound")
+	}
+	if (Draft{ID: "o9"}).Path() != "" {
+		t.Error("an unstored draft has a path")
+	}
+}

@@ -1,6 +1,8 @@
 package outage
 
 import (
+	"crypto/rand"
+	"crypto/subtle"
 	"fmt"
 	"math"
 	"strconv"
@@ -15,8 +17,10 @@ const DefaultMaxDrafts = 100
 
 // Store keeps drafts in memory, the newest DefaultMaxDrafts (or the bound
 // given to NewStore); older ones are forgotten. Ids are short and readable:
-// "o1", "o2", ... in the order the drafts were stored. A Store is safe for
-// concurrent use; the drafts it returns are copies.
+// "o1", "o2", ... in the order the drafts were stored, for `outage show`;
+// each draft also gets a random Token, the only name it is served under
+// over HTTP (ByToken), since short ids are easy to guess. A Store is safe
+// for concurrent use; the drafts it returns are copies.
 type Store struct {
 	mu     sync.Mutex
 	max    int
@@ -38,8 +42,9 @@ func NewStore(max int, now func() time.Time) *Store {
 	return &Store{max: max, now: now}
 }
 
-// New stores a copy of d under a new id and returns it: ID set, Created set
-// to the store's clock when zero, times in UTC. It fails, wrapping
+// New stores a copy of d under a new id and returns it: ID and a new
+// random Token set, Created set to the store's clock when zero, times in
+// UTC. It fails, wrapping
 // ErrInvalid, when d.Validate does. When the store is full the oldest draft
 // is dropped.
 func (s *Store) New(d Draft) (Draft, error) {
@@ -56,6 +61,7 @@ func (s *Store) New(d Draft) (Draft, error) {
 	d.Created = d.Created.UTC()
 	s.seq++
 	d.ID = "o" + strconv.Itoa(s.seq)
+	d.Token = NewToken()
 	s.drafts = append(s.drafts, d)
 	if n := len(s.drafts) - s.max; n > 0 {
 		clear(s.drafts[:n])
@@ -76,6 +82,36 @@ func (s *Store) Get(id string) (Draft, bool) {
 		}
 	}
 	return Draft{}, false
+}
+
+// ByToken returns the draft whose Token is token (exactly: tokens are
+// case-sensitive), and whether it is still kept. An empty token matches
+// nothing.
+func (s *Store) ByToken(token string) (Draft, bool) {
+	if token == "" {
+		return Draft{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.drafts) - 1; i >= 0; i-- {
+		if subtle.ConstantTimeCompare([]byte(s.drafts[i].Token), []byte(token)) == 1 {
+			return s.drafts[i].clone(), true
+		}
+	}
+	return Draft{}, false
+}
+
+// NewToken returns a new random draft token: 128 bits or more from
+// crypto/rand, in lower-case base32 (URL-safe, no padding).
+func NewToken() string { return strings.ToLower(rand.Text()) }
+
+// Path is the path of the draft's HTTP page, "/drafts/<token>", to be put
+// after http.public_url. It is "" for a draft that was never stored.
+func (d Draft) Path() string {
+	if d.Token == "" {
+		return ""
+	}
+	return "/drafts/" + d.Token
 }
 
 // List returns the kept drafts, newest first.

@@ -419,10 +419,13 @@ func (w *Watcher) draft(check, mount string, percent float64, host string, now t
 }
 
 // draftLink is where an operator reads a draft: its URL under
-// http.public_url, else the command that shows it.
+// http.public_url, named by the draft's random token (never its short id),
+// else the command that shows it.
 func (w *Watcher) draftLink(id string) string {
-	if w.set.publicURL != "" {
-		return w.set.publicURL + "/drafts/" + id
+	if w.set.publicURL != "" && w.deps.Drafts != nil {
+		if d, ok := w.deps.Drafts.Get(id); ok && d.Path() != "" {
+			return w.set.publicURL + d.Path()
+		}
 	}
 	return "outage show " + id
 }

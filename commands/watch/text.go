@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/fedora-infra/kojibot/commands/redact"
 )
 
 // maxReason bounds, in bytes, the error text a CHECK FAILED line quotes;
@@ -47,6 +49,9 @@ func reason(text string) string {
 	if i := strings.IndexAny(text, "\r\n"); i >= 0 {
 		text = text[:i]
 	}
+	// The notify channel is public: no addresses, paths or ssh-keyscan
+	// recipes (the watcher logs the whole error).
+	text = redact.Text(text)
 	text = strings.Join(strings.Fields(text), " ")
 	if text == "" {
 		return "unknown error"

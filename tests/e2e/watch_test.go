@@ -160,10 +160,18 @@ func TestWatchSharedMountAndStale(t *testing.T) {
 	if !strings.Contains(alert, link) {
 		t.Fatalf("alert %q lacks the draft link %s…", alert, link)
 	}
-	id := strings.Fields(alert[strings.Index(alert, link)+len(link):])[0]
-	code, body := httpGet(t, link+id)
+	token := strings.Fields(alert[strings.Index(alert, link)+len(link):])[0]
+	code, body := httpGet(t, link+token)
 	if code != 200 || !strings.Contains(body, "Unplanned Outage") || !strings.Contains(body, sandbox.SharedMount) {
 		t.Errorf("draft page %d:\n%s", code, body)
+	}
+	// The link names the draft's random token; its short id serves nothing.
+	m := regexp.MustCompile(`outage draft (o[0-9]+): `).FindStringSubmatch(alert)
+	if m == nil || !webToken.MatchString(token) {
+		t.Fatalf("alert %q: want \"outage draft o<n>: %s<token>\"", alert, link)
+	}
+	if code, body := httpGet(t, link+m[1]); code != 404 {
+		t.Errorf("draft page by short id %s: %d %q, want 404", m[1], code, body)
 	}
 	// Three more rounds: no repeat before watch.repeat.
 	time.Sleep(7 * time.Second)
@@ -267,9 +275,21 @@ func TestConnectionsAlertHealthAndMetrics(t *testing.T) {
 			_ = sb.PG.Start(context.Background())
 		}
 	})
-	code, body := httpGet(t, base+"/healthz")
-	if code != 503 || body == "" {
-		t.Errorf("/healthz with PostgreSQL down: %d %q, want 503 with the reason", code, body)
+	// /healthz reuses its ping for a second: wait for the next one.
+	var code int
+	var body string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if code, body = httpGet(t, base+"/healthz"); code == 503 || time.Now().After(deadline) {
+			break
+		}
+	}
+	// It names the component only: not the error, which names
+	// PostgreSQL's address.
+	if code != 503 || body != "koji-db: down\n" {
+		t.Errorf("/healthz with PostgreSQL down: %d %q, want 503 \"koji-db: down\"", code, body)
+	}
+	if out := bots["kojibot-conn"].Output(); !strings.Contains(out, "health check") {
+		t.Errorf("the bot's log lacks the failed health check:\n%s", tail(out, 20))
 	}
 	if err := sb.PG.Start(ctx); err != nil {
 		t.Fatal(err)

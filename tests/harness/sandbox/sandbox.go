@@ -199,6 +199,7 @@ func (s *Sandbox) WriteConfig(ctx context.Context, bc BotConfig) (string, error)
 			"user": "kojibot",
 		},
 		"http":   map[string]any{"listen": ""},
+		"state":  map[string]any{"dir": filepath.Join(botDir, "state")}, // each bot its own journal and job records
 		"outage": map[string]any{"to": []string{"fedora-infrastructure-list@lists.fedoraproject.org"}},
 		"log":    map[string]any{"level": "debug", "file": filepath.Join(botDir, "kojibot.log")},
 	}

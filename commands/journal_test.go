@@ -1,0 +1,451 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fedora-infra/kojibot/commands/fleet"
+	"github.com/fedora-infra/kojibot/commands/state"
+	"github.com/fedora-infra/kojibot/config"
+)
+
+// serviceFleet is a Fleet of machines whose services really go down and
+// up: is-active answers from what was done to them.
+type serviceFleet struct {
+	mu      sync.Mutex
+	calls   []string
+	stopped map[string]bool // host/service
+	// broken services refuse to start.
+	broken map[string]bool
+}
+
+func newServiceFleet() *serviceFleet {
+	return &serviceFleet{stopped: map[string]bool{}, broken: map[string]bool{}}
+}
+
+func (f *serviceFleet) Run(ctx context.Context, host string, argv []string, _ fleet.RunOptions) (fleet.Result, error) {
+	return fleet.Result{}, nil
+}
+
+func (f *serviceFleet) Service(ctx context.Context, host, action, service string) (fleet.Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, host+" "+action+" "+service)
+	key := host + "/" + service
+	switch action {
+	case "stop":
+		f.stopped[key] = true
+	case "start", "restart":
+		if f.broken[key] {
+			return fleet.Result{ExitCode: 1, Stderr: "failed to start"}, nil
+		}
+		delete(f.stopped, key)
+	case "is-active":
+		if f.stopped[key] {
+			return fleet.Result{ExitCode: 3}, nil
+		}
+	}
+	return fleet.Result{}, nil
+}
+
+func (f *serviceFleet) Each(ctx context.Context, hosts []string, fn func(ctx context.Context, host string) error) map[string]error {
+	out := map[string]error{}
+	for _, h := range hosts {
+		out[h] = fn(ctx, h)
+	}
+	return out
+}
+
+func (f *serviceFleet) DiskUsage(ctx context.Context, host string, paths []string) ([]fleet.Usage, error) {
+	return nil, nil
+}
+
+func (f *serviceFleet) isStopped(host, service string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stopped[host+"/"+service]
+}
+
+func (f *serviceFleet) count(call string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		if c == call {
+			n++
+		}
+	}
+	return n
+}
+
+// logBuffer collects a logger's records.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func journalConfig() *config.Config {
+	cfg := config.Default()
+	cfg.Hosts = map[string]config.Host{
+		"b1": {Address: "127.0.0.2:22", Services: []string{"kojid", "plague-builder"}},
+		"b2": {Address: "127.0.0.3:22", Services: []string{"kojid"}},
+	}
+	return cfg
+}
+
+// jobCall is a call of spec name by alice in #ops, as the dispatcher makes it.
+func jobCall(d *Dispatcher, name string, out Output) *Call {
+	spec := d.catalogue.Spec(name)
+	return &Call{Parsed: &Parsed{Spec: spec, Args: map[string][]string{}, Flags: map[string]string{}},
+		Req: Request{Account: "alice", Place: "#ops"}, FASUser: "alice", out: out, d: d, ctx: context.Background(),
+		Log: d.deps.Log}
+}
+
+func waitJob(t *testing.T, d *Dispatcher, id string) *Job {
+	t.Helper()
+	j, ok := d.Job(id)
+	if !ok {
+		t.Fatalf("no job %s", id)
+	}
+	select {
+	case <-j.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("job %s did not end", id)
+	}
+	return j
+}
+
+// A panic in a job, after it stopped services, fails that job with an
+// internal error, logs the stack, starts the services again and leaves
+// the dispatcher working; with a store, the journal is left clean.
+func TestJobPanicRestoresServices(t *testing.T) {
+	for _, withStore := range []bool{false, true} {
+		name := "memory"
+		if withStore {
+			name = "store"
+		}
+		t.Run(name, func(t *testing.T) {
+			fl := newServiceFleet()
+			logs := &logBuffer{}
+			deps := Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: fl, ACL: fakeACL{},
+				Log: slog.New(slog.NewJSONHandler(logs, nil))}
+			var st *state.Store
+			if withStore {
+				var err error
+				if st, err = state.Open(context.Background(), t.TempDir()); err != nil {
+					t.Fatal(err)
+				}
+				defer st.Close()
+				deps.State = st
+			}
+			d := New(deps)
+			defer d.Close()
+			out := &recorder{}
+			c := jobCall(d, "cleanup", out)
+			if err := c.StartJob([]string{"b1"}, func(ctx context.Context, c *Call) error {
+				if _, err := d.stopServices(ctx, fl, c, "b1", []string{"kojid", "plague-builder"}); err != nil {
+					return err
+				}
+				if !fl.isStopped("b1", "kojid") {
+					t.Error("kojid was not stopped before the panic")
+				}
+				var m map[string]int
+				m["boom"]++ // a nil map write: a real runtime panic
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			j := waitJob(t, d, "1")
+			if r := j.Result(); r != "failed: internal error" {
+				t.Errorf("result %q, want failed: internal error", r)
+			}
+			for _, s := range []string{"kojid", "plague-builder"} {
+				if fl.isStopped("b1", s) {
+					t.Errorf("%s left stopped after the panic", s)
+				}
+			}
+			got := out.all()
+			for _, want := range []string{"b1: stopped kojid, plague-builder", "b1: started kojid, plague-builder again", "error: job 1 (cleanup) failed", "internal error"} {
+				if !strings.Contains(got, want) {
+					t.Errorf("replies lack %q:\n%s", want, got)
+				}
+			}
+			if !strings.Contains(logs.String(), "job panicked") || !strings.Contains(logs.String(), "runtime/debug.Stack") {
+				t.Errorf("the panic was not logged with its stack:\n%s", logs.String())
+			}
+			if withStore {
+				if open, _ := st.OpenEntries(context.Background(), ""); len(open) != 0 {
+					t.Errorf("journal still open: %+v", open)
+				}
+				if jobs, _ := st.RecentJobs(context.Background(), 5); len(jobs) != 1 || jobs[0].Result != "failed: internal error" {
+					t.Errorf("job record: %+v", jobs)
+				}
+			}
+			// The process goes on: the host is free and the next job runs.
+			c = jobCall(d, "cleanup", out)
+			if err := c.StartJob([]string{"b1"}, func(ctx context.Context, c *Call) error { return nil }); err != nil {
+				t.Fatalf("after the panic: %v", err)
+			}
+			if r := waitJob(t, d, "2").Result(); r != "done" {
+				t.Errorf("next job: %q", r)
+			}
+		})
+	}
+}
+
+// Journal records are written before a stop and closed after the start;
+// a job that ends with a service still down (a restart cut short) starts
+// it again.
+func TestJournalAroundJobs(t *testing.T) {
+	ctx := context.Background()
+	fl := newServiceFleet()
+	st, err := state.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: fl, ACL: fakeACL{}, State: st})
+	defer d.Close()
+	out := &recorder{}
+	inside := make(chan []state.Entry, 1)
+	c := jobCall(d, "cleanup", out)
+	c.StartJob([]string{"b1"}, func(ctx context.Context, c *Call) (err error) {
+		stopped, err := d.stopServices(ctx, fl, c, "b1", []string{"kojid"})
+		if err != nil {
+			return err
+		}
+		if err := d.journalOpen(c, "b1", state.KindMount, "/var/lib/mock/x/proc"); err != nil {
+			return err
+		}
+		if err := d.journalOpen(c, "b1", state.KindMount, "/var/lib/mock/x/dev"); err != nil {
+			return err
+		}
+		open, _ := st.OpenEntries(ctx, c.Job.ID)
+		inside <- open
+		return d.startServices(fl, c, "b1", stopped)
+	})
+	waitJob(t, d, "1")
+	open := <-inside
+	// kojid, and only the mount being unmounted: the one before is dealt with.
+	if len(open) != 2 || open[0].Name != "kojid" || open[0].Kind != state.KindService || open[0].Job != "1" || open[0].Owner != "alice" ||
+		open[1].Name != "/var/lib/mock/x/dev" {
+		t.Errorf("open during the job: %+v", open)
+	}
+	if left, _ := st.OpenEntries(ctx, ""); len(left) != 0 {
+		t.Errorf("open after the job: %+v", left)
+	}
+
+	// A restart whose service does not come back is recorded open and
+	// retried when the job ends; still broken, it stays open for the next launch.
+	fl.broken["b2/kojid"] = true
+	c = jobCall(d, "restart", out)
+	c.StartJob([]string{"b2"}, func(ctx context.Context, c *Call) error { return d.restartBuilders(ctx, fl, c, []string{"b2"}) })
+	if r := waitJob(t, d, "2").Result(); !strings.HasPrefix(r, "failed") {
+		t.Errorf("restart of a broken service: %q", r)
+	}
+	if fl.count("b2 start kojid") != 1 {
+		t.Errorf("the broken service was not retried once at the job's end: %q", fl.calls)
+	}
+	if left, _ := st.OpenEntries(ctx, ""); len(left) != 1 || left[0].Host != "b2" {
+		t.Errorf("open after a failed restart: %+v", left)
+	}
+}
+
+// Recover starts what dead processes left stopped, with retries, reports
+// mounts, leaves a live process's records alone, and says what it did.
+func TestRecover(t *testing.T) {
+	ctx := context.Background()
+	saved := recoverWait
+	recoverWait = time.Millisecond
+	defer func() { recoverWait = saved }()
+	dir := t.TempDir()
+
+	dead, err := state.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []state.Entry{
+		{Host: "b1", Kind: state.KindService, Name: "kojid", Job: "4", Owner: "alice"},
+		{Host: "b1", Kind: state.KindService, Name: "plague-builder", Job: "4", Owner: "alice"},
+		{Host: "b1", Kind: state.KindMount, Name: "/var/lib/mock/x/proc", Job: "4", Owner: "alice"},
+		{Host: "b2", Kind: state.KindService, Name: "kojid", Job: "5", Owner: "carol"},
+	} {
+		if _, err := dead.Record(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead.Close() // gone with its records open, as after a shutdown that ran out of time
+	live, err := state.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	live.Record(ctx, state.Entry{Host: "b2", Kind: state.KindService, Name: "kojid", Job: "9", Owner: "bob"})
+
+	st, err := state.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fl := newServiceFleet()
+	fl.stopped["b1/kojid"], fl.stopped["b1/plague-builder"], fl.stopped["b2/kojid"] = true, true, true
+	fl.broken["b1/plague-builder"] = true
+	d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: fl, ACL: fakeACL{}, State: st})
+	defer d.Close()
+	r, err := d.Recover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Restored) != 2 || r.Restored[0].Name != "kojid" || r.Restored[0].Host != "b1" || r.Restored[1].Host != "b2" {
+		t.Errorf("restored: %+v", r.Restored)
+	}
+	if len(r.Failed) != 1 || r.Failed[0].Entry.Name != "plague-builder" {
+		t.Errorf("failed: %+v", r.Failed)
+	}
+	if n := fl.count("b1 start plague-builder"); n != recoverTries {
+		t.Errorf("%d tries of the broken service, want %d", n, recoverTries)
+	}
+	if len(r.Mounts) != 1 || r.Mounts[0].Name != "/var/lib/mock/x/proc" {
+		t.Errorf("mounts: %+v", r.Mounts)
+	}
+	text := strings.Join(r.Lines(), "\n")
+	for _, want := range []string{"listed 3 services", "started again: kojid on b1 (job 4 by alice), kojid on b2 (job 5 by carol)",
+		"could not start", "plague-builder on b1", "/var/lib/mock/x/proc on b1"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q:\n%s", want, text)
+		}
+	}
+	if fl.isStopped("b1", "kojid") || fl.isStopped("b2", "kojid") {
+		t.Error("services left stopped")
+	}
+	// The failed one stays open for the next launch; the live process's
+	// record was never touched.
+	if open, _ := st.OpenEntries(ctx, ""); len(open) != 1 || open[0].Name != "plague-builder" {
+		t.Errorf("still open: %+v", open)
+	}
+	if open, _ := live.OpenEntries(ctx, ""); len(open) != 1 || open[0].Job != "9" {
+		t.Errorf("the live process's records: %+v", open)
+	}
+	if again, _ := d.Recover(ctx); !again.Empty() || again.Lines() != nil {
+		t.Errorf("second recovery: %+v", again)
+	}
+	if (Recovery{}).Lines() != nil {
+		t.Error("an empty recovery has lines")
+	}
+	// Without a store there is nothing to recover.
+	if r, err := New(Deps{Config: journalConfig(), DB: &fakeDB{}, ACL: fakeACL{}}).Recover(ctx); err != nil || !r.Empty() {
+		t.Errorf("no store: %+v %v", r, err)
+	}
+}
+
+// Job ids come from the store and never repeat across restarts; jobs --all
+// lists the earlier process's jobs too.
+func TestJobIDsAndJobsAll(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	run := func(want string) *Dispatcher {
+		st, err := state.Open(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: newServiceFleet(), ACL: fakeACL{members: map[string]bool{"alice": true}}, State: st})
+		t.Cleanup(d.Close)
+		out := &recorder{}
+		c := jobCall(d, "restart", out)
+		if err := c.StartJob([]string{"b1"}, func(ctx context.Context, c *Call) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.all(), "job "+want+" started") {
+			t.Errorf("want job %s: %q", want, out.all())
+		}
+		j := waitJob(t, d, want)
+		if len(j.Token) < 22 || strings.ContainsAny(j.Token, "+/=") {
+			t.Errorf("token %q is not 128 bits of URL-safe base64", j.Token)
+		}
+		if got, ok := d.JobByToken(j.Token); !ok || got != j {
+			t.Error("JobByToken does not find the job")
+		}
+		return d
+	}
+	run("1")
+	run("2")
+	d := run("3")
+	got := say(d, "alice", "#ops", "jobs --all")
+	for _, want := range []string{"job 3: restart, by alice in #ops, done", "job 2: ", "job 1: "} {
+		if !strings.Contains(got, want) {
+			t.Errorf("jobs --all lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Index(got, "job 3:") > strings.Index(got, "job 1:") {
+		t.Errorf("jobs --all is not newest first:\n%s", got)
+	}
+	if got := say(d, "alice", "#ops", "jobs"); got != "no jobs running" {
+		t.Errorf("jobs: %q", got)
+	}
+	// Without a store, --all lists this process's jobs.
+	m := New(Deps{Config: journalConfig(), DB: &fakeDB{}, ACL: fakeACL{}})
+	defer m.Close()
+	jobCall(m, "restart", &recorder{}).StartJob([]string{"b1"}, func(ctx context.Context, c *Call) error { return errors.New("no") })
+	waitJob(t, m, "1")
+	if got := say(m, "alice", "#ops", "jobs --all"); !strings.Contains(got, "job 1: restart, by alice in #ops, failed: no") {
+		t.Errorf("jobs --all without a store: %q", got)
+	}
+}
+
+// Shutdown cancels the running jobs and waits for them to restore what
+// they stopped; a job that does not end in time is returned.
+func TestShutdown(t *testing.T) {
+	fl := newServiceFleet()
+	d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: fl, ACL: fakeACL{}})
+	stopped := make(chan struct{})
+	c := jobCall(d, "cleanup", &recorder{})
+	c.StartJob([]string{"b1"}, func(ctx context.Context, c *Call) (err error) {
+		s, err := d.stopServices(ctx, fl, c, "b1", []string{"kojid"})
+		defer func() {
+			if serr := d.startServices(fl, c, "b1", s); serr != nil {
+				err = serr
+			}
+		}()
+		close(stopped)
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	<-stopped
+	if left := d.Shutdown(10 * time.Second); len(left) != 0 {
+		t.Errorf("jobs left: %d", len(left))
+	}
+	if fl.isStopped("b1", "kojid") {
+		t.Error("kojid left stopped after Shutdown")
+	}
+	if err := jobCall(d, "cleanup", &recorder{}).StartJob([]string{"b2"}, func(context.Context, *Call) error { return nil }); err == nil ||
+		!strings.Contains(err.Error(), "shutting down") {
+		t.Errorf("a job started after Shutdown: %v", err)
+	}
+
+	hung := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: fl, ACL: fakeACL{}})
+	release := make(chan struct{})
+	jobCall(hung, "cleanup", &recorder{}).StartJob([]string{"b1"}, func(ctx context.Context, c *Call) error { <-release; return nil })
+	if left := hung.Shutdown(50 * time.Millisecond); len(left) != 1 {
+		t.Errorf("a hung job was not reported: %d", len(left))
+	}
+	close(release)
+	hung.Wait()
+}

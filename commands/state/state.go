@@ -1,0 +1,494 @@
+// Package state is kojibot's own embedded store: the journal of what jobs
+// stopped or unmounted (so that a crash never leaves a service down
+// unnoticed), the job records and a small key/value space (chat sync
+// tokens). It is one SQLite file under state.dir, in WAL mode, so that
+// `kojibot run` and `kojibot exec` can use it at the same time.
+//
+// Every process that opens the store registers itself and holds an
+// advisory lock (flock) on a file of its own for as long as it lives. The
+// kernel drops that lock when the process dies, however it dies, so
+// another process can tell the journal records of a dead process (to be
+// restored) from those of a live one (to be left alone).
+//
+// Nothing here is ever written to the Koji database.
+package state
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+)
+
+// FileName is the store's file under state.dir.
+const FileName = "kojibot.db"
+
+// busyTimeout is how long a write waits for another process's write.
+const busyTimeout = 10 * time.Second
+
+// Kinds of journal entry.
+const (
+	// KindService is a service a job stopped (or restarts).
+	KindService = "service"
+	// KindMount is a mount point a job unmounts; it cannot be re-created by
+	// the bot, so an open one is reported, never restored.
+	KindMount = "mount"
+)
+
+// ErrClosed is returned by a Store that has been closed.
+var ErrClosed = errors.New("state: store closed")
+
+// Entry is one journal record: something a job took down.
+type Entry struct {
+	// ID is the record's id, set by Record.
+	ID   int64
+	Host string
+	// Kind is KindService or KindMount.
+	Kind string
+	// Name is the service or the mount point.
+	Name  string
+	Job   string
+	Owner string
+	// Opened is when the record was written (before the action).
+	Opened time.Time
+	// Closed is when it was marked done; zero while open.
+	Closed time.Time
+	// PID is the process that wrote (or last claimed) the record.
+	PID int
+}
+
+// JobRecord is what the store keeps of a job.
+type JobRecord struct {
+	// ID is the job id, allocated by NewJob; ids never repeat.
+	ID      int64
+	Owner   string
+	Command string
+	Place   string
+	// Result is "" while running, else "done", "failed: ...", "cancelled",
+	// or "interrupted: ..." for a job whose process died.
+	Result   string
+	Started  time.Time
+	Finished time.Time
+	// PID is the process that ran the job.
+	PID int
+}
+
+// Store is an open state store. Its methods are safe for concurrent use.
+type Store struct {
+	db   *sql.DB
+	dir  string
+	proc int64    // this process's row in procs
+	lock *os.File // flock held while this handle is open
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS procs (
+	id      INTEGER PRIMARY KEY AUTOINCREMENT,
+	pid     INTEGER NOT NULL,
+	started INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS journal (
+	id     INTEGER PRIMARY KEY AUTOINCREMENT,
+	host   TEXT NOT NULL,
+	kind   TEXT NOT NULL,
+	name   TEXT NOT NULL,
+	job    TEXT NOT NULL,
+	owner  TEXT NOT NULL,
+	opened INTEGER NOT NULL,
+	closed INTEGER,
+	proc   INTEGER NOT NULL,
+	pid    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_open ON journal (closed, proc);
+CREATE TABLE IF NOT EXISTS jobs (
+	id       INTEGER PRIMARY KEY AUTOINCREMENT,
+	owner    TEXT NOT NULL,
+	command  TEXT NOT NULL,
+	place    TEXT NOT NULL,
+	result   TEXT NOT NULL DEFAULT '',
+	started  INTEGER NOT NULL,
+	finished INTEGER,
+	proc     INTEGER NOT NULL,
+	pid      INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kv (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
+`
+
+// Open opens (creating it if needed) the store in dir, which is created
+// 0700 when missing. The caller must Close it.
+func Open(ctx context.Context, dir string) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("state: no directory (state.dir)")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state: creating %s: %w", dir, err)
+	}
+	locks := filepath.Join(dir, "procs")
+	if err := os.MkdirAll(locks, 0o700); err != nil {
+		return nil, fmt.Errorf("state: creating %s: %w", locks, err)
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	// FULL: every commit (journal records above all) is synced to disk
+	// before it returns, so a record written before a stop survives a
+	// power cut as well as a crash.
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + filepath.Join(dir, FileName) + "?" + q.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("state: opening %s: %w", dir, err)
+	}
+	s := &Store{db: db, dir: dir}
+	if err := s.init(ctx); err != nil {
+		db.Close()
+		if s.lock != nil {
+			s.lock.Close()
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// init creates the schema and registers this handle as a live process.
+func (s *Store) init(ctx context.Context) error {
+	// Two processes creating the schema at once: the second waits
+	// (busy_timeout) and finds the tables there.
+	if _, err := s.db.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("state: creating the schema in %s: %w", s.dir, err)
+	}
+	// Register and lock in one immediate transaction, so that no other
+	// process's ClaimOrphans sees this row before its lock is held.
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("state: registering: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `INSERT INTO procs (pid, started) VALUES (?, ?)`, os.Getpid(), time.Now().UnixNano())
+	if err != nil {
+		return fmt.Errorf("state: registering: %w", err)
+	}
+	if s.proc, err = res.LastInsertId(); err != nil {
+		return fmt.Errorf("state: registering: %w", err)
+	}
+	f, err := os.OpenFile(s.lockPath(s.proc), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("state: lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("state: locking %s: %w", f.Name(), err)
+	}
+	if err := tx.Commit(); err != nil {
+		os.Remove(f.Name())
+		f.Close()
+		return fmt.Errorf("state: registering: %w", err)
+	}
+	s.lock = f
+	return nil
+}
+
+func (s *Store) lockPath(proc int64) string {
+	return filepath.Join(s.dir, "procs", strconv.FormatInt(proc, 10)+".lock")
+}
+
+// alive reports whether the process (handle) proc still holds its lock.
+// Its own handle is alive by definition.
+func (s *Store) alive(proc int64) bool {
+	if proc == s.proc {
+		return true
+	}
+	f, err := os.OpenFile(s.lockPath(proc), os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false // it closed (or was swept) without leaving a lock
+	}
+	if err != nil {
+		return true // cannot tell: leave its records alone
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return true
+	}
+	// We got the lock: the owner is gone. Closing f drops it again.
+	return false
+}
+
+// Dir is the directory the store lives in.
+func (s *Store) Dir() string { return s.dir }
+
+// Close releases the store. Records still open stay in the journal: they
+// belong to a process that is gone, and the next process restores them.
+func (s *Store) Close() error {
+	if s.lock == nil {
+		return ErrClosed
+	}
+	err := s.db.Close()
+	// Remove the lock file before unlocking it, so that nobody takes a
+	// stale lock file for a live one.
+	os.Remove(s.lock.Name())
+	s.lock.Close()
+	s.lock = nil
+	if err != nil {
+		return fmt.Errorf("state: closing: %w", err)
+	}
+	return nil
+}
+
+// abandon drops the handle as a crash would: no bookkeeping, the lock is
+// released by closing its file. For tests.
+func (s *Store) abandon() {
+	s.db.Close()
+	s.lock.Close()
+	s.lock = nil
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, n.Int64)
+}
+
+// Record writes an open journal entry and returns its id once it is on
+// disk. Call it before stopping the service or unmounting the mount; when
+// it fails, do not go ahead.
+func (s *Store) Record(ctx context.Context, e Entry) (int64, error) {
+	if e.Kind != KindService && e.Kind != KindMount {
+		return 0, fmt.Errorf("state: journal: unknown kind %q", e.Kind)
+	}
+	res, err := s.db.ExecContext(ctx, `INSERT INTO journal (host, kind, name, job, owner, opened, proc, pid)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, e.Host, e.Kind, e.Name, e.Job, e.Owner, nanos(e.Opened), s.proc, os.Getpid())
+	if err != nil {
+		return 0, fmt.Errorf("state: journal %s %s on %s: %w", e.Kind, e.Name, e.Host, err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("state: journal %s %s on %s: %w", e.Kind, e.Name, e.Host, err)
+	}
+	return id, nil
+}
+
+// Done marks a journal entry done: the service runs again, or the mount
+// has been dealt with. Marking an entry done twice is not an error.
+func (s *Store) Done(ctx context.Context, id int64) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE journal SET closed = ? WHERE id = ? AND closed IS NULL`,
+		time.Now().UnixNano(), id); err != nil {
+		return fmt.Errorf("state: journal done %d: %w", id, err)
+	}
+	return nil
+}
+
+const entryColumns = `id, host, kind, name, job, owner, opened, closed, pid`
+
+func scanEntries(rows *sql.Rows) ([]Entry, error) {
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		var e Entry
+		var opened int64
+		var closed sql.NullInt64
+		if err := rows.Scan(&e.ID, &e.Host, &e.Kind, &e.Name, &e.Job, &e.Owner, &opened, &closed, &e.PID); err != nil {
+			return nil, err
+		}
+		e.Opened, e.Closed = time.Unix(0, opened), fromNanos(closed)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// OpenEntries lists the open journal entries written by this handle for
+// job (all of this handle's when job is ""), oldest first.
+func (s *Store) OpenEntries(ctx context.Context, job string) ([]Entry, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+entryColumns+` FROM journal
+		WHERE closed IS NULL AND proc = ? AND (? = '' OR job = ?) ORDER BY id`, s.proc, job, job)
+	if err != nil {
+		return nil, fmt.Errorf("state: journal: %w", err)
+	}
+	out, err := scanEntries(rows)
+	if err != nil {
+		return nil, fmt.Errorf("state: journal: %w", err)
+	}
+	return out, nil
+}
+
+// ClaimOrphans finds the open journal entries of processes that are gone
+// (crashed, killed, or closed with entries left open), makes them this
+// handle's, and returns them oldest first: the caller restores them and
+// marks each done. If the caller dies in turn, they are orphans again. Jobs
+// of processes that are gone and never finished are marked
+// "interrupted". Entries of a live process (a `run` next to an `exec`) are
+// never taken.
+func (s *Store) ClaimOrphans(ctx context.Context) ([]Entry, error) {
+	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: one claimer at a time
+	if err != nil {
+		return nil, fmt.Errorf("state: claiming orphans: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM procs WHERE id != ?`, s.proc)
+	if err != nil {
+		return nil, fmt.Errorf("state: claiming orphans: %w", err)
+	}
+	var procs []int64
+	for rows.Next() {
+		var p int64
+		if err := rows.Scan(&p); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("state: claiming orphans: %w", err)
+		}
+		procs = append(procs, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("state: claiming orphans: %w", err)
+	}
+	var dead []int64
+	for _, p := range procs {
+		if !s.alive(p) {
+			dead = append(dead, p)
+		}
+	}
+	var claimed []int64
+	for _, p := range dead {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM journal WHERE closed IS NULL AND proc = ?`, p)
+		if err != nil {
+			return nil, fmt.Errorf("state: claiming orphans: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("state: claiming orphans: %w", err)
+			}
+			claimed = append(claimed, id)
+		}
+		rows.Close()
+		if _, err := tx.ExecContext(ctx, `UPDATE journal SET proc = ?, pid = ? WHERE closed IS NULL AND proc = ?`,
+			s.proc, os.Getpid(), p); err != nil {
+			return nil, fmt.Errorf("state: claiming orphans: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET result = 'interrupted: kojibot stopped before the job ended', finished = ?
+			WHERE proc = ? AND result = ''`, time.Now().UnixNano(), p); err != nil {
+			return nil, fmt.Errorf("state: closing the jobs of a dead process: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM procs WHERE id = ?`, p); err != nil {
+			return nil, fmt.Errorf("state: forgetting a dead process: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("state: claiming orphans: %w", err)
+	}
+	for _, p := range dead {
+		os.Remove(s.lockPath(p))
+	}
+	if len(claimed) == 0 {
+		return nil, nil
+	}
+	var out []Entry
+	for _, id := range claimed {
+		rows, err := s.db.QueryContext(ctx, `SELECT `+entryColumns+` FROM journal WHERE id = ?`, id)
+		if err != nil {
+			return nil, fmt.Errorf("state: journal: %w", err)
+		}
+		es, err := scanEntries(rows)
+		if err != nil {
+			return nil, fmt.Errorf("state: journal: %w", err)
+		}
+		out = append(out, es...)
+	}
+	return out, nil
+}
+
+// NewJob records a job that starts now and returns its id. Ids come from
+// the store: they never repeat, across restarts and across processes.
+func (s *Store) NewJob(ctx context.Context, j JobRecord) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO jobs (owner, command, place, started, proc, pid) VALUES (?, ?, ?, ?, ?, ?)`,
+		j.Owner, j.Command, j.Place, nanos(j.Started), s.proc, os.Getpid())
+	if err != nil {
+		return 0, fmt.Errorf("state: recording a job: %w", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("state: recording a job: %w", err)
+	}
+	return id, nil
+}
+
+// FinishJob records a job's result and end.
+func (s *Store) FinishJob(ctx context.Context, id int64, result string, finished time.Time) error {
+	if result == "" {
+		result = "done"
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET result = ?, finished = ? WHERE id = ?`,
+		result, nanos(finished), id); err != nil {
+		return fmt.Errorf("state: finishing job %d: %w", id, err)
+	}
+	return nil
+}
+
+// RecentJobs returns up to limit jobs, newest first, of every process.
+func (s *Store) RecentJobs(ctx context.Context, limit int) ([]JobRecord, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, owner, command, place, result, started, finished, pid
+		FROM jobs ORDER BY id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("state: listing jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []JobRecord
+	for rows.Next() {
+		var j JobRecord
+		var started int64
+		var finished sql.NullInt64
+		if err := rows.Scan(&j.ID, &j.Owner, &j.Command, &j.Place, &j.Result, &started, &finished, &j.PID); err != nil {
+			return nil, fmt.Errorf("state: listing jobs: %w", err)
+		}
+		j.Started, j.Finished = time.Unix(0, started), fromNanos(finished)
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("state: listing jobs: %w", err)
+	}
+	return out, nil
+}
+
+// Get returns the value stored under key, and whether there is one.
+func (s *Store) Get(ctx context.Context, key string) (string, bool, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM kv WHERE key = ?`, key).Scan(&v)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("state: get %q: %w", key, err)
+	}
+	return v, true, nil
+}
+
+// Put stores value under key, replacing what was there.
+func (s *Store) Put(ctx context.Context, key, value string) error {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO kv (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value); err != nil {
+		return fmt.Errorf("state: put %q: %w", key, err)
+	}
+	return nil
+}

@@ -1,0 +1,353 @@
+package state
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func open(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestOpenCreatesPrivateDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	s := open(t, dir)
+	defer s.Close()
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("state dir mode %v, want 0700", fi.Mode().Perm())
+	}
+	var mode string
+	if err := s.db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode %q (%v), want wal", mode, err)
+	}
+	var sync int
+	if err := s.db.QueryRow(`PRAGMA synchronous`).Scan(&sync); err != nil || sync != 2 {
+		t.Errorf("synchronous %d (%v), want 2 (FULL)", sync, err)
+	}
+	if _, err := Open(context.Background(), ""); err == nil {
+		t.Error("Open with no dir succeeded")
+	}
+}
+
+func TestJournalOpenAndDone(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	id, err := s.Record(ctx, Entry{Host: "b1", Kind: KindService, Name: "kojid", Job: "7", Owner: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Record(ctx, Entry{Host: "b1", Kind: "bogus", Name: "x"}); err == nil {
+		t.Error("an unknown kind was recorded")
+	}
+	mid, _ := s.Record(ctx, Entry{Host: "b1", Kind: KindMount, Name: "/var/lib/mock/a/proc", Job: "8", Owner: "bob"})
+	got, err := s.OpenEntries(ctx, "7")
+	if err != nil || len(got) != 1 || got[0].Name != "kojid" || got[0].Owner != "alice" || got[0].PID != os.Getpid() || !got[0].Closed.IsZero() {
+		t.Fatalf("open entries of job 7: %+v, %v", got, err)
+	}
+	if all, _ := s.OpenEntries(ctx, ""); len(all) != 2 {
+		t.Errorf("all open entries: %+v", all)
+	}
+	if err := s.Done(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Done(ctx, id); err != nil {
+		t.Errorf("done twice: %v", err)
+	}
+	if got, _ := s.OpenEntries(ctx, "7"); len(got) != 0 {
+		t.Errorf("still open after done: %+v", got)
+	}
+	s.Done(ctx, mid)
+	if got, _ := s.OpenEntries(ctx, ""); len(got) != 0 {
+		t.Errorf("still open after done: %+v", got)
+	}
+}
+
+// A crash is a handle dropped without Close: the next one finds and
+// claims what it left open, and the dead process's jobs are interrupted.
+func TestCrashLeavesOrphans(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a := open(t, dir)
+	jid, _ := a.NewJob(ctx, JobRecord{Owner: "alice", Command: "cleanup b1", Place: "#ops"})
+	a.Record(ctx, Entry{Host: "b1", Kind: KindService, Name: "kojid", Job: strconv.FormatInt(jid, 10), Owner: "alice"})
+	a.Record(ctx, Entry{Host: "b1", Kind: KindMount, Name: "/mnt/build/x/dev", Job: strconv.FormatInt(jid, 10), Owner: "alice"})
+	done, _ := a.Record(ctx, Entry{Host: "b1", Kind: KindService, Name: "plague-builder", Job: strconv.FormatInt(jid, 10), Owner: "alice"})
+	a.Done(ctx, done)
+	a.abandon()
+
+	b := open(t, dir)
+	got, err := b.ClaimOrphans(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Name != "kojid" || got[0].Kind != KindService || got[1].Kind != KindMount {
+		t.Fatalf("orphans: %+v", got)
+	}
+	jobs, _ := b.RecentJobs(ctx, 10)
+	if len(jobs) != 1 || !strings.HasPrefix(jobs[0].Result, "interrupted") || jobs[0].Finished.IsZero() {
+		t.Errorf("the dead process's job: %+v", jobs)
+	}
+	// b now owns them: a third handle does not take them while b lives.
+	c := open(t, dir)
+	defer c.Close()
+	if again, _ := c.ClaimOrphans(ctx); len(again) != 0 {
+		t.Errorf("claimed from a live handle: %+v", again)
+	}
+	// b dies during recovery: they are orphans again.
+	b.abandon()
+	again, err := c.ClaimOrphans(ctx)
+	if err != nil || len(again) != 2 {
+		t.Fatalf("after the recoverer died: %+v, %v", again, err)
+	}
+	for _, e := range again {
+		c.Done(ctx, e.ID)
+	}
+	d := open(t, dir)
+	defer d.Close()
+	if left, _ := d.ClaimOrphans(ctx); len(left) != 0 {
+		t.Errorf("done entries claimed: %+v", left)
+	}
+}
+
+// Entries left open by a handle that closed cleanly (a start that failed)
+// are restored by the next process too.
+func TestClosedWithOpenEntries(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a := open(t, dir)
+	a.Record(ctx, Entry{Host: "b1", Kind: KindService, Name: "kojid", Job: "1"})
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err == nil {
+		t.Error("second Close succeeded")
+	}
+	b := open(t, dir)
+	defer b.Close()
+	if got, _ := b.ClaimOrphans(ctx); len(got) != 1 {
+		t.Errorf("orphans after a clean close: %+v", got)
+	}
+}
+
+func TestJobIDsNeverRepeat(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	seen := map[int64]bool{}
+	var last int64
+	for round := 0; round < 3; round++ {
+		s := open(t, dir)
+		for i := 0; i < 3; i++ {
+			id, err := s.NewJob(ctx, JobRecord{Owner: "alice", Command: "restart master", Place: "exec"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seen[id] || id <= last {
+				t.Fatalf("round %d: id %d after %d (seen %v)", round, id, last, seen[id])
+			}
+			seen[id], last = true, id
+			if err := s.FinishJob(ctx, id, "done", time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Even when the newest rows are gone, ids do not come back.
+		if _, err := s.db.Exec(`DELETE FROM jobs`); err != nil {
+			t.Fatal(err)
+		}
+		if round == 1 {
+			s.abandon()
+		} else {
+			s.Close()
+		}
+	}
+}
+
+// Two handles on one file at once: concurrent writers never fail (busy
+// timeout), ids are unique, and neither takes the other's entries.
+func TestTwoHandlesAtOnce(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, b := open(t, dir), open(t, dir)
+	defer a.Close()
+	defer b.Close()
+	var mu sync.Mutex
+	ids := map[int64]bool{}
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for _, s := range []*Store{a, b} {
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 25; i++ {
+					id, err := s.NewJob(ctx, JobRecord{Owner: "x", Command: "c", Place: "p"})
+					if err != nil {
+						errs <- err
+						return
+					}
+					mu.Lock()
+					if ids[id] {
+						errs <- fmt.Errorf("id %d twice", id)
+					}
+					ids[id] = true
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(ids) != 200 {
+		t.Errorf("%d ids, want 200", len(ids))
+	}
+	a.Record(ctx, Entry{Host: "b1", Kind: KindService, Name: "kojid", Job: "1"})
+	if got, _ := b.ClaimOrphans(ctx); len(got) != 0 {
+		t.Errorf("b took a live handle's entries: %+v", got)
+	}
+	if got, _ := b.OpenEntries(ctx, ""); len(got) != 0 {
+		t.Errorf("b lists a's entries as its own: %+v", got)
+	}
+	if jobs, _ := b.RecentJobs(ctx, 1000); len(jobs) != 200 {
+		t.Errorf("b sees %d jobs, want 200", len(jobs))
+	}
+}
+
+func TestKeyValue(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	if _, ok, err := s.Get(ctx, "matrix.since"); ok || err != nil {
+		t.Errorf("empty get: %v %v", ok, err)
+	}
+	s.Put(ctx, "matrix.since", "s1")
+	if err := s.Put(ctx, "matrix.since", "s2"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, dir)
+	defer s.Close()
+	if v, ok, err := s.Get(ctx, "matrix.since"); v != "s2" || !ok || err != nil {
+		t.Errorf("get after reopen: %q %v %v", v, ok, err)
+	}
+}
+
+// helperEnv makes the test binary act as a second kojibot process.
+const helperEnv = "KOJIBOT_STATE_HELPER_DIR"
+
+// TestHelperProcess is not a test: run by TestTwoProcesses as the other
+// process. It opens the store, writes jobs and an open entry, says
+// "ready", and waits to be killed.
+func TestHelperProcess(t *testing.T) {
+	dir := os.Getenv(helperEnv)
+	if dir == "" {
+		t.Skip("helper process only")
+	}
+	ctx := context.Background()
+	s, err := Open(ctx, dir)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	for i := 0; i < 50; i++ {
+		id, err := s.NewJob(ctx, JobRecord{Owner: "helper", Command: "c", Place: "exec"})
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		fmt.Println("job", id)
+	}
+	if _, err := s.Record(ctx, Entry{Host: "b2", Kind: KindService, Name: "kojid", Job: "h", Owner: "helper"}); err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	fmt.Println("ready")
+	time.Sleep(time.Minute)
+	os.Exit(0)
+}
+
+// Two real processes share the store: ids are unique across both, a live
+// process's entries are left alone, and a SIGKILLed one's are claimed.
+func TestTwoProcesses(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	defer s.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), helperEnv+"="+dir)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	ids := map[int64]bool{}
+	var mine []int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 50; i++ {
+			id, err := s.NewJob(ctx, JobRecord{Owner: "me", Command: "c", Place: "#ops"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mine = append(mine, id)
+		}
+	}()
+	sc := bufio.NewScanner(stdout)
+	ready := false
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && f[0] == "job" {
+			id, _ := strconv.ParseInt(f[1], 10, 64)
+			ids[id] = true
+		}
+		if sc.Text() == "ready" {
+			ready = true
+			break
+		}
+		if strings.HasPrefix(sc.Text(), "error") {
+			t.Fatal("helper: ", sc.Text())
+		}
+	}
+	wg.Wait()
+	if !ready {
+		t.Fatal("the helper process did not get ready")
+	}
+	for _, id := range mine {
+		if ids[id] {
+			t.Errorf("job id %d given to both processes", id)
+		}
+	}
+	if got, err := s.ClaimOrphans(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("claimed a live process's entries: %+v %v", got, err)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	got, err := s.ClaimOrphans(ctx)
+	if err != nil || len(got) != 1 || got[0].Host != "b2" || got[0].Name != "kojid" || got[0].PID != os.Getpid() {
+		t.Fatalf("after SIGKILL: %+v %v", got, err)
+	}
+}
