@@ -679,10 +679,10 @@ func (d *Dispatcher) doCleanup(ctx context.Context, f Fleet, c *Call, plan *clea
 		}
 		res, err := f.Run(ctx, host, []string{"rm", "-rf", "--one-file-system", "--", e.Path}, fleet.RunOptions{})
 		if err != nil {
-			return fmt.Errorf("deleting %s: %w (removed %d before it)", e.Path, err, len(removed))
+			return fmt.Errorf("deleting %s: %w (removed %d before it)", path.Base(e.Path), err, len(removed))
 		}
 		if res.ExitCode != 0 {
-			return fmt.Errorf("deleting %s failed: %s (removed %d before it)", e.Path, lastLine(res.Stderr), len(removed))
+			return fmt.Errorf("deleting %s failed: %s (removed %d before it)", path.Base(e.Path), lastLine(res.Stderr), len(removed))
 		}
 		removed = append(removed, e.Path)
 		c.Log.Info("removed", "host", host, "path", e.Path, "bytes", e.Bytes)

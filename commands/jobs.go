@@ -204,7 +204,7 @@ func (t *jobTable) start(spec *Spec, owner, place, command string, hosts []strin
 		case err != nil && errors.Is(ctx.Err(), context.Canceled):
 			result = "cancelled"
 		case err != nil:
-			result = "failed: " + err.Error()
+			result = "failed: " + publicError(err) // shown in channels and on /jobs; the log has it whole
 		}
 		j.mu.Lock()
 		j.result, j.finished = result, t.now()
@@ -327,11 +327,11 @@ func (c *Call) StartJob(hosts []string, fn func(ctx context.Context, c *Call) er
 		res := j.Result()
 		switch {
 		case res == "cancelled":
-			c.out.Send(Info, fmt.Sprintf("job %s cancelled after %s", j.ID, took))
+			SendResult(c.out, Info, fmt.Sprintf("job %s cancelled after %s", j.ID, took))
 		case err != nil:
-			c.out.Send(Error, fmt.Sprintf("job %s (%s) failed after %s: %s", j.ID, j.Command, took, d.userMessage(c, err)))
+			SendResult(c.out, Error, fmt.Sprintf("job %s (%s) failed after %s: %s", j.ID, j.Command, took, d.userMessage(c, err)))
 		default:
-			c.out.Send(Info, fmt.Sprintf("job %s (%s) done in %s", j.ID, j.Command, took))
+			SendResult(c.out, Info, fmt.Sprintf("job %s (%s) done in %s", j.ID, j.Command, took))
 		}
 		d.deps.Audit.Info("job result", "job", j.ID, "command", j.Command, "fas_user", owner, "account", c.Req.Account,
 			"place", place(c.Req), "result", res, "duration", took)
@@ -339,7 +339,11 @@ func (c *Call) StartJob(hosts []string, fn func(ctx context.Context, c *Call) er
 	if err != nil {
 		return err
 	}
-	c.Reply("job %s started: %s (cancel %s to stop it)", j.ID, j.Command, j.ID)
+	started := fmt.Sprintf("job %s started: %s (cancel %s to stop it)", j.ID, j.Command, j.ID)
+	if link := d.JobLink(j); link != "" {
+		started += "; progress: " + link
+	}
+	c.Reply("%s", started)
 	return nil
 }
 

@@ -225,7 +225,7 @@ func TestExecSignal(t *testing.T) {
 	for i, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			count := crashSlowEntry(t, 1051+i)
-			path, _ := crashConfig(t, "kojibot-sig", "#sig")
+			path, _ := crashConfig(t, fmt.Sprintf("kojibot-sig%d", i), "#sig")
 			journal := bldJournal(t, bldBuilder)
 			cmd, out, done := crashExec(t, path, "cleanup", bldBuilder)
 			crashWaitStopped(t, count, out, done)

@@ -1,0 +1,89 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	osuser "os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fedora-infra/kojibot/tests/harness/sandbox"
+)
+
+// cliConfig writes the config of a bot that is never started (for the
+// command line verbs), with extra keys.
+func cliConfig(t *testing.T, nick string, extra map[string]any) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	path, err := sb.WriteConfig(ctx, sandbox.BotConfig{Nick: nick, DB: "koji", Channel: "#" + nick, Extra: extra})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestCheckConfigWarnsAboutParentEntries: an acl.commands entry for a
+// parent command whose mutating subcommand has none is valid (exit 0) but
+// draws a warning naming the subcommand it does not grant.
+func TestCheckConfigWarnsAboutParentEntries(t *testing.T) {
+	path := cliConfig(t, "kbcheckwarn", map[string]any{"acl": map[string]any{
+		"commands": map[string]any{"connections": []string{"@identified"}}}})
+	cmd := exec.Command(binary, "check-config", "--config", path)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("check-config: %v\n%s%s", err, out, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "warning: acl.commands[connections]") ||
+		!strings.Contains(stderr.String(), `"connections kill"`) {
+		t.Errorf("check-config warnings:\n%s\nwant one naming acl.commands[connections] and connections kill", stderr.String())
+	}
+}
+
+// TestCheckConfigRefusesAccountIsFASUserWithFASJSON: the option that takes
+// a services account for the FAS user of the same name is refused with
+// FASJSON.
+func TestCheckConfigRefusesAccountIsFASUserWithFASJSON(t *testing.T) {
+	path := cliConfig(t, "kbcheckfas", map[string]any{"acl": map[string]any{"source": "fasjson", "account_is_fas_user": true}})
+	out, err := exec.Command(binary, "check-config", "--config", path).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "acl.account_is_fas_user") {
+		t.Errorf("check-config: %v\n%s\nwant exit 1 naming acl.account_is_fas_user", err, out)
+	}
+}
+
+// TestExecAuditNamesUnixAndSudoUser: kojibot exec --as writes the Unix
+// user running it and SUDO_USER into the audit record.
+func TestExecAuditNamesUnixAndSudoUser(t *testing.T) {
+	path := cliConfig(t, "kbexecaudit", nil)
+	cmd := exec.Command(binary, "exec", "--config", path, "--as", "alice", "--", "hosts", "ppc*")
+	cmd.Env = append(os.Environ(), "SUDO_USER=nirik")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("exec: %v\n%s", err, out)
+	}
+	me, err := osuser.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.ReadFile(filepath.Join(filepath.Dir(path), "kojibot.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decision string
+	for _, l := range strings.Split(string(log), "\n") {
+		if strings.Contains(l, `"msg":"decision"`) && strings.Contains(l, `"command":"hosts"`) {
+			decision = l
+		}
+	}
+	for _, want := range []string{`"as_fas_user":"alice"`, `"unix_user":"` + me.Username + `"`, `"sudo_user":"nirik"`} {
+		if !strings.Contains(decision, want) {
+			t.Errorf("audit record lacks %s: %s", want, decision)
+		}
+	}
+}
