@@ -30,12 +30,18 @@ type user struct {
 // account is ""), with the given nick (or a unique one), to bot's channel.
 func join(t *testing.T, bot, account, nick string) *user {
 	t.Helper()
+	return joinWithPassword(t, bot, account, users[account], nick)
+}
+
+// joinWithPassword is join for an account whose password is given.
+func joinWithPassword(t *testing.T, bot, account, password, nick string) *user {
+	t.Helper()
 	if nick == "" {
 		nick = fmt.Sprintf("%s%d", orDefault(account, "anon"), nickSeq.Add(1))
 	}
 	opts := ircnet.ClientOptions{Caps: []string{"message-tags"}}
 	if account != "" {
-		opts.SASLUser, opts.SASLPassword = account, users[account]
+		opts.SASLUser, opts.SASLPassword = account, password
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/fedora-infra/kojibot/tests/harness/fasjsonfake"
-	"github.com/fedora-infra/kojibot/tests/harness/ircnet"
 	"github.com/fedora-infra/kojibot/tests/harness/sandbox"
 )
 
@@ -25,7 +24,7 @@ func TestAccountNamedAfterFASUserIsNotThatUser(t *testing.T) {
 		}
 	}
 	before := snapshot(t, "koji")
-	squatter := joinAs(t, fasBot, "dave", "dave-pw")
+	squatter := joinWithPassword(t, fasBot, "dave", "dave-pw", "")
 	got := askPastFASJSONFailure(squatter, "capacity ppc2 3")
 	if !strings.HasPrefix(got, "denied:") || !strings.Contains(got, `"dave" is not linked to a FAS user`) {
 		t.Errorf("services account dave: reply %q, want denied: not linked", got)
@@ -33,7 +32,7 @@ func TestAccountNamedAfterFASUserIsNotThatUser(t *testing.T) {
 	if after := snapshot(t, "koji"); after != before {
 		t.Errorf("the squatter changed the database:\n%s\n%s", before, after)
 	}
-	owner := joinAs(t, fasBot, "dave_irc", "dave_irc-pw")
+	owner := joinWithPassword(t, fasBot, "dave_irc", "dave_irc-pw", "")
 	got = askPastFASJSONFailure(owner, "capacity ppc2 3")
 	if !strings.Contains(got, "ppc2.fedora.redhat.com capacity 2 → 3") {
 		t.Fatalf("services account dave_irc (in dave's ircnicks): reply %q, want the change", got)
@@ -53,24 +52,4 @@ func askPastFASJSONFailure(u *user, text string) string {
 		}
 		time.Sleep(2 * time.Second)
 	}
-}
-
-// joinAs connects a client logged in to account with password and joins
-// bot's channel.
-func joinAs(t *testing.T, bot, account, password string) *user {
-	t.Helper()
-	nick := account + "_" + strings.TrimPrefix(time.Now().Format(".000"), ".")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	c, err := ircnet.Dial(ctx, sb.IRC.Addr(), nick, ircnet.ClientOptions{Caps: []string{"message-tags"},
-		SASLUser: account, SASLPassword: password})
-	if err != nil {
-		t.Fatalf("dial %s: %v", nick, err)
-	}
-	t.Cleanup(func() { c.Quit() })
-	ch := botChannel[bot]
-	if err := c.Join(ctx, ch); err != nil {
-		t.Fatalf("join %s: %v", ch, err)
-	}
-	return &user{t: t, c: c, nick: nick, bot: bot, channel: ch}
 }
