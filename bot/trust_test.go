@@ -157,7 +157,9 @@ func TestOperatorNotStarvedByAnonymousFlood(t *testing.T) {
 	expect(t, op, func(m ircnet.Message) bool {
 		return m.Command == "PRIVMSG" && strings.EqualFold(m.Source, botNick) && m.Text == "operator: ok whoami"
 	})
-	if took := time.Since(start); took > 2*time.Second {
+	took := time.Since(start)
+	t.Logf("operator's reply behind the flood: %s", took.Round(time.Millisecond))
+	if took > 2*time.Second {
 		t.Errorf("the operator's reply took %s behind the flood, want under 2 s", took.Round(time.Millisecond))
 	}
 }
