@@ -21,6 +21,9 @@ type fakeDB struct {
 	down  bool
 	hang  bool // Hosts blocks until its context ends
 	sets  int
+	// deny makes every write fail as kojidb does when koji.user may not
+	// edit hosts.
+	deny *kojidb.PermissionError
 
 	backends []kojidb.Backend
 }
@@ -56,6 +59,9 @@ func (f *fakeDB) SetCapacity(ctx context.Context, host string, c float64) (kojid
 	if !(c > 1) || math.IsInf(c, 0) {
 		return kojidb.Host{}, kojidb.Host{}, kojidb.ErrBadCapacity
 	}
+	if f.deny != nil {
+		return kojidb.Host{}, kojidb.Host{}, fmt.Errorf("kojidb: set capacity: %w", f.deny)
+	}
 	i, err := f.find(host)
 	if err != nil {
 		return kojidb.Host{}, kojidb.Host{}, err
@@ -73,9 +79,14 @@ func (f *fakeDB) SetEnabled(ctx context.Context, host string, enabled bool, comm
 	if err != nil {
 		return kojidb.Host{}, kojidb.Host{}, err
 	}
+	if f.deny != nil {
+		return kojidb.Host{}, kojidb.Host{}, fmt.Errorf("kojidb: set enabled: %w", f.deny)
+	}
 	before := f.hosts[i]
 	f.hosts[i].Enabled = enabled
-	f.hosts[i].Comment = comment
+	if comment != "" {
+		f.hosts[i].Comment = comment
+	}
 	f.sets++
 	return before, f.hosts[i], nil
 }
@@ -151,7 +162,7 @@ func (r *recorder) all() string {
 
 func testHosts(now time.Time) []kojidb.Host {
 	return []kojidb.Host{
-		{ID: 1, Name: "ppc3.fedora.redhat.com", Capacity: 4, TaskLoad: 1.5, Ready: true, Enabled: true, Arches: "ppc ppc64", LastCheckin: now.Add(-2 * time.Minute)},
+		{ID: 1, Name: "ppc3.fedora.redhat.com", Capacity: 4, TaskLoad: 1.5, Ready: true, Enabled: true, Arches: "ppc ppc64", LastCheckin: now.Add(-2 * time.Minute), CheckinAge: 2 * time.Minute},
 		{ID: 2, Name: "ppc2.fedora.redhat.com", Capacity: 2, Enabled: true},
 		{ID: 3, Name: "x86-01.phx2.fedoraproject.org", Capacity: 8, Enabled: true},
 		{ID: 4, Name: "x86-01.iad2.fedoraproject.org", Capacity: 8, Enabled: false},
@@ -223,6 +234,42 @@ func TestDispatch(t *testing.T) {
 				t.Errorf("%q: %d DB writes, want %d", tt.text, db.sets, tt.changes)
 			}
 		})
+	}
+}
+
+// TestKojiUserMayNotEditHosts: when kojidb refuses a write because
+// koji.user may not edit hosts, the reply is exactly the one the SPEC's
+// issue names, without the reason (which is for the log).
+func TestKojiUserMayNotEditHosts(t *testing.T) {
+	const want = "error: koji.user kojibot may not edit hosts (needs the host or admin permission)"
+	for _, text := range []string{"capacity ppc3 2", "disable ppc3 broken disk", "enable x86-01.iad2.fedoraproject.org"} {
+		d, db := newTestDispatcher(t)
+		db.deny = &kojidb.PermissionError{User: "kojibot", Reason: "the user is blocked (users.status 1)"}
+		got := strings.TrimSpace(run(d, "alice", text))
+		if !strings.HasSuffix(got, want) || strings.Contains(got, "blocked") {
+			t.Errorf("%q: reply %q, want %q", text, got, want)
+		}
+		if h := db.hosts[0]; h.Capacity != 4 || !h.Enabled || db.hosts[3].Enabled {
+			t.Errorf("%q: refused write changed %+v", text, db.hosts)
+		}
+	}
+}
+
+// TestDisableAlreadyDisabled: disabling a disabled host with a reason
+// updates its comment (Koji's editHost); without a reason nothing changes.
+func TestDisableAlreadyDisabled(t *testing.T) {
+	d, db := newTestDispatcher(t)
+	db.hosts[3].Comment = "old reason"
+	got := run(d, "alice", "disable x86-01.iad2.fedoraproject.org noisy fan")
+	if !strings.Contains(got, "already disabled; comment: noisy fan (alice via kojibot)") {
+		t.Errorf("reply %q", got)
+	}
+	if c := db.hosts[3].Comment; c != "noisy fan (alice via kojibot)" {
+		t.Errorf("comment %q", c)
+	}
+	got = run(d, "alice", "disable x86-01.iad2.fedoraproject.org")
+	if !strings.Contains(got, "already disabled; nothing changed") || db.hosts[3].Comment != "noisy fan (alice via kojibot)" {
+		t.Errorf("disable without a reason: %q, comment %q", got, db.hosts[3].Comment)
 	}
 }
 

@@ -16,9 +16,12 @@ import (
 // that names the failure, never an address (the database's host:port) or a
 // path: the caller logs the whole error.
 func systemMessage(err error) (string, bool) {
+	var perm *kojidb.PermissionError
 	switch {
 	case errors.Is(err, kojidb.ErrUnavailable):
 		return "the Koji database is unavailable right now; nothing was changed, try again later", true
+	case errors.As(err, &perm):
+		return perm.Reply(), true
 	case errors.Is(err, kojidb.ErrBadCapacity):
 		return "capacity must be a number greater than 1 (Koji's own limit)", true
 	case errors.Is(err, kojidb.ErrNoHost):
@@ -58,12 +61,14 @@ func (d *Dispatcher) kojiHost(ctx context.Context, query string) (kojidb.Host, e
 // formatNumber prints a capacity or load without useless decimals.
 func formatNumber(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
-// checkinText says when a host last checked in, relative to now.
-func checkinText(t, now time.Time) string {
-	if t.IsZero() {
+// checkinText says when a host last checked in, from its check-in age as
+// the database computed it (its own now() less the check-in), so that
+// neither the bot's clock nor its time zone matter.
+func checkinText(h kojidb.Host) string {
+	if h.LastCheckin.IsZero() {
 		return "never checked in"
 	}
-	return "checked in " + ago(now.Sub(t)) + " ago"
+	return "checked in " + ago(h.CheckinAge) + " ago"
 }
 
 // ago renders a duration for humans: 45s, 3m, 2h5m, 3d4h.
@@ -106,7 +111,7 @@ func flagWord(b bool, yes, no string) string {
 func (d *Dispatcher) hostLine(h kojidb.Host) string {
 	return fmt.Sprintf("%s load %s/%s %s %s, %s", h.Name, formatNumber(h.TaskLoad), formatNumber(h.Capacity),
 		flagWord(h.Enabled, "enabled", "DISABLED"), flagWord(h.Ready, "ready", "not-ready"),
-		checkinText(h.LastCheckin, d.deps.Now()))
+		checkinText(h))
 }
 
 func (d *Dispatcher) runHosts(ctx context.Context, c *Call) error {
@@ -155,7 +160,7 @@ func (d *Dispatcher) runHost(ctx context.Context, c *Call) error {
 	}
 	last := "never"
 	if !h.LastCheckin.IsZero() {
-		last = h.LastCheckin.UTC().Format("2006-01-02 15:04:05 UTC") + " (" + ago(d.deps.Now().Sub(h.LastCheckin)) + " ago)"
+		last = h.LastCheckin.UTC().Format("2006-01-02 15:04:05 UTC") + " (" + ago(h.CheckinAge) + " ago)"
 	}
 	msg := fmt.Sprintf("%s: %s, %s, load %s of capacity %s, arches %s, last check-in %s",
 		h.Name, flagWord(h.Enabled, "enabled", "DISABLED"), flagWord(h.Ready, "ready", "not ready"),
@@ -208,11 +213,17 @@ func (d *Dispatcher) setEnabled(ctx context.Context, c *Call, enabled bool, reas
 	if err != nil {
 		return err
 	}
-	comment := reason
-	if !enabled && comment == "" {
-		comment = "disabled by " + c.FASUser + " via kojibot"
-	} else if !enabled {
+	// disable with a reason does what `koji disable-host --comment` does:
+	// disableHost, then editHost(comment=...). Without a reason the comment
+	// says who disabled it, unless the host is already disabled (its
+	// comment then stays).
+	var comment string
+	switch {
+	case enabled:
+	case reason != "":
 		comment = reason + " (" + c.FASUser + " via kojibot)"
+	case h.Enabled:
+		comment = "disabled by " + c.FASUser + " via kojibot"
 	}
 	before, after, err := d.deps.DB.SetEnabled(ctx, h.Name, enabled, comment)
 	if err != nil {
@@ -220,6 +231,10 @@ func (d *Dispatcher) setEnabled(ctx context.Context, c *Call, enabled bool, reas
 	}
 	word := flagWord(enabled, "enabled", "disabled")
 	if before.Enabled == after.Enabled {
+		if before.Comment != after.Comment {
+			c.Reply("%s is already %s; comment: %s", after.Name, word, after.Comment)
+			return nil
+		}
 		c.Reply("%s is already %s; nothing changed", after.Name, word)
 		return nil
 	}

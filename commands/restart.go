@@ -155,12 +155,15 @@ func (d *Dispatcher) runRestart(ctx context.Context, c *Call) error {
 }
 
 // restartAll restarts the hub, waits koji.reconnect_grace, then restarts
-// only the builders whose Koji host has not checked in since.
+// only the builders whose Koji host has not checked in since. "Since" is
+// decided on durations only: the check-in's age as the database computes it
+// (its now() less the check-in) against the time elapsed since the hub
+// restart, so that neither the bot's clock nor time zones matter.
 func (d *Dispatcher) restartAll(ctx context.Context, f Fleet, c *Call) error {
 	if err := d.restartMaster(ctx, f, c); err != nil {
 		return fmt.Errorf("hub restart failed, builders left alone: %w", err)
 	}
-	since := d.deps.Now()
+	restarted := d.deps.Now()
 	grace := d.deps.Config.Koji.ReconnectGrace
 	c.Reply("hub restarted; waiting %s for builders to reconnect by themselves", grace)
 	select {
@@ -172,6 +175,7 @@ func (d *Dispatcher) restartAll(ctx context.Context, f Fleet, c *Call) error {
 	if err != nil {
 		return err
 	}
+	elapsed := d.deps.Now().Sub(restarted)
 	var silent, back, unknown []string
 	for _, b := range d.Builders() {
 		name, ok := kojiNameFor(b, hosts)
@@ -183,7 +187,7 @@ func (d *Dispatcher) restartAll(ctx context.Context, f Fleet, c *Call) error {
 			if h.Name != name {
 				continue
 			}
-			if h.LastCheckin.After(since) {
+			if !h.LastCheckin.IsZero() && h.CheckinAge < elapsed {
 				back = append(back, b)
 			} else {
 				silent = append(silent, b)

@@ -142,6 +142,11 @@ type Koji struct {
 	Hubs           []string      `mapstructure:"hubs"`
 	ReconnectGrace time.Duration `mapstructure:"reconnect_grace"`
 	Command        string        `mapstructure:"command"` // the koji CLI on the admin host
+	// DBTimezone (koji.db_timezone) is the IANA zone the hub writes its
+	// TIMESTAMP WITHOUT TIME ZONE columns in (sessions.update_time until
+	// Koji 1.21). Empty, the default, means the database server's own
+	// timezone setting.
+	DBTimezone string `mapstructure:"db_timezone"`
 }
 
 // KojiDB holds the database connection string, a secret because it may carry a password.

@@ -51,6 +51,7 @@ func defaults() *Config {
 			OverrideTag:    "dist-{release}-override",
 			ReconnectGrace: 2 * time.Minute,
 			Command:        "koji",
+			DBTimezone:     "", // the database server's own timezone setting
 		},
 		SSH: SSH{
 			User:           "kojibot",

@@ -155,6 +155,9 @@ func TestLoadFullExampleValidates(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("Validate: %v", err)
 	}
+	if cfg.Koji.DBTimezone != "America/New_York" {
+		t.Errorf("koji.db_timezone = %q, want America/New_York", cfg.Koji.DBTimezone)
+	}
 }
 
 func TestLoadDefaults(t *testing.T) {
@@ -198,6 +201,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"koji.user", d.Koji.User, "kojibot"},
 		{"koji.override_tag", d.Koji.OverrideTag, "dist-{release}-override"},
 		{"koji.reconnect_grace", d.Koji.ReconnectGrace, 2 * time.Minute},
+		{"koji.db_timezone", d.Koji.DBTimezone, ""},
 		{"koji.command", d.Koji.Command, "koji"},
 		{"ssh.connect_timeout", d.SSH.ConnectTimeout, 10 * time.Second},
 		{"ssh.command_timeout", d.SSH.CommandTimeout, 10 * time.Minute},

@@ -312,6 +312,9 @@ func (c *Config) validateKoji(v *validator) {
 		c.hostRef(v, key, hub)
 	}
 	v.positive("koji.reconnect_grace", k.ReconnectGrace)
+	if k.DBTimezone != "" && !validZone(k.DBTimezone) {
+		v.addf("koji.db_timezone", "%q is not an IANA time zone name; expected e.g. \"UTC\" or \"America/New_York\", or empty for the database's own setting", k.DBTimezone)
+	}
 	if strings.TrimSpace(k.Command) == "" {
 		v.addf("koji.command", "is empty; expected the koji CLI, e.g. \"koji\"")
 	}
@@ -498,4 +501,14 @@ func listOrNone(names []string) string {
 func hasKey[V any](m map[string]V, k string) bool {
 	_, ok := m[k]
 	return ok
+}
+
+// validZone reports whether name is an IANA time zone name that both Go and
+// PostgreSQL know ("Local" is Go's alone).
+func validZone(name string) bool {
+	if name == "Local" || strings.ContainsFunc(name, isSpace) {
+		return false
+	}
+	_, err := time.LoadLocation(name)
+	return err == nil
 }

@@ -106,6 +106,8 @@ func TestValidate(t *testing.T) {
 		{"admin_host", func(c *Config) { c.Koji.AdminHost = "koji-adm" }, "koji.admin_host", []string{`"koji-adm"`, "koji-admin, koji-hub"}},
 		{"hubs", func(c *Config) { c.Koji.Hubs = append(c.Koji.Hubs, "hub2") }, "koji.hubs[1]", []string{`"hub2"`, "hosts entry"}},
 		{"reconnect_grace", func(c *Config) { c.Koji.ReconnectGrace = 0 }, "koji.reconnect_grace", []string{"0s"}},
+		{"db_timezone unknown", func(c *Config) { c.Koji.DBTimezone = "Mars/Olympus_Mons" }, "koji.db_timezone", []string{`"Mars/Olympus_Mons"`, "IANA"}},
+		{"db_timezone Local", func(c *Config) { c.Koji.DBTimezone = "Local" }, "koji.db_timezone", []string{`"Local"`}},
 		{"host address without port", func(c *Config) { c.Hosts["xen4"] = Host{Address: "xen4.example.org"} }, "hosts[xen4].address", []string{`"xen4.example.org"`, "host:port"}},
 		{"host address bad port", func(c *Config) { c.Hosts["xen4"] = Host{Address: "xen4:ssh"} }, "hosts[xen4].address", []string{`"xen4:ssh"`}},
 		{"host address missing", func(c *Config) { c.Hosts["xen4"] = Host{} }, "hosts[xen4].address", []string{`""`}},
@@ -163,6 +165,17 @@ func TestValidate(t *testing.T) {
 			}
 			assertNoSecret(t, "Validate error", err.Error())
 		})
+	}
+}
+
+// TestValidateDBTimezone accepts IANA zone names and the empty default.
+func TestValidateDBTimezone(t *testing.T) {
+	for _, zone := range []string{"", "UTC", "Asia/Tokyo", "America/New_York"} {
+		c := validConfig()
+		c.Koji.DBTimezone = zone
+		if err := c.ValidateWith(knownCommands); err != nil {
+			t.Errorf("koji.db_timezone %q: %v", zone, err)
+		}
 	}
 }
 

@@ -69,10 +69,13 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 			return runBot(ctx, cfg, stderr)
 		},
 	})
-	root.AddCommand(&cobra.Command{
-		Use:   "check-config",
+	var probe bool
+	checkCmd := &cobra.Command{
+		Use:   "check-config [--probe]",
 		Short: "validate the configuration and name every problem",
-		Args:  cobra.NoArgs,
+		Long: "check-config validates the configuration offline. With --probe it also connects to the\n" +
+			"Koji database and checks every privilege the configured commands need, and koji.user.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(configPath, stderr)
 			if err != nil {
@@ -82,9 +85,16 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 				fmt.Fprintln(stderr, "warning:", w)
 			}
 			fmt.Fprintf(stdout, "%s: configuration is valid\n", configPath)
+			if probe {
+				if code := runProbe(cmd.Context(), cfg, stdout, stderr); code != 0 {
+					return exitError{code}
+				}
+			}
 			return nil
 		},
-	})
+	}
+	checkCmd.Flags().BoolVar(&probe, "probe", false, "also connect to the Koji database and check the privileges")
+	root.AddCommand(checkCmd)
 	var as string
 	var yes bool
 	execCmd := &cobra.Command{

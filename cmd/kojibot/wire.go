@@ -81,7 +81,8 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 	if err != nil {
 		return nil, err
 	}
-	db, err := kojidb.Open(ctx, cfg.Koji.DB.DSN.Reveal(), cfg.Koji.User, log.With("component", "kojidb"))
+	db, err := kojidb.Open(ctx, cfg.Koji.DB.DSN.Reveal(), cfg.Koji.User, log.With("component", "kojidb"),
+		kojidb.WithHubTimeZone(cfg.Koji.DBTimezone))
 	if err != nil {
 		logCloser.Close()
 		return nil, fmt.Errorf("koji database: %w", err)
@@ -156,6 +157,16 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	}
 	// Before serving anything: start what a crashed kojibot left stopped.
 	recovered := recoverJournal(ctx, sys)
+	// Say at start whether koji.user may edit hosts (kojidb logs the
+	// answer); every write checks again. A database that is down is not
+	// fatal: the commands report it.
+	go func() {
+		cctx, cancel := context.WithTimeout(ctx, kojidb.CallTimeout)
+		defer cancel()
+		if _, err := sys.db.CheckKojiUser(cctx); err != nil && !errors.Is(err, kojidb.ErrNotAllowed) && ctx.Err() == nil {
+			sys.log.Warn("could not check koji.user at start", "error", err)
+		}
+	}()
 	var srv *web.Server
 	var opts []bot.Option
 	if cfg.HTTP.Listen != "" && cfg.HTTP.PublicURL != "" {

@@ -17,13 +17,24 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// hostSelect is the query for Host values in generation gen, to be followed
-// by a WHERE clause (on h and, when versioned, hc) or ORDER BY.
-func hostSelect(gen Generation) string {
-	checkin := "(SELECT max(s.update_time)::timestamptz FROM sessions s WHERE s.user_id = h.user_id)"
+// checkinExpr is the SQL expression (on host h) for the host's last
+// check-in as a timestamptz: host.update_time in Koji 1.33+, else the newest
+// sessions.update_time of the host's user. Until Koji 1.21 that column is
+// TIMESTAMP WITHOUT TIME ZONE in the hub's local time: the cast reads it in
+// the session's TimeZone, which Open set to the hub's zone.
+func checkinExpr(gen Generation) string {
 	if gen == Versioned {
-		checkin = "h.update_time"
+		return "h.update_time"
 	}
+	return "(SELECT max(s.update_time)::timestamptz FROM sessions s WHERE s.user_id = h.user_id)"
+}
+
+// hostSelect is the query for Host values in generation gen, to be followed
+// by a WHERE clause (on h and, when versioned, hc) or ORDER BY. The check-in
+// age is computed against the database's now().
+func hostSelect(gen Generation) string {
+	checkin := checkinExpr(gen)
+	checkin += ", extract(epoch FROM now() - " + checkin + ")::float8"
 	if gen == Legacy {
 		return `SELECT h.id, h.name, coalesce(h.arches, ''), h.capacity, h.task_load, h.ready, h.enabled,
 			coalesce(h.description, ''), coalesce(h.comment, ''), ` + checkin + `, 0::bigint
@@ -37,10 +48,14 @@ func hostSelect(gen Generation) string {
 func scanHost(row pgx.Row) (Host, error) {
 	var h Host
 	var checkin *time.Time
+	var age *float64
 	err := row.Scan(&h.ID, &h.Name, &h.Arches, &h.Capacity, &h.TaskLoad, &h.Ready, &h.Enabled,
-		&h.Description, &h.Comment, &checkin, &h.ConfigEvent)
+		&h.Description, &h.Comment, &checkin, &age, &h.ConfigEvent)
 	if checkin != nil {
 		h.LastCheckin = *checkin
+	}
+	if age != nil {
+		h.CheckinAge = time.Duration(*age * float64(time.Second))
 	}
 	return h, err
 }
@@ -150,7 +165,10 @@ func (d *DB) SetCapacity(ctx context.Context, host string, capacity float64) (be
 		return Host{}, Host{}, fmt.Errorf("kojidb: set capacity of %s to %v: %w", host, capacity, ErrBadCapacity)
 	}
 	err = d.write(ctx, "set capacity of "+host, func(ctx context.Context, tx pgx.Tx, gen Generation) error {
-		var err error
+		uid, err := d.mayEditHosts(ctx, tx, gen)
+		if err != nil {
+			return err
+		}
 		before, err = lockHost(ctx, tx, gen, host)
 		if err != nil {
 			return err
@@ -159,7 +177,7 @@ func (d *DB) SetCapacity(ctx context.Context, host string, capacity float64) (be
 			after = before
 			return nil
 		}
-		after, err = d.apply(ctx, tx, gen, before, change{capacity: &capacity})
+		after, err = d.apply(ctx, tx, gen, uid, before, change{capacity: &capacity})
 		return err
 	})
 	if err != nil {
@@ -168,35 +186,47 @@ func (d *DB) SetCapacity(ctx context.Context, host string, capacity float64) (be
 	return before, after, nil
 }
 
-// SetEnabled enables or disables host, recording comment as its comment
-// when it is not empty (an empty comment keeps the one it has), and returns
-// the host before and after. The versioned schemas get the same revoke and
-// insert as SetCapacity; the legacy schema is updated in place.
+// SetEnabled enables or disables host and, when comment is not empty, sets
+// its comment (an empty comment keeps the one it has); it returns the host
+// before and after. It writes what `koji enable-host`/`disable-host
+// --comment` write, which are two hub calls: enableHost or disableHost, then
+// editHost(comment=...). In the versioned schemas each is its own revoke
+// and insert of host_config with its own get_event() (both in one
+// transaction here), so `koji list-history` shows the same two entries; the
+// legacy schema gets the two equivalent in-place updates of host.
 //
-// When the host is already in that state nothing is written (the comment is
-// not changed either) and after equals before, with a nil error: callers
-// tell a no-op by before.Enabled == after.Enabled.
+// A host already in that state is not enabled or disabled again; its
+// comment is still updated when comment differs from it (editHost alone).
+// When nothing differs nothing is written and after equals before, with a
+// nil error. Callers tell what changed by comparing before and after.
 func (d *DB) SetEnabled(ctx context.Context, host string, enabled bool, comment string) (before, after Host, err error) {
 	verb := "disable "
 	if enabled {
 		verb = "enable "
 	}
 	err = d.write(ctx, verb+host, func(ctx context.Context, tx pgx.Tx, gen Generation) error {
-		var err error
+		uid, err := d.mayEditHosts(ctx, tx, gen)
+		if err != nil {
+			return err
+		}
 		before, err = lockHost(ctx, tx, gen, host)
 		if err != nil {
 			return err
 		}
-		if before.Enabled == enabled {
-			after = before
-			return nil
+		after = before
+		if after.Enabled != enabled {
+			// enableHost / disableHost: only enabled changes.
+			if after, err = d.apply(ctx, tx, gen, uid, after, change{enabled: &enabled}); err != nil {
+				return err
+			}
 		}
-		c := change{enabled: &enabled}
-		if comment != "" {
-			c.comment = &comment
+		if comment != "" && after.Comment != comment {
+			// editHost(comment=...): its own event.
+			if after, err = d.apply(ctx, tx, gen, uid, after, change{comment: &comment}); err != nil {
+				return err
+			}
 		}
-		after, err = d.apply(ctx, tx, gen, before, c)
-		return err
+		return nil
 	})
 	if err != nil {
 		return Host{}, Host{}, err
@@ -204,8 +234,9 @@ func (d *DB) SetEnabled(ctx context.Context, host string, enabled bool, comment 
 	return before, after, nil
 }
 
-// apply writes c to the locked host h and returns it as it is now.
-func (d *DB) apply(ctx context.Context, tx pgx.Tx, gen Generation, h Host, c change) (Host, error) {
+// apply writes c to the locked host h as Koji user uid (koji.user, checked
+// by mayEditHosts) and returns the host as it is now.
+func (d *DB) apply(ctx context.Context, tx pgx.Tx, gen Generation, uid int64, h Host, c change) (Host, error) {
 	if gen == Legacy {
 		tag, err := tx.Exec(ctx, `UPDATE host SET capacity = coalesce($2, capacity), enabled = coalesce($3, enabled),
 			comment = coalesce($4, comment) WHERE id = $1`, h.ID, c.capacity, c.enabled, c.comment)
@@ -222,14 +253,6 @@ func (d *DB) apply(ctx context.Context, tx pgx.Tx, gen Generation, h Host, c cha
 		return after, err
 	}
 
-	var uid int64
-	err := tx.QueryRow(ctx, "SELECT id FROM users WHERE name = $1", d.kojiUser).Scan(&uid)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Host{}, fmt.Errorf("%w: no users row named %q", ErrNoKojiUser, d.kojiUser)
-	}
-	if err != nil {
-		return Host{}, err
-	}
 	var event int64
 	if err := tx.QueryRow(ctx, "SELECT get_event()").Scan(&event); err != nil {
 		return Host{}, err
@@ -263,15 +286,22 @@ func (d *DB) apply(ctx context.Context, tx pgx.Tx, gen Generation, h Host, c cha
 }
 
 // ActiveBuildroots returns the ids of host's buildroots that Koji still
-// uses (standard_buildroot.state 0 INIT, 1 WAITING or 2 BUILDING), in
-// ascending order. An unknown host is an error wrapping ErrNoHost.
+// uses (state 0 INIT, 1 WAITING or 2 BUILDING), in ascending order. The
+// state and host are in standard_buildroot since Koji 1.11 and in buildroot
+// itself before. An unknown host is an error wrapping ErrNoHost.
 func (d *DB) ActiveBuildroots(ctx context.Context, host string) ([]int64, error) {
 	var ids []int64
 	err := d.read(ctx, "active buildroots of "+host, func(ctx context.Context, conn *pgxpool.Conn, _ Generation) error {
 		ids = nil
-		rows, err := conn.Query(ctx, `SELECT sb.buildroot_id::bigint FROM standard_buildroot sb
+		q := `SELECT sb.buildroot_id::bigint FROM standard_buildroot sb
 			JOIN host h ON h.id = sb.host_id
-			WHERE h.name = $1 AND sb.state IN (0, 1, 2) ORDER BY 1`, host)
+			WHERE h.name = $1 AND sb.state IN (0, 1, 2) ORDER BY 1`
+		if !d.features().standardBuildroot {
+			q = `SELECT b.id::bigint FROM buildroot b
+			JOIN host h ON h.id = b.host_id
+			WHERE h.name = $1 AND b.state IN (0, 1, 2) ORDER BY 1`
+		}
+		rows, err := conn.Query(ctx, q, host)
 		if err != nil {
 			return err
 		}

@@ -303,10 +303,14 @@ func TestNoKojiUser(t *testing.T) {
 	if rows := configRows(t, dsns, ppc3); len(rows) != 1 || rows[0].capacity != 4 {
 		t.Errorf("refused change left %+v", rows)
 	}
-	// The legacy schema keeps no history, so it needs no Koji user.
-	_, legacy := newKoji(t, cluster, pgsql.Legacy, "ghost")
-	if _, after, err := legacy.SetCapacity(ctx, ppc3, 3); err != nil || after.Capacity != 3 {
-		t.Errorf("legacy SetCapacity as a missing Koji user: %+v, %v", after, err)
+	// The legacy schema keeps no history, but its hub still refuses a
+	// user that does not exist.
+	legacyDSNs, legacy := newKoji(t, cluster, pgsql.Legacy, "ghost")
+	if _, _, err := legacy.SetCapacity(ctx, ppc3, 3); !errors.Is(err, ErrNoKojiUser) || !errors.Is(err, ErrNotAllowed) {
+		t.Errorf("legacy SetCapacity as a missing Koji user: %v, want ErrNoKojiUser and ErrNotAllowed", err)
+	}
+	if c := scalar[float64](t, legacyDSNs, "SELECT capacity FROM host WHERE name = $1", ppc3); c != 4 {
+		t.Errorf("refused legacy change left capacity %v", c)
 	}
 }
 
@@ -329,18 +333,20 @@ func TestSetEnabled(t *testing.T) {
 			}
 			if g.want.IsVersioned() {
 				rows := configRows(t, dsns, host)
-				if len(rows) != 2 || rows[0].active != nil || rows[1].enabled || *rows[1].comment != why {
+				// disableHost, then editHost(comment): two new rows.
+				if len(rows) != 3 || rows[0].active != nil || rows[1].active != nil || rows[2].enabled ||
+					rows[2].comment == nil || *rows[2].comment != why {
 					t.Errorf("host_config after disable: %+v", rows)
 				}
 			}
 
-			// Disabling again is a no-op, and keeps the comment.
-			b2, a2, err := db.SetEnabled(ctx, host, false, "another reason")
+			// Disabling again with the same reason is a no-op.
+			b2, a2, err := db.SetEnabled(ctx, host, false, why)
 			if err != nil || b2 != a2 || a2.Comment != why {
 				t.Errorf("disable twice: %+v -> %+v, %v", b2, a2, err)
 			}
 			if g.want.IsVersioned() {
-				if n := len(configRows(t, dsns, host)); n != 2 {
+				if n := len(configRows(t, dsns, host)); n != 3 {
 					t.Errorf("no-op disable made a row: %d rows", n)
 				}
 			}
@@ -358,7 +364,7 @@ func TestSetEnabled(t *testing.T) {
 						active++
 					}
 				}
-				if len(rows) != 3 || active != 1 || !rows[2].enabled {
+				if len(rows) != 4 || active != 1 || !rows[3].enabled {
 					t.Errorf("host_config after enable: %+v", rows)
 				}
 			}

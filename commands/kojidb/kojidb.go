@@ -34,6 +34,10 @@ type Host struct {
 	Description string
 	Comment     string
 	LastCheckin time.Time // zero when unknown
+	// CheckinAge is the database's now() minus LastCheckin, computed by the
+	// database itself so that neither the bot's clock nor its time zone
+	// matter; meaningful only when LastCheckin is not zero.
+	CheckinAge time.Duration
 	// ConfigEvent is the create_event of the host's active host_config row
 	// (the event `koji list-history` shows); 0 in the legacy schema.
 	ConfigEvent int64
@@ -46,9 +50,10 @@ type Generation int
 const (
 	// Unknown means not detected yet.
 	Unknown Generation = iota
-	// Legacy is Koji before 1.16: capacity, arches and enabled live in host
-	// and are edited in place; the last check-in is the newest
-	// sessions.update_time of the host's user.
+	// Legacy is Koji 1.4 to 1.15: capacity, arches, enabled, description
+	// and comment live in host and are edited in place; the last check-in is
+	// the newest sessions.update_time of the host's user. Before 1.11 a
+	// buildroot's host and state are in buildroot itself.
 	Legacy
 	// Versioned116 is Koji 1.16 to 1.32: host_config is versioned, but host
 	// has no update_time, so the last check-in is read from sessions.
@@ -62,7 +67,7 @@ const (
 func (g Generation) String() string {
 	switch g {
 	case Legacy:
-		return "legacy (Koji < 1.16)"
+		return "legacy (Koji 1.4-1.15)"
 	case Versioned116:
 		return "versioned (Koji 1.16-1.32)"
 	case Versioned:
@@ -87,11 +92,16 @@ var (
 	// connection was lost during the operation.
 	ErrUnavailable = errors.New("Koji database unavailable")
 	// ErrNoKojiUser: the Koji user the bot acts as (koji.user) has no row in
-	// the users table, so a versioned change cannot be recorded.
+	// the users table, so no host change is made (the error is also a
+	// *PermissionError wrapping ErrNotAllowed).
 	ErrNoKojiUser = errors.New("Koji user (koji.user) not found in the Koji database")
 	// ErrUnknownSchema: the database has neither Koji's legacy host table nor
 	// host_config.
 	ErrUnknownSchema = errors.New("not a Koji schema this bot knows (no host.capacity, no host_config)")
+	// ErrSchemaTooOld: the Koji schema predates Koji 1.4 (host has no
+	// description and comment, versioned tables record no creator_id); the
+	// error names the version detected.
+	ErrSchemaTooOld = errors.New("Koji schema too old (the bot needs Koji 1.4 or later)")
 	// ErrNoStats: the bot's role cannot see other roles' backends in
 	// pg_stat_activity (it needs pg_read_all_stats or pg_monitor).
 	ErrNoStats = errors.New("the bot's database role cannot see other roles' backends (grant pg_read_all_stats)")
@@ -110,7 +120,9 @@ type DB struct {
 
 	mu      sync.Mutex
 	gen     Generation // Unknown until detected on the current connections
+	feat    features   // detected with gen
 	lastGen Generation // last generation logged
+	zone    string     // koji.db_timezone; "" means the server's own setting
 
 	appName string          // the pool's application_name
 	ownMu   sync.Mutex      // guards own
@@ -122,13 +134,24 @@ type DB struct {
 // out of.
 const DefaultMaxConns = 4
 
+// Option changes how Open connects.
+type Option func(*DB)
+
+// WithHubTimeZone names the IANA time zone (koji.db_timezone) the hub writes
+// its TIMESTAMP WITHOUT TIME ZONE columns in (sessions.update_time until Koji
+// 1.21); those columns are read as times in that zone. When zone is empty,
+// or without this option, the database server's own timezone setting is
+// used: the client's PGTZ or a timezone in the DSN is then not sent, since
+// the hub's connections do not send one either.
+func WithHubTimeZone(zone string) Option { return func(d *DB) { d.zone = zone } }
+
 // Open prepares a connection pool to the Koji database at dsn, acting as the
 // Koji user kojiUser (koji.user) for versioned changes. It does no I/O: it
 // fails only when dsn cannot be parsed, so the bot starts while the database
 // is down and each call reports ErrUnavailable until it is back. The schema
 // generation is detected on first use and again whenever a new connection
 // is made (e.g. after the database restarted). A nil log discards.
-func Open(ctx context.Context, dsn string, kojiUser string, log *slog.Logger) (*DB, error) {
+func Open(ctx context.Context, dsn string, kojiUser string, log *slog.Logger, opts ...Option) (*DB, error) {
 	_ = ctx // Open does no I/O; kept for symmetry with the other calls.
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -150,6 +173,19 @@ func Open(ctx context.Context, dsn string, kojiUser string, log *slog.Logger) (*
 		cfg.ConnConfig.RuntimeParams["application_name"] = ApplicationName
 	}
 	d := &DB{kojiUser: kojiUser, log: log, appName: cfg.ConnConfig.RuntimeParams["application_name"], own: map[uint32]bool{}}
+	for _, o := range opts {
+		o(d)
+	}
+	// Every session runs in the hub's zone, so that casting a tz-naive
+	// column to timestamptz reads it as the hub wrote it.
+	for k := range cfg.ConnConfig.RuntimeParams {
+		if strings.EqualFold(k, "timezone") {
+			delete(cfg.ConnConfig.RuntimeParams, k)
+		}
+	}
+	if d.zone != "" {
+		cfg.ConnConfig.RuntimeParams["timezone"] = d.zone
+	}
 	d.secrets = append(d.secrets, dsn)
 	if pw := cfg.ConnConfig.Password; len(pw) >= 3 {
 		d.secrets = append(d.secrets, pw)
@@ -202,6 +238,24 @@ func (d *DB) invalidate() {
 	d.mu.Unlock()
 }
 
+// features are the differences between Koji schemas within a generation
+// that the reads care about.
+type features struct {
+	// standardBuildroot: Koji 1.11+ keeps a buildroot's host_id and state in
+	// standard_buildroot; before, they are columns of buildroot.
+	standardBuildroot bool
+	// naiveSessions: sessions.update_time is TIMESTAMP WITHOUT TIME ZONE in
+	// the hub's local time (Koji 1.21 and older).
+	naiveSessions bool
+}
+
+// features returns what was detected with the generation.
+func (d *DB) features() features {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.feat
+}
+
 // generation returns the cached generation or detects it on conn.
 func (d *DB) generation(ctx context.Context, conn *pgxpool.Conn) (Generation, error) {
 	d.mu.Lock()
@@ -210,46 +264,70 @@ func (d *DB) generation(ctx context.Context, conn *pgxpool.Conn) (Generation, er
 	if g != Unknown {
 		return g, nil
 	}
-	g, err := detect(ctx, conn)
+	g, f, err := detect(ctx, conn)
+	if errors.Is(err, ErrSchemaTooOld) {
+		d.log.Error("koji schema too old", "error", err.Error())
+	}
 	if err != nil {
 		return Unknown, err
 	}
 	d.mu.Lock()
 	d.gen = g
+	d.feat = f
 	changed := g != d.lastGen
 	d.lastGen = g
 	d.mu.Unlock()
 	if changed {
-		d.log.Info("koji schema detected", "generation", g.String())
+		d.log.Info("koji schema detected", "generation", g.String(),
+			"standard_buildroot", f.standardBuildroot, "tz_naive_sessions", f.naiveSessions)
 	}
 	return g, nil
 }
 
 // detect reads the catalog: host.capacity means legacy, host_config means
-// versioned, and host.update_time means 1.33+. It needs no privilege.
-func detect(ctx context.Context, conn *pgxpool.Conn) (Generation, error) {
-	const q = `SELECT
+// versioned, and host.update_time means 1.33+; standard_buildroot (1.11+)
+// and the type of sessions.update_time (tz-naive until 1.21) refine it. A
+// host without description is older than Koji 1.4 (ErrSchemaTooOld, naming
+// 1.3 when external_repo, new in 1.3, exists). It needs no privilege.
+func detect(ctx context.Context, conn *pgxpool.Conn) (Generation, features, error) {
+	const q = `WITH cols AS (
+		SELECT c.relname, a.attname, a.atttypid FROM pg_attribute a
+		JOIN pg_class c ON c.oid = a.attrelid
+		WHERE a.attrelid IN (to_regclass('host'), to_regclass('sessions'))
+			AND a.attnum > 0 AND NOT a.attisdropped)
+	SELECT
 		to_regclass('host') IS NOT NULL,
-		EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('host')
-			AND attname = 'capacity' AND attnum > 0 AND NOT attisdropped),
+		EXISTS (SELECT 1 FROM cols WHERE relname = 'host' AND attname = 'capacity'),
 		to_regclass('host_config') IS NOT NULL,
-		EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('host')
-			AND attname = 'update_time' AND attnum > 0 AND NOT attisdropped)`
-	var host, capacity, config, updateTime bool
-	if err := conn.QueryRow(ctx, q).Scan(&host, &capacity, &config, &updateTime); err != nil {
-		return Unknown, err
+		EXISTS (SELECT 1 FROM cols WHERE relname = 'host' AND attname = 'update_time'),
+		EXISTS (SELECT 1 FROM cols WHERE relname = 'host' AND attname = 'description'),
+		to_regclass('external_repo') IS NOT NULL,
+		to_regclass('standard_buildroot') IS NOT NULL,
+		EXISTS (SELECT 1 FROM cols WHERE relname = 'sessions' AND attname = 'update_time'
+			AND atttypid = 'timestamp'::regtype)`
+	var host, capacity, config, updateTime, description, externalRepo bool
+	var f features
+	if err := conn.QueryRow(ctx, q).Scan(&host, &capacity, &config, &updateTime, &description, &externalRepo,
+		&f.standardBuildroot, &f.naiveSessions); err != nil {
+		return Unknown, f, err
 	}
 	switch {
 	case !host:
-		return Unknown, fmt.Errorf("%w: no host table", ErrUnknownSchema)
+		return Unknown, f, fmt.Errorf("%w: no host table", ErrUnknownSchema)
+	case capacity && !description:
+		version := "Koji 1.2 or older"
+		if externalRepo {
+			version = "Koji 1.3"
+		}
+		return Unknown, f, fmt.Errorf("%w: detected %s (host has no description and comment)", ErrSchemaTooOld, version)
 	case capacity:
-		return Legacy, nil
+		return Legacy, f, nil
 	case config && updateTime:
-		return Versioned, nil
+		return Versioned, f, nil
 	case config:
-		return Versioned116, nil
+		return Versioned116, f, nil
 	}
-	return Unknown, ErrUnknownSchema
+	return Unknown, f, ErrUnknownSchema
 }
 
 // CallTimeout bounds every call to the database (each attempt of it), so

@@ -444,7 +444,7 @@ func (w *Watcher) judgeStale(r *round, s survey) {
 	var b batch
 	for _, h := range s.hosts {
 		never := h.LastCheckin.IsZero()
-		age := r.now.Sub(h.LastCheckin)
+		age := h.CheckinAge // the database's now() less the check-in
 		stale := h.Enabled && (never || age > w.set.staleAfter)
 		if stale {
 			result = ResultFailing

@@ -114,9 +114,11 @@ func (f *fakeDisk) DiskUsage(ctx context.Context, host string, paths []string) (
 	return out, nil
 }
 
-// fakeDB is the Koji database: its hosts and connection count.
+// fakeDB is the Koji database: its hosts and connection count. Like kojidb,
+// it computes each host's CheckinAge against its own now (clock, when set).
 type fakeDB struct {
 	mu          sync.Mutex
+	clock       *clock
 	hosts       []kojidb.Host
 	conns, max  int
 	err         error // for every call
@@ -131,7 +133,15 @@ func (f *fakeDB) Hosts(ctx context.Context) ([]kojidb.Host, error) {
 	if f.err != nil {
 		return nil, f.err
 	}
-	return slices.Clone(f.hosts), nil
+	hosts := slices.Clone(f.hosts)
+	if f.clock != nil {
+		for i := range hosts {
+			if !hosts[i].LastCheckin.IsZero() {
+				hosts[i].CheckinAge = f.clock.Now().Sub(hosts[i].LastCheckin)
+			}
+		}
+	}
+	return hosts, nil
 }
 
 func (f *fakeDB) ConnectionCount(ctx context.Context, role string) (int, int, error) {
@@ -260,6 +270,7 @@ func newRig(t *testing.T, cfg *config.Config, builders ...string) *rig {
 		cfg:     cfg,
 		ctx:     t.Context(),
 	}
+	r.db.clock = r.clock
 	r.drafts = outage.NewStore(0, r.clock.Now)
 	for _, b := range builders {
 		for _, m := range cfg.Disk.Mounts {
@@ -577,6 +588,23 @@ func TestDatabaseDown(t *testing.T) {
 		"CHECK RECOVERED stale builders (could not run for 10m)",
 		"RESOLVED stale builder: ppc3 checked in 5m ago (was failing 15m)",
 		"CHECK RECOVERED connections koji (could not run for 10m), now connections: koji holds 90 of 100 connections (90%, threshold 80%)")
+}
+
+// TestStaleUsesDatabaseAge: staleness is judged on the check-in age the
+// database computed against its own now(), never on the bot's clock: a
+// check-in 9 hours "in the past" by the bot's clock (a zone mix-up, a
+// skewed clock) but 30 seconds old for the database is fresh, and one
+// that looks current to the bot but is an hour old for the database is
+// stale.
+func TestStaleUsesDatabaseAge(t *testing.T) {
+	r := newRig(t, nil)
+	r.db.clock = nil // the ages below are the database's
+	r.db.setHosts(
+		kojidb.Host{Name: "ppc2", Enabled: true, LastCheckin: r.clock.Now().Add(-9 * time.Hour), CheckinAge: 30 * time.Second},
+		kojidb.Host{Name: "ppc3", Enabled: true, LastCheckin: r.clock.Now(), CheckinAge: time.Hour},
+	)
+	expect(t, "database ages", r.check(0),
+		"ALERT stale builder: ppc3 last checked in 1h ago (stale after 10m)")
 }
 
 func TestNotifyRefusedIsRetried(t *testing.T) {

@@ -17,6 +17,21 @@ var versionedSQL string
 //go:embed schema/legacy.sql
 var legacySQL string
 
+// The schemas written from upstream's schema.sql of a release, one per
+// generation that differs in what kojibot reads or writes.
+var (
+	//go:embed schema/koji-1.6.sql
+	koji16SQL string
+	//go:embed schema/koji-1.15.sql
+	koji115SQL string
+	//go:embed schema/koji-1.16.sql
+	koji116SQL string
+	//go:embed schema/koji-1.32.sql
+	koji132SQL string
+	//go:embed schema/koji-1.35.sql
+	koji135SQL string
+)
+
 // Generation is the shape of the Koji schema a database is created with.
 type Generation int
 
@@ -32,7 +47,66 @@ const (
 	// Versioned is Koji 1.33 and later: host_config versioned and
 	// host.update_time written by every check-in.
 	Versioned
+
+	// The generations below are written from upstream's schema.sql of the
+	// release they name (koji-project/koji), keeping its NOT NULLs, CHECKs
+	// and foreign keys for the tables kojibot touches.
+
+	// Koji16 is Koji 1.6 (the SOP's year, 2011): host carries capacity,
+	// description and comment; buildroot carries host_id, task_id and state
+	// (no standard_buildroot); timestamps are tz-naive, in the hub's zone.
+	Koji16
+	// Koji110 is Koji 1.10, the last release before standard_buildroot; its
+	// tables are Koji16's.
+	Koji110
+	// Koji115 is Koji 1.11 to 1.15: standard_buildroot, host still legacy,
+	// sessions tz-naive.
+	Koji115
+	// Koji116 is Koji 1.16 to 1.21: host_config versioned, sessions still
+	// tz-naive, no host.update_time.
+	Koji116
+	// Koji132 is Koji 1.22 to 1.32: sessions TIMESTAMPTZ, no
+	// host.update_time.
+	Koji132
+	// KojiCurrent is Koji 1.33 and later (written from 1.35.3):
+	// host.update_time.
+	KojiCurrent
 )
+
+// UpstreamGenerations are the generations written from upstream's schemas,
+// oldest first.
+var UpstreamGenerations = []Generation{Koji16, Koji110, Koji115, Koji116, Koji132, KojiCurrent}
+
+// genInfo is what differs between generations, for the harness.
+type genInfo struct {
+	schema            *string
+	hostConfig        bool // host_config versioned (else host edited in place)
+	hostUpdateTime    bool // host.update_time is the check-in
+	standardBuildroot bool // standard_buildroot exists (else buildroot has host_id, state)
+	upstream          bool // written from upstream: task, permissions, channels
+}
+
+func (g Generation) info() genInfo {
+	switch g {
+	case Legacy:
+		return genInfo{schema: &legacySQL, standardBuildroot: true}
+	case Versioned116:
+		return genInfo{schema: &versionedSQL, hostConfig: true, standardBuildroot: true}
+	case Versioned:
+		return genInfo{schema: &versionedSQL, hostConfig: true, hostUpdateTime: true, standardBuildroot: true}
+	case Koji16, Koji110:
+		return genInfo{schema: &koji16SQL, upstream: true}
+	case Koji115:
+		return genInfo{schema: &koji115SQL, standardBuildroot: true, upstream: true}
+	case Koji116:
+		return genInfo{schema: &koji116SQL, hostConfig: true, standardBuildroot: true, upstream: true}
+	case Koji132:
+		return genInfo{schema: &koji132SQL, hostConfig: true, standardBuildroot: true, upstream: true}
+	case KojiCurrent:
+		return genInfo{schema: &koji135SQL, hostConfig: true, hostUpdateTime: true, standardBuildroot: true, upstream: true}
+	}
+	return genInfo{}
+}
 
 // String names the generation.
 func (g Generation) String() string {
@@ -43,6 +117,18 @@ func (g Generation) String() string {
 		return "versioned (1.16-1.32)"
 	case Versioned:
 		return "versioned (1.33+)"
+	case Koji16:
+		return "koji-1.6"
+	case Koji110:
+		return "koji-1.10"
+	case Koji115:
+		return "koji-1.15"
+	case Koji116:
+		return "koji-1.16-1.21"
+	case Koji132:
+		return "koji-1.32"
+	case KojiCurrent:
+		return "koji-1.35"
 	}
 	return fmt.Sprintf("Generation(%d)", int(g))
 }
@@ -67,6 +153,9 @@ type DSNs struct {
 	Admin    string // as the cluster superuser
 	Database string
 	Gen      Generation
+	// TimeZone is the database's own timezone setting (Seed.TimeZone), in
+	// which the hub writes tz-naive columns; "" is the cluster's default.
+	TimeZone string
 }
 
 // SeedHost is one build host to create.
@@ -93,6 +182,9 @@ type Seed struct {
 	// BotUser is the Koji user the bot acts as (koji.user), created as a
 	// normal user (usertype 0) when not empty.
 	BotUser string
+	// BotPerms are the Koji permissions BotUser is granted (active
+	// user_perms rows created by AdminUser), e.g. "admin" or "host".
+	BotPerms []string
 	// AdminUser is the normal user recorded as the creator of the initial
 	// host_config rows; it must not be empty.
 	AdminUser string
@@ -101,6 +193,10 @@ type Seed struct {
 	Hosts []SeedHost
 	// Tag is the tag of the repo that AddBuildroot's buildroots use.
 	Tag string
+	// TimeZone, when not empty, becomes the database's own timezone setting
+	// (ALTER DATABASE ... SET timezone): the zone of the hub's sessions, in
+	// which it writes tz-naive timestamps.
+	TimeZone string
 }
 
 // DefaultSeed is the farm of the Koji SOP: ppc1-ppc3 (ppc3 with capacity 4
@@ -119,6 +215,7 @@ func DefaultSeed() Seed {
 		Enabled: false, Ready: false, Comment: "retired with phx2", CheckinAge: 30 * 24 * time.Hour}
 	return Seed{
 		BotUser:   "kojibot",
+		BotPerms:  []string{"admin"},
 		AdminUser: "kojiadmin",
 		Tag:       "dist-f40-build",
 		Hosts: []SeedHost{
@@ -140,14 +237,11 @@ func DefaultSeed() Seed {
 // HubRole and BotRole if the cluster does not have them yet, the Koji schema
 // of generation gen and the seed's rows, and returns the DSNs to reach it.
 //
-// The bot's role gets what kojibot needs and no more: SELECT on every table;
-// INSERT on events and USAGE on its sequence (get_event()); in the versioned
-// generations INSERT on host_config and UPDATE of its active, revoke_event
-// and revoker_id columns; in Legacy UPDATE of host's capacity, enabled and
-// comment columns; and membership in pg_signal_backend and pg_read_all_stats
-// (to see and terminate the hub's backends).
+// The bot's role gets what kojibot needs and no more, by running
+// docs/koji-db-grants.sql (the script the README gives operators), so the
+// documented grants are the tested ones.
 func (c *Cluster) CreateKojiDB(ctx context.Context, name string, gen Generation, seed Seed) (DSNs, error) {
-	if gen < Legacy || gen > Versioned {
+	if gen < Legacy || gen > KojiCurrent {
 		return DSNs{}, fmt.Errorf("pgsql: unknown generation %d", int(gen))
 	}
 	if seed.AdminUser == "" {
@@ -161,6 +255,9 @@ func (c *Cluster) CreateKojiDB(ctx context.Context, name string, gen Generation,
 		return DSNs{}, fmt.Errorf("pgsql: %w", err)
 	}
 	err = execFormatted(ctx, admin, "CREATE DATABASE %I OWNER %I TEMPLATE template0", name, HubRole)
+	if err == nil && seed.TimeZone != "" {
+		err = execFormatted(ctx, admin, "ALTER DATABASE %I SET timezone TO %L", name, seed.TimeZone)
+	}
 	admin.Close(context.Background())
 	if err != nil {
 		return DSNs{}, fmt.Errorf("pgsql: create database %s: %w", name, err)
@@ -172,6 +269,7 @@ func (c *Cluster) CreateKojiDB(ctx context.Context, name string, gen Generation,
 		Admin:    c.AdminDSN(name),
 		Database: name,
 		Gen:      gen,
+		TimeZone: seed.TimeZone,
 	}
 	conn, err := pgx.Connect(ctx, d.Admin)
 	if err != nil {
@@ -181,6 +279,9 @@ func (c *Cluster) CreateKojiDB(ctx context.Context, name string, gen Generation,
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		// The hub's role owns the Koji tables, as on a real hub.
 		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+pgx.Identifier{HubRole}.Sanitize()); err != nil {
+			return err
+		}
+		if err := d.hubZone(ctx, tx); err != nil {
 			return err
 		}
 		if err := loadSchema(ctx, tx, gen); err != nil {
@@ -221,11 +322,9 @@ func (c *Cluster) ensureRoles(ctx context.Context) error {
 		if err := execFormatted(ctx, conn, "CREATE ROLE %I LOGIN PASSWORD %L", r.name, r.password); err != nil {
 			return fmt.Errorf("pgsql: create role %s: %w", r.name, err)
 		}
-		if r.name == BotRole {
-			if err := execFormatted(ctx, conn, "GRANT pg_signal_backend, pg_read_all_stats TO %I", r.name); err != nil {
-				return fmt.Errorf("pgsql: grant %s: %w", r.name, err)
-			}
-		}
+		// The bot's role memberships (pg_read_all_stats,
+		// pg_signal_backend) come with docs/koji-db-grants.sql, applied to
+		// every database by grantBot.
 	}
 	return nil
 }
@@ -248,11 +347,19 @@ func execFormatted(ctx context.Context, conn *pgx.Conn, format string, args ...a
 	return err
 }
 
-func loadSchema(ctx context.Context, tx pgx.Tx, gen Generation) error {
-	schema := versionedSQL
-	if gen == Legacy {
-		schema = legacySQL
+// hubZone makes tx run in the database's own zone (Seed.TimeZone), the
+// zone of the hub's sessions, whatever PGTZ the test process has. Without a
+// Seed.TimeZone the connection's zone is left as it is.
+func (d DSNs) hubZone(ctx context.Context, tx pgx.Tx) error {
+	if d.TimeZone == "" {
+		return nil
 	}
+	_, err := tx.Exec(ctx, "SELECT set_config('TimeZone', $1, true)", d.TimeZone)
+	return err
+}
+
+func loadSchema(ctx context.Context, tx pgx.Tx, gen Generation) error {
+	schema := *gen.info().schema
 	// No arguments: pgx sends it with the simple protocol, which runs every
 	// statement of the file.
 	if _, err := tx.Exec(ctx, schema); err != nil {
@@ -266,32 +373,20 @@ func loadSchema(ctx context.Context, tx pgx.Tx, gen Generation) error {
 	return nil
 }
 
+// grantBot gives the bot's role what docs/koji-db-grants.sql grants, by
+// running that file (as the superuser: it grants role memberships), so that
+// the documented grants are the tested ones.
 func grantBot(ctx context.Context, tx pgx.Tx, gen Generation) error {
-	bot := pgx.Identifier{BotRole}.Sanitize()
-	stmts := []string{
-		"GRANT SELECT ON ALL TABLES IN SCHEMA public TO " + bot,
-		"GRANT INSERT ON events TO " + bot,
-		"GRANT USAGE ON SEQUENCE events_id_seq TO " + bot,
+	if err := ensurePermissions(ctx, tx, gen); err != nil {
+		return err
 	}
-	if gen == Legacy {
-		stmts = append(stmts, "GRANT UPDATE (capacity, enabled, comment) ON host TO "+bot)
-	} else {
-		stmts = append(stmts,
-			"GRANT INSERT ON host_config TO "+bot,
-			"GRANT UPDATE (active, revoke_event, revoker_id) ON host_config TO "+bot)
-	}
-	for _, s := range stmts {
-		if _, err := tx.Exec(ctx, s); err != nil {
-			return fmt.Errorf("%s: %w", s, err)
-		}
-	}
-	return nil
+	return applyGrants(ctx, tx, BotRole, HubRole)
 }
 
 func loadSeed(ctx context.Context, tx pgx.Tx, gen Generation, seed Seed) error {
 	addUser := func(name string, usertype int) (int64, error) {
 		var id int64
-		err := tx.QueryRow(ctx, "INSERT INTO users (name, usertype) VALUES ($1, $2) RETURNING id", name, usertype).Scan(&id)
+		err := tx.QueryRow(ctx, "INSERT INTO users (name, status, usertype) VALUES ($1, 0, $2) RETURNING id", name, usertype).Scan(&id)
 		if err != nil {
 			return 0, fmt.Errorf("user %s: %w", name, err)
 		}
@@ -302,8 +397,15 @@ func loadSeed(ctx context.Context, tx pgx.Tx, gen Generation, seed Seed) error {
 		return err
 	}
 	if seed.BotUser != "" {
-		if _, err := addUser(seed.BotUser, 0); err != nil {
+		botID, err := addUser(seed.BotUser, 0)
+		if err != nil {
 			return err
+		}
+		for _, perm := range seed.BotPerms {
+			if _, err := tx.Exec(ctx, `INSERT INTO user_perms (user_id, perm_id, creator_id)
+				SELECT $1, id, $3 FROM permissions WHERE name = $2`, botID, perm, adminID); err != nil {
+				return fmt.Errorf("permission %s of %s: %w", perm, seed.BotUser, err)
+			}
 		}
 	}
 	tag := seed.Tag
@@ -328,12 +430,13 @@ func loadSeed(ctx context.Context, tx pgx.Tx, gen Generation, seed Seed) error {
 			age = &s
 		}
 		var hostID int64
-		switch gen {
-		case Legacy:
+		info := gen.info()
+		switch {
+		case !info.hostConfig:
 			err = tx.QueryRow(ctx, `INSERT INTO host (user_id, name, arches, task_load, capacity, description, comment, ready, enabled)
 				VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''), $8, $9) RETURNING id`,
 				uid, h.Name, h.Arches, h.TaskLoad, h.Capacity, h.Description, h.Comment, h.Ready, h.Enabled).Scan(&hostID)
-		case Versioned116:
+		case !info.hostUpdateTime:
 			err = tx.QueryRow(ctx, `INSERT INTO host (user_id, name, task_load, ready) VALUES ($1, $2, $3, $4) RETURNING id`,
 				uid, h.Name, h.TaskLoad, h.Ready).Scan(&hostID)
 		default:
@@ -344,7 +447,7 @@ func loadSeed(ctx context.Context, tx pgx.Tx, gen Generation, seed Seed) error {
 		if err != nil {
 			return fmt.Errorf("host %s: %w", h.Name, err)
 		}
-		if gen != Legacy {
+		if info.hostConfig {
 			_, err = tx.Exec(ctx, `INSERT INTO host_config (host_id, arches, capacity, description, comment, enabled, creator_id)
 				VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), $6, $7)`,
 				hostID, h.Arches, h.Capacity, h.Description, h.Comment, h.Enabled, adminID)
@@ -370,11 +473,11 @@ func loadSeed(ctx context.Context, tx pgx.Tx, gen Generation, seed Seed) error {
 }
 
 // SetUpdateTime makes t the last check-in of host: host.update_time in
-// Versioned; otherwise the newest session of the host's user gets t and no
+// Versioned and KojiCurrent; otherwise the newest session of the host's user gets t and no
 // session of that user is left newer than t (one is created if it has none).
 func (d DSNs) SetUpdateTime(ctx context.Context, host string, t time.Time) error {
 	return d.withTx(ctx, func(tx pgx.Tx) error {
-		if d.Gen == Versioned {
+		if d.Gen.info().hostUpdateTime {
 			tag, err := tx.Exec(ctx, "UPDATE host SET update_time = $2 WHERE name = $1", host, t)
 			if err != nil {
 				return err
@@ -406,23 +509,51 @@ func (d DSNs) SetUpdateTime(ctx context.Context, host string, t time.Time) error
 }
 
 // AddBuildroot creates buildroot id on host in the given state (0 INIT,
-// 1 WAITING, 2 BUILDING, 3 EXPIRED) with a buildroot and a
-// standard_buildroot row, in the seed's repo.
+// 1 WAITING, 2 BUILDING, 3 EXPIRED), in the seed's repo, as the hub does:
+// in the generations written from upstream, for a real task row (a buildArch
+// task of the admin user, OPEN for an active buildroot, CLOSED for an
+// expired one) with a buildroot row holding host_id, task_id and state
+// before Koji 1.11, and from 1.11 a buildroot row (br_type 0, chroot
+// container, host_os/host_arch) plus its standard_buildroot row.
 func (d DSNs) AddBuildroot(ctx context.Context, host string, id int64, state int) error {
+	info := d.Gen.info()
 	return d.withTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "INSERT INTO buildroot (id, br_type, host_os, host_arch) VALUES ($1, 0, 'fedora', 'x86_64')", id); err != nil {
+		var hostID int64
+		if err := tx.QueryRow(ctx, "SELECT id FROM host WHERE name = $1", host).Scan(&hostID); err != nil {
+			return fmt.Errorf("host %q: %w", host, err)
+		}
+		taskID := id + 100000
+		if info.upstream {
+			taskState := 1 // OPEN
+			if state == 3 {
+				taskState = 2 // CLOSED
+			}
+			err := tx.QueryRow(ctx, `INSERT INTO task (state, channel_id, host_id, owner, method, arch, priority, weight)
+				SELECT $1, (SELECT id FROM channels WHERE name = 'default'), $2,
+					(SELECT min(id) FROM users WHERE usertype = 0), 'buildArch', 'x86_64', 19, 1.5
+				RETURNING id`, taskState, hostID).Scan(&taskID)
+			if err != nil {
+				return fmt.Errorf("task: %w", err)
+			}
+		}
+		if !info.standardBuildroot {
+			_, err := tx.Exec(ctx, `INSERT INTO buildroot (id, host_id, repo_id, arch, task_id, state, retire_event)
+				VALUES ($1, $2, (SELECT min(id) FROM repo), 'x86_64', $3, $4::int, CASE WHEN $4::int = 3 THEN get_event() END)`,
+				id, hostID, taskID, state)
 			return err
 		}
-		tag, err := tx.Exec(ctx, `INSERT INTO standard_buildroot (buildroot_id, host_id, repo_id, task_id, state, retire_event)
-			SELECT $1::int, h.id, (SELECT min(id) FROM repo), $1::int + 100000, $3::int, CASE WHEN $3::int = 3 THEN get_event() END
-			FROM host h WHERE h.name = $2`, id, host, state)
-		if err != nil {
+		q := "INSERT INTO buildroot (id, br_type, host_os, host_arch) VALUES ($1, 0, 'fedora', 'x86_64')"
+		if info.upstream {
+			q = `INSERT INTO buildroot (id, br_type, container_type, container_arch, host_os, host_arch)
+				VALUES ($1, 0, 'chroot', 'x86_64', 'fedora', 'x86_64')`
+		}
+		if _, err := tx.Exec(ctx, q, id); err != nil {
 			return err
 		}
-		if tag.RowsAffected() != 1 {
-			return fmt.Errorf("no host %q", host)
-		}
-		return nil
+		_, err := tx.Exec(ctx, `INSERT INTO standard_buildroot (buildroot_id, host_id, repo_id, task_id, state, retire_event)
+			VALUES ($1, $2, (SELECT min(id) FROM repo), $3, $4::int, CASE WHEN $4::int = 3 THEN get_event() END)`,
+			id, hostID, taskID, state)
+		return err
 	})
 }
 
@@ -447,7 +578,13 @@ func (d DSNs) withTx(ctx context.Context, f func(pgx.Tx) error) error {
 		return fmt.Errorf("pgsql: %w", err)
 	}
 	defer conn.Close(context.Background())
-	if err := pgx.BeginFunc(ctx, conn, f); err != nil {
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if err := d.hubZone(ctx, tx); err != nil {
+			return err
+		}
+		return f(tx)
+	})
+	if err != nil {
 		return fmt.Errorf("pgsql: %s: %w", d.Database, err)
 	}
 	return nil

@@ -122,7 +122,13 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 
 // CreateDB creates a Koji database of generation gen with the default seed.
 func (s *Sandbox) CreateDB(ctx context.Context, name string, gen pgsql.Generation) (pgsql.DSNs, error) {
-	dsns, err := s.PG.CreateKojiDB(ctx, name, gen, pgsql.DefaultSeed())
+	return s.CreateDBSeed(ctx, name, gen, pgsql.DefaultSeed())
+}
+
+// CreateDBSeed is CreateDB with the given seed instead of the default one
+// (e.g. the default with a TimeZone of its own).
+func (s *Sandbox) CreateDBSeed(ctx context.Context, name string, gen pgsql.Generation, seed pgsql.Seed) (pgsql.DSNs, error) {
+	dsns, err := s.PG.CreateKojiDB(ctx, name, gen, seed)
 	if err != nil {
 		return dsns, err
 	}
