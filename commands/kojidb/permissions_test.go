@@ -76,7 +76,9 @@ func grantPerm(t *testing.T, dsns pgsql.DSNs, user, perm string) {
 }
 
 // TestKojiUserRefused: a koji.user the hub would refuse gets the error on
-// every write, in every generation, and the database is left as it was.
+// every write, in every generation (the in-harness ones and every upstream
+// fixture, koji-1.6 to the current schema), and the database is left as it
+// was.
 func TestKojiUserRefused(t *testing.T) {
 	const want = "koji.user kojibot may not edit hosts (needs the host or admin permission)"
 	cases := []struct {
@@ -99,9 +101,9 @@ func TestKojiUserRefused(t *testing.T) {
 			grantPerm(t, dsns, "kojibot", "build")
 		}},
 	}
-	for _, g := range gens {
+	for _, g := range allGens {
 		for _, tc := range cases {
-			t.Run(g.want.String()+"/"+tc.name, func(t *testing.T) {
+			t.Run(g.harness.String()+"/"+tc.name, func(t *testing.T) {
 				ctx := context.Background()
 				dsns, db := newKoji(t, cluster, g.harness, "kojibot")
 				tc.setup(t, dsns)
@@ -135,12 +137,15 @@ func TestKojiUserRefused(t *testing.T) {
 }
 
 // TestKojiUserAllowed: admin may edit hosts on every hub; host (without
-// admin) on Koji 1.19 and later, never on Koji < 1.16 (the legacy
-// schema), whose hub asserts admin.
+// admin) on Koji 1.19 and later, never on Koji < 1.16 (the legacy schemas:
+// legacy, koji-1.6, koji-1.10, koji-1.15), whose hub asserts admin. It runs
+// on every generation, the upstream fixtures included; on those without a
+// 'host' permission row (before 1.19) grantPerm creates it, as the 1.18 to
+// 1.19 schema upgrade does.
 func TestKojiUserAllowed(t *testing.T) {
-	for _, g := range gens {
+	for _, g := range allGens {
 		for _, perm := range []string{"admin", "host"} {
-			t.Run(g.want.String()+"/"+perm, func(t *testing.T) {
+			t.Run(g.harness.String()+"/"+perm, func(t *testing.T) {
 				ctx := context.Background()
 				dsns, db := newKoji(t, cluster, g.harness, "kojibot")
 				if perm != "admin" {
@@ -160,8 +165,14 @@ func TestKojiUserAllowed(t *testing.T) {
 					if _, _, err := db.SetCapacity(ctx, ppc3, 3); !errors.Is(err, ErrNotAllowed) {
 						t.Errorf("SetCapacity: %v, want ErrNotAllowed", err)
 					}
+					if _, _, err := db.SetEnabled(ctx, ppc3, false, "why"); !errors.Is(err, ErrNotAllowed) {
+						t.Errorf("disable: %v, want ErrNotAllowed", err)
+					}
+					if _, _, err := db.SetEnabled(ctx, "x86-02.phx2.fedoraproject.org", true, ""); !errors.Is(err, ErrNotAllowed) {
+						t.Errorf("enable: %v, want ErrNotAllowed", err)
+					}
 					if !reflect.DeepEqual(before, snapshot(t, dsns)) {
-						t.Errorf("refused write changed the database")
+						t.Errorf("refused writes changed the database")
 					}
 					return
 				}
