@@ -3,10 +3,10 @@
 SHELL := /bin/bash
 GO ?= go
 # Debian packages the tests and the sandbox start for real.
-DEB_PACKAGES := inspircd anope postgresql openssh-server pdsh util-linux iproute2 procps
+DEB_PACKAGES := inspircd anope postgresql openssh-server pdsh util-linux iproute2 procps rpm systemd krb5-kdc krb5-admin-server apache2-bin libapache2-mod-auth-gssapi
 GOTESTFLAGS ?= -race -count=1 -timeout 40m
 
-.PHONY: all build test unit deps demo fuzz bench bench-disk clean
+.PHONY: all build test unit deps demo fuzz bench bench-disk clean dist
 
 all: build
 
@@ -47,6 +47,24 @@ bench: deps
 # bench-disk: `disk all` over 50 sshd builders, kojibot (cold and warm) vs pdsh (root). BENCHFLAGS="-rounds 20"
 bench-disk: deps
 	scripts/bench-disk-all.sh $(BENCHFLAGS)
+
+# dist: kojibot-$(VERSION).tar.gz in DISTDIR, the source tree as git sees it
+# (tracked and new files, not ignored ones) with its Go modules vendored, so
+# that rpmbuild builds it offline (contrib/kojibot.spec).
+VERSION ?= 0.1.0
+DISTDIR ?= .
+dist:
+	@set -eo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	top="$$tmp/kojibot-$(VERSION)"; mkdir "$$top"; \
+	git ls-files -z --cached --others --exclude-standard | \
+	  while IFS= read -r -d '' f; do \
+	    case "$$f" in kojibot-*.tar.gz) continue;; esac; \
+	    if [ -f "$$f" ]; then printf '%s\0' "$$f"; fi; \
+	  done | \
+	  tar --null -T - -cf - | tar -xf - -C "$$top"; \
+	(cd "$$top" && GOFLAGS=-mod=mod $(GO) mod vendor); \
+	tar -C "$$tmp" --sort=name --owner=0 --group=0 --numeric-owner -czf "$(abspath $(DISTDIR))/kojibot-$(VERSION).tar.gz" "kojibot-$(VERSION)"; \
+	echo "$(abspath $(DISTDIR))/kojibot-$(VERSION).tar.gz"
 
 clean:
 	rm -rf bin

@@ -26,6 +26,10 @@ type Caller struct {
 	Account string
 	// FASUser, when not empty, is trusted as the FAS user (kojibot exec --as).
 	FASUser string
+	// Matrix says Account is a Matrix user id ("@alice:fedora.im") that the
+	// homeserver authenticated, resolved by the Matrix rules (SPEC.md §11)
+	// instead of the IRC ones.
+	Matrix bool
 }
 
 // Decision is the outcome of Authorize, with what the audit log needs.
@@ -94,6 +98,9 @@ type Options struct {
 	// CacheSize caps the entries of each cache (memberships, account
 	// mappings); 0 is DefaultCacheSize.
 	CacheSize int
+	// MatrixFASServer is matrix.fas_server: the homeserver whose users are
+	// FAS users by their localpart ("fedora.im"); "" trusts none.
+	MatrixFASServer string
 }
 
 // rule is one resolved policy entry.
@@ -115,6 +122,7 @@ type Checker struct {
 	ttl              time.Duration // <= 0: no caching
 	accountIsFASUser bool
 	network          string
+	matrixFASServer  string                     // matrix.fas_server, lower-case
 	accounts         map[string]string          // services account as configured -> FAS user
 	mappedTo         map[string]bool            // lower-case FAS users that acl.accounts names
 	groups           map[string]map[string]bool // static: lower-case group -> lower-case users
@@ -147,6 +155,7 @@ func New(cfg config.ACL, opts Options) (*Checker, error) {
 		ttl:              cfg.CacheTTL,
 		accountIsFASUser: cfg.AccountIsFASUser,
 		network:          strings.TrimSpace(cfg.Network),
+		matrixFASServer:  strings.ToLower(strings.TrimSpace(opts.MatrixFASServer)),
 		accounts:         map[string]string{},
 		mappedTo:         map[string]bool{},
 		groups:           map[string]map[string]bool{},

@@ -54,6 +54,9 @@ func (c *Checker) resolve(ctx context.Context, caller Caller) (string, error) {
 		}
 		return caller.FASUser, nil
 	}
+	if caller.Matrix {
+		return c.resolveMatrix(ctx, caller.Account)
+	}
 	acct := caller.Account
 	if u, ok := c.accountUser(acct); ok {
 		return u, nil
@@ -98,6 +101,9 @@ func (c *Checker) knownUser(caller Caller) string {
 	if caller.FASUser != "" {
 		return caller.FASUser
 	}
+	if caller.Matrix {
+		return c.knownMatrixUser(caller.Account)
+	}
 	key := c.caseMapping().Fold(caller.Account)
 	if u, ok := c.accountUser(caller.Account); ok {
 		return u
@@ -133,8 +139,13 @@ func (c *Checker) nickValues(account string) []string {
 // lookupIRCNick asks FASJSON which users list account as an IRC nick on this
 // network, trying every stored form. Answers are cached, errors are not.
 func (c *Checker) lookupIRCNick(ctx context.Context, account string) (mapping, error) {
+	return c.lookupNick(ctx, c.caseMapping().Fold(account), account, c.nickValues(account))
+}
+
+// lookupNick asks FASJSON which users list one of values in their ircnicks;
+// the answer is cached under key.
+func (c *Checker) lookupNick(ctx context.Context, key, account string, values []string) (mapping, error) {
 	cm := c.caseMapping()
-	key := cm.Fold(account)
 	if c.ttl > 0 {
 		c.mu.Lock()
 		m, ok := c.mappings.get(key, c.now())
@@ -145,7 +156,7 @@ func (c *Checker) lookupIRCNick(ctx context.Context, account string) (mapping, e
 	}
 	seen := map[string]bool{}
 	var found []string
-	for _, value := range c.nickValues(account) {
+	for _, value := range values {
 		var users []searchUser
 		err := c.get(ctx, "/v1/search/users/", url.Values{"ircnick__exact": {value}}, &users)
 		var nf *notFoundError

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/fedora-infra/kojibot/acl"
 )
 
 // maxPending bounds the confirmations waiting at once, so a flood of
@@ -38,7 +36,7 @@ type confirmations struct {
 // user given to exec.
 func identityOf(r Request) string {
 	if r.Account != "" {
-		return r.Account
+		return transport(r) + ":" + r.Account
 	}
 	return "fas:" + r.FASUser
 }
@@ -127,6 +125,9 @@ func (c *Call) Confirm(plan string, action func(ctx context.Context, c *Call) er
 	}
 	d.confirms.add(p)
 	prefix := d.deps.Config.IRC.CommandPrefix
+	if transport(c.Req) == "matrix" {
+		prefix = d.deps.Config.Matrix.CommandPrefix
+	}
 	if c.Req.Place == "" {
 		prefix = ""
 	}
@@ -143,7 +144,7 @@ func (d *Dispatcher) runConfirm(ctx context.Context, c *Call) error {
 		c.Send(kind, msg)
 		return nil
 	}
-	dec := d.deps.ACL.Authorize(ctx, acl.Caller{Account: c.Req.Account, FASUser: c.Req.FASUser}, p.spec.Name, p.spec.ReadOnly)
+	dec := d.deps.ACL.Authorize(ctx, callerOf(c.Req), p.spec.Name, p.spec.ReadOnly)
 	if !dec.Allowed {
 		c.Send(Denied, dec.Reason)
 		return nil
@@ -152,7 +153,7 @@ func (d *Dispatcher) runConfirm(ctx context.Context, c *Call) error {
 	orig.out = c.out
 	orig.ctx = c.ctx
 	c.Log.Info("confirmed", "action", p.action)
-	d.deps.Audit.Info("confirmed", "account", c.Req.Account, "fas_user", dec.FASUser, "place", place(c.Req),
+	d.deps.Audit.Info("confirmed", "transport", transport(c.Req), "account", c.Req.Account, "fas_user", dec.FASUser, "place", place(c.Req),
 		"command", p.spec.Name, "action", p.action, "rule", dec.Rule)
 	return p.run(ctx, orig)
 }

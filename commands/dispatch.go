@@ -138,7 +138,7 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	timeout := d.commandTimeout()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	log := d.deps.Audit.With("account", req.Account, "place", place(req))
+	log := d.deps.Audit.With("transport", transport(req), "account", req.Account, "place", place(req))
 	if req.FASUser != "" {
 		log = log.With("as_fas_user", req.FASUser)
 	}
@@ -164,7 +164,7 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 		return
 	}
 	log = log.With("command", spec.Name, "args", words[used:])
-	caller := acl.Caller{Account: req.Account, FASUser: req.FASUser}
+	caller := callerOf(req)
 	dec := d.deps.ACL.Authorize(ctx, caller, spec.Name, spec.ReadOnly)
 	log = log.With("fas_user", dec.FASUser, "rule", dec.Rule)
 	if !dec.Allowed {
@@ -265,6 +265,28 @@ func (d *Dispatcher) topNames() []string {
 		}
 	}
 	return out
+}
+
+// MatrixPlacePrefix starts the place of a request from a Matrix room
+// ("matrix:!id:server"); it is how the core tells the transports apart.
+const MatrixPlacePrefix = "matrix:"
+
+// transport names where a request came from, for the audit: "matrix",
+// "exec" or "irc".
+func transport(r Request) string {
+	switch {
+	case strings.HasPrefix(r.Place, MatrixPlacePrefix):
+		return "matrix"
+	case r.Place == "exec" || r.AutoConfirm != nil:
+		return "exec"
+	}
+	return "irc"
+}
+
+// callerOf is who the ACL is asked about: a Matrix caller's account is the
+// sender's Matrix id, resolved by the Matrix rules.
+func callerOf(r Request) acl.Caller {
+	return acl.Caller{Account: r.Account, FASUser: r.FASUser, Matrix: transport(r) == "matrix"}
 }
 
 func place(r Request) string {

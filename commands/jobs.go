@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fedora-infra/kojibot/acl"
 	"github.com/fedora-infra/kojibot/commands/state"
 )
 
@@ -449,7 +448,7 @@ func (d *Dispatcher) runCancel(ctx context.Context, c *Call) error {
 		return Userf("job %s is not running (%s)", j.ID, r)
 	}
 	// Whoever may run the job's command may cancel it.
-	dec := d.deps.ACL.Authorize(ctx, acl.Caller{Account: c.Req.Account, FASUser: c.Req.FASUser}, j.spec.Name, j.spec.ReadOnly)
+	dec := d.deps.ACL.Authorize(ctx, callerOf(c.Req), j.spec.Name, j.spec.ReadOnly)
 	if !dec.Allowed {
 		c.Send(Denied, "cancelling job "+j.ID+": "+dec.Reason)
 		return nil

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-
-	"github.com/fedora-infra/kojibot/acl"
 )
 
 // specs declares every command. It is the single table that parsing, the
@@ -162,7 +160,7 @@ func (d *Dispatcher) specs() []*Spec {
 
 // may reports whether caller may run spec, without auditing (help, whoami).
 func (d *Dispatcher) may(ctx context.Context, c *Call, s *Spec) bool {
-	caller := acl.Caller{Account: c.Req.Account, FASUser: c.Req.FASUser}
+	caller := callerOf(c.Req)
 	return d.deps.ACL.Authorize(ctx, caller, s.Name, s.ReadOnly).Allowed
 }
 

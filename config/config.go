@@ -42,6 +42,7 @@ const DefaultPath = "/etc/kojibot/kojibot.yaml"
 // it. Map keys (hosts, acl.*, xen.guests) are lower-case after Load.
 type Config struct {
 	IRC     IRC             `mapstructure:"irc"`
+	Matrix  Matrix          `mapstructure:"matrix"` // SPEC.md §11: on when matrix.user_id is set
 	ACL     ACL             `mapstructure:"acl"`
 	Koji    Koji            `mapstructure:"koji"`
 	SSH     SSH             `mapstructure:"ssh"`
@@ -114,6 +115,43 @@ type SASL struct {
 	PasswordFile string `mapstructure:"password_file"`
 }
 
+// Matrix is the matrix: section (SPEC.md §11): the bot's Matrix account,
+// its rooms and its manners. Matrix is off while UserID is empty.
+type Matrix struct {
+	// Homeserver is the client-server API base URL; empty: discovered from
+	// the server of UserID (.well-known).
+	Homeserver string `mapstructure:"homeserver"`
+	// UserID is the bot's Matrix id, "@kojibot:fedora.im".
+	UserID string `mapstructure:"user_id"`
+	// AccessToken is the bot's access token (usually from access_token_file).
+	AccessToken Secret `mapstructure:"access_token"`
+	// AccessTokenFile (matrix.access_token_file) names a file whose content
+	// Load puts in AccessToken.
+	AccessTokenFile string `mapstructure:"access_token_file"`
+	// Password logs in when no access token is given; the token it yields
+	// is kept in the state store.
+	Password Secret `mapstructure:"password"`
+	// PasswordFile (matrix.password_file) names a file whose content Load
+	// puts in Password.
+	PasswordFile string `mapstructure:"password_file"`
+	// Rooms are the aliases or room ids the bot joins and serves.
+	Rooms []string `mapstructure:"rooms"`
+	// NotifyRoom is where notifications go; defaults to the first room.
+	NotifyRoom    string `mapstructure:"notify_room"`
+	CommandPrefix string `mapstructure:"command_prefix"`
+	// FASServer is the homeserver whose users are FAS users by localpart.
+	FASServer string `mapstructure:"fas_server"`
+	// MaxLines is the most lines of one reply; longer goes behind the link.
+	MaxLines int `mapstructure:"max_lines"`
+}
+
+// Enabled reports whether the matrix: section configures a bot.
+func (m Matrix) Enabled() bool { return m.UserID != "" }
+
+// IRCEnabled reports whether the irc: section configures a bot (irc.server
+// is set).
+func (c *Config) IRCEnabled() bool { return c.IRC.Server != "" }
+
 // ACL is the acl: section.
 type ACL struct {
 	Source           string        `mapstructure:"source"` // static | fasjson
@@ -122,6 +160,14 @@ type ACL struct {
 	Timeout          time.Duration `mapstructure:"timeout"`
 	AccountIsFASUser bool          `mapstructure:"account_is_fas_user"`
 	Network          string        `mapstructure:"network"` // IRC network name used in FAS ircnicks URLs
+	// Keytab (acl.keytab) is the bot's Kerberos keytab; when set, FASJSON
+	// requests carry SPNEGO (SPEC.md §12). Only with acl.source: fasjson.
+	Keytab string `mapstructure:"keytab"`
+	// Principal (acl.principal) is the bot's principal, "name@REALM";
+	// empty means the keytab's first.
+	Principal string `mapstructure:"principal"`
+	// Krb5Conf (acl.krb5_conf) is the Kerberos configuration file.
+	Krb5Conf string `mapstructure:"krb5_conf"`
 	// Accounts maps a services account to a FAS username. Load lower-cases
 	// the accounts (viper folds keys), so look them up lower-cased.
 	Accounts map[string]string `mapstructure:"accounts"`

@@ -37,6 +37,11 @@ func defaults() *Config {
 			UserRate:      0.5,
 			UserBurst:     5,
 		},
+		Matrix: Matrix{
+			CommandPrefix: "!koji",
+			FASServer:     "fedora.im",
+			MaxLines:      30,
+		},
 		ACL: ACL{
 			Source:           "static",
 			FASJSONURL:       "https://fasjson.fedoraproject.org",
@@ -44,6 +49,7 @@ func defaults() *Config {
 			Timeout:          5 * time.Second,
 			AccountIsFASUser: false,
 			Network:          "irc.libera.chat",
+			Krb5Conf:         "/etc/krb5.conf",
 		},
 		Koji: Koji{
 			DBUser:         "koji",
@@ -104,6 +110,9 @@ func defaults() *Config {
 func (c *Config) normalize() {
 	if c.IRC.NotifyChannel == "" && len(c.IRC.Channels) > 0 {
 		c.IRC.NotifyChannel = c.IRC.Channels[0]
+	}
+	if c.Matrix.NotifyRoom == "" && len(c.Matrix.Rooms) > 0 {
+		c.Matrix.NotifyRoom = c.Matrix.Rooms[0]
 	}
 	if len(c.Disk.Mounts) == 0 && len(c.Cleanup.Dirs) > 0 {
 		c.Disk.Mounts = slices.Clone(c.Cleanup.Dirs)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -43,7 +44,8 @@ const fileSuffix = "_file"
 // but empty sets the key to "" (KOJIBOT_HTTP_LISTEN= turns HTTP off).
 //
 // A secret key (irc.sasl.password, koji.db.dsn) may instead be given as
-// <key>_file, a path read here with its trailing newline trimmed. Giving
+// <key>_file, a path read here with its trailing newline trimmed (a
+// relative path names a systemd credential, see CredentialPath). Giving
 // both in the same place (file or environment) is an error; one given in
 // the environment wins over either given in the file.
 //
@@ -92,7 +94,12 @@ func Load(path string) (*Config, error) {
 		}
 	}
 	if len(errs) == 0 {
-		errs = append(errs, resolveSecrets(cfg, os.LookupEnv, os.ReadFile)...)
+		base := ""
+		if path != "" {
+			base = filepath.Dir(path)
+		}
+		errs = append(errs, resolveSecrets(cfg, base, os.LookupEnv, os.ReadFile)...)
+		errs = append(errs, resolveCredentialKeys(cfg, base, os.LookupEnv)...)
 	}
 	if len(errs) > 0 {
 		slices.SortStableFunc(errs, func(a, b *KeyError) int {
@@ -687,9 +694,10 @@ func EditDistance(a, b string) int {
 
 // resolveSecrets fills every Secret field whose value is given as a file
 // (its sibling field tagged <key>_file), following the precedence Load
-// documents. lookupEnv and readFile are os.LookupEnv and os.ReadFile, given
-// as parameters for the tests.
-func resolveSecrets(cfg *Config, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) []*KeyError {
+// documents. A relative path is resolved by CredentialPath against
+// $CREDENTIALS_DIRECTORY or base. lookupEnv and readFile are os.LookupEnv
+// and os.ReadFile, given as parameters for the tests.
+func resolveSecrets(cfg *Config, base string, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) []*KeyError {
 	var errs []*KeyError
 	walkSecrets(reflect.ValueOf(cfg).Elem(), "", func(path string, secret, file reflect.Value) {
 		fileKey := path + fileSuffix
@@ -717,6 +725,11 @@ func resolveSecrets(cfg *Config, lookupEnv func(string) (string, bool), readFile
 			from = file.String()
 		}
 		if from == "" {
+			return
+		}
+		from, err := CredentialPath(from, base, lookupEnv)
+		if err != nil {
+			errs = append(errs, &KeyError{Key: fileKey, Problem: err.Error()})
 			return
 		}
 		data, err := readFile(from)

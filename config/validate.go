@@ -58,6 +58,7 @@ func (c *Config) Validate() error { return c.ValidateWith(nil) }
 func (c *Config) ValidateWith(knownCommands []string) error {
 	v := &validator{}
 	c.validateIRC(v)
+	c.validateMatrix(v)
 	c.validateACL(v, knownCommands)
 	c.validateKoji(v)
 	c.validateSSH(v)
@@ -173,7 +174,12 @@ const (
 
 func (c *Config) validateIRC(v *validator) {
 	irc := &c.IRC
-	if irc.Server == "" || strings.ContainsAny(irc.Server, " \t\r\n:/") {
+	if irc.Server == "" && c.Matrix.Enabled() {
+		return // Matrix only: the irc: section is not used
+	}
+	if irc.Server == "" {
+		v.addf("irc.server", "%q is not a server name and there is no matrix: section either; expected a host name such as \"irc.libera.chat\", or matrix.user_id (at least one transport is required)", irc.Server)
+	} else if strings.ContainsAny(irc.Server, " \t\r\n:/") {
 		v.addf("irc.server", "%q is not a server name; expected a host name such as \"irc.libera.chat\"", irc.Server)
 	}
 	if irc.Port < 1 || irc.Port > 65535 {
@@ -243,10 +249,11 @@ func (c *Config) validateACL(v *validator, knownCommands []string) {
 	}
 	v.positive("acl.cache_ttl", acl.CacheTTL)
 	v.positive("acl.timeout", acl.Timeout)
+	c.validateKerberos(v)
 	for _, account := range sortedKeys(acl.Accounts) {
 		key := "acl.accounts[" + account + "]"
-		if !accountRE.MatchString(account) {
-			v.addf(key, "%q is not a valid services account name; expected nick characters, e.g. \"alice\"", account)
+		if !accountRE.MatchString(account) && !ValidMatrixUserID(account) {
+			v.addf(key, "%q is not a valid services account name or Matrix id; expected nick characters, e.g. \"alice\", or \"@alice:example.org\"", account)
 		}
 		if user := acl.Accounts[account]; !fasNameRE.MatchString(user) {
 			v.addf(key, "%q is not a valid FAS username; expected e.g. \"alice\"", user)

@@ -61,8 +61,10 @@ type Options struct {
 	Listen string
 	// PublicURL is http.public_url, the base of the links Store returns.
 	PublicURL string
-	// IRC is checked by /healthz.
+	// IRC is checked by /healthz; nil when IRC is not configured.
 	IRC IRCStatus
+	// Matrix is checked by /healthz; nil when Matrix is not configured.
+	Matrix IRCStatus
 	// DB is pinged by /healthz, for at most HealthTimeout, at most once
 	// per HealthCacheTTL.
 	DB Pinger
@@ -231,14 +233,17 @@ func (s *Server) Store(text string) (url string, ok bool) {
 	return s.opts.PublicURL + "/replies/" + id, true
 }
 
-// healthz answers 200 "ok" when the bot is on IRC and the Koji database
-// answers, else 503 with one line per failing component ("irc:
-// disconnected", "koji-db: down"). It never shows an error's text, which
+// healthz answers 200 "ok" when the bot is on every configured chat
+// network and the Koji database answers, else 503 with one line per failing
+// component ("irc: disconnected", "matrix: disconnected", "koji-db: down"). It never shows an error's text, which
 // can carry addresses, paths or a DSN: that goes to the log.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	var problems []string
 	if s.opts.IRC != nil && !s.opts.IRC.Connected() {
 		problems = append(problems, "irc: disconnected")
+	}
+	if s.opts.Matrix != nil && !s.opts.Matrix.Connected() {
+		problems = append(problems, "matrix: disconnected")
 	}
 	if s.opts.DB != nil {
 		if err := s.dbErr(r.Context()); err != nil {

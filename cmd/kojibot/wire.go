@@ -19,6 +19,7 @@ import (
 
 	"github.com/fedora-infra/kojibot/acl"
 	"github.com/fedora-infra/kojibot/bot"
+	"github.com/fedora-infra/kojibot/bot/matrix"
 	"github.com/fedora-infra/kojibot/bot/web"
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/commands/fleet"
@@ -93,7 +94,13 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 			closers[i]()
 		}
 	}
-	checker, err := acl.New(cfg.ACL, acl.Options{HTTPClient: &http.Client{}, Logger: log.With("component", "acl")})
+	auth, err := fasjsonAuthenticator(cfg.ACL, log.With("component", "acl"))
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("acl: %w", err)
+	}
+	checker, err := acl.New(cfg.ACL, acl.Options{HTTPClient: &http.Client{}, Authenticator: auth, Logger: log.With("component", "acl"),
+		MatrixFASServer: cfg.Matrix.FASServer})
 	if err != nil {
 		closeAll()
 		return nil, fmt.Errorf("acl: %w", err)
@@ -175,19 +182,58 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	}
 	// Account names are compared the way the network says (CASEMAPPING).
 	opts = append(opts, bot.WithCaseMapping(sys.acl.SetCaseMapping))
-	b, err := bot.New(cfg.IRC, sys.dispatcher, sys.log.With("component", "bot"), opts...)
-	if err != nil {
-		fmt.Fprintln(stderr, "error:", err)
-		return exitError{1}
+	// Either transport may be left out (irc.server empty, or no matrix
+	// section); check-config requires one.
+	var b *bot.Bot
+	if cfg.IRC.Server != "" {
+		if b, err = bot.New(cfg.IRC, sys.dispatcher, sys.log.With("component", "bot"), opts...); err != nil {
+			fmt.Fprintln(stderr, "error:", err)
+			return exitError{1}
+		}
+	}
+	// Matrix, beside IRC, through the same dispatcher (SPEC.md §11).
+	var mb *matrix.Bot
+	if cfg.Matrix.Enabled() {
+		mopts := matrix.Options{Config: cfg.Matrix, Handler: sys.dispatcher, State: sys.state,
+			Log: sys.log.With("component", "matrix")}
+		if cfg.HTTP.Listen != "" && cfg.HTTP.PublicURL != "" {
+			mopts.LongOutput = func(text string) (string, bool) { return srv.Store(text) }
+		}
+		if mb, err = matrix.New(mopts); err != nil {
+			fmt.Fprintln(stderr, "error:", err)
+			return exitError{1}
+		}
+	}
+	// notifyAll tells every notify place: the IRC channel and the Matrix room.
+	notifyAll := func(text string) {
+		if b != nil {
+			b.Notify("", text)
+		}
+		if mb != nil {
+			mb.Notify(text)
+		}
 	}
 	// Queued until the bot is connected and has joined.
 	for _, line := range recovered {
-		b.Notify("", line)
+		notifyAll(line)
 	}
-	srv = web.New(web.Options{
-		Listen: cfg.HTTP.Listen, PublicURL: cfg.HTTP.PublicURL, IRC: b, DB: sys.db, Jobs: sys.dispatcher,
+	webOpts := web.Options{
+		Listen: cfg.HTTP.Listen, PublicURL: cfg.HTTP.PublicURL, DB: sys.db, Jobs: sys.dispatcher,
 		Drafts: sys.drafts, Template: sys.template, Gatherer: reg, Log: sys.log.With("component", "http"),
-	})
+	}
+	// connected says whether every configured transport is up.
+	connected := func() bool { return true }
+	if b != nil {
+		webOpts.IRC = b
+		connected = b.Connected
+	}
+	if mb != nil {
+		webOpts.Matrix = mb
+		if b == nil {
+			connected = mb.Connected
+		}
+	}
+	srv = web.New(webOpts)
 	if cfg.HTTP.Listen != "" {
 		if err := srv.Start(); err != nil {
 			fmt.Fprintln(stderr, "error: http.listen:", err)
@@ -205,7 +251,7 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	defer cancel()
 	watchDeps := watch.Deps{
 		DB: sys.db, Drafts: sys.drafts, Builders: sys.dispatcher.Builders, Metrics: metrics,
-		Notify: func(text string) bool { b.Notify("", text); return true },
+		Notify: func(text string) bool { notifyAll(text); return true },
 		Log:    sys.log.With("component", "watch"),
 	}
 	if sys.fleet != nil {
@@ -219,7 +265,7 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		t := time.NewTicker(5 * time.Second)
 		defer t.Stop()
 		for {
-			metrics.SetIRCConnected(b.Connected())
+			metrics.SetIRCConnected(b != nil && b.Connected())
 			select {
 			case <-ctx.Done():
 				return
@@ -227,8 +273,25 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 			}
 		}
 	}()
+	// systemd (Type=notify): READY=1 once on IRC, STOPPING=1 on SIGTERM.
+	sdNotify := newSystemdNotifier(sys.log.With("component", "systemd"))
+	workers.Add(1)
+	go func() { defer workers.Done(); sdNotify.run(ctx, connected, cfg.IRC.Server) }()
 	sys.log.Info("kojibot starting", "version", versionString(), "server", cfg.IRC.Server, "nick", cfg.IRC.Nick, "http", cfg.HTTP.Listen)
-	err = b.Run(ctx)
+	if mb != nil {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			if err := mb.Run(ctx); err != nil {
+				sys.log.Error("matrix stopped", "error", err)
+			}
+		}()
+	}
+	if b != nil {
+		err = b.Run(ctx)
+	} else {
+		<-ctx.Done()
+	}
 	// SIGTERM or SIGINT (or a fatal bot error): no more commands; the
 	// running jobs are cancelled and restore what they stopped, within
 	// shutdown_timeout.

@@ -78,10 +78,16 @@ func setup(m *testing.M) (int, error) {
 			return 1, fmt.Errorf("extra hosts: %w", err)
 		}
 	}
+	// The main bot serves a Matrix room of a real Dendrite too.
+	matrixSection, err := startMatrix(ctx, dir)
+	if err != nil {
+		return 1, err
+	}
+	defer hs.Stop()
 	// Nothing listens on port 1 of a test machine: FASJSON is unreachable.
 	const closed = "http://127.0.0.1:1"
 	for nick, bc := range map[string]sandbox.BotConfig{
-		mainBot:   {DB: "koji"},
+		mainBot:   {DB: "koji", Extra: map[string]any{"matrix": matrixSection}},
 		legacyBot: {DB: "koji_legacy"},
 		fasBot:    {DB: "koji", ACLSource: "fasjson"},
 		noFASBot:  {DB: "koji", ACLSource: "fasjson", Extra: map[string]any{"acl": map[string]any{"fasjson_url": closed}}},
@@ -102,7 +108,19 @@ func setup(m *testing.M) (int, error) {
 			return 1, err
 		}
 	}
+	if err := waitMatrixJoined(ctx); err != nil {
+		return 1, err
+	}
 	code := m.Run()
+	// The bots are built with the race detector: a race it reported in a
+	// bot fails the run, even when every conversation went well.
+	for nick, b := range bots {
+		if out := b.Output(); strings.Contains(out, "WARNING: DATA RACE") {
+			i := strings.Index(out, "WARNING: DATA RACE")
+			fmt.Fprintf(os.Stderr, "---- %s: data race ----\n%s\n", nick, out[max(0, i-200):min(len(out), i+6000)])
+			code = 1
+		}
+	}
 	if code != 0 {
 		for nick, b := range bots {
 			fmt.Fprintf(os.Stderr, "---- %s output (tail) ----\n%s\n", nick, tail(b.Output(), 60))
