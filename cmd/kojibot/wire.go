@@ -167,13 +167,13 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	// Say at start whether koji.user may edit hosts (kojidb logs the
 	// answer); every write checks again. A database that is down is not
 	// fatal: the commands report it.
-	go func() {
+	go func(ctx context.Context) {
 		cctx, cancel := context.WithTimeout(ctx, kojidb.CallTimeout)
 		defer cancel()
 		if _, err := sys.db.CheckKojiUser(cctx); err != nil && !errors.Is(err, kojidb.ErrNotAllowed) && ctx.Err() == nil {
 			sys.log.Warn("could not check koji.user at start", "error", err)
 		}
-	}()
+	}(ctx) // ctx is re-bound below: pass today's value, not the variable
 	var srv *web.Server
 	var opts []bot.Option
 	if cfg.HTTP.Listen != "" && cfg.HTTP.PublicURL != "" {
@@ -247,7 +247,7 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	}
 	var workers sync.WaitGroup
 	defer workers.Wait()
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(ctx) // every goroutine above got its ctx by value
 	defer cancel()
 	watchDeps := watch.Deps{
 		DB: sys.db, Drafts: sys.drafts, Builders: sys.dispatcher.Builders, Metrics: metrics,
