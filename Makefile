@@ -4,9 +4,11 @@ SHELL := /bin/bash
 GO ?= go
 # Debian packages the tests and the sandbox start for real.
 DEB_PACKAGES := inspircd anope postgresql openssh-server pdsh util-linux iproute2 procps rpm systemd krb5-kdc krb5-admin-server apache2-bin libapache2-mod-auth-gssapi
+# What `make demo` installs besides: an IRC client to talk to the bot.
+DEMO_PACKAGES := irssi
 GOTESTFLAGS ?= -race -count=1 -timeout 40m
 
-.PHONY: all build test unit deps demo fuzz bench bench-disk clean dist
+.PHONY: all build test unit deps demo-deps install-packages demo tour fuzz bench bench-disk clean dist
 
 all: build
 
@@ -15,7 +17,14 @@ build:
 
 # deps installs whatever Debian package is missing (needs root; apt-get update once).
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_PACKAGES)"
+
+# demo-deps is deps and the demo's IRC client.
+demo-deps:
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_PACKAGES) $(DEMO_PACKAGES)"
+
+install-packages:
+	@missing=""; for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -34,9 +43,15 @@ test: deps
 unit:
 	$(GO) test -race -count=1 ./config/ ./acl/ ./commands/ ./commands/outage/ ./commands/alerting/
 
-demo: deps
+demo: demo-deps
 	$(GO) build -o bin/kojibot-demo ./tests/demo
 	bin/kojibot-demo
+
+# tour: the sandbox, a scripted conversation with the bot (alice and bob on
+# the real IRC server), its transcript; then everything stops.
+tour: deps
+	$(GO) build -o bin/kojibot-demo ./tests/demo
+	bin/kojibot-demo tour
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDispatch -fuzztime 60s ./commands/

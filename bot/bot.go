@@ -241,7 +241,7 @@ func (b *Bot) self() selfMask {
 // the queue of its recipient. keep marks a reply that is never dropped.
 func (b *Bot) reply(rcpt recipient, nick, place, text string, keep bool) {
 	r := b.renderer()
-	main, bulk := r.reply(nick, place, text)
+	main, bulk := r.replyKeeping(nick, place, text, keep)
 	b.out.pushTo(rcpt, main, keep)
 	b.out.push(laneBulk, bulk)
 }

@@ -17,6 +17,12 @@ type renderer struct {
 // to the reply lane; bulk, the whole text by private NOTICE when a channel
 // reply was summarised without a link, goes to the bulk lane.
 func (r renderer) reply(nick, place, text string) (main, bulk []string) {
+	return r.replyKeeping(nick, place, text, false)
+}
+
+// replyKeeping is reply; with keepLast, a summarised reply still shows its
+// last line (a confirmation's token, a job's outcome) after the note.
+func (r renderer) replyKeeping(nick, place, text string, keepLast bool) (main, bulk []string) {
 	text = cleanText(text)
 	if text == "" {
 		return nil, nil
@@ -30,8 +36,16 @@ func (r renderer) reply(nick, place, text string) (main, bulk []string) {
 	if len(ls) <= r.maxLines {
 		return wire("PRIVMSG", place, addr, ls), nil
 	}
+	keep := keepLast && r.maxLines >= 3
 	head := ls[:r.maxLines-1]
+	if keep {
+		head = ls[:r.maxLines-2]
+	}
+	last := ls[len(ls)-1]
 	more := len(ls) - len(head)
+	if keep {
+		more--
+	}
 	var note string
 	if url, ok := r.publish(text); ok {
 		note = fmt.Sprintf("… %d more lines: %s", more, url)
@@ -40,6 +54,9 @@ func (r renderer) reply(nick, place, text string) (main, bulk []string) {
 		bulk = r.plain("NOTICE", nick, "", text)
 	}
 	ls = append(head[:len(head):len(head)], lines(splitText(note, budget))...)
+	if keep {
+		ls = append(ls, last)
+	}
 	return wire("PRIVMSG", place, addr, ls), bulk
 }
 

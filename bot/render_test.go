@@ -190,3 +190,22 @@ func TestRenderNotify(t *testing.T) {
 		t.Errorf("long notification: %q", got)
 	}
 }
+
+// TestRenderKeepsTheTokenLine: a summarised confirmation still shows its
+// last line, the one with the token, in the channel.
+func TestRenderKeepsTheTokenLine(t *testing.T) {
+	r := renderer{maxLines: 4, lineBytes: 350, self: testSelf, longOutput: func(string) (string, bool) {
+		return "http://bot.example/out/2", true
+	}}
+	text := "confirm: clean up xenbuilder2\n" + numbered(10) + "to go ahead: !koji confirm abcd1234 (within 5m; only you, here)"
+	main, _ := r.replyKeeping("alice", "#c", text, true)
+	if len(main) != 4 {
+		t.Fatalf("%d lines, want 4: %q", len(main), main)
+	}
+	if want := "PRIVMSG #c :alice: to go ahead: !koji confirm abcd1234 (within 5m; only you, here)"; main[3] != want {
+		t.Errorf("last line %q, want %q", main[3], want)
+	}
+	if want := "PRIVMSG #c :alice: … 9 more lines: http://bot.example/out/2"; main[2] != want {
+		t.Errorf("note %q, want %q", main[2], want)
+	}
+}

@@ -330,7 +330,7 @@ func (p *cleanupPlan) text(dryRun bool) string {
 	if len(p.Services) > 0 {
 		fmt.Fprintf(&b, "stop %s; ", strings.Join(p.Services, ", "))
 	}
-	fmt.Fprintf(&b, "delete %d entries older than %s (%s)", len(p.Delete), shortDuration(p.Older), humanBytes(p.bytes()))
+	fmt.Fprintf(&b, "delete %s older than %s (%s)", Count(len(p.Delete), "entry", "entries"), shortDuration(p.Older), humanBytes(p.bytes()))
 	if len(p.Services) > 0 {
 		fmt.Fprintf(&b, "; start %s again", strings.Join(p.Services, ", "))
 	}
@@ -453,7 +453,7 @@ func (d *Dispatcher) runCleanup(ctx context.Context, c *Call) error {
 			"nothing was done (give --no-koji-check to clean up anyway)", plan.KojiProblem)
 	}
 	if len(plan.Delete) == 0 {
-		c.Reply("%s: nothing older than %s to delete (%d entries kept); nothing was done", builder, shortDuration(older), len(plan.Keep))
+		c.Reply("%s: nothing older than %s to delete (%s kept); nothing was done", builder, shortDuration(older), Count(len(plan.Keep), "entry", "entries"))
 		return nil
 	}
 	if dryRun {
@@ -699,7 +699,7 @@ func (d *Dispatcher) doCleanup(ctx context.Context, f Fleet, c *Call, plan *clea
 	if freed < 0 {
 		freed = 0
 	}
-	msg := fmt.Sprintf("%s: removed %d entries, freed %s (%d bytes by df)", host, len(removed), humanBytes(uint64(freed)), freed)
+	msg := fmt.Sprintf("%s: removed %s, freed %s (%d bytes by df)", host, Count(len(removed), "entry", "entries"), humanBytes(uint64(freed)), freed)
 	if len(skipped) > 0 {
 		msg += fmt.Sprintf("; skipped %d: %s", len(skipped), strings.Join(skipped, ", "))
 	}

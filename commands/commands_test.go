@@ -210,6 +210,7 @@ func TestDispatch(t *testing.T) {
 		{"missing arg", "alice", "capacity ppc3", []string{"error:", "missing <value>"}, 0},
 		{"long line", "alice", "capacity " + strings.Repeat("a", 600), []string{"error:", "too long"}, 0},
 		{"unknown command", "alice", "capacty ppc3 2", []string{"error:", "did you mean capacity"}, 0},
+		{"leading labels", "alice", "capacity x86-01.iad2 2", []string{"x86-01.iad2.fedoraproject.org capacity"}, 1},
 		{"hosts", "alice", "hosts", []string{"4 hosts, 3 enabled, 1 ready", "ppc3.fedora.redhat.com load 1.5/4 enabled ready, checked in 2m ago"}, 0},
 		{"hosts glob", "alice", "hosts ppc*", []string{"2 hosts", "ppc2", "ppc3"}, 0},
 		{"hosts glob none", "alice", "hosts zz*", []string{"error:", "no host matches"}, 0},
@@ -357,6 +358,38 @@ func TestResolveName(t *testing.T) {
 	}
 	if n, err := ResolveName("host", "x86-01.iad2.fedoraproject.org", names); err != nil || n != names[2] {
 		t.Errorf("full name → %q, %v", n, err)
+	}
+	// Any unique leading run of whole labels.
+	for q, want := range map[string]string{"x86-01.iad2": names[2], "X86-01.PHX2.fedoraproject": names[1], "ppc3.fedora": names[0]} {
+		if n, err := ResolveName("host", q, names); err != nil || n != want {
+			t.Errorf("%s → %q, %v; want %s", q, n, err, want)
+		}
+	}
+	// Not a part of a label, nor a trailing dot.
+	for _, q := range []string{"x86-01.iad", "ppc", "ppc3.", "fedora.redhat.com"} {
+		if n, err := ResolveName("host", q, names); err == nil {
+			t.Errorf("%s → %q, want an error", q, n)
+		}
+	}
+}
+
+// TestHelpFitsBudget: help without arguments, for the caller who may run
+// every command, is one line that fits an IRC message (so within any
+// irc.max_lines) and points to help <command>.
+func TestHelpFitsBudget(t *testing.T) {
+	d, _ := newTestDispatcher(t)
+	got := strings.TrimSpace(run(d, "alice", "help"))
+	if strings.Contains(got, "\n") || len(got) > 400 || !strings.Contains(got, "help <command> for usage") {
+		t.Errorf("help: %d bytes %q, want one line of at most 400 bytes pointing to help <command>", len(got), got)
+	}
+}
+
+// TestCount: the plural only where it belongs.
+func TestCount(t *testing.T) {
+	for n, want := range map[int]string{0: "0 entries", 1: "1 entry", 2: "2 entries"} {
+		if got := Count(n, "entry", "entries"); got != want {
+			t.Errorf("Count(%d) = %q, want %q", n, got, want)
+		}
 	}
 }
 

@@ -59,9 +59,9 @@ func (d *Dispatcher) runConnectionsKill(ctx context.Context, c *Call) error {
 	if err != nil || len(backends) == 0 {
 		return err
 	}
-	plan := fmt.Sprintf("terminate the %d backends of role %s whose query started more than %s ago (pg_terminate_backend): pids %s, "+
+	plan := fmt.Sprintf("terminate the %s of role %s whose query started more than %s ago (pg_terminate_backend): pids %s, "+
 		"each only if it is still the same backend (pid and start time) and still that old; no other role's, never the bot's own",
-		len(backends), role, shortDuration(older), pidList(backends))
+		Count(len(backends), "backend", "backends"), role, shortDuration(older), pidList(backends))
 	return c.Confirm(plan, func(ctx context.Context, c *Call) error {
 		terminated, skipped, err := d.deps.DB.TerminateBackends(ctx, role, older, backends)
 		if err != nil {

@@ -79,7 +79,7 @@ func (d *Dispatcher) runDisk(ctx context.Context, c *Call) error {
 			}
 			out = append(out, lines[h])
 		}
-		head := fmt.Sprintf("%d builders: %d full, %d could not be read", len(builders), len(full), len(failed))
+		head := fmt.Sprintf("%s: %d full, %d could not be read", Count(len(builders), "builder", "builders"), len(full), len(failed))
 		if len(full) > 0 {
 			head += "; full: " + strings.Join(full, ", ")
 		}

@@ -222,7 +222,7 @@ func (r Recovery) Lines() []string {
 	var out []string
 	n := len(r.Restored) + len(r.Failed)
 	if n > 0 {
-		out = append(out, fmt.Sprintf("recovery: the journal listed %d services left stopped by a job of an earlier kojibot that ended without restoring them", n))
+		out = append(out, fmt.Sprintf("recovery: the journal listed %s left stopped by a job of an earlier kojibot that ended without restoring them", Count(n, "service", "services")))
 	}
 	if len(r.Restored) > 0 {
 		var parts []string

@@ -148,7 +148,7 @@ func (d *Dispatcher) runHosts(ctx context.Context, c *Call) error {
 		}
 		lines = append(lines, d.hostLine(h))
 	}
-	head := fmt.Sprintf("%d hosts, %d enabled, %d ready", len(lines), enabled, ready)
+	head := fmt.Sprintf("%s, %d enabled, %d ready", Count(len(lines), "host", "hosts"), enabled, ready)
 	c.Reply("%s\n%s", head, strings.Join(lines, "\n"))
 	return nil
 }

@@ -10,9 +10,10 @@ import (
 )
 
 // ResolveName finds the one name in names that query means: the exact name
-// (case-insensitive), else the name whose first label is query when exactly
-// one has it. An ambiguous or unknown query is a UserError listing the
-// closest candidates.
+// (case-insensitive), else the name of which query is a leading run of
+// whole labels (`ppc3` or `ppc3.fedora` for ppc3.fedora.redhat.com) when
+// exactly one has it. An ambiguous or unknown query is a UserError listing
+// the closest candidates.
 func ResolveName(what, query string, names []string) (string, error) {
 	q := strings.ToLower(query)
 	var byLabel []string
@@ -21,7 +22,7 @@ func ResolveName(what, query string, names []string) (string, error) {
 		if ln == q {
 			return n, nil
 		}
-		if label, _, _ := strings.Cut(ln, "."); label == q {
+		if q != "" && !strings.HasSuffix(q, ".") && strings.HasPrefix(ln, q+".") {
 			byLabel = append(byLabel, n)
 		}
 	}

@@ -79,7 +79,7 @@ func (d *Dispatcher) restartBuilders(ctx context.Context, f Fleet, c *Call, buil
 		}
 	}
 	if len(ok) > 0 {
-		c.Reply("restarted the services of %d builders, all active again: %s", len(ok), strings.Join(ok, ", "))
+		c.Reply("restarted the services of %s, all active again: %s", Count(len(ok), "builder", "builders"), strings.Join(ok, ", "))
 	}
 	return errors.Join(errs...)
 }
@@ -133,7 +133,7 @@ func (d *Dispatcher) runRestart(ctx context.Context, c *Call) error {
 		if err != nil {
 			return err
 		}
-		plan = fmt.Sprintf("restart the services of %d builders: %s", len(targets), strings.Join(targets, ", "))
+		plan = fmt.Sprintf("restart the services of %s: %s", Count(len(targets), "builder", "builders"), strings.Join(targets, ", "))
 		locked = targets
 		names = targets
 	case "all":
@@ -194,12 +194,12 @@ func (d *Dispatcher) restartAll(ctx context.Context, f Fleet, c *Call) error {
 			}
 		}
 	}
-	msg := fmt.Sprintf("%d builders checked in since the hub restart", len(back))
+	msg := fmt.Sprintf("%s checked in since the hub restart", Count(len(back), "builder", "builders"))
 	if len(silent) > 0 {
 		msg += fmt.Sprintf("; %d did not and will be restarted: %s", len(silent), strings.Join(silent, ", "))
 	}
 	if len(unknown) > 0 {
-		msg += fmt.Sprintf("; %d are not Koji hosts and were left alone: %s", len(unknown), strings.Join(unknown, ", "))
+		msg += fmt.Sprintf("; %s and were left alone: %s", Count(len(unknown), "is not a Koji host", "are not Koji hosts"), strings.Join(unknown, ", "))
 	}
 	c.Reply("%s", msg)
 	return d.restartBuilders(ctx, f, c, silent)

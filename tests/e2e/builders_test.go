@@ -344,9 +344,7 @@ func bldStartServices() string {
 
 // bldUnmountUnder is a script line that unmounts everything under dir,
 // deepest first.
-func bldUnmountUnder(dir string) string {
-	return `for m in $(awk -v d=` + bldQuote(dir) + ` 'index($2, d "/") == 1 || $2 == d {print $2}' /proc/mounts | sort -r); do umount "$m"; done`
-}
+func bldUnmountUnder(dir string) string { return sandbox.UnmountUnder(dir) }
 
 var bldFreedRe = regexp.MustCompile(`freed [^(]*\(([0-9]+) bytes by df\)`)
 
@@ -357,36 +355,18 @@ var bldFreedRe = regexp.MustCompile(`freed [^(]*\(([0-9]+) bytes by df\)`)
 // stay; the mount's source and the link's target are intact; the bytes
 // freed are df's.
 func TestCleanupBuilder(t *testing.T) {
-	const mock, build = builders.MockDir, builders.BuildDir
-	plague := "fedora-9-x86_64-core-" + strings.Repeat("0123456789abcdef", 3)[:40]
-	old := []string{"f40-build-1001-55", "f40-build-1002-55", "f40-build-1003-55-bootstrap",
-		"f40-build-70043-55", plague, "chroot-old", "old-link"}
-	const fresh, active = "f40-build-1004-55", "f40-build-70042-55"
+	const mock = builders.MockDir
+	fx := sandbox.DefaultCleanupFixture()
+	plague, old, fresh, active := fx.Plague, fx.Old, fx.Fresh, fx.Active
 	// 70042 is still waiting in Koji; 70043 is expired there, so it may go.
-	bldAddBuildroot(t, 70042, 1)
-	bldAddBuildroot(t, 70043, 3)
+	bldAddBuildroot(t, fx.ActiveID, 1)
+	bldAddBuildroot(t, fx.ExpiredID, 3)
 
 	before := bldEntries(t, bldBuilder, mock)
-	bldCleanup(t, bldBuilder, bldUnmountUnder(mock+"/chroot-old")+`
-rm -rf `+mock+`/f40-build-1001-55 `+mock+`/f40-build-1002-55 `+mock+`/f40-build-1003-55-bootstrap `+mock+`/f40-build-70043-55 \
-	`+mock+`/`+plague+` `+mock+`/chroot-old `+mock+`/old-link `+mock+`/`+fresh+` `+mock+`/`+active+` \
-	`+build+`/kojibot-e2e-src `+build+`/kojibot-e2e-target
-`+bldStartServices())
-	bldExec(t, bldBuilder, `set -e
-cd `+mock+`
-mk() { mkdir -p "$1/root/var/tmp"; dd if=/dev/zero of="$1/root/var/tmp/data" bs=1M count=$2 status=none; }
-mk f40-build-1001-55 3; mk f40-build-1002-55 3; mk f40-build-1003-55-bootstrap 2; mk f40-build-70043-55 1
-mk `+plague+` 2; mk `+fresh+` 2; mk `+active+` 2
-mkdir -p chroot-old/proc-like chroot-old/etc `+build+`/kojibot-e2e-src `+build+`/kojibot-e2e-target
-echo chroot > chroot-old/etc/os-release
-for i in 1 2 3; do echo "source file $i" > `+build+`/kojibot-e2e-src/file$i; done
-dd if=/dev/urandom of=`+build+`/kojibot-e2e-src/blob bs=64k count=4 status=none
-mount --bind `+build+`/kojibot-e2e-src `+mock+`/chroot-old/proc-like
-echo target > `+build+`/kojibot-e2e-target/file
-ln -s `+build+`/kojibot-e2e-target old-link
-touch -h -d '10 days ago' `+strings.Join(old, " ")+` `+active)
-	srcSums := bldExec(t, bldBuilder, "cd "+build+"/kojibot-e2e-src && sha256sum * && ls -A | wc -l")
-	targetSums := bldExec(t, bldBuilder, "cd "+build+"/kojibot-e2e-target && sha256sum *")
+	bldCleanup(t, bldBuilder, fx.RemoveScript()+bldStartServices())
+	bldExec(t, bldBuilder, fx.Script())
+	srcSums := bldExec(t, bldBuilder, "cd "+fx.Src+" && sha256sum * && ls -A | wc -l")
+	targetSums := bldExec(t, bldBuilder, "cd "+fx.Target+" && sha256sum *")
 
 	alice := join(t, mainBot, "alice", "")
 
@@ -475,10 +455,10 @@ touch -h -d '10 days ago' `+strings.Join(old, " ")+` `+active)
 	if got := bldEntries(t, bldBuilder, mock); !slices.Equal(got, want) {
 		t.Errorf("%s after the clean-up: %q, want %q", mock, got, want)
 	}
-	if got := bldExec(t, bldBuilder, "cd "+build+"/kojibot-e2e-src && sha256sum * && ls -A | wc -l"); got != srcSums {
+	if got := bldExec(t, bldBuilder, "cd "+fx.Src+" && sha256sum * && ls -A | wc -l"); got != srcSums {
 		t.Errorf("the bind mount's source changed:\n%s\nwas\n%s", got, srcSums)
 	}
-	if got := bldExec(t, bldBuilder, "cd "+build+"/kojibot-e2e-target && sha256sum *"); got != targetSums {
+	if got := bldExec(t, bldBuilder, "cd "+fx.Target+" && sha256sum *"); got != targetSums {
 		t.Errorf("the symlink's target changed:\n%s\nwas\n%s", got, targetSums)
 	}
 	if got := bldExec(t, bldBuilder, "grep chroot-old /proc/mounts || true"); got != "" {
@@ -623,7 +603,7 @@ touch -d '10 days ago' %[2]s`, src, slow, mounts))
 	carol := join(t, mainBot, "carol", "")
 
 	_, plan, token := bldPlan(alice, "cleanup "+bldBuilder)
-	if text := strings.Join(plan, "\n"); !strings.Contains(text, "delete 1 entries") {
+	if text := strings.Join(plan, "\n"); !strings.Contains(text, "delete 1 entry") {
 		t.Fatalf("plan:\n%s", text)
 	}
 	bldSend(alice, "confirm "+token)
@@ -749,7 +729,7 @@ func TestRestartAll(t *testing.T) {
 		t.Fatal(beatErr)
 	}
 	bldInOrder(t, lines, sandbox.HubHost+": httpd restarted and active", sandbox.HubHost+": kojira restarted and active",
-		"waiting 3s", "1 builders checked in since the hub restart; 3 did not and will be restarted: xenbuilder2, xenbuilder3, xenbuilder4",
+		"waiting 3s", "1 builder checked in since the hub restart; 3 did not and will be restarted: xenbuilder2, xenbuilder3, xenbuilder4",
 		"restarted the services of 3 builders, all active again: xenbuilder2, xenbuilder3, xenbuilder4", "job "+id+" (restart all) done in ")
 
 	hub := bldJournalSince(t, sandbox.HubHost, journals[sandbox.HubHost])

@@ -157,7 +157,7 @@ func TestKojiGenerations(t *testing.T) {
 			if beatErr != nil {
 				t.Fatal(beatErr)
 			}
-			if !strings.Contains(out, "1 builders checked in since the hub restart; 3 did not and will be restarted: xenbuilder2, xenbuilder3, xenbuilder4") {
+			if !strings.Contains(out, "1 builder checked in since the hub restart; 3 did not and will be restarted: xenbuilder2, xenbuilder3, xenbuilder4") {
 				t.Errorf("restart all:\n%s", out)
 			}
 

@@ -164,7 +164,7 @@ echo $! | tee `+builders.ServiceStateDir+`/kojibot-e2e-sleeper`))
 		t.Fatalf("plan:\n%s", text)
 	}
 	id, lines := bldConfirmJob(alice, token)
-	i := bldIndex(lines, bldBuilder+": removed 1 entries")
+	i := bldIndex(lines, bldBuilder+": removed 1 entry")
 	if i < 0 {
 		t.Fatalf("no report of 1 entry removed:\n%s", strings.Join(lines, "\n"))
 	}

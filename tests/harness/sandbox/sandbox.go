@@ -64,6 +64,8 @@ type Sandbox struct {
 	mu      sync.Mutex
 	bots    []*Bot
 	reboots int
+	// checkins is SeedProblems' check-in loop, which ends with stop.
+	checkins sync.WaitGroup
 }
 
 // Start starts IRC (with services), PostgreSQL and FASJSON, and registers
@@ -318,6 +320,7 @@ func (s *Sandbox) Close() {
 		b.Stop()
 	}
 	close(s.stop)
+	s.checkins.Wait()
 	if s.Farm != nil {
 		s.Farm.Stop()
 	}
