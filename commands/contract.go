@@ -70,6 +70,14 @@ func SendResult(out Output, kind Kind, text string) {
 	out.Send(kind, text)
 }
 
+// ProgressOutput is an Output that can tell a job's progress from its other
+// replies, so that a transport can gather one job's progress in one message
+// (Matrix edits it). Outputs without it get progress through Send.
+type ProgressOutput interface {
+	Output
+	SendProgress(jobID string, kind Kind, text string)
+}
+
 // KojiDB is what the commands need of the Koji database.
 type KojiDB interface {
 	Hosts(ctx context.Context) ([]kojidb.Host, error)

@@ -352,15 +352,21 @@ func (c *Call) forJob(ctx context.Context, j *Job) *Call {
 		out: jobOutput{out: c.out, job: j}, d: c.d, ctx: ctx, Job: j}
 }
 
-// jobOutput copies a job's replies into its log.
+// jobOutput copies a job's replies into its log, and hands them to the
+// underlying output as the job's progress when it is a ProgressOutput.
 type jobOutput struct {
 	out Output
 	job *Job
 }
 
+// Send implements Output.
 func (o jobOutput) Send(kind Kind, text string) {
 	for _, line := range strings.Split(Format(kind, text), "\n") {
 		o.job.append(line)
+	}
+	if p, ok := o.out.(ProgressOutput); ok {
+		p.SendProgress(o.job.ID, kind, text)
+		return
 	}
 	o.out.Send(kind, text)
 }

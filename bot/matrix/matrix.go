@@ -394,6 +394,8 @@ type content struct {
 	FormattedBody string          `json:"formatted_body,omitempty"`
 	RelatesTo     map[string]any  `json:"m.relates_to,omitempty"`
 	Mentions      *event.Mentions `json:"m.mentions,omitempty"`
+	// NewContent is, in an edit (m.replace), the message's new content.
+	NewContent *content `json:"m.new_content,omitempty"`
 }
 
 // notice renders text (already prefixed by its kind) for the caller:
@@ -447,12 +449,58 @@ func (b *Bot) send(ctx context.Context, room id.RoomID, c *content) id.EventID {
 }
 
 // output is where a command run from Matrix writes its replies: each one
-// an m.notice replying to the caller's event.
+// an m.notice replying to the caller's event, except a job's progress,
+// which is one notice edited as the job goes on.
 type output struct {
 	b       *Bot
 	room    id.RoomID
 	caller  id.UserID
 	replyTo id.EventID
+
+	mu       sync.Mutex // held while a job's progress is sent, to keep edits in order
+	progress map[string]*progress
+}
+
+// progress is one job's progress message: the lines so far and the event
+// that shows them ("" until it was sent).
+type progress struct {
+	lines []string
+	event id.EventID
+}
+
+// SendProgress implements commands.ProgressOutput. The first progress line
+// of a job is sent as a notice (replying to the caller's event, without
+// mentioning them); later ones edit it (m.replace) to hold every line so
+// far, capped at max_lines like any reply.
+func (o *output) SendProgress(jobID string, kind commands.Kind, text string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.progress == nil {
+		o.progress = map[string]*progress{}
+	}
+	p := o.progress[jobID]
+	if p == nil {
+		p = &progress{}
+		o.progress[jobID] = p
+	}
+	p.lines = append(p.lines, strings.Split(strings.TrimRight(commands.Format(kind, text), "\n"), "\n")...)
+	c := o.b.notice(strings.Join(p.lines, "\n"), o.replyTo, nil)
+	c.Mentions = &event.Mentions{}
+	if p.event == "" {
+		p.event = o.b.send(context.Background(), o.room, c)
+		return
+	}
+	o.b.send(context.Background(), o.room, edit(p.event, c))
+}
+
+// edit is the m.replace event that makes target show c.
+func edit(target id.EventID, c *content) *content {
+	nc := *c
+	nc.RelatesTo = nil
+	return &content{MsgType: c.MsgType, Body: "* " + c.Body, Format: c.Format, FormattedBody: "* " + c.FormattedBody,
+		Mentions:   &event.Mentions{},
+		RelatesTo:  map[string]any{"rel_type": "m.replace", "event_id": target},
+		NewContent: &nc}
 }
 
 // Send implements commands.Output.
@@ -499,15 +547,18 @@ type backoff struct {
 	cur, max time.Duration
 }
 
+// next returns the next wait: between half and all of the current step,
+// which doubles from 500ms up to max.
 func (b *backoff) next() time.Duration {
 	if b.cur == 0 {
-		b.cur = 500 * time.Millisecond
+		b.cur = min(500*time.Millisecond, b.max)
 	} else {
 		b.cur = min(b.cur*2, b.max)
 	}
 	return b.cur/2 + rand.N(b.cur/2+1)
 }
 
+// reset starts again from the smallest step, after a success.
 func (b *backoff) reset() { b.cur = 0 }
 
 func sleep(ctx context.Context, d time.Duration) {

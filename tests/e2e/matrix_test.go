@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/fedora-infra/kojibot/tests/harness/matrixhs"
+	"github.com/fedora-infra/kojibot/tests/harness/sandbox"
 )
 
 // The homeserver the main bot also serves, and its room.
@@ -309,4 +311,178 @@ func waitMatrixJoined(ctx context.Context) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return fmt.Errorf("the bot did not join %s:\n%s", roomAlias, tail(bots[mainBot].Output(), 40))
+}
+
+// roomEvents syncs until done holds for one of the room's events (from
+// anyone) or timeout passes, and returns every event seen.
+func (u *mUser) roomEvents(timeout time.Duration, what string, done func(*event.Event) bool) []*event.Event {
+	u.t.Helper()
+	var got []*event.Event
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		resp, err := u.cli.SyncRequest(ctx, 2000, u.since, "", false, event.PresenceOnline)
+		cancel()
+		if err != nil {
+			time.Sleep(300 * time.Millisecond)
+			continue
+		}
+		u.since = resp.NextBatch
+		found := false
+		if jr := resp.Rooms.Join[matrixRoom]; jr != nil {
+			for _, e := range jr.Timeline.Events {
+				got = append(got, e)
+				found = found || done(e)
+			}
+		}
+		if found {
+			return got
+		}
+	}
+	u.t.Fatalf("waiting for %s: not there after %s\nbot output:\n%s", what, timeout, tail(bots[mainBot].Output(), 40))
+	return nil
+}
+
+// mBody is an event's body, "" when it has none.
+func mBody(e *event.Event) string {
+	s, _ := e.Content.Raw["body"].(string)
+	return s
+}
+
+// mReplaces is the event e edits (m.replace), or "".
+func mReplaces(e *event.Event) id.EventID {
+	rel, _ := e.Content.Raw["m.relates_to"].(map[string]any)
+	if rel["rel_type"] != "m.replace" {
+		return ""
+	}
+	s, _ := rel["event_id"].(string)
+	return id.EventID(s)
+}
+
+// TestMatrixCleanupProgressEdits: a cleanup confirmed on Matrix says it
+// started, reports its progress in one notice that it edits (m.replace)
+// as it goes, and posts its result as a new message mentioning the caller.
+func TestMatrixCleanupProgressEdits(t *testing.T) {
+	fx := sandbox.DefaultCleanupFixture()
+	bldAddBuildroot(t, fx.ActiveID, 1)
+	bldAddBuildroot(t, fx.ExpiredID, 3)
+	bldCleanup(t, bldBuilder, fx.RemoveScript()+bldStartServices())
+	bldExec(t, bldBuilder, fx.Script())
+
+	alice := matrixJoin(t, "alice")
+	self := id.UserID("@kojibot:" + matrixhs.ServerName)
+	plan := alice.say("cleanup " + bldBuilder)
+	var token string
+	alice.roomEvents(replyTimeout, "the confirmation of the cleanup", func(e *event.Event) bool {
+		if e.Sender != self || replyTo(e) != plan {
+			return false
+		}
+		if b := mBody(e); strings.Contains(b, "error:") || strings.Contains(b, "denied:") {
+			t.Fatalf("cleanup: %s", b)
+		}
+		if m := bldTokenRe.FindStringSubmatch(mBody(e)); m != nil {
+			token = m[1]
+			return true
+		}
+		return false
+	})
+	confirm := alice.say("confirm " + token)
+	started := regexp.MustCompile(`job ([0-9]+) started: cleanup ` + regexp.QuoteMeta(bldBuilder))
+	var job string
+	es := alice.roomEvents(3*replyTimeout, "the end of the cleanup job", func(e *event.Event) bool {
+		if e.Sender != self {
+			return false
+		}
+		if m := started.FindStringSubmatch(mBody(e)); m != nil && replyTo(e) == confirm {
+			job = m[1]
+		}
+		b := mBody(e)
+		return job != "" && replyTo(e) == confirm && (strings.Contains(b, "job "+job+" (cleanup") || strings.Contains(b, "job "+job+" cancelled"))
+	})
+	// Give late events, if any, time to arrive.
+	es = append(es, alice.botNoticesFor(3*time.Second)...)
+	var progress, results []*event.Event
+	for _, e := range es {
+		if e.Sender != self || replyTo(e) != confirm {
+			continue
+		}
+		switch b := mBody(e); {
+		case started.MatchString(b):
+		case strings.Contains(b, "job "+job+" (cleanup "+bldBuilder+") done in "):
+			results = append(results, e)
+		default:
+			progress = append(progress, e)
+		}
+	}
+	if len(results) != 1 {
+		t.Fatalf("%d result messages, want 1", len(results))
+	}
+	if m, _ := results[0].Content.Raw["m.mentions"].(map[string]any); fmt.Sprint(m["user_ids"]) != "[@alice:fedora.im]" {
+		t.Errorf("the result mentions %v, want alice", results[0].Content.Raw["m.mentions"])
+	}
+	if len(progress) != 1 {
+		var bodies []string
+		for _, e := range progress {
+			bodies = append(bodies, mBody(e))
+		}
+		t.Fatalf("%d progress messages, want 1 edited: %q", len(progress), bodies)
+	}
+	target := progress[0].ID
+	var edits []*event.Event
+	for _, e := range es {
+		if mReplaces(e) == target {
+			edits = append(edits, e)
+		} else if e.Sender == self && mReplaces(e) != "" {
+			t.Errorf("an edit of another event %s: %q", mReplaces(e), mBody(e))
+		}
+	}
+	if len(edits) < 2 {
+		t.Fatalf("%d edits of the progress message %q, want at least 2", len(edits), mBody(progress[0]))
+	}
+	last, _ := edits[len(edits)-1].Content.Raw["m.new_content"].(map[string]any)
+	final, _ := last["body"].(string)
+	bldInOrder(t, strings.Split(final, "\n"), bldBuilder+": stopped kojid, plague-builder",
+		bldBuilder+": removed 7 entries, freed ", bldBuilder+": started kojid, plague-builder again")
+}
+
+// TestMatrixWatchNotifiesBoth: a bot serving an IRC channel and a Matrix
+// room posts a watcher notification (a full shared mount) in both.
+func TestMatrixWatchNotifiesBoth(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const watchUser, watchPassword = "kojiwatch", "watch-password"
+	if _, err := hs.CreateUser(ctx, watchUser, watchPassword); err != nil {
+		t.Fatal(err)
+	}
+	pwFile := filepath.Join(t.TempDir(), "matrix-password")
+	if err := os.WriteFile(pwFile, []byte(watchPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	alice := matrixJoin(t, "alice")
+	keepCheckingIn(t, "")
+	u, _ := watchBot(t, "kojibot-mwatch", map[string]any{"matrix": map[string]any{
+		"homeserver": hs.URL, "user_id": "@" + watchUser + ":" + matrixhs.ServerName, "password_file": pwFile,
+		"rooms": []string{roomAlias}, "notify_room": roomAlias,
+	}})
+	fill := fmt.Sprintf("dd if=/dev/zero of=%s/fill bs=1M count=15 2>/dev/null; sync", sandbox.SharedMount)
+	if out, err := sb.Farm.Exec(sandbox.HubHost, fill); err != nil {
+		t.Fatalf("filling %s: %v %s", sandbox.SharedMount, err, out)
+	}
+	t.Cleanup(func() { _, _ = sb.Farm.Exec(sandbox.HubHost, "rm -f "+sandbox.SharedMount+"/fill") })
+	want := "ALERT shared mount " + sandbox.SharedMount
+	onIRC := waitNotice(t, u, 90*time.Second, want)
+	watcher := id.UserID("@" + watchUser + ":" + matrixhs.ServerName)
+	var onMatrix string
+	alice.roomEvents(90*time.Second, "the notification on Matrix", func(e *event.Event) bool {
+		if e.Sender == watcher && strings.Contains(mBody(e), want) {
+			onMatrix = mBody(e)
+			return true
+		}
+		return false
+	})
+	// The same alert: the same outage draft.
+	draft := regexp.MustCompile(`outage draft o[0-9]+`)
+	if d := draft.FindString(onIRC); d == "" || !strings.Contains(onMatrix, d) {
+		t.Errorf("the notifications differ:\nIRC    %q\nMatrix %q", onIRC, onMatrix)
+	}
 }

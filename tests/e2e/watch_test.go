@@ -38,6 +38,9 @@ func watchBot(t *testing.T, nick string, extra map[string]any) (*user, string) {
 		"http":  map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", port), "public_url": base},
 	}
 	for k, v := range extra {
+		if _, ok := x[k]; !ok {
+			x[k] = map[string]any{}
+		}
 		for kk, vv := range v.(map[string]any) {
 			x[k].(map[string]any)[kk] = vv
 		}

@@ -1,0 +1,39 @@
+package commands
+
+import (
+	"reflect"
+	"testing"
+)
+
+// progressRecorder is an output that tells progress from other replies.
+type progressRecorder struct {
+	sent, progress []string
+}
+
+func (p *progressRecorder) Send(kind Kind, text string) { p.sent = append(p.sent, Format(kind, text)) }
+
+func (p *progressRecorder) SendProgress(jobID string, kind Kind, text string) {
+	p.progress = append(p.progress, jobID+" "+Format(kind, text))
+}
+
+// TestJobOutputProgress: a job's replies reach a ProgressOutput as the
+// job's progress, and any other output through Send; the job's log keeps
+// them either way.
+func TestJobOutputProgress(t *testing.T) {
+	p := &progressRecorder{}
+	j := &Job{ID: "7"}
+	out := jobOutput{out: p, job: j}
+	out.Send(Info, "stopped kojid")
+	out.Send(Error, "deleting x failed\nOperation not permitted")
+	if want := []string{"7 stopped kojid", "7 error: deleting x failed\nOperation not permitted"}; !reflect.DeepEqual(p.progress, want) || len(p.sent) != 0 {
+		t.Errorf("progress %q, sent %q; want progress %q and nothing sent", p.progress, p.sent, want)
+	}
+	if want := []string{"stopped kojid", "error: deleting x failed", "Operation not permitted"}; !reflect.DeepEqual(j.Log(), want) {
+		t.Errorf("log %q, want %q", j.Log(), want)
+	}
+	r := &recorder{}
+	jobOutput{out: r, job: &Job{ID: "8"}}.Send(Info, "plain")
+	if got := r.all(); got != "plain" {
+		t.Errorf("plain output got %q, want the line through Send", got)
+	}
+}
