@@ -122,6 +122,7 @@ func (c *Call) Send(kind Kind, text string) {
 // UserError is an error whose message is fit for the caller as it is.
 type UserError struct{ Msg string }
 
+// Error implements error: the message as it is.
 func (e *UserError) Error() string { return e.Msg }
 
 // Userf makes a UserError.
