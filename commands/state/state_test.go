@@ -256,14 +256,19 @@ func TestKeyValue(t *testing.T) {
 // helperEnv makes the test binary act as a second kojibot process.
 const helperEnv = "KOJIBOT_STATE_HELPER_DIR"
 
-// TestHelperProcess is not a test: run by TestTwoProcesses as the other
-// process. It opens the store, writes jobs and an open entry, says
-// "ready", and waits to be killed.
-func TestHelperProcess(t *testing.T) {
-	dir := os.Getenv(helperEnv)
-	if dir == "" {
-		t.Skip("helper process only")
+// TestMain runs the package's tests, or, when helperEnv is set, acts as
+// the second process of TestTwoProcesses (runHelper) and never returns.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(helperEnv); dir != "" {
+		runHelper(dir)
 	}
+	os.Exit(m.Run())
+}
+
+// runHelper is the other kojibot process of TestTwoProcesses: it opens
+// the store, writes jobs and an open entry, says "ready", and waits to be
+// killed.
+func runHelper(dir string) {
 	ctx := context.Background()
 	s, err := Open(ctx, dir)
 	if err != nil {
@@ -294,7 +299,7 @@ func TestTwoProcesses(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	defer s.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+dir)
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
