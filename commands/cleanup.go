@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
@@ -134,7 +133,7 @@ func nulRecords(out string) ([]string, error) {
 	}
 	if !strings.HasSuffix(out, "\x00") {
 		last := out[strings.LastIndexByte(out, 0)+1:]
-		return nil, fmt.Errorf("%w: last record %q is not NUL-terminated", fleet.ErrOutputTruncated, shorten(last, 80))
+		return nil, fmt.Errorf("%w: last record %q is not NUL-terminated", fleet.ErrOutputTruncated, cutText(last, 80))
 	}
 	var recs []string
 	for _, rec := range strings.Split(strings.TrimSuffix(out, "\x00"), "\x00") {
@@ -144,17 +143,6 @@ func nulRecords(out string) ([]string, error) {
 		recs = append(recs, rec)
 	}
 	return recs, nil
-}
-
-// shorten cuts s to at most n bytes on a UTF-8 boundary, marking the cut.
-func shorten(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
 
 // deletedSuffix is what the kernel appended, escaped, to a mount point
@@ -219,13 +207,13 @@ func parseMounts(text string) ([]mount, error) {
 	}
 	if !strings.HasSuffix(text, "\n") {
 		last := text[strings.LastIndexByte(text, '\n')+1:]
-		return nil, fmt.Errorf("reading /proc/mounts: %w: last line %q has no newline", fleet.ErrOutputTruncated, shorten(last, 80))
+		return nil, fmt.Errorf("reading /proc/mounts: %w: last line %q has no newline", fleet.ErrOutputTruncated, cutText(last, 80))
 	}
 	var out []mount
 	for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
 		fields := strings.Fields(line)
 		if len(fields) != 6 {
-			return nil, fmt.Errorf("reading /proc/mounts: unexpected line %q", shorten(line, 120))
+			return nil, fmt.Errorf("reading /proc/mounts: unexpected line %q", cutText(line, 120))
 		}
 		raw := fields[1]
 		m := mount{Literal: unescapeMount(raw)}
