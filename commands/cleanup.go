@@ -58,7 +58,7 @@ func (e *entry) classify() {
 
 // listEntries lists the direct children of dir on host with their own
 // mtime (symlinks not followed) and their size on this filesystem.
-func listEntries(ctx context.Context, f Fleet, host, dir string) ([]*entry, error) {
+func (d *Dispatcher) listEntries(ctx context.Context, f Fleet, host, dir string) ([]*entry, error) {
 	res, err := f.Run(ctx, host, []string{"find", dir, "-mindepth", "1", "-maxdepth", "1", "-printf", `%T@\t%y\t%f\0`}, fleet.RunOptions{})
 	if err != nil {
 		return nil, err
@@ -94,9 +94,14 @@ func listEntries(ctx context.Context, f Fleet, host, dir string) ([]*entry, erro
 		return nil, nil
 	}
 	// Sizes: du on this filesystem only (-x), not following symlinks.
-	res, err = f.Run(ctx, host, []string{"du", "-axB1", "--max-depth=1", "--null", "--", dir}, fleet.RunOptions{})
+	res, err = f.Run(ctx, host, d.privileged([]string{"du", "-axB1", "--max-depth=1", "--null", "--", dir}, "du", dir), fleet.RunOptions{})
 	if err != nil {
 		return nil, err
+	}
+	if res.ExitCode != 0 && strings.TrimSpace(res.Stdout) == "" {
+		// du prints at least DIR itself: nothing at all is a refusal
+		// (the helper, sudo) or a du that could not start.
+		return nil, fmt.Errorf("sizing %s failed (exit %d): %s", dir, res.ExitCode, lastLine(res.Stderr))
 	}
 	if err := res.Whole("sizing " + dir); err != nil {
 		return nil, err
@@ -268,10 +273,10 @@ func mountsUnder(p string, mounts []mount) []mount {
 // point as /proc/mounts names it and, when that fails for a deleted mount
 // point, by its stripped path, as kojid does. It returns why it failed,
 // or "" once one umount succeeded.
-func unmount(ctx context.Context, f Fleet, host, p string, m mount) (string, error) {
+func (d *Dispatcher) unmount(ctx context.Context, f Fleet, host, p string, m mount) (string, error) {
 	var failed []string
 	for _, target := range m.targets(p) {
-		res, err := f.Run(ctx, host, []string{"umount", "--", target}, fleet.RunOptions{})
+		res, err := f.Run(ctx, host, d.privileged([]string{"umount", "--", target}, "umount", target), fleet.RunOptions{})
 		if err != nil {
 			return "", fmt.Errorf("unmounting %s: %w", target, err)
 		}
@@ -494,7 +499,7 @@ func (d *Dispatcher) planCleanup(ctx context.Context, f Fleet, c *Call, builder 
 	}
 	cutoff := d.deps.Now().Add(-older)
 	for _, dir := range cfg.Cleanup.Dirs {
-		entries, err := listEntries(ctx, f, builder, dir)
+		entries, err := d.listEntries(ctx, f, builder, dir)
 		if errors.Is(err, fleet.ErrOutputTruncated) {
 			return nil, Userf("%s: the listing of %s was cut at the output cap (ssh.max_output): nothing is planned from a cut listing; nothing was done", builder, dir)
 		}
@@ -644,7 +649,7 @@ func (d *Dispatcher) doCleanup(ctx context.Context, f Fleet, c *Call, plan *clea
 			if err := d.journalOpen(c, host, state.KindMount, m.Path); err != nil {
 				return err
 			}
-			failure, err := unmount(ctx, f, host, e.Path, m)
+			failure, err := d.unmount(ctx, f, host, e.Path, m)
 			if err != nil {
 				return err
 			}
@@ -665,7 +670,7 @@ func (d *Dispatcher) doCleanup(ctx context.Context, f Fleet, c *Call, plan *clea
 			skipped = append(skipped, reason+")")
 			continue
 		}
-		res, err := f.Run(ctx, host, []string{"rm", "-rf", "--one-file-system", "--", e.Path}, fleet.RunOptions{})
+		res, err := f.Run(ctx, host, d.privileged([]string{"rm", "-rf", "--one-file-system", "--", e.Path}, "rm", e.Path), fleet.RunOptions{})
 		if err != nil {
 			return fmt.Errorf("deleting %s: %w (removed %d before it)", path.Base(e.Path), err, len(removed))
 		}

@@ -169,7 +169,11 @@ func (d *Dispatcher) runMemory(ctx context.Context, c *Call) error {
 		if err != nil {
 			return err
 		}
-		res, err := f.Run(ctx, xen, []string{"sh", "-c", setMemoryScript, "kojibot-memory", file, newValue, cur, bak}, fleet.RunOptions{})
+		// The helper finds the file in its own xen_config_dir by the
+		// guest's name and names the backup itself.
+		short, _, _ := strings.Cut(builder, ".")
+		argv := d.privileged([]string{"sh", "-c", setMemoryScript, "kojibot-memory", file, newValue, cur, bak}, "xen-memory", short, newValue, cur)
+		res, err := f.Run(ctx, xen, argv, fleet.RunOptions{})
 		if err != nil {
 			return fmt.Errorf("editing %s on %s: %s", file, xen, remoteMessage(err))
 		}
@@ -198,10 +202,15 @@ func (d *Dispatcher) rebootCommand(builder string) (host string, argv []string, 
 	if err != nil {
 		return "", nil, err
 	}
-	if xen == "" {
-		return builder, strings.Fields(d.deps.Config.SSH.RebootCommand), nil
-	}
 	short, _, _ := strings.Cut(builder, ".")
+	switch {
+	case xen == "" && d.usesHelper():
+		return builder, d.privileged(nil, "reboot"), nil
+	case xen == "":
+		return builder, strings.Fields(d.deps.Config.SSH.RebootCommand), nil
+	case d.usesHelper():
+		return xen, d.privileged(nil, "xl-reboot", short), nil
+	}
 	for _, w := range strings.Fields(d.deps.Config.Xen.RebootCommand) {
 		argv = append(argv, strings.ReplaceAll(w, "{guest}", short))
 	}

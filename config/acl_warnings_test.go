@@ -31,3 +31,24 @@ func TestAccountIsFASUserWithFASJSON(t *testing.T) {
 		t.Errorf("static source with account_is_fas_user refused: %v", err)
 	}
 }
+
+// TestWarningsHelperOverridesCommands: with ssh.helper set, a
+// service_command or reboot_command of the operator's own is not used, and
+// check-config says so; the defaults draw nothing.
+func TestWarningsHelperOverridesCommands(t *testing.T) {
+	c := Default()
+	c.SSH.Helper = "sudo -n /usr/local/sbin/kojibot-helper"
+	if ws := c.Warnings(nil); len(ws) != 0 {
+		t.Fatalf("helper with default commands: %v", ws)
+	}
+	c.SSH.ServiceCommand = "sudo /usr/local/bin/svc {action} {service}"
+	c.Xen.RebootCommand = "sudo xl reboot {guest}"
+	ws := c.Warnings(nil)
+	if len(ws) != 2 || ws[0].Key != "ssh.service_command" || ws[1].Key != "xen.reboot_command" || !strings.Contains(ws[0].Problem, "ssh.helper") {
+		t.Fatalf("warnings %v, want ssh.service_command and xen.reboot_command unused", ws)
+	}
+	c.SSH.Helper = ""
+	if ws := c.Warnings(nil); len(ws) != 0 {
+		t.Fatalf("no helper: %v", ws)
+	}
+}

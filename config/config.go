@@ -212,7 +212,16 @@ type SSH struct {
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
 	CommandTimeout time.Duration `mapstructure:"command_timeout"`
 	Parallel       int           `mapstructure:"parallel"`
-	ServiceCommand string        `mapstructure:"service_command"`
+	// Helper (ssh.helper) is the command, split into words, that runs every
+	// privileged step on a machine: `HELPER service ACTION SERVICE`, `du`,
+	// `umount`, `rm`, `xen-memory`, `xl-reboot`, `reboot`
+	// (contrib/kojibot-helper behind `sudo -n`). When it is set,
+	// ServiceCommand, RebootCommand and xen.reboot_command are not used.
+	// Empty (the default) runs those commands, umount, rm and the xen
+	// config edit directly, for sites that log in as root or keep their
+	// own sudo rules.
+	Helper         string `mapstructure:"helper"`
+	ServiceCommand string `mapstructure:"service_command"`
 	// RebootCommand reboots a builder that has no xen host, over SSH.
 	RebootCommand string `mapstructure:"reboot_command"`
 	// RebootWait bounds how long reboot waits for SSH to come back.

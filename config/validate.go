@@ -341,6 +341,18 @@ func (c *Config) validateSSH(v *validator) {
 	v.positive("ssh.command_timeout", s.CommandTimeout)
 	v.atLeast("ssh.parallel", s.Parallel, 1)
 	v.placeholders("ssh.service_command", s.ServiceCommand, "{action}", "{service}")
+	if w := strings.Fields(s.Helper); len(w) > 0 {
+		prog := w[len(w)-1]
+		if !filepath.IsAbs(prog) || filepath.Clean(prog) != prog {
+			v.addf("ssh.helper", "%q does not end with the helper's absolute path; expected e.g. \"sudo -n /usr/local/sbin/kojibot-helper\", or \"\"", s.Helper)
+		}
+		for _, word := range w {
+			if strings.ContainsAny(word, "'\"`$;&|<>(){}*?[]\\") {
+				v.addf("ssh.helper", "%q holds shell syntax (%q); expected plain words such as \"sudo -n /usr/local/sbin/kojibot-helper\"", s.Helper, word)
+				break
+			}
+		}
+	}
 	v.atLeast("ssh.max_output", s.MaxOutput, 1024)
 }
 

@@ -31,6 +31,18 @@ func (c *Config) Warnings(mutating []string) []*KeyError {
 				"so no one may run it; add acl.commands[" + child + "] if someone should",
 		})
 	}
+	if c.SSH.Helper != "" {
+		d := defaults()
+		for _, k := range []struct{ key, value, def string }{
+			{"ssh.service_command", c.SSH.ServiceCommand, d.SSH.ServiceCommand},
+			{"ssh.reboot_command", c.SSH.RebootCommand, d.SSH.RebootCommand},
+			{"xen.reboot_command", c.Xen.RebootCommand, d.Xen.RebootCommand},
+		} {
+			if k.value != k.def {
+				out = append(out, &KeyError{Key: k.key, Problem: "is not used while ssh.helper is set: the helper runs that step; set ssh.helper to \"\" to use it"})
+			}
+		}
+	}
 	if c.HTTP.Listen != "" && !IsLoopbackListen(c.HTTP.Listen) {
 		out = append(out, &KeyError{
 			Key: "http.listen",

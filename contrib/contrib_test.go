@@ -1,8 +1,3 @@
-// Package contrib holds what an operator installs beside the kojibot
-// binary: the systemd unit, its sysusers.d and tmpfiles.d files, the
-// example configuration and the RPM spec. Its tests check each with the
-// program that reads it in production: systemd-analyze, systemd-sysusers,
-// systemd-tmpfiles, systemd's notify protocol and rpmbuild.
 package contrib
 
 import (

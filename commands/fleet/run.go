@@ -164,22 +164,41 @@ func (f *Fleet) runLine(ctx context.Context, host, line, shown string, opts RunO
 	return res, nil
 }
 
-// stop ends a running remote command: SIGKILL through the session (sshd
-// sends it to the session's process group, but refuses for root logins),
-// then `kill -s KILL -- -PID` on the process group in a second session
-// (which works for root too), then closes the session. It waits at most
-// the connect timeout for each step.
+// termGrace is how long stop waits after SIGTERM before SIGKILL.
+const termGrace = 3 * time.Second
+
+// stop ends a running remote command. First SIGTERM, through the session
+// (sshd sends it to the session's process group, but refuses for root
+// logins) and with `kill -s TERM -- -PID` on the process group from a
+// second session: sudo relays SIGTERM to the root command it runs (the
+// helper's rm, umount, systemctl), which the unprivileged login could not
+// signal itself. If the command has not exited after termGrace, SIGKILL
+// the same two ways (which reaches everything the login may signal; a
+// root command behind sudo survives a SIGKILL of sudo), then the session
+// is closed. It waits at most the connect timeout for each step.
 func (f *Fleet) stop(host string, sess *ssh.Session, pid int, waited <-chan error, log *slog.Logger) {
-	_ = sess.Signal(ssh.SIGKILL)
-	if pid > 1 {
+	signal := func(sig ssh.Signal, name string) {
+		_ = sess.Signal(sig)
+		if pid <= 1 {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), f.cfg.ConnectTimeout)
 		defer cancel()
-		if err := f.killGroup(ctx, host, pid); err != nil {
-			log.Warn("could not kill the remote process group; it may still run", "pid", pid, "err", err)
+		if err := f.signalGroup(ctx, host, pid, name); err != nil {
+			log.Warn("could not signal the remote process group; it may still run", "pid", pid, "signal", name, "err", err)
 		}
-	} else {
-		log.Warn("remote PID unknown; only the session was signalled")
 	}
+	if pid <= 1 {
+		log.Warn("remote PID unknown; only the session is signalled")
+	}
+	signal(ssh.SIGTERM, "TERM")
+	select {
+	case <-waited:
+		_ = sess.Close()
+		return
+	case <-time.After(termGrace):
+	}
+	signal(ssh.SIGKILL, "KILL")
 	_ = sess.Close()
 	select {
 	case <-waited:
@@ -187,8 +206,9 @@ func (f *Fleet) stop(host string, sess *ssh.Session, pid int, waited <-chan erro
 	}
 }
 
-// killGroup sends SIGKILL to the process group pgid on host.
-func (f *Fleet) killGroup(ctx context.Context, host string, pgid int) error {
+// signalGroup sends signal name (TERM or KILL) to the process group pgid
+// on host.
+func (f *Fleet) signalGroup(ctx context.Context, host string, pgid int, name string) error {
 	sess, release, err := f.session(ctx, host, f.cfg.ConnectTimeout)
 	if err != nil {
 		return err
@@ -196,7 +216,7 @@ func (f *Fleet) killGroup(ctx context.Context, host string, pgid int) error {
 	defer release()
 	defer sess.Close()
 	done := make(chan error, 1)
-	go func() { done <- sess.Run("kill -s KILL -- -" + strconv.Itoa(pgid) + " 2>/dev/null; true") }()
+	go func() { done <- sess.Run("kill -s " + name + " -- -" + strconv.Itoa(pgid) + " 2>/dev/null; true") }()
 	select {
 	case err := <-done:
 		return err
@@ -425,8 +445,9 @@ func expandService(template, action, service string) (string, error) {
 	return strings.NewReplacer("{action}", qa, "{service}", qs).Replace(template), nil
 }
 
-// Service runs ssh.service_command (default "sudo systemctl {action}
-// {service}") on host for one service. As with Run, a non-zero exit (an
+// Service runs `HELPER service ACTION SERVICE` on host for one service
+// when ssh.helper is set, else ssh.service_command (default "sudo
+// systemctl {action} {service}"). As with Run, a non-zero exit (an
 // inactive service for is-active, a failed start) is in the Result, not an
 // error.
 func (f *Fleet) Service(ctx context.Context, host, action, service string) (Result, error) {
@@ -434,5 +455,22 @@ func (f *Fleet) Service(ctx context.Context, host, action, service string) (Resu
 	if err != nil {
 		return Result{ExitCode: -1}, fmt.Errorf("fleet: %s: %w", f.label(host), err)
 	}
+	if f.UsesHelper() {
+		return f.Run(ctx, host, f.Helper("service", action, service), RunOptions{})
+	}
 	return f.runLine(ctx, host, line, line, RunOptions{})
+}
+
+// UsesHelper reports whether ssh.helper is set: every privileged step then
+// runs as Helper's argv.
+func (f *Fleet) UsesHelper() bool { return len(strings.Fields(f.cfg.Helper)) > 0 }
+
+// Helper returns the argv that runs one privileged step through ssh.helper
+// (for example "sudo -n /usr/local/sbin/kojibot-helper"): its words, then
+// action and args. Run quotes every element. It is meaningful only when
+// UsesHelper.
+func (f *Fleet) Helper(action string, args ...string) []string {
+	argv := strings.Fields(f.cfg.Helper)
+	argv = append(argv, action)
+	return append(argv, args...)
 }

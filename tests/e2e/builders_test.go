@@ -1026,7 +1026,7 @@ func TestReboot(t *testing.T) {
 	before, boot := sb.Reboots(), bldExec(t, bldBuilder, bootID)
 	alice := join(t, mainBot, "alice", "")
 	_, plan, token := bldPlan(alice, "reboot "+bldBuilder)
-	if text := strings.Join(plan, "\n"); !strings.Contains(text, "xl reboot "+bldBuilder+"` on "+sandbox.XenHost) {
+	if text := strings.Join(plan, "\n"); !strings.Contains(text, "kojibot-helper xl-reboot "+bldBuilder+"` on "+sandbox.XenHost) {
 		t.Errorf("plan:\n%s", text)
 	}
 	id, lines := bldConfirmJob(alice, token)

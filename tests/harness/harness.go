@@ -13,8 +13,10 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -86,6 +88,36 @@ func AsUser(cmd *exec.Cmd, name string) error {
 	}
 	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	return nil
+}
+
+// Traversable lets every user reach dir (o+x, never read or write) and
+// each of its parents inside the system's temporary directory, so that an
+// unprivileged account in a test (the bot's SSH user on the sandbox's
+// machines) can run programs and open files below dir that tests put
+// there, as a temporary directory's 0700 would forbid.
+func Traversable(dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Clean(os.TempDir())
+	for d := dir; ; d = filepath.Dir(d) {
+		if d != dir && !strings.HasPrefix(d, tmp+string(filepath.Separator)) {
+			return nil
+		}
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o001); err != nil {
+				return err
+			}
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }
 
 // Chown gives path and everything below it to the named user when root.

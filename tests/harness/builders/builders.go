@@ -28,6 +28,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/fedora-infra/kojibot/config"
+	"github.com/fedora-infra/kojibot/contrib"
 	"github.com/fedora-infra/kojibot/tests/harness"
 )
 
@@ -45,6 +46,15 @@ const (
 	ServiceStateDir = "/run/fakesvc"
 	// DefaultMiB is the size of MockDir and BuildDir when a Spec leaves it 0.
 	DefaultMiB = 64
+	// User is the unprivileged account the farm's client key logs in as on
+	// every machine (root cannot log in over SSH). Its UID and GID exist
+	// only inside the machines.
+	User = "kojibot"
+	// UserID is User's UID and GID inside the machines.
+	UserID = 4242
+	// HelperCommand is ssh.helper for the farm: the contrib helper through
+	// sudo, as in production.
+	HelperCommand = "sudo -n " + contrib.HelperPath
 )
 
 // Spec describes one builder.
@@ -63,6 +73,11 @@ type Spec struct {
 	Services []string
 	// Port is sshd's port; 0 picks a free one.
 	Port int
+	// HelperConf are extra lines for the machine's /etc/kojibot-helper.conf
+	// (for example "xen_config_dir /srv/xen" on a xen host). The farm
+	// writes the rest: the fakesvc stand-in as systemctl, a service line
+	// for each of Services and cleanup_dir lines for MockDir and BuildDir.
+	HelperConf []string
 }
 
 // Farm is a set of running builders. Its methods are safe for concurrent
@@ -97,27 +112,33 @@ func (h *host) addr() string { return net.JoinHostPort(h.ip, strconv.Itoa(h.port
 
 var (
 	ipMu   sync.Mutex
-	nextIP = 2
+	nextIP int // addresses handed out so far, modulo ipCount
 )
 
-// allocIP returns the next 127.0.0.x address (x from 2 to 254) of this process.
+// ipCount is how many addresses allocIP hands out before it starts again:
+// 253 per 127.0.x.0/24 (hosts 2 to 254), for x from 0 to 255.
+const ipCount = 256 * 253
+
+// allocIP returns the next loopback address of this process: 127.0.0.2 to
+// 127.0.0.254 first, then 127.0.1.2 to 127.0.1.254, and so on to
+// 127.0.255.254 (the whole of 127/8 is loopback on Linux), then 127.0.0.2
+// again.
 func allocIP() string {
 	ipMu.Lock()
 	defer ipMu.Unlock()
-	x := nextIP
-	nextIP++
-	if nextIP > 254 {
-		nextIP = 2
-	}
-	return fmt.Sprintf("127.0.0.%d", x)
+	n := nextIP
+	nextIP = (nextIP + 1) % ipCount
+	return fmt.Sprintf("127.0.%d.%d", n/253, 2+n%253)
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // Start writes keys and configuration under dir (which must exist and will
 // hold the builders' files) and starts one sshd per spec. The farm's client
-// key (KeyFile) logs in as root on every builder; KnownHosts lists every
-// builder's host key. When Start fails it stops what it started.
+// key (KeyFile) logs in as User on every builder, never as root; User may
+// run contrib's helper, and nothing else, as root through sudo. KnownHosts
+// lists every builder's host key. When Start fails it stops what it
+// started.
 func Start(ctx context.Context, dir string, specs []Spec) (*Farm, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("builders: must run as root (sshd, unshare, tmpfs mounts)")
@@ -143,6 +164,12 @@ func Start(ctx context.Context, dir string, specs []Spec) (*Farm, error) {
 		return nil, fmt.Errorf("builders: %w", err)
 	}
 	f.svcCommand = fakesvc + " {action} {service}"
+	if err := os.WriteFile(filepath.Join(dir, "bin", "kojibot-helper"), contrib.Helper, 0o755); err != nil {
+		return nil, fmt.Errorf("builders: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sudoers"), contrib.Sudoers, 0o440); err != nil {
+		return nil, fmt.Errorf("builders: %w", err)
+	}
 	if err := keygen(ctx, f.keyFile, "kojibot-test-client"); err != nil {
 		return nil, err
 	}
@@ -181,6 +208,12 @@ func Start(ctx context.Context, dir string, specs []Spec) (*Farm, error) {
 		if h.hostKey, _, _, _, err = ssh.ParseAuthorizedKey(b); err != nil {
 			return nil, fmt.Errorf("builders: %s host key: %w", s.Name, err)
 		}
+		if err := os.WriteFile(filepath.Join(h.dir, "helper.conf"), []byte(f.helperConf(s)), 0o644); err != nil {
+			return nil, fmt.Errorf("builders: %w", err)
+		}
+		if err := os.MkdirAll(filepath.Join(h.dir, "etc-layer"), 0o700); err != nil {
+			return nil, fmt.Errorf("builders: %w", err)
+		}
 		f.hosts[s.Name] = h
 		f.names = append(f.names, s.Name)
 	}
@@ -215,8 +248,9 @@ Port %d
 AddressFamily inet
 HostKey %s
 PidFile none
-AuthorizedKeysFile %s
-PermitRootLogin prohibit-password
+AuthorizedKeysFile .ssh/authorized_keys
+PermitRootLogin no
+AllowUsers %s
 PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -228,17 +262,63 @@ MaxStartups 100:30:200
 PrintMotd no
 PrintLastLog no
 LogLevel DEBUG1
-`, h.spec.Name, h.ip, h.port, filepath.Join(h.dir, "ssh_host_ed25519_key"), filepath.Join(f.dir, "authorized_keys"))
+Subsystem sftp internal-sftp
+`, h.spec.Name, h.ip, h.port, filepath.Join(h.dir, "ssh_host_ed25519_key"), User)
 }
 
-// bootScript runs as the new namespaces' PID 1: it mounts the tmpfs
-// (arguments in pairs: MiB path) and becomes sshd. The test machine's own
-// ~/.bashrc (which Debian's bash reads for every command sshd runs, and
-// which may run slow things like pyenv init) is masked inside the builder,
-// so that builders behave like clean machines.
+// helperConf is a machine's /etc/kojibot-helper.conf.
+func (f *Farm) helperConf(s Spec) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# kojibot test machine %s\nsystemctl %s\ncleanup_dir %s\ncleanup_dir %s\n",
+		s.Name, filepath.Join(f.dir, "bin", "fakesvc"), MockDir, BuildDir)
+	for _, svc := range s.Services {
+		fmt.Fprintf(&b, "service %s\n", svc)
+	}
+	for _, l := range s.HelperConf {
+		b.WriteString(l + "\n")
+	}
+	return b.String()
+}
+
+// bootScript runs as the new namespaces' PID 1. It gives the machine its
+// own /etc (an overlay on the host's, in a tmpfs: the host's files are
+// never touched) with the unprivileged user (see User), the helper's
+// configuration and the sudoers rule of contrib; installs the helper at
+// contrib.HelperPath and the user's home with the client key; mounts the
+// tmpfs (arguments in pairs: MiB path) and becomes sshd. The test
+// machine's own ~/.bashrc (which Debian's bash reads for every command
+// sshd runs as root, and which may run slow things like pyenv init) is
+// masked inside the builder, so that builders behave like clean machines.
 const bootScript = `set -e
-cfg=$1; log=$2; shift 2
+cfg=$1; log=$2; host=$3; farm=$4; user=$5; id=$6; shift 6
 if [ -f "$HOME/.bashrc" ]; then mount --bind /dev/null "$HOME/.bashrc"; fi
+layer=$host/etc-layer
+mount -t tmpfs -o size=8m,mode=0700 tmpfs "$layer"
+mkdir -p "$layer/upper/sudoers.d" "$layer/work"
+grep -v "^$user:" /etc/passwd > "$layer/upper/passwd"
+echo "$user:x:$id:$id:kojibot:/home/$user:/bin/bash" >> "$layer/upper/passwd"
+grep -v "^$user:" /etc/group > "$layer/upper/group"
+echo "$user:x:$id:" >> "$layer/upper/group"
+grep -v "^$user:" /etc/shadow > "$layer/upper/shadow"
+echo "$user:*:20000:0:99999:7:::" >> "$layer/upper/shadow"
+chmod 0644 "$layer/upper/passwd" "$layer/upper/group"
+chmod 0640 "$layer/upper/shadow"
+chgrp shadow "$layer/upper/shadow" 2>/dev/null || true
+cp "$farm/sudoers" "$layer/upper/sudoers.d/kojibot"
+chmod 0440 "$layer/upper/sudoers.d/kojibot"
+cp "$host/helper.conf" "$layer/upper/kojibot-helper.conf"
+chmod 0644 "$layer/upper/kojibot-helper.conf"
+mount -t overlay overlay -o "lowerdir=/etc,upperdir=$layer/upper,workdir=$layer/work" /etc
+helper=` + contrib.HelperPath + `
+mount -t tmpfs -o size=1m,mode=0755 tmpfs "$(dirname "$helper")"
+cp "$farm/bin/kojibot-helper" "$helper"
+chmod 0755 "$helper"
+mount -t tmpfs -o size=1m,mode=0755 tmpfs /home
+mkdir -p "/home/$user/.ssh"
+cp "$farm/authorized_keys" "/home/$user/.ssh/authorized_keys"
+chown -R "$id:$id" "/home/$user"
+chmod 0700 "/home/$user/.ssh"
+chmod 0600 "/home/$user/.ssh/authorized_keys"
 mkdir -p /run/sshd
 while [ $# -gt 0 ]; do
 	mkdir -p "$2"
@@ -290,7 +370,7 @@ func (f *Farm) boot(ctx context.Context, h *host) error {
 	}
 	_ = os.Remove(logPath)
 	args := []string{"--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc",
-		"--", "/bin/sh", "-c", bootScript, "boot", cfgPath, logPath}
+		"--", "/bin/sh", "-c", bootScript, "boot", cfgPath, logPath, h.dir, f.dir, User, strconv.Itoa(UserID)}
 	mounts := map[string]int{MockDir: h.spec.MockMiB, BuildDir: h.spec.BuildMiB, ServiceStateDir: 1}
 	for p, mib := range h.spec.Mounts {
 		mounts[p] = mib
@@ -412,8 +492,8 @@ func (f *Farm) writeClientFiles() error {
 	for _, name := range f.names {
 		h := f.hosts[name]
 		kh.WriteString(knownhosts.Line([]string{h.addr()}, h.hostKey) + "\n")
-		fmt.Fprintf(&sc, "Host %s\n\tHostName %s\n\tPort %d\n\tUser root\n\tIdentityFile %s\n\tUserKnownHostsFile %s\n\tStrictHostKeyChecking yes\n\n",
-			name, h.ip, h.port, f.keyFile, f.knownHosts)
+		fmt.Fprintf(&sc, "Host %s\n\tHostName %s\n\tPort %d\n\tUser %s\n\tIdentityFile %s\n\tUserKnownHostsFile %s\n\tStrictHostKeyChecking yes\n\n",
+			name, h.ip, h.port, User, f.keyFile, f.knownHosts)
 	}
 	if err := os.WriteFile(f.knownHosts, []byte(kh.String()), 0o644); err != nil {
 		return fmt.Errorf("builders: %w", err)
@@ -457,7 +537,7 @@ func (f *Farm) HostKey(name string) ssh.PublicKey {
 	return nil
 }
 
-// KeyFile is the private key that logs in as root on every builder.
+// KeyFile is the private key that logs in as User on every builder.
 func (f *Farm) KeyFile() string { return f.keyFile }
 
 // KnownHosts is a known_hosts file with every builder's host key.
@@ -467,17 +547,19 @@ func (f *Farm) KnownHosts() string { return f.knownHosts }
 // "DIR/bin/fakesvc {action} {service}".
 func (f *Farm) ServiceCommand() string { return f.svcCommand }
 
-// SSH returns an ssh: configuration that reaches the farm: user root, the
-// farm's key and known_hosts, the fakesvc service command and short
-// timeouts fit for tests.
+// SSH returns an ssh: configuration that reaches the farm: user User, the
+// farm's key and known_hosts, every privileged step through the helper
+// (HelperCommand), and short timeouts fit for tests. ServiceCommand is
+// set too (fakesvc, which needs root) for tests of ssh.helper "".
 func (f *Farm) SSH() config.SSH {
 	return config.SSH{
-		User:           "root",
+		User:           User,
 		KeyFile:        f.keyFile,
 		KnownHosts:     f.knownHosts,
 		ConnectTimeout: 5 * time.Second,
 		CommandTimeout: time.Minute,
 		Parallel:       8,
+		Helper:         HelperCommand,
 		ServiceCommand: f.svcCommand,
 		MaxOutput:      1 << 20,
 	}
@@ -542,6 +624,21 @@ func (f *Farm) exec(h *host, script string) (string, error) {
 		return stdout.String(), fmt.Errorf("builders: %s: exec %q: %w: %s", h.spec.Name, script, err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.String(), nil
+}
+
+// ExecCommand is the shell line with which a person at the test machine's
+// root shell runs script as Exec does (nsenter into the builder), or ""
+// when the builder is down.
+func (f *Farm) ExecCommand(name, script string) string {
+	h, err := f.lookup(name)
+	if err != nil {
+		return ""
+	}
+	pid, _, err := f.running(h)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("nsenter -t %d -m -p -- /bin/sh -c '%s'", pid, strings.ReplaceAll(script, "'", `'\''`))
 }
 
 // Service runs fakesvc inside the builder, as the bot's service command

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fedora-infra/kojibot/tests/harness"
 	"github.com/fedora-infra/kojibot/tests/harness/builders"
 )
 
@@ -26,12 +27,14 @@ const (
 // xenbuilder3 is disabled in the xen map, xenbuilder4 has no xen host.
 var Builders = []string{"xenbuilder1", "xenbuilder2", "xenbuilder3", "xenbuilder4"}
 
-// farmSpecs are the machines started for the farm.
-func farmSpecs() []builders.Spec {
+// farmSpecs are the machines started for the farm; binDir holds the xl
+// stand-in the xen host's helper runs.
+func farmSpecs(binDir string) []builders.Spec {
 	specs := []builders.Spec{
 		{Name: HubHost, Mounts: map[string]int{SharedMount: 16}, Services: []string{"httpd", "kojira"}, MockMiB: 4, BuildMiB: 4},
 		{Name: AdminHost, MockMiB: 4, BuildMiB: 4},
-		{Name: XenHost, Mounts: map[string]int{XenConfigDir: 1}, MockMiB: 4, BuildMiB: 4},
+		{Name: XenHost, Mounts: map[string]int{XenConfigDir: 1}, MockMiB: 4, BuildMiB: 4,
+			HelperConf: []string{"xen_config_dir " + XenConfigDir, "xl " + filepath.Join(binDir, "xl")}},
 	}
 	for _, b := range Builders {
 		svcs := []string{"kojid"}
@@ -81,15 +84,27 @@ echo "Rebooting domain $2"
 // xen guest configs.
 func (s *Sandbox) startFarm(ctx context.Context) error {
 	dir := filepath.Join(s.Dir, "farm")
-	var err error
-	if s.Farm, err = builders.Start(ctx, dir, farmSpecs()); err != nil {
+	s.binDir = filepath.Join(s.Dir, "standins", "bin")
+	// The bot logs in as an unprivileged user: the koji stand-in it runs
+	// on the admin host, and its log, must be reachable by that user.
+	if err := harness.Traversable(s.Dir); err != nil {
 		return err
 	}
-	s.binDir = filepath.Join(s.Dir, "standins", "bin")
 	if err := os.MkdirAll(filepath.Join(s.Dir, "standins", "reboot-requests"), 0o755); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(s.binDir, 0o755); err != nil {
+		return err
+	}
+	kojiLog := filepath.Join(s.Dir, "standins", "koji.log")
+	if err := os.WriteFile(kojiLog, nil, 0o666); err != nil {
+		return err
+	}
+	if err := os.Chmod(kojiLog, 0o666); err != nil { // past the umask
+		return err
+	}
+	var err error
+	if s.Farm, err = builders.Start(ctx, dir, farmSpecs(s.binDir)); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(s.binDir, "koji"), []byte(kojiStandIn), 0o755); err != nil {
@@ -176,7 +191,7 @@ func (s *Sandbox) farmConfig() map[string]any {
 		"ssh": map[string]any{
 			"user": ssh.User, "key_file": ssh.KeyFile, "known_hosts": ssh.KnownHosts,
 			"connect_timeout": "5s", "command_timeout": "60s", "parallel": 8,
-			"service_command": ssh.ServiceCommand, "reboot_wait": "3m",
+			"helper": ssh.Helper, "reboot_wait": "3m",
 		},
 		"hosts": hosts,
 		"koji": map[string]any{
@@ -184,9 +199,8 @@ func (s *Sandbox) farmConfig() map[string]any {
 			"command": filepath.Join(s.binDir, "koji"),
 		},
 		"xen": map[string]any{
-			"guests":         map[string]any{"xenbuilder1": XenHost, "xenbuilder2": XenHost, "xenbuilder3": "disabled"},
-			"config_dir":     XenConfigDir,
-			"reboot_command": filepath.Join(s.binDir, "xl") + " reboot {guest}",
+			"guests":     map[string]any{"xenbuilder1": XenHost, "xenbuilder2": XenHost, "xenbuilder3": "disabled"},
+			"config_dir": XenConfigDir,
 		},
 		"disk": map[string]any{
 			"full_percent": 90, "shared_mounts": []string{SharedMount}, "shared_from": HubHost,

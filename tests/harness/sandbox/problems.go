@@ -161,14 +161,11 @@ func (s *Sandbox) SeedProblems(ctx context.Context, db string) error {
 	return nil
 }
 
-// FillSharedCommand is a shell line that pushes SharedMount over
-// disk.full_percent from outside the farm (over SSH as root).
+// FillSharedCommand is a shell line for a person at the machine's root
+// shell that pushes SharedMount over disk.full_percent (root enters the
+// hub's namespaces: nobody logs in to the farm as root).
 func (s *Sandbox) FillSharedCommand() string {
-	ssh := s.Farm.SSH()
-	addr := s.Farm.Address(HubHost)
-	host, port, _ := strings.Cut(addr, ":")
-	return fmt.Sprintf("ssh -i %s -o UserKnownHostsFile=%s -p %s root@%s 'dd if=/dev/zero of=%s/fill bs=1M count=2 status=none'",
-		ssh.KeyFile, ssh.KnownHosts, port, host, SharedMount)
+	return s.Farm.ExecCommand(HubHost, fmt.Sprintf("dd if=/dev/zero of=%s/fill bs=1M count=2 status=none", SharedMount))
 }
 
 // FillShared pushes SharedMount over disk.full_percent.

@@ -1,0 +1,225 @@
+package contrib_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fedora-infra/kojibot/commands/fleet"
+	"github.com/fedora-infra/kojibot/contrib"
+	"github.com/fedora-infra/kojibot/tests/harness/builders"
+)
+
+// helperFarm starts one machine whose /etc/kojibot-helper.conf allows the
+// service kojid, the farm's two cleanup dirs and xen configs in /srv/xen,
+// with Debian's sudo and the sudoers rule of contrib, and a fleet that logs
+// in to it as the unprivileged user.
+func helperFarm(t *testing.T) (*builders.Farm, *fleet.Fleet) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	farm, err := builders.Start(ctx, t.TempDir(), []builders.Spec{{
+		Name: "m1", Services: []string{"kojid", "other"},
+		Mounts:     map[string]int{"/srv/xen": 1, "/mnt/koji": 2},
+		HelperConf: []string{"xen_config_dir /srv/xen"},
+	}})
+	if err != nil {
+		t.Fatalf("farm: %v", err)
+	}
+	t.Cleanup(farm.Stop)
+	// "other" runs but is not the helper's to touch.
+	if out, err := farm.Exec("m1", "sed -i '/^service other$/d' /etc/kojibot-helper.conf"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	f, err := fleet.New(farm.SSH(), farm.Hosts(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	return farm, f
+}
+
+// helper runs the helper on m1 through sudo -n, as the bot does.
+func helper(t *testing.T, f *fleet.Fleet, args ...string) fleet.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := f.Run(ctx, "m1", f.Helper(args[0], args[1:]...), fleet.RunOptions{})
+	if err != nil {
+		t.Fatalf("helper %v: %v", args, err)
+	}
+	return res
+}
+
+// root runs script as root inside m1 (not over SSH) and returns stdout.
+func root(t *testing.T, farm *builders.Farm, script string) string {
+	t.Helper()
+	out, err := farm.Exec("m1", script)
+	if err != nil {
+		t.Fatalf("%s: %v", script, err)
+	}
+	return out
+}
+
+func TestHelperRefusesWhatItsConfigDoesNotAllow(t *testing.T) {
+	farm, f := helperFarm(t)
+	root(t, farm, `set -e
+mkdir -p /var/lib/mock/keep/sub /var/lib/mock/chroot/proc /tmp/outside
+echo precious > /mnt/koji/precious
+ln -s /etc /var/lib/mock/etc-link
+ln -s /mnt/koji /var/lib/mock/koji-link
+printf 'memory = 4096\n' > /srv/xen/g1
+ln -s /etc/passwd /srv/xen/evil`)
+	before := root(t, farm, "ls -la /etc /mnt/koji /var/lib/mock | md5sum; cat /etc/passwd | md5sum")
+
+	refused := [][]string{
+		{"service", "stop", "other"},                // running, not listed for this host
+		{"service", "stop", "sshd"},                 // not listed
+		{"service", "mask", "kojid"},                // not an allowed action
+		{"service", "stop", "kojid;id"},             // not a name
+		{"service", "stop", "-kojid"},               // an option
+		{"service", "stop"},                         // too few
+		{"du", "/etc"},                              // not a cleanup dir
+		{"du", "/var/lib/mock/keep"},                // below one, not one
+		{"du", "/var/lib/mock/etc-link"},            // resolves to /etc
+		{"umount", "/mnt/koji"},                     // not below a cleanup dir
+		{"umount", "/var/lib/mock"},                 // the dir itself
+		{"umount", "/var/lib/mock/../../../etc"},    // .. out of it
+		{"umount", "/var/lib/mock/koji-link"},       // a link out of it
+		{"umount", "relative/path"},                 // not absolute
+		{"rm", "/var/lib/mock"},                     // the dir itself
+		{"rm", "/var/lib/mock/"},                    // the dir itself, spelt another way
+		{"rm", "/var/lib/mock/.."},                  // its parent
+		{"rm", "/var/lib/mock/keep/sub"},            // not a direct child
+		{"rm", "/var/lib/mock/etc-link/passwd"},     // through a link to /etc
+		{"rm", "/var/lib/mock/koji-link/precious"},  // through a link to a shared mount
+		{"rm", "/var/lib/mock/../../../etc/passwd"}, // .. out of it
+		{"rm", "/etc"},                              // plainly outside
+		{"rm", "/var/lib/mock/missing"},             // nothing to remove
+		{"rm", "/var/lib/mock/a", "/etc"},           // one path at a time
+		{"xen-memory", "../etc/passwd", "1024", "4096"},
+		{"xen-memory", "g1", "1024;reboot", "4096"},
+		{"xen-memory", "g1", "1024"},
+		{"xl-reboot", "g1;id"},
+		{"xl-reboot", "-h"},
+		{"reboot", "now"},
+		{"sh", "-c", "id"},
+	}
+	for _, args := range refused {
+		res := helper(t, f, args...)
+		if res.ExitCode != 64 || !strings.Contains(res.Stderr, "kojibot-helper: refused:") {
+			t.Errorf("helper %q: exit %d, stderr %q; want a refusal (64)", args, res.ExitCode, res.Stderr)
+		}
+	}
+	// A symbolic link as the guest config is refused (exit 4), not followed.
+	if res := helper(t, f, "xen-memory", "evil", "1024", "4096"); res.ExitCode != 4 {
+		t.Errorf("xen-memory through a link: exit %d, %q", res.ExitCode, res.Stderr)
+	}
+	if after := root(t, farm, "ls -la /etc /mnt/koji /var/lib/mock | md5sum; cat /etc/passwd | md5sum"); after != before {
+		t.Fatalf("a refused step changed something:\nbefore %s\nafter  %s", before, after)
+	}
+	if got := root(t, farm, "pgrep -fc '^fakesvc:other' || true"); strings.TrimSpace(got) != "1" {
+		t.Fatalf("service other was stopped: %q", got)
+	}
+}
+
+func TestHelperDoesWhatItsConfigAllows(t *testing.T) {
+	farm, f := helperFarm(t)
+	root(t, farm, `set -e
+mkdir -p /var/lib/mock/old/root/proc /var/lib/mock/gone
+head -c 100000 /dev/zero > /var/lib/mock/old/file
+mount -t tmpfs -o size=1m tmpfs /var/lib/mock/old/root/proc
+echo keep > /mnt/koji/keep
+ln -s /mnt/koji /var/lib/mock/link-to-shared
+printf 'name = "g1"\nmemory = 4096\n' > /srv/xen/g1
+chmod 0640 /srv/xen/g1`)
+
+	if res := helper(t, f, "service", "stop", "kojid"); res.ExitCode != 0 {
+		t.Fatalf("stop kojid: %d %q", res.ExitCode, res.Stderr)
+	}
+	if res := helper(t, f, "service", "is-active", "kojid"); res.ExitCode != 3 || strings.TrimSpace(res.Stdout) != "inactive" {
+		t.Fatalf("is-active after stop: %d %q", res.ExitCode, res.Stdout)
+	}
+	if res := helper(t, f, "service", "start", "kojid"); res.ExitCode != 0 {
+		t.Fatalf("start kojid: %d %q", res.ExitCode, res.Stderr)
+	}
+
+	res := helper(t, f, "du", "/var/lib/mock")
+	if res.ExitCode != 0 || !strings.Contains(res.Stdout, "/var/lib/mock/old\x00") {
+		t.Fatalf("du: %d %q %q", res.ExitCode, res.Stdout, res.Stderr)
+	}
+
+	if res := helper(t, f, "umount", "/var/lib/mock/old/root/proc"); res.ExitCode != 0 {
+		t.Fatalf("umount: %d %q", res.ExitCode, res.Stderr)
+	}
+	if m := root(t, farm, "grep -c ' /var/lib/mock/old/root/proc ' /proc/mounts || true"); strings.TrimSpace(m) != "0" {
+		t.Fatalf("still mounted: %q", m)
+	}
+	for _, p := range []string{"/var/lib/mock/old", "/var/lib/mock/link-to-shared", "/var/lib/mock/gone"} {
+		if res := helper(t, f, "rm", p); res.ExitCode != 0 {
+			t.Fatalf("rm %s: %d %q", p, res.ExitCode, res.Stderr)
+		}
+	}
+	if left := root(t, farm, "ls -A /var/lib/mock; cat /mnt/koji/keep"); left != "keep\n" {
+		t.Fatalf("after rm: %q (want an empty /var/lib/mock and the link's target intact)", left)
+	}
+
+	res = helper(t, f, "xen-memory", "g1", "2048", "4096")
+	if res.ExitCode != 0 {
+		t.Fatalf("xen-memory: %d %q", res.ExitCode, res.Stderr)
+	}
+	bak := strings.TrimSpace(res.Stdout)
+	if !strings.HasPrefix(bak, "/srv/xen/g1.kojibot-") {
+		t.Fatalf("backup %q", bak)
+	}
+	got := root(t, farm, "cat /srv/xen/g1; stat -c %a /srv/xen/g1; cat "+bak+"; stat -c %a "+bak)
+	if got != "name = \"g1\"\nmemory = 2048\n640\nname = \"g1\"\nmemory = 4096\n640\n" {
+		t.Fatalf("config and backup:\n%s", got)
+	}
+	// The value moved since the plan: nothing changes, the current value is told.
+	res = helper(t, f, "xen-memory", "g1", "1024", "4096")
+	if res.ExitCode != 6 || strings.TrimSpace(res.Stdout) != "2048" {
+		t.Fatalf("stale xen-memory: %d %q %q", res.ExitCode, res.Stdout, res.Stderr)
+	}
+}
+
+// The helper trusts only a configuration that root alone can change.
+func TestHelperRefusesAWritableConfig(t *testing.T) {
+	farm, f := helperFarm(t)
+	for _, script := range []string{
+		"chmod 0664 /etc/kojibot-helper.conf",
+		"chmod 0646 /etc/kojibot-helper.conf",
+		"chmod 0644 /etc/kojibot-helper.conf; chown " + builders.User + " /etc/kojibot-helper.conf",
+		"rm /etc/kojibot-helper.conf",
+	} {
+		root(t, farm, "touch /etc/kojibot-helper.conf; chown root /etc/kojibot-helper.conf; "+script)
+		if res := helper(t, f, "check"); res.ExitCode != 64 {
+			t.Errorf("after %q: check exit %d, %q; want a refusal", script, res.ExitCode, res.Stderr)
+		}
+	}
+}
+
+// The sudoers rule is valid for Debian's visudo and allows the helper
+// only.
+func TestSudoersRule(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "kojibot")
+	if err := os.WriteFile(file, contrib.Sudoers, 0o440); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("visudo", "-cf", file).CombinedOutput(); err != nil {
+		t.Fatalf("visudo -cf: %v: %s", err, out)
+	}
+	var rules []string
+	for _, l := range strings.Split(string(contrib.Sudoers), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") && !strings.HasPrefix(l, "Defaults") {
+			rules = append(rules, l)
+		}
+	}
+	if len(rules) != 1 || rules[0] != "kojibot ALL=(root) NOPASSWD: "+contrib.HelperPath {
+		t.Fatalf("sudoers rules %q; want only the helper, with no argument pattern", rules)
+	}
+}
