@@ -74,7 +74,9 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Use:   "check-config [--probe]",
 		Short: "validate the configuration and name every problem",
 		Long: "check-config validates the configuration offline. With --probe it also connects to the\n" +
-			"Koji database and checks every privilege the configured commands need, and koji.user.",
+			"Koji database and checks every privilege the configured commands need, and koji.user;\n" +
+			"and logs in to every hosts entry, where ssh.helper must run and allow what the\n" +
+			"configuration asks of that machine (its services, cleanup dirs, xen config dir).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(configPath, stderr)
@@ -86,14 +88,18 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 			}
 			fmt.Fprintf(stdout, "%s: configuration is valid\n", configPath)
 			if probe {
-				if code := runProbe(cmd.Context(), cfg, stdout, stderr); code != 0 {
+				code := runProbe(cmd.Context(), cfg, stdout, stderr)
+				if c := runSSHProbe(cmd.Context(), cfg, stdout, stderr); c != 0 {
+					code = c
+				}
+				if code != 0 {
 					return exitError{code}
 				}
 			}
 			return nil
 		},
 	}
-	checkCmd.Flags().BoolVar(&probe, "probe", false, "also connect to the Koji database and check the privileges")
+	checkCmd.Flags().BoolVar(&probe, "probe", false, "also connect to the Koji database and every host, and check the privileges")
 	root.AddCommand(checkCmd)
 	var as string
 	var yes bool

@@ -29,6 +29,23 @@ func TestCheckConfigProbe(t *testing.T) {
 		t.Fatalf("check-config --probe with the full grants: %v\n%s", err, out)
 	}
 
+	// Every machine of the farm: logged in as the unprivileged user, the
+	// helper runs through sudo and allows what the configuration asks.
+	for _, host := range append([]string{sandbox.HubHost, sandbox.AdminHost, sandbox.XenHost}, sandbox.Builders...) {
+		if want := "ok       ssh " + host + ": logged in as kojibot, helper allows what the configuration needs"; !strings.Contains(string(out), want) {
+			t.Errorf("check-config --probe does not say %q:\n%s", want, out)
+		}
+	}
+	// A service the machine's helper does not allow is named, exit 1.
+	gap := cliConfig(t, "kbprobegap", map[string]any{"hosts": map[string]any{
+		"xenbuilder4": map[string]any{"address": sb.Farm.Address("xenbuilder4"), "services": []string{"kojid", "notallowed"}}}})
+	out, err = exec.CommandContext(ctx, binary, "check-config", "--probe", "--config", gap).CombinedOutput()
+	if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != 1 ||
+		!strings.Contains(string(out), "FAILED   ssh xenbuilder4: its /etc/kojibot-helper.conf does not allow service notallowed") ||
+		strings.Count(string(out), "FAILED") != 1 {
+		t.Errorf("check-config --probe with a service the helper does not allow: %v\n%s", err, out)
+	}
+
 	// Offline without --probe: a database that is not there is not asked.
 	offline := cliConfig(t, "kbprobeoff", map[string]any{"koji": map[string]any{
 		"db": map[string]any{"dsn": "postgres://kojibot@127.0.0.1:1/koji?connect_timeout=1"}}})
