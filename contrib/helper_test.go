@@ -25,7 +25,7 @@ func helperFarm(t *testing.T) (*builders.Farm, *fleet.Fleet) {
 	farm, err := builders.Start(ctx, t.TempDir(), []builders.Spec{{
 		Name: "m1", Services: []string{"kojid", "other"},
 		Mounts:     map[string]int{"/srv/xen": 1, "/mnt/koji": 2},
-		HelperConf: []string{"xen_config_dir /srv/xen"},
+		HelperConf: []string{"xen_config_dir /srv/xen", "guest g1", "guest evil"},
 	}})
 	if err != nil {
 		t.Fatalf("farm: %v", err)
@@ -73,6 +73,7 @@ echo precious > /mnt/koji/precious
 ln -s /etc /var/lib/mock/etc-link
 ln -s /mnt/koji /var/lib/mock/koji-link
 printf 'memory = 4096\n' > /srv/xen/g1
+printf 'memory = 4096\n' > /srv/xen/g2
 ln -s /etc/passwd /srv/xen/evil`)
 	before := root(t, farm, "ls -la /etc /mnt/koji /var/lib/mock | md5sum; cat /etc/passwd | md5sum")
 
@@ -105,6 +106,9 @@ ln -s /etc/passwd /srv/xen/evil`)
 		{"xen-memory", "g1", "1024;reboot", "4096"},
 		{"xen-memory", "g1", "1024"},
 		{"xl-reboot", "g1;id"},
+		{"xl-reboot", "g2"},                  // not a listed guest
+		{"xen-memory", "g2", "1024", "4096"}, // not a listed guest
+		{"reboot"},                           // no "reboot yes"
 		{"xl-reboot", "-h"},
 		{"reboot", "now"},
 		{"sh", "-c", "id"},

@@ -1,12 +1,15 @@
 // Package matrix is kojibot's Matrix transport: it syncs with the
-// homeserver (keeping the sync token in the state store), joins the
-// configured rooms and leaves the others, hands command lines to the same
-// Handler as IRC with the sender's Matrix id as the caller, and answers
-// with m.notice replies that mention the caller.
+// homeserver (keeping the sync token in the state store, with the commands
+// taken from each batch, so that a restart neither runs a command twice
+// nor drops one silently), joins the configured rooms and leaves the
+// others, hands command lines to the same Handler as IRC with the sender's
+// Matrix id as the caller, and answers with m.notice replies that mention
+// the caller.
 package matrix
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
@@ -31,9 +34,36 @@ const PlacePrefix = "matrix:"
 
 // State keys in the state store.
 const (
+	// keySync holds the syncState: the sync token and the commands taken
+	// from the synced batches that have not finished yet.
+	keySync = "matrix.sync"
+	// keyNextBatch is where an earlier version kept the bare sync token;
+	// it is read when keySync is missing.
 	keyNextBatch   = "matrix.next_batch"
 	keyAccessToken = "matrix.access_token" // only when logged in with a password
 )
+
+// syncState is what the store keeps of the sync, in one record so that it
+// is written at once: the token to sync from (next_batch) and the
+// commands taken from the batches up to it that have not finished. It is
+// written before those commands start, so a crash can neither run a
+// command of an earlier batch again (its batch is behind the token) nor
+// lose one silently: those still listed as taken when the bot starts were
+// interrupted, and their callers are told so instead of seeing them run a
+// second time.
+type syncState struct {
+	NextBatch string  `json:"next_batch"`
+	Taken     []taken `json:"taken,omitempty"`
+}
+
+// taken is a command event handed to the Handler and not finished.
+type taken struct {
+	Room   id.RoomID  `json:"room"`
+	Event  id.EventID `json:"event"`
+	Sender id.UserID  `json:"sender"`
+	// Text is the command line without the prefix.
+	Text string `json:"text"`
+}
 
 // Handler runs one command; it is implemented by the commands dispatcher.
 type Handler interface {
@@ -78,7 +108,19 @@ type Bot struct {
 	workers   chan struct{}
 	wg        sync.WaitGroup
 
-	mu         sync.Mutex
+	// saveMu orders the writes of the sync state: each write holds it from
+	// the snapshot to the Put, so the last snapshot is the one stored.
+	saveMu sync.Mutex
+
+	mu      sync.Mutex
+	since   string               // the sync token of the last batch taken
+	running map[id.EventID]taken // commands taken and not finished
+	// interrupted are the commands that were taken and not finished when
+	// the bot last stopped; their callers are told, once.
+	interrupted []taken
+	// tellTries counts the attempts at telling them; after maxTellTries
+	// those left (a room no longer served) are dropped, logged.
+	tellTries  int
 	rooms      map[id.RoomID]bool // configured rooms, joined
 	pending    []string           // configured rooms not joined yet
 	notifyRoom id.RoomID
@@ -113,7 +155,7 @@ func New(opts Options) (*Bot, error) {
 	return &Bot{opts: opts, log: opts.Log, self: id.UserID(opts.Config.UserID),
 		notify: make(chan string, 100), workers: make(chan struct{}, 8),
 		rooms: map[id.RoomID]bool{}, warned: map[id.RoomID]bool{}, encrypted: map[id.RoomID]bool{},
-		seen: map[id.EventID]bool{}}, nil
+		seen: map[id.EventID]bool{}, running: map[id.EventID]taken{}}, nil
 }
 
 // Connected reports whether the last /sync succeeded (for /healthz).
@@ -138,9 +180,16 @@ func (b *Bot) Run(ctx context.Context) error {
 		return err
 	}
 	b.pending = append([]string(nil), b.opts.Config.Rooms...)
-	since, _, err := b.opts.State.Get(ctx, keyNextBatch)
+	st, err := b.loadSync(ctx)
 	if err != nil {
-		return fmt.Errorf("matrix: reading the sync token: %w", err)
+		return err
+	}
+	since := st.NextBatch
+	b.mu.Lock()
+	b.since, b.interrupted = since, st.Taken
+	b.mu.Unlock()
+	if len(st.Taken) > 0 {
+		b.log.Warn("matrix: commands interrupted by the last stop; they are not run again", "count", len(st.Taken))
 	}
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); b.sendNotifications(ctx) }()
@@ -149,6 +198,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	first := since == ""
 	for ctx.Err() == nil {
 		b.joinPending(ctx)
+		b.tellInterrupted(ctx)
 		resp, err := b.cli.SyncRequest(ctx, 30000, since, "", false, event.PresenceOnline)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -167,11 +217,30 @@ func (b *Bot) Run(ctx context.Context) error {
 			b.log.Info("matrix sync up", "user_id", b.self)
 		}
 		bo.reset()
-		b.handleSync(ctx, resp, first)
+		cmds := b.handleSync(ctx, resp, first)
 		first = false
 		since = resp.NextBatch
-		if err := b.opts.State.Put(ctx, keyNextBatch, since); err != nil && ctx.Err() == nil {
-			b.log.Error("matrix: saving the sync token", "error", err)
+		// The token and the commands taken from this batch are stored
+		// before any of them starts.
+		b.mu.Lock()
+		b.since = since
+		for _, c := range cmds {
+			b.running[c.t.Event] = c.t
+		}
+		b.mu.Unlock()
+		if err := b.saveSync(ctx); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			b.log.Error("matrix: saving the sync state; the batch's commands are refused", "error", err)
+			for _, c := range cmds {
+				b.finished(c.t.Event)
+				c.out.Send(commands.Error, "the bot cannot record its Matrix sync position in its state store, so this command was not run (a restart could run it twice); ask again later")
+			}
+			continue
+		}
+		for _, c := range cmds {
+			b.dispatch(ctx, c)
 		}
 	}
 	b.connected.Store(false)
@@ -224,28 +293,55 @@ func (b *Bot) connect(ctx context.Context) error {
 // joinPending joins the configured rooms not joined yet.
 func (b *Bot) joinPending(ctx context.Context) {
 	b.mu.Lock()
-	pending := b.pending
-	b.pending = nil
+	pending := append([]string(nil), b.pending...)
 	b.mu.Unlock()
-	var still []string
 	for _, r := range pending {
-		resp, err := b.cli.JoinRoom(ctx, r, nil)
-		if err != nil {
-			b.log.Warn("matrix: cannot join room yet", "room", r, "error", redactErr(err))
-			still = append(still, r)
-			continue
-		}
-		b.mu.Lock()
-		b.rooms[resp.RoomID] = true
-		if r == b.opts.Config.NotifyRoom || (b.opts.Config.NotifyRoom == "" && b.notifyRoom == "") {
-			b.notifyRoom = resp.RoomID
-		}
-		b.mu.Unlock()
-		b.log.Info("matrix: joined", "room", r, "room_id", resp.RoomID)
+		b.join(ctx, r, r)
+	}
+}
+
+// join joins target (a room id or alias) for entry, a configured room
+// still pending, and records it as served when that works.
+func (b *Bot) join(ctx context.Context, entry, target string) bool {
+	resp, err := b.cli.JoinRoom(ctx, target, nil)
+	if err != nil {
+		b.log.Warn("matrix: cannot join room yet", "room", entry, "error", redactErr(err))
+		return false
 	}
 	b.mu.Lock()
-	b.pending = append(b.pending, still...)
+	b.rooms[resp.RoomID] = true
+	if entry == b.opts.Config.NotifyRoom || (b.opts.Config.NotifyRoom == "" && b.notifyRoom == "") {
+		b.notifyRoom = resp.RoomID
+	}
+	for i, p := range b.pending {
+		if p == entry {
+			b.pending = append(b.pending[:i:i], b.pending[i+1:]...)
+			break
+		}
+	}
 	b.mu.Unlock()
+	b.log.Info("matrix: joined", "room", entry, "room_id", resp.RoomID)
+	return true
+}
+
+// pendingEntry is the configured room, not joined yet, that room is (by
+// its id, or an alias that resolves to it); ok is false when room is not
+// one of them.
+func (b *Bot) pendingEntry(ctx context.Context, room id.RoomID) (entry string, ok bool) {
+	b.mu.Lock()
+	pending := append([]string(nil), b.pending...)
+	b.mu.Unlock()
+	for _, p := range pending {
+		if p == string(room) {
+			return p, true
+		}
+		if strings.HasPrefix(p, "#") {
+			if r, err := b.cli.ResolveAlias(ctx, id.RoomAlias(p)); err == nil && r.RoomID == room {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }
 
 // configured reports whether room is one the bot serves.
@@ -255,12 +351,138 @@ func (b *Bot) configured(room id.RoomID) bool {
 	return b.rooms[room]
 }
 
-// handleSync acts on one /sync answer. On the first sync without a stored
-// token, what was said before the bot started is history and is not acted
-// on.
-func (b *Bot) handleSync(ctx context.Context, resp *mautrix.RespSync, first bool) {
+// loadSync reads the stored sync state (or the bare token an earlier
+// version kept).
+func (b *Bot) loadSync(ctx context.Context) (syncState, error) {
+	var st syncState
+	v, ok, err := b.opts.State.Get(ctx, keySync)
+	if err != nil {
+		return st, fmt.Errorf("matrix: reading the sync state: %w", err)
+	}
+	if ok {
+		if err := json.Unmarshal([]byte(v), &st); err != nil {
+			return st, fmt.Errorf("matrix: the stored sync state is damaged: %w", err)
+		}
+		return st, nil
+	}
+	if st.NextBatch, _, err = b.opts.State.Get(ctx, keyNextBatch); err != nil {
+		return st, fmt.Errorf("matrix: reading the sync token: %w", err)
+	}
+	return st, nil
+}
+
+// saveSync stores the sync token with the commands taken and not finished
+// (those running and those interrupted whose callers were not told yet).
+func (b *Bot) saveSync(ctx context.Context) error {
+	b.saveMu.Lock()
+	defer b.saveMu.Unlock()
+	b.mu.Lock()
+	st := syncState{NextBatch: b.since, Taken: append([]taken(nil), b.interrupted...)}
+	for _, t := range b.running {
+		st.Taken = append(st.Taken, t)
+	}
+	b.mu.Unlock()
+	v, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return b.opts.State.Put(ctx, keySync, string(v))
+}
+
+// finished forgets a command that has finished (or was refused).
+func (b *Bot) finished(evt id.EventID) {
+	b.mu.Lock()
+	delete(b.running, evt)
+	b.mu.Unlock()
+}
+
+// maxTellTries is how many times tellInterrupted tries a caller.
+const maxTellTries = 10
+
+// tellInterrupted tells the callers of the commands interrupted by the
+// last stop that they were not run again. A caller it cannot tell now is
+// tried again before the next sync, up to maxTellTries times.
+func (b *Bot) tellInterrupted(ctx context.Context) {
+	b.mu.Lock()
+	list := b.interrupted
+	b.tellTries++
+	tries := b.tellTries
+	b.mu.Unlock()
+	if len(list) == 0 {
+		return
+	}
+	var left []taken
+	for _, t := range list {
+		if !b.configured(t.Room) {
+			left = append(left, t) // not joined yet
+			continue
+		}
+		b.log.Warn("matrix: telling the caller a command was interrupted", "room_id", t.Room, "event_id", t.Event, "sender", t.Sender, "command", t.Text)
+		caller := t.Sender
+		text := commands.Format(commands.Error, fmt.Sprintf(
+			"interrupted: kojibot stopped before %q finished and will not run it again; check what it did (jobs --all) and ask again if it is still needed", t.Text))
+		if b.send(ctx, t.Room, b.notice(text, t.Event, &caller)) == "" {
+			left = append(left, t)
+		}
+	}
+	if tries >= maxTellTries {
+		for _, t := range left {
+			b.log.Error("matrix: could not tell the caller a command was interrupted; giving up", "room_id", t.Room, "event_id", t.Event, "sender", t.Sender, "command", t.Text)
+		}
+		left = nil
+	}
+	b.mu.Lock()
+	b.interrupted = left
+	b.mu.Unlock()
+	if len(left) < len(list) {
+		if err := b.saveSync(ctx); err != nil && ctx.Err() == nil {
+			b.log.Error("matrix: saving the sync state", "error", err)
+		}
+	}
+}
+
+// command is a command line taken from a room event, to be handed to the
+// Handler.
+type command struct {
+	t   taken
+	req commands.Request
+	out *output
+}
+
+// dispatch runs c on a worker; when it returns, c is no longer taken.
+func (b *Bot) dispatch(ctx context.Context, c command) {
+	select {
+	case b.workers <- struct{}{}:
+	case <-ctx.Done():
+		return // left as taken: the next start says it was interrupted
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		defer func() { <-b.workers }()
+		b.opts.Handler.Handle(ctx, c.req, c.out)
+		b.finished(c.t.Event)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := b.saveSync(sctx); err != nil {
+			b.log.Error("matrix: saving the sync state", "error", err)
+		}
+	}()
+}
+
+// handleSync acts on one /sync answer and returns the commands it holds,
+// in order, not started yet. On the first sync without a stored token,
+// what was said before the bot started is history and is not acted on.
+func (b *Bot) handleSync(ctx context.Context, resp *mautrix.RespSync, first bool) []command {
+	var cmds []command
 	for room := range resp.Rooms.Invite {
 		if b.configured(room) {
+			continue
+		}
+		// An invite to a configured room the bot could not join by itself
+		// (invite-only) is accepted.
+		if entry, ok := b.pendingEntry(ctx, room); ok {
+			b.join(ctx, entry, string(room))
 			continue
 		}
 		b.log.Info("matrix: leaving a room it was invited to but does not serve", "room_id", room)
@@ -284,9 +506,12 @@ func (b *Bot) handleSync(ctx context.Context, resp *mautrix.RespSync, first bool
 			if first && time.UnixMilli(evt.Timestamp).Before(b.started) {
 				continue // history: said before the bot started
 			}
-			b.handleEvent(ctx, room, evt)
+			if c, ok := b.handleEvent(ctx, room, evt); ok {
+				cmds = append(cmds, c)
+			}
 		}
 	}
+	return cmds
 }
 
 // noteState remembers which rooms are encrypted.
@@ -303,10 +528,11 @@ func (b *Bot) noteState(room id.RoomID, evt *event.Event) {
 // it was down, not what was said long before).
 const staleAfter = 2 * time.Minute
 
-// handleEvent runs a command line from a room event.
-func (b *Bot) handleEvent(ctx context.Context, room id.RoomID, evt *event.Event) {
+// handleEvent returns the command line of a room event, if it holds one
+// to run.
+func (b *Bot) handleEvent(ctx context.Context, room id.RoomID, evt *event.Event) (command, bool) {
 	if evt.Sender == b.self {
-		return
+		return command{}, false
 	}
 	b.mu.Lock()
 	dup := b.seen[evt.ID]
@@ -316,8 +542,8 @@ func (b *Bot) handleEvent(ctx context.Context, room id.RoomID, evt *event.Event)
 	b.seen[evt.ID] = true
 	enc := b.encrypted[room]
 	b.mu.Unlock()
-	if dup || time.UnixMilli(evt.Timestamp).Before(b.started.Add(-staleAfter)) {
-		return
+	if dup {
+		return command{}, false
 	}
 	if evt.Type == event.EventEncrypted || (enc && evt.Type != event.EventMessage) {
 		b.mu.Lock()
@@ -327,42 +553,45 @@ func (b *Bot) handleEvent(ctx context.Context, room id.RoomID, evt *event.Event)
 		if !warned {
 			b.send(ctx, room, b.notice("I cannot read encrypted messages: I work only in unencrypted rooms.", "", nil))
 		}
-		return
+		return command{}, false
 	}
 	if evt.Type != event.EventMessage {
-		return
+		return command{}, false
 	}
 	raw := evt.Content.Raw
 	if mt, _ := raw["msgtype"].(string); mt != "m.text" {
-		return
+		return command{}, false
 	}
 	if rel, ok := raw["m.relates_to"].(map[string]any); ok && rel["rel_type"] == "m.replace" {
-		return // an edit: commands are not re-run
+		return command{}, false // an edit: commands are not re-run
 	}
 	body, _ := raw["body"].(string)
 	text, ok := strings.CutPrefix(strings.TrimSpace(body), b.opts.Config.CommandPrefix)
 	if !ok || (text != "" && text[0] != ' ') {
-		return
+		return command{}, false
 	}
-	req := commands.Request{
-		Account:  string(evt.Sender),
-		Nick:     string(evt.Sender),
-		Place:    PlacePrefix + string(room),
-		Text:     strings.TrimSpace(text),
-		Received: time.Now(),
+	text = strings.TrimSpace(text)
+	caller := evt.Sender
+	if sent := time.UnixMilli(evt.Timestamp); sent.Before(b.started.Add(-staleAfter)) {
+		// Said while the bot was down, too long ago to act on now: the
+		// caller is told rather than left waiting.
+		b.log.Info("matrix: not running a command sent long before the start", "room_id", room, "event_id", evt.ID, "sender", caller, "command", text)
+		b.send(ctx, room, b.notice(commands.Format(commands.Error, fmt.Sprintf(
+			"not run: sent %s before kojibot started (it was away); ask again if it is still needed",
+			b.started.Sub(sent).Round(time.Second))), evt.ID, &caller))
+		return command{}, false
 	}
-	out := &output{b: b, room: room, caller: evt.Sender, replyTo: evt.ID}
-	select {
-	case b.workers <- struct{}{}:
-	case <-ctx.Done():
-		return
-	}
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		defer func() { <-b.workers }()
-		b.opts.Handler.Handle(ctx, req, out)
-	}()
+	return command{
+		t: taken{Room: room, Event: evt.ID, Sender: caller, Text: text},
+		req: commands.Request{
+			Account:  string(caller),
+			Nick:     string(caller),
+			Place:    PlacePrefix + string(room),
+			Text:     text,
+			Received: time.Now(),
+		},
+		out: &output{b: b, room: room, caller: caller, replyTo: evt.ID},
+	}, true
 }
 
 // sendNotifications delivers the notifications, retrying while the
@@ -401,11 +630,19 @@ type content struct {
 // notice renders text (already prefixed by its kind) for the caller:
 // capped at max_lines, the rest behind the HTTP link when there is one.
 func (b *Bot) notice(text string, replyTo id.EventID, caller *id.UserID) *content {
+	return b.render(text, replyTo, caller, true)
+}
+
+// render is notice; with page false, a text longer than max_lines is capped
+// without publishing it (a job's progress, published once at its end).
+func (b *Bot) render(text string, replyTo id.EventID, caller *id.UserID, page bool) *content {
 	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
 	if max := b.opts.Config.MaxLines; len(lines) > max {
 		rest := len(lines) - (max - 1)
 		tail := fmt.Sprintf("(%d more lines not shown)", rest)
-		if b.opts.LongOutput != nil {
+		if !page {
+			tail = fmt.Sprintf("(%d more lines so far; all of them when the job ends)", rest)
+		} else if b.opts.LongOutput != nil {
 			if url, ok := b.opts.LongOutput(text); ok {
 				tail = fmt.Sprintf("(%d more lines: %s)", rest, url)
 			}
@@ -461,17 +698,21 @@ type output struct {
 	progress map[string]*progress
 }
 
-// progress is one job's progress message: the lines so far and the event
-// that shows them ("" until it was sent).
+// progress is one job's progress message: the lines so far, the event
+// that shows them ("" until it was sent), and whether it shows them all.
 type progress struct {
 	lines []string
 	event id.EventID
+	// capped is set while the message shows only max_lines of lines: it
+	// is completed (with one long-output page) by the job's result.
+	capped bool
 }
 
 // SendProgress implements commands.ProgressOutput. The first progress line
 // of a job is sent as a notice (replying to the caller's event, without
 // mentioning them); later ones edit it (m.replace) to hold every line so
-// far, capped at max_lines like any reply.
+// far, capped at max_lines. A capped edit publishes no long-output page:
+// the job's result does, once, with a last edit.
 func (o *output) SendProgress(jobID string, kind commands.Kind, text string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -484,7 +725,8 @@ func (o *output) SendProgress(jobID string, kind commands.Kind, text string) {
 		o.progress[jobID] = p
 	}
 	p.lines = append(p.lines, strings.Split(strings.TrimRight(commands.Format(kind, text), "\n"), "\n")...)
-	c := o.b.notice(strings.Join(p.lines, "\n"), o.replyTo, nil)
+	p.capped = len(p.lines) > o.b.opts.Config.MaxLines
+	c := o.b.render(strings.Join(p.lines, "\n"), o.replyTo, nil, false)
 	c.Mentions = &event.Mentions{}
 	if p.event == "" {
 		p.event = o.b.send(context.Background(), o.room, c)
@@ -508,8 +750,23 @@ func (o *output) Send(kind commands.Kind, text string) {
 	o.b.send(context.Background(), o.room, o.b.notice(commands.Format(kind, text), o.replyTo, &o.caller))
 }
 
-// SendResult implements commands.ResultOutput.
-func (o *output) SendResult(kind commands.Kind, text string) { o.Send(kind, text) }
+// SendResult implements commands.ResultOutput. Progress messages capped
+// so far are completed first: one last edit each, with the link to all
+// their lines.
+func (o *output) SendResult(kind commands.Kind, text string) {
+	o.mu.Lock()
+	for _, p := range o.progress {
+		if !p.capped || p.event == "" {
+			continue
+		}
+		p.capped = false
+		c := o.b.notice(strings.Join(p.lines, "\n"), o.replyTo, nil)
+		c.Mentions = &event.Mentions{}
+		o.b.send(context.Background(), o.room, edit(p.event, c))
+	}
+	o.mu.Unlock()
+	o.Send(kind, text)
+}
 
 // retryAfter reports whether err is a 429 and how long to wait.
 func retryAfter(err error) (time.Duration, bool) {

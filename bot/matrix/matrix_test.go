@@ -3,11 +3,13 @@ package matrix
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +33,17 @@ type fakeHS struct {
 	syncStatus func(n int) (status, retryMS int)
 	syncs      []time.Time
 	onSync     func(n int)
+	// syncBody, when set, is the answer to a successful /sync (n from 0,
+	// since the token asked from); the default has no events.
+	syncBody func(n int, since string) string
+	sinces   []string
+	// join, when set, answers a join of target (a room id or alias): a
+	// status (0 is success) and the room id joined.
+	join func(target string) (status int, room string)
+	// aliases resolves room aliases.
+	aliases map[string]string
+	joins   []string
+	leaves  []string
 }
 
 func (f *fakeHS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -59,11 +72,44 @@ func (f *fakeHS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.sends = append(f.sends, c)
 		fmt.Fprintf(w, `{"event_id":"$e%d"}`, len(f.sends))
 	case strings.Contains(r.URL.Path, "/join/"):
-		fmt.Fprint(w, `{"room_id":"!room:test"}`)
+		_, target, _ := strings.Cut(r.URL.Path, "/join/")
+		f.mu.Lock()
+		f.joins = append(f.joins, target)
+		join := f.join
+		f.mu.Unlock()
+		status, room := 0, "!room:test"
+		if join != nil {
+			status, room = join(target)
+		}
+		if status != 0 {
+			w.WriteHeader(status)
+			fmt.Fprint(w, `{"errcode":"M_FORBIDDEN","error":"You are not invited to this room."}`)
+			return
+		}
+		fmt.Fprintf(w, `{"room_id":%q}`, room)
+	case strings.Contains(r.URL.Path, "/directory/room/"):
+		_, alias, _ := strings.Cut(r.URL.Path, "/directory/room/")
+		f.mu.Lock()
+		room, ok := f.aliases[alias]
+		f.mu.Unlock()
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"errcode":"M_NOT_FOUND","error":"no such alias"}`)
+			return
+		}
+		fmt.Fprintf(w, `{"room_id":%q,"servers":["test"]}`, room)
+	case strings.HasSuffix(r.URL.Path, "/leave"):
+		f.mu.Lock()
+		f.leaves = append(f.leaves, r.URL.Path)
+		f.mu.Unlock()
+		fmt.Fprint(w, `{}`)
 	case strings.HasSuffix(r.URL.Path, "/sync"):
 		f.mu.Lock()
 		n := len(f.syncs)
 		f.syncs = append(f.syncs, time.Now())
+		since := r.URL.Query().Get("since")
+		f.sinces = append(f.sinces, since)
+		body := f.syncBody
 		status, retry := 0, 0
 		if f.syncStatus != nil {
 			status, retry = f.syncStatus(n)
@@ -78,6 +124,10 @@ func (f *fakeHS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			select { // a long poll that returns soon
 			case <-r.Context().Done():
 			case <-time.After(20 * time.Millisecond):
+			}
+			if body != nil {
+				fmt.Fprint(w, body(n, since))
+				return
 			}
 			fmt.Fprintf(w, `{"next_batch":"s%d"}`, n+1)
 		case http.StatusTooManyRequests:
@@ -120,14 +170,26 @@ func (nopHandler) Handle(context.Context, commands.Request, commands.Output) {}
 // newTestBot returns a Bot talking to f, connected but not running.
 func newTestBot(t *testing.T, f *fakeHS, maxLines int, backoffMax time.Duration) (*Bot, *memKV) {
 	t.Helper()
+	kv := &memKV{m: map[string]string{}}
+	return newTestBotWith(t, f, kv, nopHandler{}, maxLines, backoffMax, nil), kv
+}
+
+// newTestBotWith is newTestBot with a state store, a handler and a count
+// of the long-output pages published (pages may be nil).
+func newTestBotWith(t *testing.T, f *fakeHS, kv KV, h Handler, maxLines int, backoffMax time.Duration, pages *atomic.Int32) *Bot {
+	t.Helper()
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	kv := &memKV{m: map[string]string{}}
 	b, err := New(Options{
 		Config: config.Matrix{Homeserver: srv.URL, UserID: "@kojibot:test", AccessToken: "tok",
 			Rooms: []string{"!room:test"}, MaxLines: maxLines},
-		Handler: nopHandler{}, State: kv, BackoffMax: backoffMax,
-		LongOutput: func(string) (string, bool) { return "http://web/long/1", true },
+		Handler: h, State: kv, BackoffMax: backoffMax,
+		LongOutput: func(string) (string, bool) {
+			if pages == nil {
+				return "http://web/long/1", true
+			}
+			return fmt.Sprintf("http://web/long/%d", pages.Add(1)), true
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +197,7 @@ func newTestBot(t *testing.T, f *fakeHS, maxLines int, backoffMax time.Duration)
 	if err := b.connect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return b, kv
+	return b
 }
 
 // TestSendHonoursRetryAfter: a send refused with 429 is retried after
@@ -205,7 +267,7 @@ func TestSyncHonoursRetryAfter(t *testing.T) {
 		return 0, 0
 	}}
 	b, kv := newTestBot(t, f, 30, 10*time.Millisecond)
-	runBot(t, b, func() bool { v, _, _ := kv.Get(context.Background(), keyNextBatch); return v != "" })
+	runBot(t, b, func() bool { return storedSync(t, kv).NextBatch != "" })
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.syncs) < 2 {
@@ -214,7 +276,7 @@ func TestSyncHonoursRetryAfter(t *testing.T) {
 	if gap := f.syncs[1].Sub(f.syncs[0]); gap < 1500*time.Millisecond || gap > 3*time.Second {
 		t.Errorf("retried the sync %s after the 429, want retry_after_ms (1.5s)", gap)
 	}
-	if v, _, _ := kv.Get(context.Background(), keyNextBatch); v == "" {
+	if storedSync(t, kv).NextBatch == "" {
 		t.Error("the sync token was not kept")
 	}
 }
@@ -299,7 +361,8 @@ func TestBackoff(t *testing.T) {
 // caller.
 func TestProgressEdits(t *testing.T) {
 	f := &fakeHS{}
-	b, _ := newTestBot(t, f, 3, time.Second)
+	var pages atomic.Int32
+	b := newTestBotWith(t, f, &memKV{m: map[string]string{}}, nopHandler{}, 3, time.Second, &pages)
 	out := &output{b: b, room: "!room:test", caller: "@alice:test", replyTo: "$cmd"}
 	var o commands.Output = out
 	p, ok := o.(commands.ProgressOutput)
@@ -315,8 +378,8 @@ func TestProgressEdits(t *testing.T) {
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.sends) != 6 {
-		t.Fatalf("%d events sent, want 6:\n%v", len(f.sends), f.sends)
+	if len(f.sends) != 7 {
+		t.Fatalf("%d events sent, want 7:\n%v", len(f.sends), f.sends)
 	}
 	first := f.sends[0]
 	if first["msgtype"] != "m.notice" || first["body"] != "a" || replaces(first) != "" || inReplyTo(first) != "$cmd" {
@@ -325,8 +388,13 @@ func TestProgressEdits(t *testing.T) {
 	if m, _ := first["m.mentions"].(map[string]any); m == nil || len(m) != 0 {
 		t.Errorf("first progress event mentions %v, want nobody", first["m.mentions"])
 	}
-	for i, want := range []string{"a\nb", "a\nb\nerror: c", "a\nb\n(2 more lines: http://web/long/1)"} {
+	// Capped progress publishes no page; the result completes it with one.
+	edits := []string{"a\nb", "a\nb\nerror: c", "a\nb\n(2 more lines so far; all of them when the job ends)", "a\nb\n(2 more lines: http://web/long/1)"}
+	for i, want := range edits {
 		e := f.sends[i+1]
+		if i == 3 {
+			e = f.sends[5] // after the other job's message
+		}
 		nc, _ := e["m.new_content"].(map[string]any)
 		if replaces(e) != "$e1" || nc == nil || nc["body"] != want || nc["msgtype"] != "m.notice" || e["body"] != "* "+want {
 			t.Errorf("edit %d: %v, want an m.replace of $e1 with body %q", i+1, e, want)
@@ -338,7 +406,10 @@ func TestProgressEdits(t *testing.T) {
 	if other := f.sends[4]; other["body"] != "other" || replaces(other) != "" {
 		t.Errorf("another job's progress: %v, want its own message", other)
 	}
-	res := f.sends[5]
+	if n := pages.Load(); n != 1 {
+		t.Errorf("%d long-output pages published, want 1 (at the result)", n)
+	}
+	res := f.sends[6]
 	m, _ := res["m.mentions"].(map[string]any)
 	ids, _ := m["user_ids"].([]any)
 	if res["body"] != "@alice:test: job 5 done" || replaces(res) != "" || inReplyTo(res) != "$cmd" || len(ids) != 1 || ids[0] != "@alice:test" {
@@ -366,4 +437,268 @@ func inReplyTo(c map[string]any) id.EventID {
 	irt, _ := relatesTo(c)["m.in_reply_to"].(map[string]any)
 	s, _ := irt["event_id"].(string)
 	return id.EventID(s)
+}
+
+// storedSync is the sync state kept in kv.
+func storedSync(t *testing.T, kv *memKV) syncState {
+	t.Helper()
+	var st syncState
+	v, ok, _ := kv.Get(context.Background(), keySync)
+	if ok {
+		if err := json.Unmarshal([]byte(v), &st); err != nil {
+			t.Fatalf("stored sync state %q: %v", v, err)
+		}
+	}
+	return st
+}
+
+// batch is a /sync answer whose timeline in !room:test holds one command
+// from alice, sent at ts.
+func batch(next, evt, text string, ts time.Time) string {
+	return fmt.Sprintf(`{"next_batch":%q,"rooms":{"join":{"!room:test":{"timeline":{"events":[`+
+		`{"type":"m.room.message","event_id":%q,"sender":"@alice:test","origin_server_ts":%d,`+
+		`"content":{"msgtype":"m.text","body":%q}}]}}}}}`, next, evt, ts.UnixMilli(), "!koji "+text)
+}
+
+// recHandler records the commands it is given; each call runs during(req)
+// first, when set.
+type recHandler struct {
+	mu     sync.Mutex
+	reqs   []commands.Request
+	during func(req commands.Request)
+}
+
+func (h *recHandler) Handle(_ context.Context, req commands.Request, out commands.Output) {
+	h.mu.Lock()
+	h.reqs = append(h.reqs, req)
+	h.mu.Unlock()
+	if h.during != nil {
+		h.during(req)
+	}
+	out.Send(commands.Info, "done: "+req.Text)
+}
+
+func (h *recHandler) calls() []commands.Request {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]commands.Request(nil), h.reqs...)
+}
+
+// sent returns the bodies of the events sent replying to evt.
+func (f *fakeHS) sent(evt id.EventID) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, c := range f.sends {
+		if inReplyTo(c) == evt {
+			b, _ := c["body"].(string)
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// TestCrashWhileRunningNotReplayed: the sync token and the command taken
+// from its batch are stored before the command starts. A bot that dies
+// while the command runs (its store as it was then) starts again from
+// the batch's token: it does not run the command a second time, tells the
+// caller it was interrupted, and then forgets it.
+func TestCrashWhileRunningNotReplayed(t *testing.T) {
+	f := &fakeHS{syncBody: func(n int, since string) string {
+		if since == "" {
+			return batch("s1", "$cmd1", "capacity ppc3 2", time.Now())
+		}
+		return fmt.Sprintf(`{"next_batch":"s%d"}`, n+1)
+	}}
+	kv1 := &memKV{m: map[string]string{}}
+	crashed := &memKV{m: map[string]string{}}
+	var snapshot sync.Once
+	h1 := &recHandler{during: func(commands.Request) {
+		// The process dies here: what the store holds is all that is left.
+		snapshot.Do(func() {
+			kv1.mu.Lock()
+			defer kv1.mu.Unlock()
+			for k, v := range kv1.m {
+				crashed.m[k] = v
+			}
+		})
+	}}
+	b1 := newTestBotWith(t, f, kv1, h1, 30, time.Second, nil)
+	runBot(t, b1, func() bool { return len(h1.calls()) > 0 })
+	if n := len(h1.calls()); n != 1 {
+		t.Fatalf("the first bot ran the command %d times, want 1", n)
+	}
+	st := storedSync(t, crashed)
+	if st.NextBatch != "s1" || len(st.Taken) != 1 || st.Taken[0].Event != "$cmd1" || st.Taken[0].Text != "capacity ppc3 2" {
+		t.Fatalf("stored while the command ran: %+v, want token s1 and $cmd1 taken", st)
+	}
+	if after := storedSync(t, kv1); len(after.Taken) != 0 {
+		t.Errorf("after the command finished, still taken: %+v", after.Taken)
+	}
+
+	h2 := &recHandler{}
+	b2 := newTestBotWith(t, f, crashed, h2, 30, time.Second, nil)
+	runBot(t, b2, func() bool { return len(f.sent("$cmd1")) >= 2 && len(storedSync(t, crashed).Taken) == 0 })
+	if n := len(h2.calls()); n != 0 {
+		t.Errorf("after the crash the command ran again (%d times)", n)
+	}
+	replies := f.sent("$cmd1")
+	if len(replies) != 2 || !strings.Contains(replies[1], "interrupted") || !strings.Contains(replies[1], `"capacity ppc3 2"`) ||
+		!strings.HasPrefix(replies[1], "@alice:test: error: ") {
+		t.Errorf("replies to the command: %q, want its result, then one saying it was interrupted", replies)
+	}
+	f.mu.Lock()
+	sinces := append([]string(nil), f.sinces...)
+	f.mu.Unlock()
+	if i := len(f.syncs) - 1; i < 1 {
+		t.Fatal("the second bot did not sync")
+	}
+	for _, s := range sinces[1:] {
+		if s == "" {
+			t.Errorf("a sync after the first asked from the start (since %q): %q", s, sinces)
+		}
+	}
+	if st := storedSync(t, crashed); len(st.Taken) != 0 {
+		t.Errorf("still taken after the caller was told: %+v", st.Taken)
+	}
+}
+
+// TestCrashBeforeSaveRunsOnce: a batch whose token was not stored (the bot
+// died between the /sync and the write) comes again from the older token,
+// written by an earlier version as the bare token; its command then runs,
+// once, and is no longer taken when it finishes.
+func TestCrashBeforeSaveRunsOnce(t *testing.T) {
+	sent := time.Now()
+	f := &fakeHS{syncBody: func(n int, since string) string {
+		if since == "s7" {
+			return batch("s8", "$cmd2", "hosts", sent)
+		}
+		return fmt.Sprintf(`{"next_batch":"s%d"}`, n+10)
+	}}
+	kv := &memKV{m: map[string]string{keyNextBatch: "s7"}}
+	h := &recHandler{}
+	b := newTestBotWith(t, f, kv, h, 30, time.Second, nil)
+	runBot(t, b, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.syncs) >= 3
+	})
+	if calls := h.calls(); len(calls) != 1 || calls[0].Text != "hosts" || calls[0].Account != "@alice:test" || calls[0].Place != "matrix:!room:test" {
+		t.Fatalf("commands run: %+v, want hosts once from alice in !room:test", calls)
+	}
+	if st := storedSync(t, kv); st.NextBatch == "" || st.NextBatch == "s7" || len(st.Taken) != 0 {
+		t.Errorf("stored: %+v, want a later token and nothing taken", st)
+	}
+	if got := f.sent("$cmd2"); len(got) != 1 || got[0] != "@alice:test: done: hosts" {
+		t.Errorf("replies: %q", got)
+	}
+}
+
+// TestStaleCommandAnswered: a command sent long before the bot started
+// (while it was away) is not run, and its caller is told.
+func TestStaleCommandAnswered(t *testing.T) {
+	f := &fakeHS{syncBody: func(n int, since string) string {
+		if since == "s1" {
+			return batch("s2", "$old", "restart all", time.Now().Add(-10*time.Minute))
+		}
+		return fmt.Sprintf(`{"next_batch":"s%d"}`, n+10)
+	}}
+	kv := &memKV{m: map[string]string{keySync: `{"next_batch":"s1"}`}}
+	h := &recHandler{}
+	b := newTestBotWith(t, f, kv, h, 30, time.Second, nil)
+	runBot(t, b, func() bool { return len(f.sent("$old")) > 0 })
+	if n := len(h.calls()); n != 0 {
+		t.Errorf("a command sent 10 minutes before the start ran")
+	}
+	if got := f.sent("$old"); len(got) != 1 || !strings.Contains(got[0], "not run: sent 10m") {
+		t.Errorf("replies: %q, want one saying it was not run", got)
+	}
+}
+
+// failingKV is a store whose writes fail once failPut is set.
+type failingKV struct {
+	memKV
+	failPut atomic.Bool
+}
+
+func (k *failingKV) Put(ctx context.Context, key, value string) error {
+	if k.failPut.Load() {
+		return errors.New("disk full")
+	}
+	return k.memKV.Put(ctx, key, value)
+}
+
+// TestUnsavedBatchRefused: when the sync state cannot be stored, the
+// batch's commands are refused (a restart could run them twice), with a
+// reply saying so.
+func TestUnsavedBatchRefused(t *testing.T) {
+	f := &fakeHS{syncBody: func(n int, since string) string {
+		if since == "s1" {
+			return batch("s2", "$cmd3", "capacity ppc3 2", time.Now())
+		}
+		return fmt.Sprintf(`{"next_batch":"s%d"}`, n+10)
+	}}
+	kv := &failingKV{memKV: memKV{m: map[string]string{keySync: `{"next_batch":"s1"}`}}}
+	kv.failPut.Store(true)
+	h := &recHandler{}
+	b := newTestBotWith(t, f, kv, h, 30, time.Second, nil)
+	runBot(t, b, func() bool { return len(f.sent("$cmd3")) > 0 })
+	if n := len(h.calls()); n != 0 {
+		t.Errorf("the command ran without its batch stored")
+	}
+	if got := f.sent("$cmd3"); len(got) != 1 || !strings.Contains(got[0], "error: ") || !strings.Contains(got[0], "not run") {
+		t.Errorf("replies: %q, want an error saying it was not run", got)
+	}
+}
+
+// TestInviteToConfiguredRoomAccepted: a configured room the bot cannot join
+// by itself (invite-only) is joined when the bot is invited to it; an
+// invite to another room is declined.
+func TestInviteToConfiguredRoomAccepted(t *testing.T) {
+	var mu sync.Mutex
+	invited := false
+	f := &fakeHS{
+		aliases: map[string]string{"#priv:test": "!priv:test"},
+		join: func(target string) (int, string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if target == "!priv:test" || (target == "#priv:test" && invited) {
+				return 0, "!priv:test"
+			}
+			return http.StatusForbidden, ""
+		},
+		syncBody: func(n int, since string) string {
+			if n == 1 {
+				mu.Lock()
+				invited = true
+				mu.Unlock()
+				return `{"next_batch":"s2","rooms":{"invite":{"!priv:test":{"invite_state":{"events":[]}},"!other:test":{"invite_state":{"events":[]}}}}}`
+			}
+			return fmt.Sprintf(`{"next_batch":"s%d"}`, n+1)
+		},
+	}
+	b := newTestBotWith(t, f, &memKV{m: map[string]string{}}, nopHandler{}, 30, 20*time.Millisecond, nil)
+	b.opts.Config.Rooms = []string{"#priv:test"}
+	runBot(t, b, func() bool {
+		f.mu.Lock()
+		left := len(f.leaves) > 0
+		f.mu.Unlock()
+		return b.configured("!priv:test") && left
+	})
+	if !b.configured("!priv:test") {
+		t.Fatal("the bot did not join the configured room it was invited to")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.joins) < 2 || f.joins[0] != "#priv:test" {
+		t.Errorf("joins %q, want #priv:test tried first", f.joins)
+	}
+	if len(f.leaves) != 1 || !strings.Contains(f.leaves[0], "!other:test") {
+		t.Errorf("left %q, want only !other:test", f.leaves)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.pending) != 0 || b.notifyRoom != "!priv:test" {
+		t.Errorf("pending %q, notify room %q; want none pending and !priv:test", b.pending, b.notifyRoom)
+	}
 }

@@ -15,8 +15,8 @@ import (
 
 // helperView is what `kojibot-helper check` says a machine allows.
 type helperView struct {
-	services, cleanupDirs []string
-	xenConfigDir          string
+	services, cleanupDirs, guests []string
+	xenConfigDir                  string
 }
 
 // parseHelperCheck reads the output of `kojibot-helper check`.
@@ -31,6 +31,8 @@ func parseHelperCheck(out string) helperView {
 		switch key {
 		case "services":
 			v.services = slices.DeleteFunc(words, func(w string) bool { return w == "(none)" })
+		case "guests":
+			v.guests = slices.DeleteFunc(words, func(w string) bool { return w == "(none)" })
 		case "cleanup_dirs":
 			v.cleanupDirs = words
 		case "xen_config_dir":
@@ -74,7 +76,7 @@ func xenHosts(cfg *config.Config) map[string]bool {
 
 // helperGaps lists what the configuration asks of host that its helper
 // does not allow: its services, and on a builder the cleanup dirs, on a
-// xen host xen.config_dir.
+// xen host xen.config_dir and its guests.
 func helperGaps(cfg *config.Config, host string, v helperView, builder, xen bool) []string {
 	var gaps []string
 	for _, s := range cfg.Hosts[host].Services {
@@ -91,6 +93,19 @@ func helperGaps(cfg *config.Config, host string, v helperView, builder, xen bool
 	}
 	if xen && v.xenConfigDir != cfg.Xen.ConfigDir {
 		gaps = append(gaps, "xen_config_dir "+cfg.Xen.ConfigDir)
+	}
+	guests := make([]string, 0, len(cfg.Xen.Guests))
+	for g, x := range cfg.Xen.Guests {
+		if x == host {
+			short, _, _ := strings.Cut(g, ".")
+			guests = append(guests, short)
+		}
+	}
+	slices.Sort(guests)
+	for _, g := range guests {
+		if !slices.Contains(v.guests, g) {
+			gaps = append(gaps, "guest "+g)
+		}
 	}
 	return gaps
 }

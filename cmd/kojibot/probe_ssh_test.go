@@ -29,10 +29,10 @@ func TestHelperGaps(t *testing.T) {
 	if !slices.Equal(got, []string{"service mock-cleaner", "cleanup_dir /srv/build"}) {
 		t.Fatalf("gaps on the builder: %q", got)
 	}
-	if got := helperGaps(cfg, "xen4", parseHelperCheck("services: (none)\nxen_config_dir: /etc/xen\n"), false, true); len(got) != 0 {
+	if got := helperGaps(cfg, "xen4", parseHelperCheck("services: (none)\nxen_config_dir: /etc/xen\nguests: xenbuilder2\n"), false, true); len(got) != 0 {
 		t.Fatalf("gaps on the xen host: %q", got)
 	}
-	if got := helperGaps(cfg, "xen4", parseHelperCheck("services: (none)\nxen_config_dir: (none)\n"), false, true); !slices.Equal(got, []string{"xen_config_dir /etc/xen"}) {
+	if got := helperGaps(cfg, "xen4", parseHelperCheck("services: (none)\nxen_config_dir: (none)\nguests: (none)\n"), false, true); !slices.Equal(got, []string{"xen_config_dir /etc/xen", "guest xenbuilder2"}) {
 		t.Fatalf("xen host without xen_config_dir: %q", got)
 	}
 }

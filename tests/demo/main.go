@@ -1,9 +1,9 @@
 // Command demo runs kojibot on a local sandbox: an InspIRCd + Anope network,
 // PostgreSQL with a Koji database of the SOP's hosts and a FASJSON stand-in,
-// and a farm of sshd builders with the SOP's problems, then prints how to
-// talk to the bot. Ctrl-C stops everything. It is what `make demo` runs;
-// `kojibot-demo tour` (make tour) plays a scripted conversation with it
-// instead and prints the transcript.
+// a farm of sshd builders with the SOP's problems and, when Dendrite builds,
+// a Matrix homeserver, then prints how to talk to the bot. Ctrl-C stops
+// everything. It is what `make demo` runs; `kojibot-demo tour` (make tour)
+// plays a scripted conversation with it instead and prints the transcript.
 package main
 
 import (
@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,7 +39,7 @@ func run() error {
 			return fmt.Errorf("usage: %s [tour]", filepath.Base(os.Args[0]))
 		}
 	}
-	f, err := startFarm(ctx, "kojibot-demo-", false)
+	f, err := startFarm(ctx, "kojibot-demo-", false, true)
 	if err != nil {
 		return err
 	}
@@ -85,6 +86,12 @@ The bot's log: %[6]s; the tour of all this: make tour
 Ctrl-C stops everything.
 `, sandbox.Channel, sb.IRC.Port(), bin, sandbox.Group, cfg, filepath.Join(filepath.Dir(cfg), "kojibot.log"),
 		IrssiCommand(sb.IRC.Port()), sb.FillSharedCommand(), sandbox.FullBuilderPercent, sandbox.SharedPercent)
+	if f.mx != nil {
+		fmt.Print(MatrixHowTo(f.mx))
+	} else {
+		why, _, _ := strings.Cut(f.mxErr.Error(), "\n")
+		fmt.Printf("\nMatrix: not available in this demo (%s); the bot runs on IRC only.\n", why)
+	}
 	select {
 	case <-ctx.Done():
 	case <-waitExit(bot):
@@ -92,6 +99,32 @@ Ctrl-C stops everything.
 	}
 	fmt.Println("\nstopping…")
 	return nil
+}
+
+// demoUsers are the demo's IRC, FAS and Matrix users; alice is in the
+// group, bob is not.
+var demoUsers = map[string]string{"alice": "alice-password", "bob": "bob-password"}
+
+// MatrixHowTo says how to talk to the bot on the demo's homeserver: from
+// any client, or with curl.
+func MatrixHowTo(m *sandbox.Matrix) string {
+	u := m.HS.URL
+	room := strings.ReplaceAll(string(m.RoomID), "!", "%21")
+	login := fmt.Sprintf(`tok=$(curl -s -X POST %s/_matrix/client/v3/login -d '{"type":"m.login.password","identifier":{"type":"m.id.user","user":"alice"},"password":"%s"}' | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')`,
+		u, demoUsers["alice"])
+	send := fmt.Sprintf(`curl -s -X PUT -H "Authorization: Bearer $tok" %s/_matrix/client/v3/rooms/%s/send/m.room.message/demo$(date +%%s%%N) -d '{"msgtype":"m.text","body":"!koji hosts"}'; echo`, u, room)
+	read := fmt.Sprintf(`sleep 2; curl -s -H "Authorization: Bearer $tok" '%s/_matrix/client/v3/rooms/%s/messages?dir=b&limit=3' | grep -o '"body":"[^"]*"'`, u, room)
+	return fmt.Sprintf(`
+Matrix: a Dendrite homeserver at %[1]s, server name fedora.im
+(so @alice:fedora.im is FAS user alice). The bot is @%[2]s:fedora.im in
+%[3]s, where it also posts the watcher's alerts. Point any Matrix
+client (Element, nheko, gomuks, …) at %[1]s, log in as
+alice / %[4]s (or bob / %[5]s, not in %[6]s), join %[3]s
+and say !koji hosts. Or with curl, as alice (already in the room):
+  %[7]s
+  %[8]s
+  %[9]s
+`, u, sandbox.MatrixBotUser, m.RoomAlias, demoUsers["alice"], demoUsers["bob"], sandbox.Group, login, send, read)
 }
 
 // IrssiCommand is one shell line that starts irssi (in a home of its own)
@@ -109,6 +142,10 @@ type farm struct {
 	dir      string
 	bin, cfg string
 	httpBase string
+	// mx is the Matrix homeserver the bot serves too, when it started;
+	// mxErr says why not.
+	mx    *sandbox.Matrix
+	mxErr error
 }
 
 // close stops everything and removes the directory.
@@ -118,10 +155,12 @@ func (f *farm) close() {
 }
 
 // startFarm starts the sandbox with its problems and writes the bot's
-// config (watching every 2s, with an HTTP server for links).
+// config (watching every 2s, with an HTTP server for links). With
+// withMatrix it also starts a Matrix homeserver for the bot; when that
+// fails the farm runs on IRC only and mxErr says why.
 // The tour's bot (fast) connects without the server's flood limits and
 // sends faster, so that the tour fits in a minute.
-func startFarm(ctx context.Context, prefix string, fast bool) (*farm, error) {
+func startFarm(ctx context.Context, prefix string, fast, withMatrix bool) (*farm, error) {
 	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		return nil, err
@@ -132,9 +171,7 @@ func startFarm(ctx context.Context, prefix string, fast bool) (*farm, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: dir,
-		Users:   map[string]string{"alice": "alice-password", "bob": "bob-password"},
-		Members: []string{"alice"}, Farm: true})
+	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: dir, Users: demoUsers, Members: []string{"alice"}, Farm: true})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -160,6 +197,18 @@ func startFarm(ctx context.Context, prefix string, fast bool) (*farm, error) {
 	}
 	if fast {
 		extra["irc"] = map[string]any{"send_rate": 10, "send_burst": 20}
+	}
+	if withMatrix {
+		fmt.Fprintln(os.Stderr, "starting the Matrix homeserver (Dendrite; its first build takes a few minutes) …")
+		mctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		f.mx, f.mxErr = sb.StartMatrix(mctx, demoUsers)
+		cancel()
+		if f.mxErr != nil {
+			fmt.Fprintln(os.Stderr, "demo: no Matrix homeserver, the bot runs on IRC only:", f.mxErr)
+			f.mx = nil
+		} else {
+			extra["matrix"] = f.mx.Section
+		}
 	}
 	f.cfg, err = sb.WriteConfig(ctx, sandbox.BotConfig{Nick: "kojibot", DB: "koji", Lenient: fast, Extra: extra})
 	if err != nil {

@@ -26,7 +26,7 @@ const tourTimeout = 60 * time.Second
 // through the real IRC server as alice (in the FAS group) and bob (not in
 // it), writes the transcript to w as an IRC log, and stops everything.
 func Tour(ctx context.Context, w io.Writer) error {
-	f, err := startFarm(ctx, "kojibot-tour-", true)
+	f, err := startFarm(ctx, "kojibot-tour-", true, false)
 	if err != nil {
 		return err
 	}

@@ -6,14 +6,18 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/fedora-infra/kojibot/tests/harness"
 	"github.com/fedora-infra/kojibot/tests/harness/matrixhs"
 	"github.com/fedora-infra/kojibot/tests/harness/sandbox"
 )
@@ -87,11 +91,42 @@ func matrixLogin(ctx context.Context, user string) (*mautrix.Client, error) {
 	return cli, nil
 }
 
-// mUser is a Matrix user in the bot's room.
+// mUser is a Matrix user in a bot's room: by default the main bot's.
 type mUser struct {
 	t     *testing.T
 	cli   *mautrix.Client
 	since string
+	// room, bot and botName, when set, are the room, the bot's Matrix id
+	// and its name in bots, instead of the main bot's.
+	room    id.RoomID
+	bot     id.UserID
+	botName string
+}
+
+func (u *mUser) roomID() id.RoomID {
+	if u.room != "" {
+		return u.room
+	}
+	return matrixRoom
+}
+
+func (u *mUser) botID() id.UserID {
+	if u.bot != "" {
+		return u.bot
+	}
+	return "@kojibot:" + matrixhs.ServerName
+}
+
+// botOutput is the tail of the bot's output, for a failure.
+func (u *mUser) botOutput() string {
+	name := u.botName
+	if name == "" {
+		name = mainBot
+	}
+	if b := bots[name]; b != nil {
+		return tail(b.Output(), 40)
+	}
+	return ""
 }
 
 func matrixJoin(t *testing.T, user string) *mUser {
@@ -115,7 +150,7 @@ func matrixJoin(t *testing.T, user string) *mUser {
 // say sends "!koji text" and returns the event id.
 func (u *mUser) say(text string) id.EventID {
 	u.t.Helper()
-	resp, err := u.cli.SendText(context.Background(), matrixRoom, "!koji "+text)
+	resp, err := u.cli.SendText(context.Background(), u.roomID(), "!koji "+text)
 	if err != nil {
 		u.t.Fatalf("send: %v", err)
 	}
@@ -137,9 +172,9 @@ func (u *mUser) botNotices(evt id.EventID, n int) []*event.Event {
 			continue
 		}
 		u.since = resp.NextBatch
-		if jr := resp.Rooms.Join[matrixRoom]; jr != nil {
+		if jr := resp.Rooms.Join[u.roomID()]; jr != nil {
 			for _, e := range jr.Timeline.Events {
-				if e.Sender == "@kojibot:"+matrixhs.ServerName && e.Content.Raw["msgtype"] == "m.notice" {
+				if e.Sender == u.botID() && e.Content.Raw["msgtype"] == "m.notice" {
 					got = append(got, e)
 				}
 			}
@@ -148,7 +183,7 @@ func (u *mUser) botNotices(evt id.EventID, n int) []*event.Event {
 			return got
 		}
 	}
-	u.t.Fatalf("waiting for %d replies to %s; got %d\nbot output:\n%s", n, evt, len(got), tail(bots[mainBot].Output(), 40))
+	u.t.Fatalf("waiting for %d replies to %s; got %d\nbot output:\n%s", n, evt, len(got), u.botOutput())
 	return nil
 }
 
@@ -232,9 +267,9 @@ func (u *mUser) botNoticesFor(d time.Duration) []*event.Event {
 			continue
 		}
 		u.since = resp.NextBatch
-		if jr := resp.Rooms.Join[matrixRoom]; jr != nil {
+		if jr := resp.Rooms.Join[u.roomID()]; jr != nil {
 			for _, e := range jr.Timeline.Events {
-				if e.Sender == "@kojibot:"+matrixhs.ServerName {
+				if e.Sender == u.botID() {
 					got = append(got, e)
 				}
 			}
@@ -329,7 +364,7 @@ func (u *mUser) roomEvents(timeout time.Duration, what string, done func(*event.
 		}
 		u.since = resp.NextBatch
 		found := false
-		if jr := resp.Rooms.Join[matrixRoom]; jr != nil {
+		if jr := resp.Rooms.Join[u.roomID()]; jr != nil {
 			for _, e := range jr.Timeline.Events {
 				got = append(got, e)
 				found = found || done(e)
@@ -339,7 +374,7 @@ func (u *mUser) roomEvents(timeout time.Duration, what string, done func(*event.
 			return got
 		}
 	}
-	u.t.Fatalf("waiting for %s: not there after %s\nbot output:\n%s", what, timeout, tail(bots[mainBot].Output(), 40))
+	u.t.Fatalf("waiting for %s: not there after %s\nbot output:\n%s", what, timeout, u.botOutput())
 	return nil
 }
 
@@ -485,4 +520,482 @@ func TestMatrixWatchNotifiesBoth(t *testing.T) {
 	if d := draft.FindString(onIRC); d == "" || !strings.Contains(onMatrix, d) {
 		t.Errorf("the notifications differ:\nIRC    %q\nMatrix %q", onIRC, onMatrix)
 	}
+}
+
+// guestHS is a second Dendrite (fedora.im too) that lets anyone register
+// a guest, with a bot of its own that keeps the Matrix defaults
+// (max_lines 30) and has an HTTP server for long replies.
+type guestHS struct {
+	hs      *matrixhs.Server
+	room    id.RoomID
+	bot     id.UserID
+	webBase string
+}
+
+// startGuestHS starts the second homeserver and its bot until t ends.
+func startGuestHS(t *testing.T) *guestHS {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	h, err := matrixhs.StartWith(ctx, matrixhs.BinDir(), filepath.Join(dir, "dendrite"), matrixhs.Options{Guests: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Stop)
+	g := &guestHS{hs: h, bot: "@kojiguest:" + matrixhs.ServerName}
+	const botPassword, adminPassword = "guest-bot-password", "guest-admin-password"
+	for u, pw := range map[string]string{"kojiguest": botPassword, "opsguest": adminPassword, "alice": "alice-m-password"} {
+		if _, err := h.CreateUser(ctx, u, pw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin := g.login(t, "opsguest", adminPassword)
+	// Guests may join only where m.room.guest_access is can_join.
+	resp, err := admin.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", RoomAliasName: "ops", Name: "ops",
+		InitialState: []*event.Event{{Type: event.StateGuestAccess, StateKey: new(string),
+			Content: event.Content{Parsed: &event.GuestAccessEventContent{GuestAccess: event.GuestAccessCanJoin}}}}})
+	if err != nil {
+		t.Fatalf("create room: %v", err)
+	}
+	g.room = resp.RoomID
+	pwFile := filepath.Join(dir, "matrix-password")
+	if err := os.WriteFile(pwFile, []byte(botPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port, err := harness.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.webBase = fmt.Sprintf("http://127.0.0.1:%d", port)
+	bldStartBot(t, "kojibot-mguest", "#mguest", map[string]any{
+		"matrix": map[string]any{"homeserver": h.URL, "user_id": string(g.bot), "password_file": pwFile,
+			"rooms": []string{"#ops:" + matrixhs.ServerName}},
+		"http": map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", port), "public_url": g.webBase},
+	})
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		var m event.MemberEventContent
+		if err := admin.StateEvent(ctx, g.room, event.StateMember, string(g.bot), &m); err == nil && m.Membership == event.MembershipJoin {
+			return g
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("the bot did not join the room of the second homeserver\n%s", tail(bots["kojibot-mguest"].Output(), 40))
+	return nil
+}
+
+func (g *guestHS) login(t *testing.T, user, password string) *mautrix.Client {
+	t.Helper()
+	cli, err := mautrix.NewClient(g.hs.URL, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Login(context.Background(), &mautrix.ReqLogin{Type: mautrix.AuthTypePassword,
+		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: user},
+		Password:   password, StoreCredentials: true}); err != nil {
+		t.Fatalf("login %s: %v", user, err)
+	}
+	return cli
+}
+
+// join makes cli join the room and returns it as a user there.
+func (g *guestHS) join(t *testing.T, cli *mautrix.Client) *mUser {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := cli.JoinRoom(ctx, string(g.room), nil); err != nil {
+		t.Fatalf("join: %v", err)
+	}
+	resp, err := cli.SyncRequest(ctx, 0, "", "", false, event.PresenceOnline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &mUser{t: t, cli: cli, since: resp.NextBatch, room: g.room, bot: g.bot, botName: "kojibot-mguest"}
+}
+
+// TestMatrixGuestsAndLongReplies runs against a bot with the Matrix
+// defaults on a homeserver that allows guests.
+func TestMatrixGuestsAndLongReplies(t *testing.T) {
+	g := startGuestHS(t)
+
+	// A 40-line reply with max_lines 30 is one message: 29 lines and a
+	// last one linking to the whole reply.
+	t.Run("LongReplyOneMessage", func(t *testing.T) {
+		addHosts(t, 4) // 36 + 4: `hosts` has 40 lines
+		alice := g.join(t, g.login(t, "alice", "alice-m-password"))
+		evt := alice.say("hosts")
+		es := alice.botNotices(evt, 1)
+		es = append(es, alice.botNoticesFor(2*time.Second)...)
+		if n := countReplies(es, evt); n != 1 {
+			t.Fatalf("hosts: %d messages, want 1", n)
+		}
+		var body string
+		for _, e := range es {
+			if replyTo(e) == evt {
+				body = mBody(e)
+			}
+		}
+		lines := strings.Split(body, "\n")
+		if len(lines) != 30 {
+			t.Fatalf("the reply has %d lines, want max_lines (30):\n%s", len(lines), body)
+		}
+		m := regexp.MustCompile(`^\(([0-9]+) more lines: (http://\S+)\)$`).FindStringSubmatch(lines[29])
+		if m == nil || !strings.HasPrefix(m[2], g.webBase+"/") {
+			t.Fatalf("last line %q, want (N more lines: %s/…)", lines[29], g.webBase)
+		}
+		code, page := httpGet(t, m[2])
+		if code != 200 {
+			t.Fatalf("GET %s: %d", m[2], code)
+		}
+		all := strings.Split(strings.TrimRight(page, "\n"), "\n")
+		if len(all) < 40 || fmt.Sprint(len(all)-29) != m[1] {
+			t.Errorf("the page has %d lines; the message says %s more than its 29", len(all), m[1])
+		}
+		for i := 1; i <= 34; i++ {
+			if h := fmt.Sprintf("bkernel%02d.fedoraproject.org", i); !strings.Contains(page, h) {
+				t.Errorf("the page lacks %s", h)
+			}
+		}
+	})
+
+	// A guest (fedora.im, like a FAS user, but registered as a guest) is
+	// never identified: capacity is denied and the database unchanged.
+	t.Run("GuestDenied", func(t *testing.T) {
+		cli, err := mautrix.NewClient(g.hs.URL, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg, _, err := cli.RegisterGuest(context.Background(), &mautrix.ReqRegister[any]{})
+		if err != nil {
+			t.Fatalf("guest registration: %v", err)
+		}
+		cli.UserID, cli.AccessToken = reg.UserID, reg.AccessToken
+		if _, server, _ := strings.Cut(string(reg.UserID), ":"); server != matrixhs.ServerName {
+			t.Fatalf("guest %s is not on %s", reg.UserID, matrixhs.ServerName)
+		}
+		guest := g.join(t, cli)
+		before := snapshot(t, "koji")
+		got := guest.ask("capacity ppc3 8")
+		if !strings.HasPrefix(got, string(reg.UserID)+": denied: ") || !strings.Contains(got, "guests are never identified") {
+			t.Errorf("guest %s: %q, want denied as a guest", reg.UserID, got)
+		}
+		if who := guest.ask("whoami"); strings.Contains(who, "FAS user "+strings.TrimPrefix(strings.Split(string(reg.UserID), ":")[0], "@")) {
+			t.Errorf("whoami of the guest: %q, want no FAS user", who)
+		}
+		if after := snapshot(t, "koji"); after != before {
+			t.Errorf("the database changed after the denial:\nbefore %s\nafter  %s", before, after)
+		}
+	})
+}
+
+// addHosts adds n builders bkernel31… to the koji database until t ends.
+func addHosts(t *testing.T, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var names []string
+	for i := 31; i < 31+n; i++ {
+		name := fmt.Sprintf("bkernel%02d.fedoraproject.org", i)
+		names = append(names, name)
+		if _, err := sb.DBs["koji"].Exec(ctx, `WITH u AS (INSERT INTO users (name, usertype, status) VALUES ($1, 1, 0) RETURNING id),
+			h AS (INSERT INTO host (user_id, name, update_time, task_load, ready) SELECT id, $1, now(), 0, true FROM u RETURNING id)
+			INSERT INTO host_config (host_id, arches, capacity, enabled, create_event, creator_id)
+			SELECT h.id, 'x86_64', 2, true, get_event(), (SELECT id FROM users WHERE name = 'kojiadmin') FROM h`, name); err != nil {
+			t.Fatalf("adding %s: %v", name, err)
+		}
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, q := range []string{
+			`DELETE FROM host_config WHERE host_id IN (SELECT id FROM host WHERE name = ANY($1))`,
+			`DELETE FROM host WHERE name = ANY($1)`,
+			`DELETE FROM users WHERE name = ANY($1)`,
+		} {
+			if _, err := sb.DBs["koji"].Exec(ctx, q, names); err != nil {
+				t.Errorf("removing the hosts: %v", err)
+			}
+		}
+	})
+}
+
+// arrival is a room event and when a client's /sync delivered it.
+type arrival struct {
+	evt *event.Event
+	at  time.Time
+}
+
+// syncEvents long-polls cli's /sync from since until ctx ends and sends
+// every timeline event of room, with its arrival time, to the channel.
+func syncEvents(ctx context.Context, cli *mautrix.Client, since string, room id.RoomID) <-chan arrival {
+	ch := make(chan arrival, 64)
+	go func() {
+		defer close(ch)
+		for ctx.Err() == nil {
+			resp, err := cli.SyncRequest(ctx, 30000, since, "", false, event.PresenceOnline)
+			at := time.Now()
+			if err != nil {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			since = resp.NextBatch
+			if jr := resp.Rooms.Join[room]; jr != nil {
+				for _, e := range jr.Timeline.Events {
+					select {
+					case ch <- arrival{e, at}:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+		}
+	}()
+	return ch
+}
+
+// awaitEvent reads ch until match holds, and returns the arrival time.
+func awaitEvent(b *testing.B, ch <-chan arrival, what string, match func(*event.Event) bool) time.Time {
+	b.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case a, ok := <-ch:
+			if !ok {
+				b.Fatalf("waiting for %s: the sync stopped", what)
+			}
+			if match(a.evt) {
+				return a.at
+			}
+		case <-timeout:
+			b.Fatalf("waiting for %s: nothing after 30s", what)
+		}
+	}
+}
+
+// BenchmarkMatrixReply measures, over 60 tries, the time from a client's
+// "!koji host ppc3" sent to Dendrite to the bot's reply seen by that
+// client's /sync (long-polling), and beside it the Matrix floor: a message
+// of one client seen by another client's /sync on the same homeserver. The
+// bot is built without the race detector. Run:
+// go test -run '^$' -bench MatrixReply -benchtime 1x ./tests/e2e/
+func BenchmarkMatrixReply(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bin, err := sandbox.BuildBinary(b.TempDir(), false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const benchUser, benchPassword = "kojibench", "bench-password"
+	if _, err := hs.CreateUser(ctx, benchUser, benchPassword); err != nil {
+		b.Fatal(err)
+	}
+	alice, err := matrixLogin(ctx, "alice")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bob, err := matrixLogin(ctx, "bob")
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", RoomAliasName: "bench", Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	room := resp.RoomID
+	if _, err := bob.JoinRoom(ctx, string(room), nil); err != nil {
+		b.Fatal(err)
+	}
+	pwFile := filepath.Join(b.TempDir(), "matrix-password")
+	if err := os.WriteFile(pwFile, []byte(benchPassword+"\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	const nick = "kojibot-mbench"
+	botChannel[nick] = "#mbench"
+	path, err := sb.WriteConfig(ctx, sandbox.BotConfig{Nick: nick, DB: "koji", Channel: "#mbench", Lenient: true,
+		Extra: map[string]any{"matrix": map[string]any{"homeserver": hs.URL, "user_id": "@" + benchUser + ":" + matrixhs.ServerName,
+			"password_file": pwFile, "rooms": []string{"#bench:" + matrixhs.ServerName}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bot, err := sb.StartBot(bin, nick, path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bots[nick] = bot
+	defer func() { bot.Stop(); delete(bots, nick) }()
+	self := id.UserID("@" + benchUser + ":" + matrixhs.ServerName)
+	joined := false
+	for deadline := time.Now().Add(2 * time.Minute); !joined && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var m event.MemberEventContent
+		joined = alice.StateEvent(ctx, room, event.StateMember, string(self), &m) == nil && m.Membership == event.MembershipJoin
+	}
+	if !joined {
+		b.Fatalf("the bench bot did not join:\n%s", tail(bot.Output(), 30))
+	}
+	initial := func(cli *mautrix.Client) string {
+		r, err := cli.SyncRequest(ctx, 0, "", "", false, event.PresenceOnline)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return r.NextBatch
+	}
+	aliceEvents := syncEvents(ctx, alice, initial(alice), room)
+	bobEvents := syncEvents(ctx, bob, initial(bob), room)
+	const tries = 60
+	var reply, floor []time.Duration
+	b.ResetTimer()
+	for i := 0; i < tries; i++ {
+		start := time.Now()
+		sent, err := alice.SendText(ctx, room, "!koji host ppc3")
+		if err != nil {
+			b.Fatal(err)
+		}
+		var body string
+		at := awaitEvent(b, aliceEvents, "the reply", func(e *event.Event) bool {
+			body = mBody(e)
+			return e.Sender == self && replyTo(e) == sent.EventID
+		})
+		reply = append(reply, at.Sub(start))
+		if !strings.Contains(body, "ppc3.fedora.redhat.com") || strings.Contains(body, "error:") {
+			b.Fatalf("reply %d: %q", i, body)
+		}
+		start = time.Now()
+		msg, err := alice.SendText(ctx, room, fmt.Sprintf("floor %d", i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		at = awaitEvent(b, bobEvents, "the message at bob", func(e *event.Event) bool { return e.ID == msg.EventID })
+		floor = append(floor, at.Sub(start))
+	}
+	b.StopTimer()
+	pct := func(d []time.Duration, p int) float64 {
+		s := append([]time.Duration(nil), d...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		return float64(s[(len(s)-1)*p/100].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(reply, 50), "reply-p50-ms")
+	b.ReportMetric(pct(reply, 99), "reply-p99-ms")
+	b.ReportMetric(pct(floor, 50), "floor-p50-ms")
+	b.ReportMetric(pct(floor, 99), "floor-p99-ms")
+}
+
+// TestMatrixCrashNotReplayed: a bot killed (SIGKILL) while a command from
+// Matrix runs does not run it again when it starts again from its state
+// store; it tells the caller the command was interrupted, and the
+// database shows no change.
+func TestMatrixCrashNotReplayed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const crashUser, crashPassword, nick = "kojicrash", "crash-password", "kojibot-mcrash"
+	if _, err := hs.CreateUser(ctx, crashUser, crashPassword); err != nil {
+		t.Fatal(err)
+	}
+	pwFile := filepath.Join(t.TempDir(), "matrix-password")
+	if err := os.WriteFile(pwFile, []byte(crashPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	self := id.UserID("@" + crashUser + ":" + matrixhs.ServerName)
+	// Its own prefix in the main bot's room, so that only it answers.
+	bldStartBot(t, nick, "#mcrash", map[string]any{"matrix": map[string]any{
+		"homeserver": hs.URL, "user_id": string(self), "password_file": pwFile,
+		"rooms": []string{roomAlias}, "command_prefix": "!crash"}})
+	path := bots[nick].Config
+	alice := matrixJoin(t, "alice")
+	waitMember(t, self)
+
+	// Hold ppc3's row, so that the bot's capacity waits inside its
+	// transaction.
+	conn, err := pgx.Connect(ctx, sb.DBs["koji"].Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM host WHERE name = 'ppc3.fedora.redhat.com' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, "koji")
+	sent, err := alice.cli.SendText(ctx, matrixRoom, "!crash capacity ppc3 7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := func() int {
+		return query[int](t, "koji", `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
+	}
+	for deadline := time.Now().Add(replyTimeout); waiting() == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the bot's capacity never waited for the row\n%s", tail(bots[nick].Output(), 30))
+		}
+	}
+	if err := syscall.Kill(bots[nick].PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for !bots[nick].Exited() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := sb.StartBot(binary, nick, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bots[nick] = b
+	t.Cleanup(b.Stop)
+	var told string
+	es := alice.roomEvents(2*replyTimeout, "the notice that the command was interrupted", func(e *event.Event) bool {
+		if e.Sender == self && replyTo(e) == sent.EventID && strings.Contains(mBody(e), "interrupted") {
+			told = mBody(e)
+			return true
+		}
+		return false
+	})
+	// The bot works on: a later command is answered; the first never is.
+	later, err := alice.cli.SendText(ctx, matrixRoom, "!crash host ppc3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	es = append(es, alice.roomEvents(replyTimeout, "the answer to a later command", func(e *event.Event) bool {
+		return e.Sender == self && replyTo(e) == later.EventID
+	})...)
+	es = append(es, alice.botNoticesFor(2*time.Second)...)
+	if want := "@alice:fedora.im: error: interrupted: kojibot stopped before \"capacity ppc3 7\" finished"; !strings.HasPrefix(told, want) {
+		t.Errorf("told %q, want prefix %q", told, want)
+	}
+	n := 0
+	for _, e := range es {
+		if e.Sender == self && replyTo(e) == sent.EventID {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d replies to the interrupted command, want 1 (the notice)", n)
+	}
+	if after := snapshot(t, "koji"); after != before {
+		t.Errorf("the database changed: the command ran\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// waitMember waits until user has joined the main Matrix room.
+func waitMember(t *testing.T, user id.UserID) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	admin, err := matrixLogin(ctx, "opsadmin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ctx.Err() == nil {
+		var m event.MemberEventContent
+		if admin.StateEvent(ctx, matrixRoom, event.StateMember, string(user), &m) == nil && m.Membership == event.MembershipJoin {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s did not join %s", user, roomAlias)
 }

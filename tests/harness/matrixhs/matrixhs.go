@@ -92,14 +92,29 @@ type Server struct {
 
 	bin, dir, config string
 	port             int
+	guests           bool
 	mu               sync.Mutex
 	cmd              *exec.Cmd
 	exited           chan struct{}
 	log              *lockedWriter
 }
 
+// Options are what StartWith may change from Start's homeserver.
+type Options struct {
+	// Guests lets anyone register a guest account (POST
+	// /register?kind=guest). Dendrite allows guests only while
+	// registration is open, so this also opens registration without
+	// verification (on the loopback address only).
+	Guests bool
+}
+
 // Start writes a configuration under dir and starts Dendrite from binDir.
 func Start(ctx context.Context, binDir, dir string) (*Server, error) {
+	return StartWith(ctx, binDir, dir, Options{})
+}
+
+// StartWith is Start with opts.
+func StartWith(ctx context.Context, binDir, dir string, opts Options) (*Server, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -110,15 +125,20 @@ func Start(ctx context.Context, binDir, dir string) (*Server, error) {
 	secret := make([]byte, 16)
 	_, _ = rand.Read(secret)
 	s := &Server{bin: binDir, dir: dir, port: port, URL: fmt.Sprintf("http://127.0.0.1:%d", port),
-		SharedSecret: hex.EncodeToString(secret), config: filepath.Join(dir, "dendrite.yaml")}
+		SharedSecret: hex.EncodeToString(secret), config: filepath.Join(dir, "dendrite.yaml"), guests: opts.Guests}
 	gen := exec.CommandContext(ctx, filepath.Join(binDir, "generate-config"), "-ci", "-server", ServerName, "-dir", dir)
 	yaml, err := gen.Output()
 	if err != nil {
 		return nil, fmt.Errorf("matrixhs: generate-config: %w", err)
 	}
 	conf := string(yaml)
+	registration := "registration_disabled: true"
+	if opts.Guests {
+		registration = "registration_disabled: false"
+	}
 	for _, r := range [][2]string{
-		{"registration_disabled: false", "registration_disabled: true"},
+		{"registration_disabled: false", registration},
+		{"guests_disabled: false", fmt.Sprintf("guests_disabled: %t", !opts.Guests)},
 		{"registration_shared_secret: complement", "registration_shared_secret: " + s.SharedSecret},
 		{"in_memory: true\n    disable_tls_validation", "in_memory: false\n    disable_tls_validation"},
 		{"private_key: matrix_key.pem", "private_key: " + filepath.Join(dir, "matrix_key.pem")},
@@ -144,8 +164,11 @@ func Start(ctx context.Context, binDir, dir string) (*Server, error) {
 
 // start runs the dendrite process and waits until it answers.
 func (s *Server) start(ctx context.Context) error {
-	cmd := exec.Command(filepath.Join(s.bin, "dendrite"), "--config", s.config,
-		"--http-bind-address", fmt.Sprintf("127.0.0.1:%d", s.port))
+	args := []string{"--config", s.config, "--http-bind-address", fmt.Sprintf("127.0.0.1:%d", s.port)}
+	if s.guests {
+		args = append(args, "--really-enable-open-registration")
+	}
+	cmd := exec.Command(filepath.Join(s.bin, "dendrite"), args...)
 	cmd.Dir = s.dir
 	log := &lockedWriter{w: &bytes.Buffer{}}
 	cmd.Stdout, cmd.Stderr = log, log

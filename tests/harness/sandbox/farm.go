@@ -34,14 +34,18 @@ func farmSpecs(binDir string) []builders.Spec {
 		{Name: HubHost, Mounts: map[string]int{SharedMount: 16}, Services: []string{"httpd", "kojira"}, MockMiB: 4, BuildMiB: 4},
 		{Name: AdminHost, MockMiB: 4, BuildMiB: 4},
 		{Name: XenHost, Mounts: map[string]int{XenConfigDir: 1}, MockMiB: 4, BuildMiB: 4,
-			HelperConf: []string{"xen_config_dir " + XenConfigDir, "xl " + filepath.Join(binDir, "xl")}},
+			HelperConf: []string{"xen_config_dir " + XenConfigDir, "xl " + filepath.Join(binDir, "xl"), "guest xenbuilder1", "guest xenbuilder2"}},
 	}
 	for _, b := range Builders {
 		svcs := []string{"kojid"}
 		if b == "xenbuilder2" {
 			svcs = append(svcs, "plague-builder")
 		}
-		specs = append(specs, builders.Spec{Name: b, MockMiB: 32, BuildMiB: 16, Services: svcs})
+		spec := builders.Spec{Name: b, MockMiB: 32, BuildMiB: 16, Services: svcs}
+		if b == "xenbuilder4" { // no xen host: rebooted over SSH
+			spec.HelperConf = []string{"reboot yes"}
+		}
+		specs = append(specs, spec)
 	}
 	return specs
 }

@@ -1,8 +1,9 @@
 // Package sandbox assembles the harness's real servers into one local Koji
 // farm for kojibot: an IRC network with services accounts, PostgreSQL with
-// Koji databases, a FASJSON stand-in, sshd builders, and kojibot itself run
-// as a separate process from a config file the sandbox writes. The
-// end-to-end tests and `make demo` both use it.
+// Koji databases, a FASJSON stand-in, sshd builders, on request a Matrix
+// homeserver (StartMatrix), and kojibot itself run as a separate process
+// from a config file the sandbox writes. The end-to-end tests and `make
+// demo` both use it.
 package sandbox
 
 import (
@@ -66,6 +67,8 @@ type Sandbox struct {
 	reboots int
 	// checkins is SeedProblems' check-in loop, which ends with stop.
 	checkins sync.WaitGroup
+	// matrix is StartMatrix's homeserver, stopped by Close.
+	matrix *Matrix
 }
 
 // Start starts IRC (with services), PostgreSQL and FASJSON, and registers
@@ -323,6 +326,12 @@ func (s *Sandbox) Close() {
 	s.checkins.Wait()
 	if s.Farm != nil {
 		s.Farm.Stop()
+	}
+	s.mu.Lock()
+	m := s.matrix
+	s.mu.Unlock()
+	if m != nil {
+		m.HS.Stop()
 	}
 	if s.FASJSON != nil {
 		s.FASJSON.Close()
