@@ -227,3 +227,29 @@ func TestSudoersRule(t *testing.T) {
 		t.Fatalf("sudoers rules %q; want only the helper, with no argument pattern", rules)
 	}
 }
+
+// A site that keeps its own commands (ssh.helper "") still has
+// ssh.service_command run as a template, here a sudo rule of its own that
+// happens to be the helper's service action.
+func TestServiceCommandWithoutHelper(t *testing.T) {
+	farm, _ := helperFarm(t)
+	cfg := farm.SSH()
+	cfg.Helper = ""
+	cfg.ServiceCommand = "sudo -n " + contrib.HelperPath + " service {action} {service}"
+	f, err := fleet.New(cfg, farm.Hosts(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if res, err := f.Service(ctx, "m1", "stop", "kojid"); err != nil || res.ExitCode != 0 {
+		t.Fatalf("stop through service_command: %+v %v", res, err)
+	}
+	if res, err := f.Service(ctx, "m1", "is-active", "kojid"); err != nil || res.ExitCode != 3 {
+		t.Fatalf("is-active after stop: %+v %v", res, err)
+	}
+	if got := root(t, farm, "pgrep -fc '^fakesvc:kojid' || true"); strings.TrimSpace(got) != "0" {
+		t.Fatalf("kojid still runs: %q", got)
+	}
+}
