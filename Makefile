@@ -3,12 +3,16 @@
 SHELL := /bin/bash
 GO ?= go
 # Debian packages the tests and the sandbox start for real.
-DEB_PACKAGES := inspircd anope postgresql openssh-server pdsh util-linux iproute2 procps rpm systemd krb5-kdc krb5-admin-server apache2-bin libapache2-mod-auth-gssapi
-# What `make demo` installs besides: an IRC client to talk to the bot.
-DEMO_PACKAGES := irssi
+DEB_PACKAGES := inspircd anope postgresql openssh-server sudo pdsh util-linux iproute2 procps rpm systemd krb5-kdc krb5-admin-server apache2-bin libapache2-mod-auth-gssapi
+# What `make demo` installs besides: an IRC client to talk to the bot, and
+# curl for its Matrix lines.
+DEMO_PACKAGES := irssi curl
+# What `make bench` installs besides (not `make test`): Limnoria, the peer
+# of the reply-time benchmark.
+BENCH_PACKAGES := limnoria
 GOTESTFLAGS ?= -race -count=1 -timeout 40m
 
-.PHONY: all build test unit deps demo-deps install-packages demo tour fuzz bench bench-disk clean dist
+.PHONY: all build test unit deps demo-deps bench-deps install-packages demo tour fuzz bench bench-go bench-reply bench-disk bench-disk-peers bench-sweep clean dist
 
 all: build
 
@@ -18,6 +22,10 @@ build:
 # deps installs whatever Debian package is missing (needs root; apt-get update once).
 deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_PACKAGES)"
+
+# bench-deps is deps and the benchmarks' peers.
+bench-deps:
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_PACKAGES) $(BENCH_PACKAGES)"
 
 # demo-deps is deps and the demo's IRC client.
 demo-deps:
@@ -56,12 +64,33 @@ tour: deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDispatch -fuzztime 60s ./commands/
 
-bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+# bench: every benchmark, one after the other, each printing its figures
+# beside its peers' and the ratios (README: Benchmarks). Needs root.
+bench: bench-deps
+	@$(MAKE) --no-print-directory bench-reply bench-disk-peers bench-disk bench-sweep bench-go
+
+# bench-reply: `!koji host ppc3` through InspIRCd beside the floor (two
+# clients echoing) and Limnoria's echo. REPLYFLAGS="-tries 2000"
+bench-reply: bench-deps
+	$(GO) run ./tests/bench/reply $(REPLYFLAGS)
+
+# bench-disk-peers: `disk all` over 50 builders, kojibot warm beside pdsh
+# cold and pdsh warm (OpenSSH ControlMaster). PEERFLAGS="-rounds 20"
+bench-disk-peers: bench-deps
+	$(GO) run ./tests/bench/pdshwarm $(PEERFLAGS)
 
 # bench-disk: `disk all` over 50 sshd builders, kojibot (cold and warm) vs pdsh (root). BENCHFLAGS="-rounds 20"
 bench-disk: deps
 	scripts/bench-disk-all.sh $(BENCHFLAGS)
+
+# bench-sweep: a watcher sweep over 500 builders (or as many as memory
+# allows), cold and warm, and the bot's memory. SWEEPFLAGS="-rounds 5"
+bench-sweep: deps
+	$(GO) run ./tests/bench/sweep -builders 500 -parallel 64 $(SWEEPFLAGS)
+
+# bench-go: the Go benchmarks of every package.
+bench-go: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # dist: kojibot-$(VERSION).tar.gz in DISTDIR, the source tree as git sees it
 # (tracked and new files, not ignored ones) with its Go modules vendored, so
