@@ -6,6 +6,9 @@
 # runs tests/bench/diskall with the given flags, e.g.:
 #   scripts/bench-disk-all.sh -rounds 20
 #   scripts/bench-disk-all.sh -builders 100 -parallel 64
+#   scripts/bench-disk-all.sh -subsystem none   # builders without sftp: kojibot falls back to df
+# (The watcher's sweep over 500 builders is tests/bench/sweep:
+#   go run ./tests/bench/sweep -builders 500 -parallel 64 -rounds 10)
 # It must run as root (the builders are sshds in their own namespaces with
 # tmpfs mounts). Every sshd it starts is stopped when it ends, Ctrl-C too.
 set -euo pipefail

@@ -15,6 +15,7 @@ const (
 	MetricSSHDialDuration = "kojibot_ssh_dial_duration_seconds"
 	MetricChecks          = "kojibot_watch_checks_total"
 	MetricFiring          = "kojibot_watch_firing"
+	MetricDiskFallback    = "kojibot_disk_check_fallback_total"
 )
 
 // Metrics are kojibot's Prometheus metrics. Its methods are safe for
@@ -28,6 +29,7 @@ type Metrics struct {
 	dialDur    prometheus.Histogram
 	checks     *prometheus.CounterVec
 	firing     prometheus.Gauge
+	fallbacks  *prometheus.CounterVec
 }
 
 // NewMetrics makes kojibot's metrics and registers them with reg (none
@@ -65,9 +67,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: MetricFiring,
 			Help: "Watcher checks firing now.",
 		}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricDiskFallback,
+			Help: "Disk checks that ran df over SSH because the host offers no statvfs over SFTP, by host and reason (no-sftp-subsystem, no-statvfs-extension, session-refused).",
+		}, []string{"host", "reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.commands, m.commandDur, m.irc, m.dials, m.dialDur, m.checks, m.firing)
+		reg.MustRegister(m.commands, m.commandDur, m.irc, m.dials, m.dialDur, m.checks, m.firing, m.fallbacks)
 	}
 	return m
 }
@@ -122,4 +128,13 @@ func (m *Metrics) SetFiring(n int) {
 		return
 	}
 	m.firing.Set(float64(n))
+}
+
+// DiskFallback counts a disk check of host that ran df instead of statvfs
+// over SFTP, and why.
+func (m *Metrics) DiskFallback(host, reason string) {
+	if m == nil {
+		return
+	}
+	m.fallbacks.WithLabelValues(host, reason).Inc()
 }

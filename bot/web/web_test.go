@@ -281,6 +281,8 @@ func TestMetrics(t *testing.T) {
 	m.SSHDial("xenbuilder3", time.Second, errors.New("refused"))
 	m.CheckRan("disk", "failing")
 	m.SetFiring(3)
+	m.DiskFallback("ppc3", "no-sftp-subsystem")
+	m.DiskFallback("ppc3", "no-sftp-subsystem")
 
 	s := start(t, Options{Gatherer: reg})
 	code, h, body := get(t, s, "/metrics")
@@ -296,7 +298,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("/metrics does not parse: %v\n%s", err, body)
 	}
 	for _, name := range []string{MetricCommands, MetricCommandDuration, MetricIRCConnected, MetricSSHDials,
-		MetricSSHDialDuration, MetricChecks, MetricFiring} {
+		MetricSSHDialDuration, MetricChecks, MetricFiring, MetricDiskFallback} {
 		if families[name] == nil {
 			t.Errorf("/metrics lacks %s", name)
 		}
@@ -340,6 +342,7 @@ func TestMetrics(t *testing.T) {
 		{MetricSSHDialDuration, nil, 2},
 		{MetricChecks, map[string]string{"kind": "disk", "result": "failing"}, 1},
 		{MetricFiring, nil, 3},
+		{MetricDiskFallback, map[string]string{"host": "ppc3", "reason": "no-sftp-subsystem"}, 2},
 	} {
 		if got := value(c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)

@@ -161,6 +161,7 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	defer sys.close()
 	if sys.fleet != nil {
 		sys.fleet.ObserveDials(metrics.SSHDial)
+		sys.fleet.ObserveDiskFallback(metrics.DiskFallback)
 	}
 	// Before serving anything: start what a crashed kojibot left stopped.
 	recovered := recoverJournal(ctx, sys)

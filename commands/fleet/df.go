@@ -23,14 +23,32 @@ type Usage struct {
 	Percent float64
 }
 
-// DiskUsage runs `df -P -B1 -- <paths>` on host and returns one Usage per
-// path, in order. A path df cannot read (missing, not mounted) is left out
-// of the result and named in the returned error; the Usages it could read
+// DiskUsage returns one Usage per path on host, in order, with the figures
+// `df -P -B1 -- <paths>` gives: those of the filesystem holding the path.
+// It reads them with statvfs through the host's persistent SFTP session
+// (the statvfs@openssh.com extension), so no process is started on the
+// host per check; a host whose server lacks the sftp subsystem or the
+// extension runs df over SSH instead (remembered for the connection, and
+// reported to ObserveDiskFallback). Over SFTP, Mount and Filesystem come
+// from the server's /proc/self/mounts, read at most every 10 minutes per
+// session (the longest mount point containing the path; both empty when
+// the table cannot be read).
+//
+// A path that cannot be read (missing, no permission) is left out of the
+// result and named in the returned error; the Usages that could be read
 // are returned with that error.
 func (f *Fleet) DiskUsage(ctx context.Context, host string, paths []string) ([]Usage, error) {
 	if len(paths) == 0 {
 		return nil, fmt.Errorf("fleet: %s: df: %w: no paths", f.label(host), ErrInvalid)
 	}
+	if usages, ok, err := f.statvfsUsage(ctx, host, paths); ok {
+		return usages, err
+	}
+	return f.dfUsage(ctx, host, paths)
+}
+
+// dfUsage is DiskUsage by running df on host.
+func (f *Fleet) dfUsage(ctx context.Context, host string, paths []string) ([]Usage, error) {
 	argv := append([]string{"env", "LC_ALL=C", "df", "-P", "-B1", "--"}, paths...)
 	res, err := f.Run(ctx, host, argv, RunOptions{})
 	if err != nil {

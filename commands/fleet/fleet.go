@@ -63,7 +63,36 @@ type Fleet struct {
 
 	dials atomic.Int64 // connections attempted, for tests and metrics
 
-	onDial func(host string, d time.Duration, err error)
+	onDial     func(host string, d time.Duration, err error)
+	onFallback func(host, reason string)
+
+	// The parsed known_hosts, shared by every dial (each connection keeps
+	// its callback: a copy per connection grows as hosts²), and the file
+	// it was read from.
+	khMu   sync.Mutex
+	kh     ssh.HostKeyCallback
+	khStat os.FileInfo
+}
+
+// knownHosts returns the parsed ssh.known_hosts, reading it again when the
+// file changed (another file, size or modification time) since it was
+// last read, so that an edit takes effect at the next dial.
+func (f *Fleet) knownHosts() (ssh.HostKeyCallback, error) {
+	st, err := os.Stat(f.cfg.KnownHosts)
+	if err != nil {
+		return nil, err
+	}
+	f.khMu.Lock()
+	defer f.khMu.Unlock()
+	if f.kh != nil && os.SameFile(st, f.khStat) && st.Size() == f.khStat.Size() && st.ModTime().Equal(f.khStat.ModTime()) {
+		return f.kh, nil
+	}
+	kh, err := knownhosts.New(f.cfg.KnownHosts)
+	if err != nil {
+		return nil, err
+	}
+	f.kh, f.khStat = kh, st
+	return kh, nil
 }
 
 // ObserveDials makes the Fleet report every connection attempt (the host,
@@ -83,9 +112,33 @@ type link struct {
 	client *ssh.Client
 	dead   chan struct{} // closed when the connection has ended
 	once   sync.Once
+
+	// The connection's SFTP session, for statvfs (statvfs.go): opened on
+	// first use, at most one at a time (sftpOpen is held while opening),
+	// closed with the connection.
+	sftpOpen chan struct{}
+	sftpMu   sync.Mutex
+	sftp     *sftpConn // guarded by sftpMu; nil when none
+	noSFTP   string    // guarded by sftpMu; why this connection reads disks with df ("" when it need not)
 }
 
-func (l *link) close() { l.once.Do(func() { _ = l.client.Close() }) }
+func newLink(client *ssh.Client) *link {
+	return &link{client: client, dead: make(chan struct{}), sftpOpen: make(chan struct{}, 1)}
+}
+
+// close closes the connection and its SFTP session.
+func (l *link) close() {
+	l.once.Do(func() {
+		_ = l.client.Close()
+		l.sftpMu.Lock()
+		s := l.sftp
+		l.sftp = nil
+		l.sftpMu.Unlock()
+		if s != nil {
+			s.close()
+		}
+	})
+}
 
 func (l *link) alive() bool {
 	select {
@@ -296,7 +349,7 @@ func (f *Fleet) cached(ctx context.Context, key, label, addr, via string) (*link
 	if err != nil {
 		return nil, nil, err
 	}
-	l = &link{client: client, dead: make(chan struct{})}
+	l = newLink(client)
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
@@ -389,7 +442,7 @@ func (f *Fleet) dial(ctx context.Context, label, addr string, jump *ssh.Client) 
 		return nil, f.dialError(ctx, dctx, label, "connect", err)
 	}
 
-	known, err := knownhosts.New(f.cfg.KnownHosts)
+	known, err := f.knownHosts()
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("fleet: %s: known_hosts: %w", label, err)

@@ -5,7 +5,9 @@
 // harness — one OpenSSH sshd each, on its own 127.0.0.x address, in its own
 // mount and PID namespaces with small tmpfs mounts at /var/lib/mock and
 // /mnt/build — then times, over -rounds rounds (default 20), these ways of
-// reading both mounts on every builder:
+// reading both mounts on every builder (kojibot reads them with statvfs
+// through one SFTP session per builder; -subsystem picks the builders'
+// sftp subsystem, or none, so that kojibot falls back to df):
 //
 //   - kojibot cold: a new fleet.Fleet each round, so 50 new SSH connections,
 //     then fleet.Each + DiskUsage with a per-host deadline, as
@@ -64,6 +66,7 @@ import (
 
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/config"
+	"github.com/fedora-infra/kojibot/tests/bench/subsystem"
 	"github.com/fedora-infra/kojibot/tests/harness/builders"
 )
 
@@ -77,6 +80,9 @@ const (
 // clockTick is the unit of the CPU times in /proc/PID/stat (USER_HZ,
 // 100 on every Linux architecture Go supports).
 const clockTick = 10 * time.Millisecond
+
+// subsystems are the -subsystem values and their sshd_config lines.
+var subsystems = map[string]string{"sftp-server": subsystem.SFTPServer, "internal-sftp": subsystem.Internal, "none": ""}
 
 // mounts are the paths `disk all` reads on a builder.
 var mounts = []string{builders.MockDir, builders.BuildDir}
@@ -97,6 +103,7 @@ type options struct {
 	single     int
 	keepBashrc bool
 	matchedKex bool
+	subsystem  string
 }
 
 // matchedKex is the key exchange kojibot's Go client (golang.org/x/crypto)
@@ -112,6 +119,7 @@ func run() error {
 	flag.DurationVar(&o.pause, "pause", 200*time.Millisecond, "idle time after every run, so sshd teardown is not charged to the next one")
 	flag.IntVar(&o.single, "single", 10, "runs of each method on one builder alone, for the per-connection costs")
 	flag.BoolVar(&o.matchedKex, "matched-kex", true, "also time pdsh with ssh -oKexAlgorithms="+matchedKex+", the key exchange kojibot negotiates")
+	flag.StringVar(&o.subsystem, "subsystem", "sftp-server", "the builders' sftp subsystem, which kojibot's disk checks read statvfs through: sftp-server, internal-sftp, or none (kojibot then runs df)")
 	flag.BoolVar(&o.keepBashrc, "keep-bashrc", false, "let the builders' remote shells read the login user's ~/.bashrc (by default it is masked inside each builder's mount namespace, so that both methods measure SSH, not this machine's shell set-up)")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -119,6 +127,9 @@ func run() error {
 	}
 	if o.rounds < 1 || o.builders < 1 || o.builders > 200 || o.parallel < 1 || o.pause < 0 || o.single < 1 {
 		return errors.New("want -rounds ≥ 1, 1 ≤ -builders ≤ 200, -parallel ≥ 1, -pause ≥ 0, -single ≥ 1")
+	}
+	if _, ok := subsystems[o.subsystem]; !ok {
+		return fmt.Errorf("-subsystem %q: want sftp-server, internal-sftp or none", o.subsystem)
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("must run as root (the builders are sshds in their own namespaces with tmpfs mounts)")
@@ -198,6 +209,13 @@ func start(ctx context.Context, dir string, o options) (*bench, error) {
 	}
 	b.farm = farm
 	fmt.Printf("started in %s\n", time.Since(t0).Round(time.Millisecond))
+	for _, name := range farm.Names() {
+		if err := subsystem.Set(ctx, farm, dir, name, subsystems[o.subsystem]); err != nil {
+			b.cleanup()
+			return nil, err
+		}
+	}
+	fmt.Printf("builders' sftp subsystem: %s\n", o.subsystem)
 
 	b.names = farm.Names()
 	b.hosts = farm.Hosts()
@@ -267,7 +285,7 @@ func (b *bench) writeSSHConfig(path string) error {
 		fmt.Fprintf(&sb, "Host %s\n\tHostName %s\n\tPort %s\n\n", name, ip, port)
 	}
 	fmt.Fprintf(&sb, `Host *
-	User root
+	User `+builders.User+`
 	IdentityFile %s
 	IdentitiesOnly yes
 	UserKnownHostsFile %s
@@ -288,6 +306,11 @@ func (b *bench) writeSSHConfig(path string) error {
 // even non-interactively: a developer's root .bashrc (pyenv init, …) would
 // otherwise cost more than the SSH work itself, for both methods alike.
 func (b *bench) maskBashrc() error {
+	if b.cfg.User == builders.User {
+		// The farm's login user has a fresh home inside each builder.
+		b.bashrc = "no ~/.bashrc: " + builders.User + "'s home is fresh inside each builder"
+		return nil
+	}
 	u, err := user.Lookup(b.cfg.User)
 	if err != nil {
 		return err
@@ -589,7 +612,7 @@ func (b *bench) singleHost(ctx context.Context, o options) ([]*method, error) {
 		return err
 	}
 	methods := []*method{
-		{name: "kojibot: new Fleet, dial + df", run: func(ctx context.Context) (sample, error) {
+		{name: "kojibot: new Fleet, dial + DiskUsage", run: func(ctx context.Context) (sample, error) {
 			return b.kojibot(ctx, func(ctx context.Context) error {
 				f, err := fleet.New(b.cfg, b.hosts, nil)
 				if err != nil {
@@ -599,7 +622,7 @@ func (b *bench) singleHost(ctx context.Context, o options) ([]*method, error) {
 				return diskUsage(ctx, f)
 			})
 		}},
-		{name: "kojibot: cached connection, df", run: func(ctx context.Context) (sample, error) {
+		{name: "kojibot: cached connection, DiskUsage", run: func(ctx context.Context) (sample, error) {
 			return b.kojibot(ctx, func(ctx context.Context) error { return diskUsage(ctx, b.warm) })
 		}},
 		{name: "ssh (one process), dial + df", run: func(ctx context.Context) (sample, error) { return runSSH(ctx, "") }},
@@ -985,9 +1008,10 @@ how the figures are taken:
     never closes after a command).
   client CPU: kojibot = this process's user+system time over the round;
     pdsh = pdsh's and its ssh children's (wait4 rusage).
-  server CPU: user+system time of every process in the builders' PID
-    namespaces (sshd, its per-connection processes, the shells, df), from
-    /proc/PID/stat, across the run and the %s pause after it.
+  server CPU: run time of every process in the builders' PID namespaces
+    (sshd, its per-connection processes, sftp-server, the shells, df), from
+    /proc/PID/schedstat, plus what the children they reaped used
+    (/proc/PID/stat), across the run and the %s pause after it.
   kojibot memory: this Go process's VmHWM, reset through /proc/self/clear_refs
     before each round, minus its RSS then (after a GC that returns freed
     memory): what one round adds to the bot's resident memory.
@@ -1064,11 +1088,15 @@ func (b *bench) printKex() {
 	fmt.Println()
 }
 
-// serverCPU sums user+system CPU (own and reaped children's) of every
-// process in the builders' PID namespaces. A process's time is counted
-// once: while it lives, in its own entry; once reaped, in its reaper's.
+// serverCPU sums the CPU time of every process in the builders' PID
+// namespaces: a live process's exact run time (/proc/PID/schedstat, in ns:
+// its user+system ticks in /proc/PID/stat are whole 1/100 s, and many
+// processes each doing a little would read as nothing), plus the
+// user+system time of the children it reaped (cutime, cstime). A
+// process's time is counted once: while it lives, in its own entry; once
+// reaped, in its reaper's.
 func (b *bench) serverCPU() (time.Duration, error) {
-	var ticks int64
+	var total time.Duration
 	for _, pid := range pids() {
 		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
 		if err != nil || !b.namespaces[ns] {
@@ -1078,12 +1106,19 @@ func (b *bench) serverCPU() (time.Duration, error) {
 		if !ok || len(f) < 15 {
 			continue // exited meanwhile
 		}
-		for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime (fields 14-17)
+		ss, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+		run := strings.Fields(string(ss))
+		if err != nil || len(run) == 0 {
+			continue
+		}
+		ns0, _ := strconv.ParseInt(run[0], 10, 64)
+		total += time.Duration(ns0)
+		for _, i := range []int{13, 14} { // cutime cstime (fields 16-17)
 			v, _ := strconv.ParseInt(f[i], 10, 64)
-			ticks += v
+			total += time.Duration(v) * clockTick
 		}
 	}
-	return time.Duration(ticks) * clockTick, nil
+	return total, nil
 }
 
 // namespaceInit reports whether pid is PID 1 of its PID namespace (the
