@@ -1,9 +1,11 @@
 // Package builders starts a farm of real OpenSSH "builders" for kojibot's
-// tests and `make demo`: one sshd per builder on its own 127.0.0.x address,
-// each in its own mount and PID namespaces with tmpfs mounts of a chosen
-// size at /var/lib/mock and /mnt/build (so "disk full" is real), and a
-// service stand-in (fakesvc) whose services are real processes. It needs
-// root and no *testing.T.
+// tests and `make demo`: one sshd per builder on its own loopback address
+// (127.0.0.2 onwards), each in its own mount and PID namespaces with tmpfs
+// mounts of a chosen size at /var/lib/mock and /mnt/build (so "disk full"
+// is real), a service stand-in (fakesvc) whose services are real
+// processes, and its own /etc: nobody logs in as root; the bot's user
+// (User) may run contrib's helper, and nothing else, through Debian's
+// sudo. It needs root and no *testing.T.
 package builders
 
 import (
