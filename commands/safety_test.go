@@ -260,6 +260,12 @@ func TestCleanupRefusesCutOutput(t *testing.T) {
 				res.Stdout = strings.TrimSuffix(res.Stdout, "\x00")
 			}
 		}, "nothing was done"},
+		// The helper (or sudo) refused: no sizes at all is no plan.
+		{"du refused", func(argv []string, res *fleet.Result) {
+			if argv[0] == "du" {
+				res.Stdout, res.ExitCode, res.Stderr = "", exitHelperRefused, "kojibot-helper: refused: "+fakeMock+" is not a cleanup_dir\n"
+			}
+		}, "kojibot-helper: refused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := &fakeBuilder{names: []string{"f40-build-1001-55", "f40-build-1002-55"}, cut: tc.cut}
