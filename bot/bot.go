@@ -100,8 +100,10 @@ type Bot struct {
 
 	running   atomic.Bool
 	connected atomic.Bool
-	mu        sync.Mutex
-	sess      *session // the registered connection, or nil
+	// joined is set while the bot is in every channel of joinList.
+	joined atomic.Bool
+	mu     sync.Mutex
+	sess   *session // the registered connection, or nil
 }
 
 // New checks cfg, fills in defaults for its zero values and returns a Bot
@@ -201,6 +203,11 @@ func joinList(c config.IRC) []string {
 	}
 	return out
 }
+
+// Joined reports whether the bot is connected and in every configured
+// channel (irc.channels and irc.notify_channel) now: what systemd's
+// READY=1 waits for.
+func (b *Bot) Joined() bool { return b.connected.Load() && b.joined.Load() }
 
 // Connected reports whether the bot is registered (and logged in, when SASL
 // is configured) on the network now.

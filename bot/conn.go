@@ -217,6 +217,7 @@ type session struct {
 	mu       sync.Mutex
 	saslErr  error
 	self     selfMask
+	inside   map[string]bool         // channels joined, casefolded
 	pending  map[string][]*whoisWait // by casefolded nick
 	writerWG sync.WaitGroup
 }
@@ -247,6 +248,7 @@ func newSession(b *Bot) *session {
 		initialized: make(chan struct{}),
 		closed:      make(chan struct{}),
 		pending:     map[string][]*whoisWait{},
+		inside:      map[string]bool{},
 		self: selfMask{Nick: b.cfg.Nick, User: "~" + ident(b.cfg.Nick),
 			Host: strings.Repeat("h", maxHostLen)},
 	}
@@ -327,6 +329,17 @@ func (s *session) onWelcome(c *girc.Client, e girc.Event) {
 		s.mu.Unlock()
 	}
 	s.registered.Store(true)
+	// The JOINs are queued before the writer starts, so that they go ahead
+	// of whatever waited for the connection (the control lane is served
+	// first): a notification queued while disconnected must not reach the
+	// server before the bot is in its channel.
+	for _, ch := range joinList(b.cfg) {
+		b.out.push(laneControl, []string{"JOIN " + ch})
+	}
+	b.mu.Lock()
+	b.sess = s
+	b.mu.Unlock()
+	b.connected.Store(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.mu.Lock()
 	s.stopWriter = cancel
@@ -340,27 +353,41 @@ func (s *session) onWelcome(c *girc.Client, e girc.Event) {
 			}
 		})
 	}()
-	for _, ch := range joinList(b.cfg) {
-		b.out.push(laneControl, []string{"JOIN " + ch})
-	}
-	b.mu.Lock()
-	b.sess = s
-	b.mu.Unlock()
-	b.connected.Store(true)
 	b.log.Info("connected to IRC", "server", b.cfg.Server, "nick", e.Params[0], "account_tag", c.HasCapability("account-tag"))
 }
 
-// onJoin learns our real user@host from our own JOIN, for line budgets.
+// onJoin learns our real user@host from our own JOIN, for line budgets,
+// and which channels we are in (Bot.Joined).
 func (s *session) onJoin(c *girc.Client, e girc.Event) {
 	if e.Source == nil || s.fold(e.Source.Name) != s.fold(c.GetNick()) {
 		return
 	}
 	s.mu.Lock()
 	s.self = selfMask{Nick: e.Source.Name, User: e.Source.Ident, Host: e.Source.Host}
+	if len(e.Params) > 0 {
+		s.inside[s.fold(e.Params[0])] = true
+	}
 	s.mu.Unlock()
 	if len(e.Params) > 0 {
 		s.b.log.Info("joined", "channel", e.Params[0])
 	}
+	s.updateJoined()
+}
+
+// updateJoined sets Bot.joined from whether this session is in every
+// channel of joinList.
+func (s *session) updateJoined() {
+	s.mu.Lock()
+	all := true
+	for _, ch := range joinList(s.b.cfg) {
+		all = all && s.inside[s.fold(ch)]
+	}
+	s.mu.Unlock()
+	s.b.mu.Lock()
+	if s.b.sess == s {
+		s.b.joined.Store(all)
+	}
+	s.b.mu.Unlock()
 }
 
 // onKick rejoins a channel the bot was kicked from.
@@ -369,6 +396,10 @@ func (s *session) onKick(c *girc.Client, e girc.Event) {
 		return
 	}
 	s.b.log.Warn("kicked", "channel", e.Params[0], "reason", e.Last())
+	s.mu.Lock()
+	delete(s.inside, s.fold(e.Params[0]))
+	s.mu.Unlock()
+	s.updateJoined()
 	s.b.out.push(laneControl, []string{"JOIN " + e.Params[0]})
 }
 
@@ -446,6 +477,7 @@ func (s *session) end() {
 	if b.sess == s {
 		b.sess = nil
 		b.connected.Store(false)
+		b.joined.Store(false)
 	}
 	b.mu.Unlock()
 	s.mu.Lock()

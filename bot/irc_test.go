@@ -220,6 +220,14 @@ func TestSASLLoginAndJoin(t *testing.T) {
 	if !b.Connected() {
 		t.Error("Connected() = false after joining")
 	}
+	// Joined (systemd's READY) once the bot has seen its own JOINs of both.
+	deadline := time.Now().Add(10 * time.Second)
+	for !b.Joined() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !b.Joined() {
+		t.Error("Joined() = false after joining #join1 and #join2")
+	}
 	if err := watcher.Raw("WHOIS kbjoin"); err != nil {
 		t.Fatal(err)
 	}

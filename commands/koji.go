@@ -38,10 +38,31 @@ func systemMessage(err error) (string, bool) {
 
 // kojiHost resolves a caller's host name against the Koji hosts.
 func (d *Dispatcher) kojiHost(ctx context.Context, query string) (kojidb.Host, error) {
+	// One query for the rows the name can mean, when the database can; the
+	// whole list only for an unknown name, whose error names the closest.
+	if db, ok := d.deps.DB.(hostsNamed); ok {
+		hosts, err := db.HostsNamed(ctx, query)
+		if err != nil {
+			return kojidb.Host{}, err
+		}
+		if len(hosts) > 0 {
+			return pickHost(query, hosts)
+		}
+	}
 	hosts, err := d.deps.DB.Hosts(ctx)
 	if err != nil {
 		return kojidb.Host{}, err
 	}
+	return pickHost(query, hosts)
+}
+
+// hostsNamed is a KojiDB that can read only the hosts a name can mean.
+type hostsNamed interface {
+	HostsNamed(ctx context.Context, query string) ([]kojidb.Host, error)
+}
+
+// pickHost resolves query among hosts (ResolveName) and returns that host.
+func pickHost(query string, hosts []kojidb.Host) (kojidb.Host, error) {
 	names := make([]string, len(hosts))
 	for i, h := range hosts {
 		names[i] = h.Name

@@ -13,7 +13,8 @@ const readyPoll = 250 * time.Millisecond
 
 // systemdNotifier tells systemd how `kojibot run` is doing, for a
 // Type=notify unit (sd_notify(3)): READY=1 once the bot is registered on
-// IRC (logged in with SASL, its JOINs sent), STATUS= on every change of
+// IRC (logged in with SASL) and in every configured channel (its own JOINs
+// seen), STATUS= on every change of
 // the connection, WATCHDOG=1 when the unit sets WatchdogSec=, and
 // STOPPING=1 as soon as the bot is asked to stop. Without $NOTIFY_SOCKET
 // every message is dropped, silently.

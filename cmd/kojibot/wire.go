@@ -222,11 +222,12 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		Listen: cfg.HTTP.Listen, PublicURL: cfg.HTTP.PublicURL, DB: sys.db, Jobs: sys.dispatcher,
 		Drafts: sys.drafts, Template: sys.template, Gatherer: reg, Log: sys.log.With("component", "http"),
 	}
-	// connected says whether every configured transport is up.
+	// connected says whether the bot is up where it serves: on IRC, in
+	// every configured channel (systemd's READY waits for it).
 	connected := func() bool { return true }
 	if b != nil {
 		webOpts.IRC = b
-		connected = b.Connected
+		connected = b.Joined
 	}
 	if mb != nil {
 		webOpts.Matrix = mb
@@ -274,7 +275,7 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 			}
 		}
 	}()
-	// systemd (Type=notify): READY=1 once on IRC, STOPPING=1 on SIGTERM.
+	// systemd (Type=notify): READY=1 once on IRC and in its channels, STOPPING=1 on SIGTERM.
 	sdNotify := newSystemdNotifier(sys.log.With("component", "systemd"))
 	workers.Add(1)
 	go func() { defer workers.Done(); sdNotify.run(ctx, connected, cfg.IRC.Server) }()

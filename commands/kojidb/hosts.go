@@ -88,6 +88,36 @@ func (d *DB) Hosts(ctx context.Context) ([]Host, error) {
 	return hosts, nil
 }
 
+// HostsNamed returns, in one query, the hosts that name query the way
+// commands.ResolveName reads a host name: the name itself, or a name of
+// which query is a leading run of whole labels (`ppc3`, `ppc3.fedora` for
+// ppc3.fedora.redhat.com), compared without regard to case. It reads only
+// those rows, where Hosts reads them all.
+func (d *DB) HostsNamed(ctx context.Context, query string) ([]Host, error) {
+	var hosts []Host
+	err := d.read(ctx, "list hosts", func(ctx context.Context, conn *pgxpool.Conn, gen Generation) error {
+		hosts = nil
+		rows, err := conn.Query(ctx, hostSelect(gen)+
+			"WHERE lower(h.name) = lower($1) OR left(lower(h.name), length($1) + 1) = lower($1) || '.' ORDER BY h.name", query)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			h, err := scanHost(rows)
+			if err != nil {
+				return err
+			}
+			hosts = append(hosts, h)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return hosts, nil
+}
+
 // Host returns the host with exactly that name, or an error wrapping
 // ErrNoHost.
 func (d *DB) Host(ctx context.Context, name string) (Host, error) {

@@ -426,3 +426,42 @@ func TestActiveBuildroots(t *testing.T) {
 		}
 	}
 }
+
+// TestHostsNamed reads only the hosts a name can mean: the name itself or
+// a name it is a leading run of whole labels of, in any case; never a
+// partial label, and nothing in the query is a pattern.
+func TestHostsNamed(t *testing.T) {
+	for _, g := range gens {
+		t.Run(g.want.String(), func(t *testing.T) {
+			ctx := context.Background()
+			_, db := newKoji(t, cluster, g.harness, "kojibot")
+			for query, want := range map[string][]string{
+				"PPC3":                   {ppc3},
+				"ppc3.Fedora":            {ppc3},
+				"ppc3.fedora.redhat.com": {ppc3},
+				"x86-01":                 {"x86-01.iad2.fedoraproject.org", "x86-01.phx2.fedoraproject.org"},
+				"ppc":                    nil,
+				"ppc3.":                  nil,
+				"fedora":                 nil,
+				"ppc%":                   nil,
+				"ppc_.fedora":            nil,
+				"":                       nil,
+			} {
+				hosts, err := db.HostsNamed(ctx, query)
+				if err != nil {
+					t.Fatalf("HostsNamed(%q): %v", query, err)
+				}
+				var got []string
+				for _, h := range hosts {
+					got = append(got, h.Name)
+				}
+				if strings.Join(got, " ") != strings.Join(want, " ") {
+					t.Errorf("HostsNamed(%q) = %q, want %q", query, got, want)
+				}
+				if query == "PPC3" && (len(hosts) != 1 || hosts[0].Capacity != 4) {
+					t.Errorf("HostsNamed(PPC3) = %+v, want ppc3 with capacity 4", hosts)
+				}
+			}
+		})
+	}
+}
