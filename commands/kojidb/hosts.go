@@ -65,27 +65,7 @@ func scanHost(row pgx.Row) (Host, error) {
 // host_config row; LastCheckin is host.update_time (Koji 1.33+) or the newest
 // sessions.update_time of the host's user (older schemas).
 func (d *DB) Hosts(ctx context.Context) ([]Host, error) {
-	var hosts []Host
-	err := d.read(ctx, "list hosts", func(ctx context.Context, conn *pgxpool.Conn, gen Generation) error {
-		hosts = nil
-		rows, err := conn.Query(ctx, hostSelect(gen)+"ORDER BY h.name")
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			h, err := scanHost(rows)
-			if err != nil {
-				return err
-			}
-			hosts = append(hosts, h)
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		return nil, err
-	}
-	return hosts, nil
+	return d.queryHosts(ctx, "ORDER BY h.name")
 }
 
 // HostsNamed returns, in one query, the hosts that name query the way
@@ -94,11 +74,16 @@ func (d *DB) Hosts(ctx context.Context) ([]Host, error) {
 // ppc3.fedora.redhat.com), compared without regard to case. It reads only
 // those rows, where Hosts reads them all.
 func (d *DB) HostsNamed(ctx context.Context, query string) ([]Host, error) {
+	return d.queryHosts(ctx, "WHERE lower(h.name) = lower($1) OR left(lower(h.name), length($1) + 1) = lower($1) || '.' ORDER BY h.name", query)
+}
+
+// queryHosts reads the hosts that hostSelect followed by tail (a WHERE
+// and ORDER BY clause, with args) selects.
+func (d *DB) queryHosts(ctx context.Context, tail string, args ...any) ([]Host, error) {
 	var hosts []Host
 	err := d.read(ctx, "list hosts", func(ctx context.Context, conn *pgxpool.Conn, gen Generation) error {
 		hosts = nil
-		rows, err := conn.Query(ctx, hostSelect(gen)+
-			"WHERE lower(h.name) = lower($1) OR left(lower(h.name), length($1) + 1) = lower($1) || '.' ORDER BY h.name", query)
+		rows, err := conn.Query(ctx, hostSelect(gen)+tail, args...)
 		if err != nil {
 			return err
 		}
