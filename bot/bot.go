@@ -95,7 +95,7 @@ type Bot struct {
 
 	out   *outbox
 	pace  *pacer
-	users *userLimits
+	users *UserLimits
 	jobs  chan job
 
 	running   atomic.Bool
@@ -136,7 +136,7 @@ func New(cfg config.IRC, h Handler, log *slog.Logger, opts ...Option) (*Bot, err
 		log:   log,
 		out:   newOutbox(log),
 		pace:  newPacer(cfg.SendRate, cfg.SendBurst),
-		users: newUserLimits(cfg.UserRate, cfg.UserBurst),
+		users: NewUserLimits(cfg.UserRate, cfg.UserBurst),
 		jobs:  make(chan job, cfg.Workers*8),
 
 		reconnectMin: reconnectMin,

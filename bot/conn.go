@@ -424,7 +424,7 @@ func (s *session) onPrivmsg(c *girc.Client, e girc.Event) {
 	default:
 		return // e.g. a STATUSMSG like @#chan
 	}
-	text, ok := route(b.cfg.CommandPrefix, place != "", e.Last())
+	text, ok := Route(b.cfg.CommandPrefix, place != "", e.Last())
 	if !ok {
 		return
 	}
@@ -440,7 +440,7 @@ func (s *session) onPrivmsg(c *girc.Client, e girc.Event) {
 	// is known only after the WHOIS: the nick's bucket bounds the WHOIS
 	// traffic here, and the worker charges the shared bucket when the
 	// answer is "not logged in".
-	key := anonymousBucket
+	key := AnonymousBucket
 	switch {
 	case !j.tagged:
 		key = "nick:" + s.fold(nick)
@@ -448,7 +448,7 @@ func (s *session) onPrivmsg(c *girc.Client, e girc.Event) {
 		key = "account:" + s.fold(j.account)
 	}
 	rcpt := b.recipientOf(s, nick, j.account)
-	if ok, warn := b.users.allow(key); !ok {
+	if ok, warn := b.users.Allow(key); !ok {
 		if warn {
 			b.reply(rcpt, nick, place, "slow down, please: too many commands; try again in a few seconds", false)
 		}

@@ -31,9 +31,9 @@ func TestRoute(t *testing.T) {
 		{"private tab after prefix", false, "!koji\twhoami", "whoami", true},
 	}
 	for _, tt := range tests {
-		got, ok := route("!koji", tt.inChannel, tt.text)
+		got, ok := Route("!koji", tt.inChannel, tt.text)
 		if got != tt.want || ok != tt.ok {
-			t.Errorf("%s: route(%q) = %q, %v; want %q, %v", tt.name, tt.text, got, ok, tt.want, tt.ok)
+			t.Errorf("%s: Route(%q) = %q, %v; want %q, %v", tt.name, tt.text, got, ok, tt.want, tt.ok)
 		}
 	}
 }

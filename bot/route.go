@@ -8,12 +8,13 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// route decides whether a PRIVMSG is a command and returns its text
-// without the prefix. In a channel the line must start with prefix
+// Route decides whether a message (an IRC PRIVMSG, a Matrix m.text) is a
+// command and returns its text without the prefix; both transports use
+// it. In a channel or room the line must start with prefix
 // followed by a space or the end of the line; in private the prefix is
 // optional. CTCP (and so ACTION) is never a command. The prefix is matched
 // without regard to ASCII case.
-func route(prefix string, inChannel bool, text string) (string, bool) {
+func Route(prefix string, inChannel bool, text string) (string, bool) {
 	if strings.HasPrefix(text, "\x01") {
 		return "", false
 	}
@@ -41,8 +42,11 @@ func cutPrefix(text, prefix string) (string, bool) {
 	return rest, true
 }
 
-// userLimits is the inbound rate limit, one token bucket per caller.
-type userLimits struct {
+// UserLimits is the inbound rate limit, one token bucket per caller, shared
+// in shape by the transports: the IRC side keys it by services account, the
+// Matrix side by FAS-server user id; callers without either share
+// AnonymousBucket. Its methods are safe for concurrent use.
+type UserLimits struct {
 	every rate.Limit
 	burst int
 	now   func() time.Time
@@ -60,13 +64,15 @@ type userLimit struct {
 // idleForget is how long an unused bucket is kept; it is full again by then.
 const idleForget = 10 * time.Minute
 
-func newUserLimits(perSecond float64, burst int) *userLimits {
-	return &userLimits{every: rate.Limit(perSecond), burst: burst, now: time.Now, m: map[string]*userLimit{}}
+// NewUserLimits returns limits of perSecond commands a second per caller,
+// in bursts of burst.
+func NewUserLimits(perSecond float64, burst int) *UserLimits {
+	return &UserLimits{every: rate.Limit(perSecond), burst: burst, now: time.Now, m: map[string]*userLimit{}}
 }
 
-// allow reports whether key may run a command now; when it may not, warn
+// Allow reports whether key may run a command now; when it may not, warn
 // is true the first time only, until a command is allowed again.
-func (u *userLimits) allow(key string) (ok, warn bool) {
+func (u *UserLimits) Allow(key string) (ok, warn bool) {
 	now := u.now()
 	u.mu.Lock()
 	defer u.mu.Unlock()

@@ -25,6 +25,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/fedora-infra/kojibot/bot"
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/config"
 )
@@ -93,6 +94,10 @@ type Options struct {
 	// BackoffMax caps the wait between attempts while the homeserver is
 	// down; 0 is a minute.
 	BackoffMax time.Duration
+	// Limits is the inbound rate limit: a bucket per user of
+	// matrix.fas_server, one shared by guests and users of every other
+	// server (anyone can make accounts there). Nil: no limit.
+	Limits *bot.UserLimits
 }
 
 // Bot is the bot's Matrix side. Create it with New, then Run it.
@@ -449,8 +454,40 @@ type command struct {
 	out *output
 }
 
-// dispatch runs c on a worker; when it returns, c is no longer taken.
+// limitKey is the inbound rate-limit bucket of sender: its own on
+// matrix.fas_server (one account per FAS user), else the shared one.
+func (b *Bot) limitKey(sender id.UserID) string {
+	local, server := sender.Localpart(), sender.Homeserver()
+	if b.opts.Config.FASServer == "" || !strings.EqualFold(server, b.opts.Config.FASServer) ||
+		strings.Trim(local, "0123456789") == "" { // a guest
+		return bot.AnonymousBucket
+	}
+	return "matrix:" + strings.ToLower(string(sender))
+}
+
+// dispatch runs c on a worker; when it returns, c is no longer taken. A
+// command over its caller's inbound limit is not run; the caller is told
+// once until a command of theirs is allowed again.
 func (b *Bot) dispatch(ctx context.Context, c command) {
+	if b.opts.Limits != nil {
+		if ok, warn := b.opts.Limits.Allow(b.limitKey(c.t.Sender)); !ok {
+			b.log.Info("matrix: command refused: over the inbound limit", "room_id", c.t.Room, "event_id", c.t.Event, "sender", c.t.Sender)
+			b.finished(c.t.Event)
+			if warn {
+				text := "slow down, please: too many commands; try again in a few seconds"
+				if b.limitKey(c.t.Sender) == bot.AnonymousBucket {
+					text = "slow down, please: too many commands from people not identified to FAS"
+				}
+				c.out.Send(commands.Info, text)
+			}
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := b.saveSync(sctx); err != nil {
+				b.log.Error("matrix: saving the sync state", "error", err)
+			}
+			return
+		}
+	}
 	select {
 	case b.workers <- struct{}{}:
 	case <-ctx.Done():
@@ -566,11 +603,10 @@ func (b *Bot) handleEvent(ctx context.Context, room id.RoomID, evt *event.Event)
 		return command{}, false // an edit: commands are not re-run
 	}
 	body, _ := raw["body"].(string)
-	text, ok := strings.CutPrefix(strings.TrimSpace(body), b.opts.Config.CommandPrefix)
-	if !ok || (text != "" && text[0] != ' ') {
+	text, ok := bot.Route(b.opts.Config.CommandPrefix, true, strings.TrimSpace(body))
+	if !ok {
 		return command{}, false
 	}
-	text = strings.TrimSpace(text)
 	caller := evt.Sender
 	if sent := time.UnixMilli(evt.Timestamp); sent.Before(b.started.Add(-staleAfter)) {
 		// Said while the bot was down, too long ago to act on now: the

@@ -15,6 +15,7 @@ import (
 
 	"maunium.net/go/mautrix/id"
 
+	"github.com/fedora-infra/kojibot/bot"
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/config"
 )
@@ -700,5 +701,59 @@ func TestInviteToConfiguredRoomAccepted(t *testing.T) {
 	defer b.mu.Unlock()
 	if len(b.pending) != 0 || b.notifyRoom != "!priv:test" {
 		t.Errorf("pending %q, notify room %q; want none pending and !priv:test", b.pending, b.notifyRoom)
+	}
+}
+
+// TestInboundLimits: each user of matrix.fas_server has a bucket of its
+// own; guests and users of other servers (anyone can make accounts there)
+// share one. A command over the limit is not run and not left taken, and
+// its caller is told once.
+func TestInboundLimits(t *testing.T) {
+	now := time.Now()
+	evts := []struct{ id, sender string }{
+		{"$a1", "@alice:test"}, {"$a2", "@alice:test"}, {"$a3", "@alice:test"}, {"$a4", "@alice:test"},
+		{"$m1", "@mallory:evil"}, {"$m2", "@mallory:evil"}, {"$e1", "@eve:evil2"}, {"$e2", "@eve:evil2"},
+		{"$g1", "@12345:test"}, {"$b1", "@bob:test"},
+	}
+	var timeline []string
+	for _, e := range evts {
+		timeline = append(timeline, fmt.Sprintf(`{"type":"m.room.message","event_id":%q,"sender":%q,"origin_server_ts":%d,"content":{"msgtype":"m.text","body":"!koji hosts"}}`,
+			e.id, e.sender, now.UnixMilli()))
+	}
+	f := &fakeHS{syncBody: func(n int, since string) string {
+		if since == "s1" {
+			return `{"next_batch":"s2","rooms":{"join":{"!room:test":{"timeline":{"events":[` + strings.Join(timeline, ",") + `]}}}}}`
+		}
+		return fmt.Sprintf(`{"next_batch":"s%d"}`, n+10)
+	}}
+	kv := &memKV{m: map[string]string{keyNextBatch: "s1"}}
+	h := &recHandler{}
+	b := newTestBotWith(t, f, kv, h, 30, time.Second, nil)
+	b.opts.Config.FASServer = "test"
+	b.opts.Limits = bot.NewUserLimits(0.001, 2)
+	runBot(t, b, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.syncs) >= 3
+	})
+	var ran []string
+	for _, c := range h.calls() {
+		ran = append(ran, c.Account)
+	}
+	if want := []string{"@alice:test", "@alice:test", "@mallory:evil", "@mallory:evil", "@bob:test"}; strings.Join(ran, " ") != strings.Join(want, " ") {
+		t.Fatalf("commands run for %q, want %q", ran, want)
+	}
+	for evt, want := range map[id.EventID]string{"$a3": "slow down, please: too many commands;", "$e1": "not identified to FAS"} {
+		if got := f.sent(evt); len(got) != 1 || !strings.Contains(got[0], want) {
+			t.Errorf("reply to %s: %q, want one saying %q", evt, got, want)
+		}
+	}
+	for _, evt := range []id.EventID{"$a4", "$e2", "$g1"} {
+		if got := f.sent(evt); len(got) != 0 {
+			t.Errorf("reply to %s: %q, want none (told once already)", evt, got)
+		}
+	}
+	if st := storedSync(t, kv); len(st.Taken) != 0 {
+		t.Errorf("stored: %+v, want nothing left taken", st)
 	}
 }

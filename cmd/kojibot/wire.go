@@ -195,8 +195,13 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	// Matrix, beside IRC, through the same dispatcher (SPEC.md §11).
 	var mb *matrix.Bot
 	if cfg.Matrix.Enabled() {
+		// Matrix callers are limited like IRC ones (irc.user_rate, irc.user_burst).
+		rate, burst := cfg.IRC.UserRate, cfg.IRC.UserBurst
+		if rate <= 0 || burst <= 0 {
+			rate, burst = bot.DefaultUserRate, bot.DefaultUserBurst
+		}
 		mopts := matrix.Options{Config: cfg.Matrix, Handler: sys.dispatcher, State: sys.state,
-			Log: sys.log.With("component", "matrix")}
+			Log: sys.log.With("component", "matrix"), Limits: bot.NewUserLimits(rate, burst)}
 		if cfg.HTTP.Listen != "" && cfg.HTTP.PublicURL != "" {
 			mopts.LongOutput = func(text string) (string, bool) { return srv.Store(text) }
 		}
