@@ -1,3 +1,7 @@
+// Package bot holds what kojibot's transports share: which message is a
+// command (Route) and the inbound rate limit per caller (UserLimits). The
+// transports themselves are bot/irc (IRC through girc) and bot/matrix
+// (Matrix through mautrix); both hand commands to the commands dispatcher.
 package bot
 
 import (
@@ -41,6 +45,11 @@ func cutPrefix(text, prefix string) (string, bool) {
 	}
 	return rest, true
 }
+
+// AnonymousBucket is the inbound rate-limit key that every caller without
+// an identity of its own shares: on IRC whoever has no services account,
+// whatever nick they use; on Matrix guests and users of other servers.
+const AnonymousBucket = "anonymous"
 
 // UserLimits is the inbound rate limit, one token bucket per caller, shared
 // in shape by the transports: the IRC side keys it by services account, the

@@ -38,7 +38,7 @@ const (
 	HealthCacheTTL = time.Second
 )
 
-// IRCStatus tells whether the bot is on the IRC network, as *bot.Bot does.
+// IRCStatus tells whether the bot is on the IRC network, as *irc.Bot does.
 type IRCStatus interface {
 	Connected() bool
 }
@@ -220,7 +220,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Store keeps text, a reply too long for the channel, and returns the URL
 // that serves it: <PublicURL>/replies/<id>, under a random id. The last
 // MaxReplies texts are kept. Without a PublicURL nothing is stored and ok
-// is false. It is (*bot.Bot)'s WithLongOutput function, and safe for
+// is false. It is (*irc.Bot)'s WithLongOutput function, and safe for
 // concurrent use.
 func (s *Server) Store(text string) (url string, ok bool) {
 	if s.opts.PublicURL == "" {

@@ -50,7 +50,7 @@ func (n *systemdNotifier) notify(state string) {
 }
 
 // run reports the connection state until ctx ends, then sends STOPPING=1.
-// connected is (*bot.Bot).Connected; server names the network in STATUS=.
+// connected is (*irc.Bot).Joined; server names the network in STATUS=.
 func (n *systemdNotifier) run(ctx context.Context, connected func() bool, server string) {
 	poll := time.NewTicker(readyPoll)
 	defer poll.Stop()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fedora-infra/kojibot/acl"
 	"github.com/fedora-infra/kojibot/bot"
+	"github.com/fedora-infra/kojibot/bot/irc"
 	"github.com/fedora-infra/kojibot/bot/matrix"
 	"github.com/fedora-infra/kojibot/bot/web"
 	"github.com/fedora-infra/kojibot/commands"
@@ -176,18 +177,18 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		}
 	}(ctx) // ctx is re-bound below: pass today's value, not the variable
 	var srv *web.Server
-	var opts []bot.Option
+	var opts []irc.Option
 	if cfg.HTTP.Listen != "" && cfg.HTTP.PublicURL != "" {
 		// Long replies are offered as a link to the HTTP server.
-		opts = append(opts, bot.WithLongOutput(func(text string) (string, bool) { return srv.Store(text) }))
+		opts = append(opts, irc.WithLongOutput(func(text string) (string, bool) { return srv.Store(text) }))
 	}
 	// Account names are compared the way the network says (CASEMAPPING).
-	opts = append(opts, bot.WithCaseMapping(sys.acl.SetCaseMapping))
+	opts = append(opts, irc.WithCaseMapping(sys.acl.SetCaseMapping))
 	// Either transport may be left out (irc.server empty, or no matrix
 	// section); check-config requires one.
-	var b *bot.Bot
+	var b *irc.Bot
 	if cfg.IRC.Server != "" {
-		if b, err = bot.New(cfg.IRC, sys.dispatcher, sys.log.With("component", "bot"), opts...); err != nil {
+		if b, err = irc.New(cfg.IRC, sys.dispatcher, sys.log.With("component", "bot"), opts...); err != nil {
 			fmt.Fprintln(stderr, "error:", err)
 			return exitError{1}
 		}
@@ -198,7 +199,7 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		// Matrix callers are limited like IRC ones (irc.user_rate, irc.user_burst).
 		rate, burst := cfg.IRC.UserRate, cfg.IRC.UserBurst
 		if rate <= 0 || burst <= 0 {
-			rate, burst = bot.DefaultUserRate, bot.DefaultUserBurst
+			rate, burst = irc.DefaultUserRate, irc.DefaultUserBurst
 		}
 		mopts := matrix.Options{Config: cfg.Matrix, Handler: sys.dispatcher, State: sys.state,
 			Log: sys.log.With("component", "matrix"), Limits: bot.NewUserLimits(rate, burst)}

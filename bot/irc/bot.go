@@ -1,9 +1,9 @@
-// Package bot is kojibot's IRC side: it connects with SASL, joins its
+// Package irc is kojibot's IRC transport: it connects with SASL, joins its
 // channels and reconnects on its own, learns who is speaking from their
 // services account, routes command lines to a Handler on a bounded worker
 // pool, and sends the replies through one paced, UTF-8-safe outbound queue
 // per connection, so that it is never disconnected for flooding.
-package bot
+package irc
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/lrstanley/girc"
 
 	"github.com/fedora-infra/kojibot/acl"
+	"github.com/fedora-infra/kojibot/bot"
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/config"
 )
@@ -95,7 +96,7 @@ type Bot struct {
 
 	out   *outbox
 	pace  *pacer
-	users *UserLimits
+	users *bot.UserLimits
 	jobs  chan job
 
 	running   atomic.Bool
@@ -136,7 +137,7 @@ func New(cfg config.IRC, h Handler, log *slog.Logger, opts ...Option) (*Bot, err
 		log:   log,
 		out:   newOutbox(log),
 		pace:  newPacer(cfg.SendRate, cfg.SendBurst),
-		users: NewUserLimits(cfg.UserRate, cfg.UserBurst),
+		users: bot.NewUserLimits(cfg.UserRate, cfg.UserBurst),
 		jobs:  make(chan job, cfg.Workers*8),
 
 		reconnectMin: reconnectMin,

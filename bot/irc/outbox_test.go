@@ -1,4 +1,4 @@
-package bot
+package irc
 
 import (
 	"context"
@@ -217,32 +217,6 @@ func TestBackoff(t *testing.T) {
 	bo.reset()
 	if d := bo.next(); d > time.Second {
 		t.Errorf("after reset: wait %v, want <= 1s", d)
-	}
-}
-
-func TestUserLimits(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
-	u := NewUserLimits(0.5, 2)
-	u.now = clock.Now
-	type step struct{ ok, warn bool }
-	var got []step
-	for range 4 {
-		ok, warn := u.Allow("account:alice")
-		got = append(got, step{ok, warn})
-	}
-	want := []step{{true, false}, {true, false}, {false, true}, {false, false}}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("alice: %v, want %v", got, want)
-	}
-	if ok, _ := u.Allow("account:bob"); !ok {
-		t.Error("bob limited by alice's commands")
-	}
-	clock.Sleep(context.Background(), 2*time.Second)
-	if ok, _ := u.Allow("account:alice"); !ok {
-		t.Error("alice still limited after the bucket refilled")
-	}
-	if ok, warn := u.Allow("account:alice"); ok || !warn {
-		t.Errorf("alice limited again: ok=%v warn=%v, want a new warning", ok, warn)
 	}
 }
 

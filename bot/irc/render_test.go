@@ -1,4 +1,4 @@
-package bot
+package irc
 
 import (
 	"fmt"
@@ -6,37 +6,6 @@ import (
 	"testing"
 	"unicode/utf8"
 )
-
-func TestRoute(t *testing.T) {
-	tests := []struct {
-		name      string
-		inChannel bool
-		text      string
-		want      string
-		ok        bool
-	}{
-		{"channel command", true, "!koji hosts ppc*", "hosts ppc*", true},
-		{"channel prefix alone", true, "!koji", "", true},
-		{"channel extra spaces", true, "!koji   whoami  ", "whoami", true},
-		{"channel prefix case", true, "!KOJI whoami", "whoami", true},
-		{"channel prefix glued", true, "!kojibot whoami", "", false},
-		{"channel chatter", true, "hello !koji whoami", "", false},
-		{"channel empty", true, "", "", false},
-		{"channel CTCP action", true, "\x01ACTION !koji whoami\x01", "", false},
-		{"private command", false, "whoami", "whoami", true},
-		{"private with prefix", false, "!koji whoami", "whoami", true},
-		{"private prefix alone", false, "!koji", "", false},
-		{"private blank", false, "   ", "", false},
-		{"private CTCP", false, "\x01VERSION\x01", "", false},
-		{"private tab after prefix", false, "!koji\twhoami", "whoami", true},
-	}
-	for _, tt := range tests {
-		got, ok := Route("!koji", tt.inChannel, tt.text)
-		if got != tt.want || ok != tt.ok {
-			t.Errorf("%s: Route(%q) = %q, %v; want %q, %v", tt.name, tt.text, got, ok, tt.want, tt.ok)
-		}
-	}
-}
 
 var testSelf = selfMask{Nick: "kojibot", User: "~kojibot", Host: "127.0.0.1"}
 

@@ -1,4 +1,4 @@
-package bot
+package irc
 
 import (
 	"context"
@@ -8,13 +8,9 @@ import (
 
 	"github.com/lrstanley/girc"
 
+	"github.com/fedora-infra/kojibot/bot"
 	"github.com/fedora-infra/kojibot/commands"
 )
-
-// AnonymousBucket is the inbound rate-limit key that every caller without
-// an identity of its own shares: on IRC whoever has no services account,
-// whatever nick they use; on Matrix guests and users of other servers.
-const AnonymousBucket = "anonymous"
 
 // job is one command line copied out of girc's event loop.
 type job struct {
@@ -65,7 +61,7 @@ func (b *Bot) runJob(ctx context.Context, j job) {
 		}
 		out.rcpt = b.recipientOf(j.sess, j.nick, account)
 		if account == "" {
-			if ok, warn := b.users.Allow(AnonymousBucket); !ok {
+			if ok, warn := b.users.Allow(bot.AnonymousBucket); !ok {
 				if warn {
 					out.Send(commands.Info, "slow down, please: too many commands from people not identified to services")
 				}

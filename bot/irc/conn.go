@@ -1,4 +1,4 @@
-package bot
+package irc
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/lrstanley/girc"
 
 	"github.com/fedora-infra/kojibot/acl"
+	"github.com/fedora-infra/kojibot/bot"
 )
 
 // Keep-alive: girc PINGs the server every pingDelay and gives up when no
@@ -424,7 +425,7 @@ func (s *session) onPrivmsg(c *girc.Client, e girc.Event) {
 	default:
 		return // e.g. a STATUSMSG like @#chan
 	}
-	text, ok := Route(b.cfg.CommandPrefix, place != "", e.Last())
+	text, ok := bot.Route(b.cfg.CommandPrefix, place != "", e.Last())
 	if !ok {
 		return
 	}
@@ -440,7 +441,7 @@ func (s *session) onPrivmsg(c *girc.Client, e girc.Event) {
 	// is known only after the WHOIS: the nick's bucket bounds the WHOIS
 	// traffic here, and the worker charges the shared bucket when the
 	// answer is "not logged in".
-	key := AnonymousBucket
+	key := bot.AnonymousBucket
 	switch {
 	case !j.tagged:
 		key = "nick:" + s.fold(nick)
