@@ -312,6 +312,7 @@ cp "$host/helper.conf" "$layer/upper/kojibot-helper.conf"
 chmod 0644 "$layer/upper/kojibot-helper.conf"
 mount -t overlay overlay -o "lowerdir=/etc,upperdir=$layer/upper,workdir=$layer/work" /etc
 helper=` + contrib.HelperPath + `
+mkdir -p "$(dirname "$helper")" /home # mount points; both exist on Debian
 mount -t tmpfs -o size=1m,mode=0755 tmpfs "$(dirname "$helper")"
 cp "$farm/bin/kojibot-helper" "$helper"
 chmod 0755 "$helper"
