@@ -161,8 +161,20 @@ func (u *mUser) say(text string) id.EventID {
 // generous timeout passes) and returns every notice of the bot seen.
 func (u *mUser) botNotices(evt id.EventID, n int) []*event.Event {
 	u.t.Helper()
+	isNotice := func(e *event.Event) bool { return e.Sender == u.botID() && e.Content.Raw["msgtype"] == "m.notice" }
+	got, ok := u.syncUntil(replyTimeout, isNotice, func(got []*event.Event) bool { return countReplies(got, evt) >= n })
+	if !ok {
+		u.t.Fatalf("waiting for %d replies to %s; got %d\nbot output:\n%s", n, evt, countReplies(got, evt), u.botOutput())
+	}
+	return got
+}
+
+// syncUntil syncs the user's room until done holds for the events kept so
+// far (those keep accepts), or timeout passes; it returns them, and
+// whether done held.
+func (u *mUser) syncUntil(timeout time.Duration, keep func(*event.Event) bool, done func([]*event.Event) bool) ([]*event.Event, bool) {
 	var got []*event.Event
-	deadline := time.Now().Add(replyTimeout)
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		resp, err := u.cli.SyncRequest(ctx, 2000, u.since, "", false, event.PresenceOnline)
@@ -174,17 +186,16 @@ func (u *mUser) botNotices(evt id.EventID, n int) []*event.Event {
 		u.since = resp.NextBatch
 		if jr := resp.Rooms.Join[u.roomID()]; jr != nil {
 			for _, e := range jr.Timeline.Events {
-				if e.Sender == u.botID() && e.Content.Raw["msgtype"] == "m.notice" {
+				if keep(e) {
 					got = append(got, e)
 				}
 			}
 		}
-		if countReplies(got, evt) >= n {
-			return got
+		if done(got) {
+			return got, true
 		}
 	}
-	u.t.Fatalf("waiting for %d replies to %s; got %d\nbot output:\n%s", n, evt, len(got), u.botOutput())
-	return nil
+	return got, false
 }
 
 func countReplies(es []*event.Event, to id.EventID) int {
@@ -352,30 +363,20 @@ func waitMatrixJoined(ctx context.Context) error {
 // anyone) or timeout passes, and returns every event seen.
 func (u *mUser) roomEvents(timeout time.Duration, what string, done func(*event.Event) bool) []*event.Event {
 	u.t.Helper()
-	var got []*event.Event
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		resp, err := u.cli.SyncRequest(ctx, 2000, u.since, "", false, event.PresenceOnline)
-		cancel()
-		if err != nil {
-			time.Sleep(300 * time.Millisecond)
-			continue
-		}
-		u.since = resp.NextBatch
-		found := false
-		if jr := resp.Rooms.Join[u.roomID()]; jr != nil {
-			for _, e := range jr.Timeline.Events {
-				got = append(got, e)
-				found = found || done(e)
+	all := func(*event.Event) bool { return true }
+	checked := 0 // done sees each event once, in order
+	got, ok := u.syncUntil(timeout, all, func(got []*event.Event) bool {
+		for ; checked < len(got); checked++ {
+			if done(got[checked]) {
+				return true
 			}
 		}
-		if found {
-			return got
-		}
+		return false
+	})
+	if !ok {
+		u.t.Fatalf("waiting for %s: not there after %s\nbot output:\n%s", what, timeout, u.botOutput())
 	}
-	u.t.Fatalf("waiting for %s: not there after %s\nbot output:\n%s", what, timeout, u.botOutput())
-	return nil
+	return got
 }
 
 // mBody is an event's body, "" when it has none.
