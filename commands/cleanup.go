@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/commands/outage"
@@ -312,8 +313,9 @@ func (p *cleanupPlan) bytes() uint64 {
 	return n
 }
 
-// text is the plan as the caller sees it.
-func (p *cleanupPlan) text(dryRun bool) string {
+// message is the plan as the caller sees it: what it does in one line,
+// then a table of what goes.
+func (p *cleanupPlan) message(dryRun bool) reply.Message {
 	var b strings.Builder
 	verb := "clean-up plan"
 	if dryRun {
@@ -345,10 +347,11 @@ func (p *cleanupPlan) text(dryRun bool) string {
 			b.WriteString(" (a real run is refused without --no-koji-check)")
 		}
 	}
+	table := &reply.Table{Columns: []reply.Column{{Name: "delete"}, {Name: "kind"}, {Name: "size", Right: true}, {Name: "age", Right: true}}}
 	for _, e := range p.Delete {
-		fmt.Fprintf(&b, "\n  delete %s (%s, %s, %s old)", e.Path, e.Kind, humanBytes(e.Bytes), ago(time.Since(e.Mtime)))
+		table.Rows = append(table.Rows, []string{e.Path, e.Kind, humanBytes(e.Bytes), ago(time.Since(e.Mtime))})
 	}
-	return b.String()
+	return reply.Message{Lines: []string{b.String()}, Table: table}
 }
 
 // sharedFull reads the shared mounts and returns those at or over the
@@ -450,10 +453,10 @@ func (d *Dispatcher) runCleanup(ctx context.Context, c *Call) error {
 		return nil
 	}
 	if dryRun {
-		c.Reply("%s", plan.text(true))
+		c.Say(plan.message(true))
 		return nil
 	}
-	return c.Confirm(plan.text(false), func(ctx context.Context, c *Call) error {
+	return c.ConfirmPlan(plan.message(false), func(ctx context.Context, c *Call) error {
 		return c.StartJob([]string{builder}, func(ctx context.Context, c *Call) error {
 			return d.doCleanup(ctx, f, c, plan)
 		})

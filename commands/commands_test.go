@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fedora-infra/kojibot/acl"
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 )
 
@@ -144,14 +145,16 @@ func (a fakeACL) Authorize(ctx context.Context, c acl.Caller, command string, re
 
 // recorder is an Output that keeps every reply.
 type recorder struct {
-	mu      sync.Mutex
-	replies []string
+	mu       sync.Mutex
+	replies  []string
+	messages []reply.Message
 }
 
-func (r *recorder) Send(kind Kind, text string) {
+func (r *recorder) Send(m reply.Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.replies = append(r.replies, Format(kind, text))
+	r.replies = append(r.replies, m.String())
+	r.messages = append(r.messages, m)
 }
 
 func (r *recorder) all() string {
@@ -211,7 +214,7 @@ func TestDispatch(t *testing.T) {
 		{"long line", "alice", "capacity " + strings.Repeat("a", 600), []string{"error:", "too long"}, 0},
 		{"unknown command", "alice", "capacty ppc3 2", []string{"error:", "did you mean capacity"}, 0},
 		{"leading labels", "alice", "capacity x86-01.iad2 2", []string{"x86-01.iad2.fedoraproject.org capacity"}, 1},
-		{"hosts", "alice", "hosts", []string{"4 hosts, 3 enabled, 1 ready", "ppc3.fedora.redhat.com load 1.5/4 enabled ready, checked in 2m ago"}, 0},
+		{"hosts", "alice", "hosts", []string{"4 hosts, 3 enabled, 1 ready\nhost ", "\nppc3.fedora.redhat.com "}, 0},
 		{"hosts glob", "alice", "hosts ppc*", []string{"2 hosts", "ppc2", "ppc3"}, 0},
 		{"hosts glob none", "alice", "hosts zz*", []string{"error:", "no host matches"}, 0},
 		{"host", "alice", "host ppc3", []string{"ppc3.fedora.redhat.com: enabled, ready, load 1.5 of capacity 4, arches ppc ppc64, last check-in 2026-11-26 11:58:00 UTC (2m ago)"}, 0},
@@ -425,4 +428,26 @@ func FuzzDispatch(f *testing.F) {
 		}
 		_ = run(d, "alice", line)
 	})
+}
+
+// TestHostsTable: hosts decides a table, not text: a column per fact,
+// a row per host, in the database's order.
+func TestHostsTable(t *testing.T) {
+	d, _ := newTestDispatcher(t)
+	ms := sayMessages(d, "alice", "#fedora-admin", "hosts ppc*")
+	table := tableOf(t, ms)
+	if got := ms[0].Lines; len(got) != 1 || got[0] != "2 hosts, 2 enabled, 1 ready" {
+		t.Errorf("headline %q", got)
+	}
+	var names []string
+	for _, c := range table.Columns {
+		names = append(names, c.Name)
+	}
+	if want := "host enabled ready load capacity checked in"; strings.Join(names, " ") != want {
+		t.Errorf("columns %q, want %q", names, want)
+	}
+	want := [][]string{{"ppc3.fedora.redhat.com", "yes", "yes", "1.5", "4", "2m ago"}, {"ppc2.fedora.redhat.com", "yes", "no", "0", "2", "never"}}
+	if fmt.Sprint(table.Rows) != fmt.Sprint(want) {
+		t.Errorf("rows %q, want %q", table.Rows, want)
+	}
 }

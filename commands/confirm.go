@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fedora-infra/kojibot/bot/reply"
 )
 
 // maxPending bounds the confirmations waiting at once, so a flood of
@@ -107,7 +109,14 @@ func placeName(p string) string {
 // caller gets a "confirm:" reply with a single-use token bound to their
 // account, this place and this exact action, valid for confirm.ttl.
 func (c *Call) Confirm(plan string, action func(ctx context.Context, c *Call) error) error {
+	return c.ConfirmPlan(reply.Text(Confirm, plan), action)
+}
+
+// ConfirmPlan is Confirm with a structured plan (lines, a table); its kind
+// and footer are set here.
+func (c *Call) ConfirmPlan(plan reply.Message, action func(ctx context.Context, c *Call) error) error {
 	d := c.d
+	plan.Kind = Confirm
 	if c.Req.AutoConfirm != nil {
 		if !c.Req.AutoConfirm(plan) {
 			c.Reply("not confirmed; nothing was done")
@@ -131,8 +140,8 @@ func (c *Call) Confirm(plan string, action func(ctx context.Context, c *Call) er
 	if c.Req.Place == "" {
 		prefix = ""
 	}
-	c.Send(Confirm, fmt.Sprintf("%s\nto go ahead: %s (within %s; only you, here)",
-		plan, strings.TrimSpace(prefix+" confirm "+p.token), ttl))
+	plan.Footer = fmt.Sprintf("to go ahead: %s (within %s; only you, here)", strings.TrimSpace(prefix+" confirm "+p.token), ttl)
+	c.Say(plan)
 	return nil
 }
 

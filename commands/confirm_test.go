@@ -3,11 +3,13 @@ package commands
 import (
 	"context"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/config"
@@ -41,6 +43,24 @@ func say(d *Dispatcher, account, place, text string) string {
 	r := &recorder{}
 	d.Handle(context.Background(), Request{Account: account, Nick: account, Place: place, Text: text}, r)
 	return r.all()
+}
+
+// sayMessages is say, returning the structured replies.
+func sayMessages(d *Dispatcher, account, place, text string) []reply.Message {
+	r := &recorder{}
+	d.Handle(context.Background(), Request{Account: account, Nick: account, Place: place, Text: text}, r)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.messages
+}
+
+// tableOf is the table of the only reply in ms, or fails t.
+func tableOf(t *testing.T, ms []reply.Message) *reply.Table {
+	t.Helper()
+	if len(ms) != 1 || ms[0].Table == nil {
+		t.Fatalf("want one reply with a table, got %+v", ms)
+	}
+	return ms[0].Table
 }
 
 func TestConfirmFlow(t *testing.T) {
@@ -147,8 +167,9 @@ func TestJobsLockAndCancel(t *testing.T) {
 			t.Errorf("second job on a busy host: %q", got)
 		}
 	}
-	if got := say(d, "alice", "#fedora-admin", "jobs"); !strings.Contains(got, "job 1: restart builders xenbuilder2, by alice") {
-		t.Errorf("jobs: %q", got)
+	if rows := tableOf(t, sayMessages(d, "alice", "#fedora-admin", "jobs")).Rows; len(rows) != 1 ||
+		!slices.Equal(rows[0][:4], []string{"1", "restart builders xenbuilder2", "alice", "#fedora-admin"}) {
+		t.Errorf("jobs: %q", rows)
 	}
 	if got := say(d, "bob", "#fedora-admin", "cancel 1"); !strings.HasPrefix(got, "denied:") {
 		t.Errorf("bob may not cancel: %q", got)

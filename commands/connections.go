@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 )
 
@@ -38,16 +39,16 @@ func (d *Dispatcher) runConnections(ctx context.Context, c *Call) error {
 	if err != nil || len(backends) == 0 {
 		return err
 	}
-	lines := []string{fmt.Sprintf("%d %s backends whose query started more than %s ago:", len(backends), role, shortDuration(older))}
+	table := &reply.Table{Columns: []reply.Column{{Name: "pid", Right: true}, {Name: "state"}, {Name: "from"},
+		{Name: "started", Right: true}, {Name: "query"}}}
 	now := d.deps.Now()
 	for _, b := range backends {
-		q := strings.Join(strings.Fields(b.Query), " ")
-		if len(q) > 80 {
-			q = q[:80] + "…"
-		}
-		lines = append(lines, fmt.Sprintf("pid %d %s from %s, started %s ago: %s", b.PID, b.State, orNone(b.ClientAddr), ago(now.Sub(b.QueryStart)), orNone(q)))
+		q := cutText(strings.Join(strings.Fields(b.Query), " "), 80)
+		table.Rows = append(table.Rows, []string{fmt.Sprint(b.PID), b.State, orNone(b.ClientAddr),
+			ago(now.Sub(b.QueryStart)) + " ago", orNone(q)})
 	}
-	c.Reply("%s", strings.Join(lines, "\n"))
+	c.Say(reply.Message{Table: table,
+		Lines: []string{fmt.Sprintf("%d %s backends whose query started more than %s ago:", len(backends), role, shortDuration(older))}})
 	return nil
 }
 

@@ -5,21 +5,22 @@ import (
 	"time"
 
 	"github.com/fedora-infra/kojibot/acl"
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 )
 
 // Kind says what a reply is, which decides its prefix and the exit code of
 // `kojibot exec`.
-type Kind int
+type Kind = reply.Kind
 
 // The kinds of reply.
 const (
-	Info    Kind = iota // a result or progress line
-	Error               // "error: ..." (exec exits 1)
-	Usage               // "error: ..." followed by the usage line (exec exits 1)
-	Denied              // "denied: ..." (exec exits 3)
-	Confirm             // "confirm: ..." with a token
+	Info    = reply.Info    // a result or progress line
+	Error   = reply.Error   // "error: ..." (exec exits 1)
+	Usage   = reply.Usage   // "error: ..." followed by the usage line (exec exits 1)
+	Denied  = reply.Denied  // "denied: ..." (exec exits 3)
+	Confirm = reply.Confirm // "confirm: ..." with a token
 )
 
 // Request is one command line from a caller, already stripped of the prefix.
@@ -41,15 +42,15 @@ type Request struct {
 	Received time.Time
 	// AutoConfirm, when set (kojibot exec), answers a confirmation at once
 	// instead of handing out a token.
-	AutoConfirm func(plan string) bool
+	AutoConfirm func(plan reply.Message) bool
 }
 
-// Output receives a command's replies. One Send is one message that may span
-// several lines ("\n"); the bot addresses, splits, caps and paces it. An
-// Output must stay usable after Handle returns: jobs keep reporting through
-// it until they end.
+// Output receives a command's replies. One Send is one message, decided
+// once (reply.Message); the transport renders, addresses, caps and paces
+// it. An Output must stay usable after Handle returns: jobs keep reporting
+// through it until they end.
 type Output interface {
-	Send(kind Kind, text string)
+	Send(m reply.Message)
 }
 
 // ResultOutput is an Output that can mark a message as a job's result, so
@@ -57,17 +58,17 @@ type Output interface {
 // the result through Send.
 type ResultOutput interface {
 	Output
-	SendResult(kind Kind, text string)
+	SendResult(m reply.Message)
 }
 
 // SendResult sends a job's result through out, marked as such when out
 // supports it.
-func SendResult(out Output, kind Kind, text string) {
+func SendResult(out Output, m reply.Message) {
 	if r, ok := out.(ResultOutput); ok {
-		r.SendResult(kind, text)
+		r.SendResult(m)
 		return
 	}
-	out.Send(kind, text)
+	out.Send(m)
 }
 
 // ProgressOutput is an Output that can tell a job's progress from its other
@@ -75,7 +76,7 @@ func SendResult(out Output, kind Kind, text string) {
 // (Matrix edits it). Outputs without it get progress through Send.
 type ProgressOutput interface {
 	Output
-	SendProgress(jobID string, kind Kind, text string)
+	SendProgress(jobID string, m reply.Message)
 }
 
 // KojiDB is what the commands need of the Koji database.
@@ -101,16 +102,6 @@ type Authorizer interface {
 	Authorize(ctx context.Context, caller acl.Caller, command string, readOnly bool) acl.Decision
 }
 
-// Format renders a reply's text with the prefix its kind calls for
-// ("error: ", "denied: ", "confirm: "); Info is returned unchanged.
-func Format(kind Kind, text string) string {
-	switch kind {
-	case Error, Usage:
-		return "error: " + text
-	case Denied:
-		return "denied: " + text
-	case Confirm:
-		return "confirm: " + text
-	}
-	return text
-}
+// Format renders a one-part reply's text with the prefix its kind calls
+// for ("error: ", "denied: ", "confirm: "); Info is returned unchanged.
+func Format(kind Kind, text string) string { return kind.Prefix() + text }

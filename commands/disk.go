@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 )
 
@@ -36,6 +37,33 @@ func (d *Dispatcher) dfLine(ctx context.Context, f Fleet, host string, mounts []
 	return line, usages, err
 }
 
+// dfColumns are the columns of disk all's table: one row per mount of
+// each builder, and one for a builder (or the rest of it) that could not
+// be read.
+var dfColumns = []reply.Column{{Name: "builder"}, {Name: "mount"}, {Name: "used", Right: true},
+	{Name: "free", Right: true}, {Name: "note"}}
+
+// dfRows reads host's mounts into rows of the disk all table, and says
+// whether one of them is full.
+func (d *Dispatcher) dfRows(ctx context.Context, f Fleet, host string, mounts []string) ([][]string, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.perHostTimeout())
+	defer cancel()
+	usages, err := f.DiskUsage(ctx, host, mounts)
+	rows := make([][]string, 0, len(usages)+1)
+	full := false
+	for _, u := range usages {
+		note := ""
+		if u.Percent >= d.deps.Config.Disk.FullPercent {
+			note, full = "FULL", true
+		}
+		rows = append(rows, []string{host, u.Path, fmt.Sprintf("%.0f%%", u.Percent), humanBytes(u.Avail), note})
+	}
+	if err != nil {
+		rows = append(rows, []string{host, "", "", "", remoteMessage(err)})
+	}
+	return rows, full, err
+}
+
 func (d *Dispatcher) runDisk(ctx context.Context, c *Call) error {
 	f, err := d.fleetOrError()
 	if err != nil {
@@ -54,22 +82,17 @@ func (d *Dispatcher) runDisk(ctx context.Context, c *Call) error {
 			return Userf("no builders configured (hosts:)")
 		}
 		var mu sync.Mutex
-		lines := map[string]string{}
+		rows := map[string][][]string{}
 		isFull := map[string]bool{}
 		results := f.Each(ctx, builders, func(ctx context.Context, host string) error {
-			line, usages, err := d.dfLine(ctx, f, host, d.builderMounts())
+			hostRows, full, err := d.dfRows(ctx, f, host, d.builderMounts())
 			mu.Lock()
 			defer mu.Unlock()
-			lines[host] = line
-			for _, u := range usages {
-				if u.Percent >= cfg.Disk.FullPercent {
-					isFull[host] = true
-				}
-			}
+			rows[host], isFull[host] = hostRows, full
 			return err
 		})
 		var failed, full []string
-		out := make([]string, 0, len(builders)+1)
+		table := &reply.Table{Columns: dfColumns}
 		for _, h := range builders {
 			if results[h] != nil {
 				failed = append(failed, h)
@@ -77,7 +100,7 @@ func (d *Dispatcher) runDisk(ctx context.Context, c *Call) error {
 			if isFull[h] {
 				full = append(full, h)
 			}
-			out = append(out, lines[h])
+			table.Rows = append(table.Rows, rows[h]...)
 		}
 		head := fmt.Sprintf("%s: %d full, %d could not be read", Count(len(builders), "builder", "builders"), len(full), len(failed))
 		if len(full) > 0 {
@@ -86,7 +109,7 @@ func (d *Dispatcher) runDisk(ctx context.Context, c *Call) error {
 		if len(failed) > 0 {
 			head += "; failed: " + strings.Join(failed, ", ")
 		}
-		c.Reply("%s\n%s", head, strings.Join(out, "\n"))
+		c.Say(reply.Message{Lines: []string{head}, Table: table})
 		return nil
 	default:
 		host, err := d.machine(target)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fedora-infra/kojibot/acl"
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/outage"
 	"github.com/fedora-infra/kojibot/commands/redact"
 	"github.com/fedora-infra/kojibot/config"
@@ -106,17 +107,21 @@ type Call struct {
 	failed bool
 }
 
-// Reply sends an Info message to the caller.
-func (c *Call) Reply(format string, a ...any) { c.out.Send(Info, fmt.Sprintf(format, a...)) }
+// Reply sends an Info message of text to the caller.
+func (c *Call) Reply(format string, a ...any) { c.Say(reply.Text(Info, fmt.Sprintf(format, a...))) }
 
-// Send sends a message of the given kind to the caller.
-func (c *Call) Send(kind Kind, text string) {
-	if kind == Error || kind == Usage || kind == Denied {
+// Send sends a message of text of the given kind to the caller.
+func (c *Call) Send(kind Kind, text string) { c.Say(reply.Text(kind, text)) }
+
+// Say sends a structured message to the caller; one of a failing kind
+// marks the command as failed.
+func (c *Call) Say(m reply.Message) {
+	if m.Kind.Failed() {
 		c.mu.Lock()
 		c.failed = true
 		c.mu.Unlock()
 	}
-	c.out.Send(kind, text)
+	c.out.Send(m)
 }
 
 // UserError is an error whose message is fit for the caller as it is.
@@ -151,7 +156,7 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	}
 	words, err := Tokenize(req.Text)
 	if err != nil {
-		out.Send(Error, err.Error())
+		sendText(out, Error, err.Error())
 		log.Info("rejected", "result", "error", "reason", err.Error())
 		return
 	}
@@ -160,7 +165,7 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	}
 	spec, used := d.catalogue.Lookup(words)
 	if spec == nil {
-		out.Send(Error, d.unknownCommand(words[0])+" (try help)")
+		sendText(out, Error, d.unknownCommand(words[0])+" (try help)")
 		log.Info("rejected", "result", "error", "reason", "unknown command")
 		return
 	}
@@ -169,14 +174,14 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	dec := d.deps.ACL.Authorize(ctx, caller, spec.Name, spec.ReadOnly)
 	log = log.With("fas_user", dec.FASUser, "rule", dec.Rule)
 	if !dec.Allowed {
-		out.Send(Denied, redact.Text(dec.Reason)) // FASJSON's failure may name its address; the audit record has it whole
+		sendText(out, Denied, redact.Text(dec.Reason)) // FASJSON's failure may name its address; the audit record has it whole
 		log.Info("decision", "allowed", false, "reason", dec.Reason, "duration", d.deps.Now().Sub(start))
 		return
 	}
 	log.Info("decision", "allowed", true)
 	parsed, err := Parse(spec, words[used:])
 	if err != nil {
-		out.Send(Usage, err.Error()+"; usage: "+spec.Usage())
+		sendText(out, Usage, err.Error()+"; usage: "+spec.Usage())
 		log.Info("result", "result", "error", "reason", err.Error(), "duration", d.deps.Now().Sub(start))
 		return
 	}
@@ -187,10 +192,10 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	switch {
 	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		result = "error"
-		out.Send(Error, fmt.Sprintf("%s did not finish within %s (commands.timeout); nothing more is done", spec.Name, timeout))
+		sendText(out, Error, fmt.Sprintf("%s did not finish within %s (commands.timeout); nothing more is done", spec.Name, timeout))
 	case err != nil:
 		result = "error"
-		out.Send(Error, d.userMessage(call, err))
+		sendText(out, Error, d.userMessage(call, err))
 	case call.failed:
 		result = "error"
 	}
@@ -204,6 +209,9 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	}
 	log.Info("result", attrs...)
 }
+
+// sendText sends out a text message of kind.
+func sendText(out Output, kind Kind, text string) { out.Send(reply.Text(kind, text)) }
 
 // DefaultCommandTimeout is the deadline of a command that is not a job
 // when commands.timeout is not set.

@@ -5,16 +5,34 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/outage"
 )
 
 // draftLink is where a draft can be read: its HTTP page, under its random
 // token, when http.public_url is set, else the command that shows it.
 func (d *Dispatcher) draftLink(dr outage.Draft) string {
+	if u := d.draftURL(dr); u != "" {
+		return u
+	}
+	return d.deps.Config.IRC.CommandPrefix + " outage show " + dr.ID
+}
+
+// draftURL is the address of dr's page under http.public_url, or "".
+func (d *Dispatcher) draftURL(dr outage.Draft) string {
 	if u := d.deps.Config.HTTP.PublicURL; u != "" && dr.Path() != "" {
 		return strings.TrimRight(u, "/") + dr.Path()
 	}
-	return d.deps.Config.IRC.CommandPrefix + " outage show " + dr.ID
+	return ""
+}
+
+// draftMessage is a reply naming dr with head: with its page as a link,
+// or without a public URL, the command that shows it.
+func (d *Dispatcher) draftMessage(dr outage.Draft, head string) reply.Message {
+	if u := d.draftURL(dr); u != "" {
+		return reply.Message{Lines: []string{head}, Links: []reply.Link{{Label: "draft", URL: u}}}
+	}
+	return reply.Message{Lines: []string{head + " — " + d.draftLink(dr)}}
 }
 
 func (d *Dispatcher) runOutageDraft(ctx context.Context, c *Call) error {
@@ -41,7 +59,7 @@ func (d *Dispatcher) runOutageDraft(ctx context.Context, c *Call) error {
 	if err != nil {
 		return err
 	}
-	c.Reply("outage draft %s: %s — %s", saved.ID, subject, d.draftLink(saved))
+	c.Say(d.draftMessage(saved, fmt.Sprintf("outage draft %s: %s", saved.ID, subject)))
 	return nil
 }
 
@@ -53,15 +71,15 @@ func (d *Dispatcher) runOutageShow(ctx context.Context, c *Call) error {
 			c.Reply("no outage drafts")
 			return nil
 		}
-		lines := []string{fmt.Sprintf("%d outage drafts, newest first:", len(drafts))}
+		table := &reply.Table{Columns: []reply.Column{{Name: "draft"}, {Name: "by"}, {Name: "subject"}, {Name: "link", URL: d.deps.Config.HTTP.PublicURL != ""}}}
 		for _, dr := range drafts {
 			subject, _, err := d.deps.Template.Render(dr)
 			if err != nil {
 				subject = dr.Service
 			}
-			lines = append(lines, fmt.Sprintf("%s by %s: %s — %s", dr.ID, orNone(dr.CreatedBy), subject, d.draftLink(dr)))
+			table.Rows = append(table.Rows, []string{dr.ID, orNone(dr.CreatedBy), subject, d.draftLink(dr)})
 		}
-		c.Reply("%s", strings.Join(lines, "\n"))
+		c.Say(reply.Message{Lines: []string{fmt.Sprintf("%s, newest first:", Count(len(drafts), "outage draft", "outage drafts"))}, Table: table})
 		return nil
 	}
 	dr, ok := d.deps.Drafts.Get(id)
@@ -72,6 +90,6 @@ func (d *Dispatcher) runOutageShow(ctx context.Context, c *Call) error {
 	if err != nil {
 		return err
 	}
-	c.Reply("%s", body)
+	c.Say(reply.Message{Lines: []string{fmt.Sprintf("outage draft %s:", dr.ID)}, Pre: strings.Split(strings.TrimRight(body, "\n"), "\n")})
 	return nil
 }

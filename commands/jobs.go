@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/state"
 )
 
@@ -326,11 +327,11 @@ func (c *Call) StartJob(hosts []string, fn func(ctx context.Context, c *Call) er
 		res := j.Result()
 		switch {
 		case res == "cancelled":
-			SendResult(c.out, Info, fmt.Sprintf("job %s cancelled after %s", j.ID, took))
+			SendResult(c.out, reply.Text(Info, fmt.Sprintf("job %s cancelled after %s", j.ID, took)))
 		case err != nil:
-			SendResult(c.out, Error, fmt.Sprintf("job %s (%s) failed after %s: %s", j.ID, j.Command, took, d.userMessage(c, err)))
+			SendResult(c.out, reply.Text(Error, fmt.Sprintf("job %s (%s) failed after %s: %s", j.ID, j.Command, took, d.userMessage(c, err))))
 		default:
-			SendResult(c.out, Info, fmt.Sprintf("job %s (%s) done in %s", j.ID, j.Command, took))
+			SendResult(c.out, reply.Text(Info, fmt.Sprintf("job %s (%s) done in %s", j.ID, j.Command, took)))
 		}
 		d.deps.Audit.Info("job result", "job", j.ID, "command", j.Command, "fas_user", owner, "account", c.Req.Account,
 			"place", place(c.Req), "result", res, "duration", took)
@@ -338,11 +339,11 @@ func (c *Call) StartJob(hosts []string, fn func(ctx context.Context, c *Call) er
 	if err != nil {
 		return err
 	}
-	started := fmt.Sprintf("job %s started: %s (cancel %s to stop it)", j.ID, j.Command, j.ID)
+	started := reply.Text(Info, fmt.Sprintf("job %s started: %s (cancel %s to stop it)", j.ID, j.Command, j.ID))
 	if link := d.JobLink(j); link != "" {
-		started += "; progress: " + link
+		started.Links = []reply.Link{{Label: "progress", URL: link}}
 	}
-	c.Reply("%s", started)
+	c.Say(started)
 	return nil
 }
 
@@ -360,15 +361,28 @@ type jobOutput struct {
 }
 
 // Send implements Output.
-func (o jobOutput) Send(kind Kind, text string) {
-	for _, line := range strings.Split(Format(kind, text), "\n") {
+func (o jobOutput) Send(m reply.Message) {
+	for _, line := range m.TextLines() {
 		o.job.append(line)
 	}
 	if p, ok := o.out.(ProgressOutput); ok {
-		p.SendProgress(o.job.ID, kind, text)
+		p.SendProgress(o.job.ID, m)
 		return
 	}
-	o.out.Send(kind, text)
+	o.out.Send(m)
+}
+
+// jobColumns are the columns of the jobs tables, the last named last.
+func jobColumns(last string) []reply.Column {
+	return []reply.Column{{Name: "job", Right: true}, {Name: "command"}, {Name: "by"}, {Name: "where"}, {Name: last}}
+}
+
+// whereName is a job's place for the jobs table.
+func whereName(p string) string {
+	if p == "" {
+		return "private message"
+	}
+	return p
 }
 
 // recentJobs is how many jobs `jobs --all` lists.
@@ -383,12 +397,11 @@ func (d *Dispatcher) runJobs(ctx context.Context, c *Call) error {
 		c.Reply("no jobs running")
 		return nil
 	}
-	var lines []string
+	table := &reply.Table{Columns: jobColumns("running for")}
 	for _, j := range jobs {
-		lines = append(lines, fmt.Sprintf("job %s: %s, by %s in %s, running for %s", j.ID, j.Command, j.Owner,
-			placeName(j.Place), ago(d.deps.Now().Sub(j.Started))))
+		table.Rows = append(table.Rows, []string{j.ID, j.Command, j.Owner, whereName(j.Place), ago(d.deps.Now().Sub(j.Started))})
 	}
-	c.Reply("%s", strings.Join(lines, "\n"))
+	c.Say(reply.Message{Lines: []string{Count(len(jobs), "job", "jobs") + " running"}, Table: table})
 	return nil
 }
 
@@ -422,7 +435,7 @@ func (d *Dispatcher) runJobsAll(ctx context.Context, c *Call) error {
 		return nil
 	}
 	now := d.deps.Now()
-	var lines []string
+	table := &reply.Table{Columns: jobColumns("result")}
 	for _, r := range recs {
 		id := strconv.FormatInt(r.ID, 10)
 		res := r.Result
@@ -435,13 +448,9 @@ func (d *Dispatcher) runJobsAll(ctx context.Context, c *Call) error {
 		} else if !r.Finished.IsZero() {
 			res += fmt.Sprintf(" after %s, %s ago", ago(r.Finished.Sub(r.Started)), ago(now.Sub(r.Finished)))
 		}
-		where := "in " + r.Place
-		if r.Place == "" {
-			where = placeName("")
-		}
-		lines = append(lines, fmt.Sprintf("job %s: %s, by %s %s, %s", id, r.Command, r.Owner, where, res))
+		table.Rows = append(table.Rows, []string{id, r.Command, r.Owner, whereName(r.Place), res})
 	}
-	c.Reply("%s", strings.Join(lines, "\n"))
+	c.Say(reply.Message{Lines: []string{fmt.Sprintf("the last %s, newest first", Count(len(recs), "job", "jobs"))}, Table: table})
 	return nil
 }
 

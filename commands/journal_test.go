@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -388,14 +389,12 @@ func TestJobIDsAndJobsAll(t *testing.T) {
 	run("1")
 	run("2")
 	d := run("3")
-	got := say(d, "alice", "#ops", "jobs --all")
-	for _, want := range []string{"job 3: restart, by alice in #ops, done", "job 2: ", "job 1: "} {
-		if !strings.Contains(got, want) {
-			t.Errorf("jobs --all lacks %q:\n%s", want, got)
-		}
+	rows := tableOf(t, sayMessages(d, "alice", "#ops", "jobs --all")).Rows
+	if len(rows) != 3 || rows[0][0] != "3" || rows[1][0] != "2" || rows[2][0] != "1" {
+		t.Fatalf("jobs --all is not the 3 jobs newest first: %q", rows)
 	}
-	if strings.Index(got, "job 3:") > strings.Index(got, "job 1:") {
-		t.Errorf("jobs --all is not newest first:\n%s", got)
+	if !slices.Equal(rows[0][1:4], []string{"restart", "alice", "#ops"}) || !strings.HasPrefix(rows[0][4], "done after ") {
+		t.Errorf("jobs --all row %q", rows[0])
 	}
 	if got := say(d, "alice", "#ops", "jobs"); got != "no jobs running" {
 		t.Errorf("jobs: %q", got)
@@ -405,8 +404,9 @@ func TestJobIDsAndJobsAll(t *testing.T) {
 	defer m.Close()
 	jobCall(m, "restart", &recorder{}).StartJob([]string{"b1"}, func(ctx context.Context, c *Call) error { return errors.New("no") })
 	waitJob(t, m, "1")
-	if got := say(m, "alice", "#ops", "jobs --all"); !strings.Contains(got, "job 1: restart, by alice in #ops, failed: no") {
-		t.Errorf("jobs --all without a store: %q", got)
+	if rows := tableOf(t, sayMessages(m, "alice", "#ops", "jobs --all")).Rows; len(rows) != 1 ||
+		!slices.Equal(rows[0][:4], []string{"1", "restart", "alice", "#ops"}) || !strings.HasPrefix(rows[0][4], "failed: no") {
+		t.Errorf("jobs --all without a store: %q", rows)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/commands/redact"
 )
@@ -82,16 +83,6 @@ func pickHost(query string, hosts []kojidb.Host) (kojidb.Host, error) {
 // formatNumber prints a capacity or load without useless decimals.
 func formatNumber(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
-// checkinText says when a host last checked in, from its check-in age as
-// the database computed it (its own now() less the check-in), so that
-// neither the bot's clock nor its time zone matter.
-func checkinText(h kojidb.Host) string {
-	if h.LastCheckin.IsZero() {
-		return "never checked in"
-	}
-	return "checked in " + ago(h.CheckinAge) + " ago"
-}
-
 // ago renders a duration for humans: 45s, 3m, 2h5m, 3d4h.
 func ago(d time.Duration) string {
 	if d < 0 {
@@ -128,11 +119,18 @@ func flagWord(b bool, yes, no string) string {
 	return no
 }
 
-// hostLine is the one-line summary of a host used by hosts.
-func (d *Dispatcher) hostLine(h kojidb.Host) string {
-	return fmt.Sprintf("%s load %s/%s %s %s, %s", h.Name, formatNumber(h.TaskLoad), formatNumber(h.Capacity),
-		flagWord(h.Enabled, "enabled", "DISABLED"), flagWord(h.Ready, "ready", "not-ready"),
-		checkinText(h))
+// hostColumns are the columns of the hosts table.
+var hostColumns = []reply.Column{{Name: "host"}, {Name: "enabled"}, {Name: "ready"},
+	{Name: "load", Right: true}, {Name: "capacity", Right: true}, {Name: "checked in"}}
+
+// hostRow is a host's row in the hosts table.
+func hostRow(h kojidb.Host) []string {
+	checkin := "never"
+	if !h.LastCheckin.IsZero() {
+		checkin = ago(h.CheckinAge) + " ago"
+	}
+	return []string{h.Name, flagWord(h.Enabled, "yes", "no"), flagWord(h.Ready, "yes", "no"),
+		formatNumber(h.TaskLoad), formatNumber(h.Capacity), checkin}
 }
 
 func (d *Dispatcher) runHosts(ctx context.Context, c *Call) error {
@@ -155,7 +153,7 @@ func (d *Dispatcher) runHosts(ctx context.Context, c *Call) error {
 	for _, n := range names {
 		keep[n] = true
 	}
-	var lines []string
+	table := &reply.Table{Columns: hostColumns}
 	enabled, ready := 0, 0
 	for _, h := range hosts {
 		if !keep[h.Name] {
@@ -167,10 +165,10 @@ func (d *Dispatcher) runHosts(ctx context.Context, c *Call) error {
 		if h.Ready {
 			ready++
 		}
-		lines = append(lines, d.hostLine(h))
+		table.Rows = append(table.Rows, hostRow(h))
 	}
-	head := fmt.Sprintf("%s, %d enabled, %d ready", Count(len(lines), "host", "hosts"), enabled, ready)
-	c.Reply("%s\n%s", head, strings.Join(lines, "\n"))
+	c.Say(reply.Message{Table: table,
+		Lines: []string{fmt.Sprintf("%s, %d enabled, %d ready", Count(len(table.Rows), "host", "hosts"), enabled, ready)}})
 	return nil
 }
 

@@ -3,6 +3,8 @@ package commands
 import (
 	"reflect"
 	"testing"
+
+	"github.com/fedora-infra/kojibot/bot/reply"
 )
 
 // progressRecorder is an output that tells progress from other replies.
@@ -10,10 +12,10 @@ type progressRecorder struct {
 	sent, progress []string
 }
 
-func (p *progressRecorder) Send(kind Kind, text string) { p.sent = append(p.sent, Format(kind, text)) }
+func (p *progressRecorder) Send(m reply.Message) { p.sent = append(p.sent, m.String()) }
 
-func (p *progressRecorder) SendProgress(jobID string, kind Kind, text string) {
-	p.progress = append(p.progress, jobID+" "+Format(kind, text))
+func (p *progressRecorder) SendProgress(jobID string, m reply.Message) {
+	p.progress = append(p.progress, jobID+" "+m.String())
 }
 
 // TestJobOutputProgress: a job's replies reach a ProgressOutput as the
@@ -23,8 +25,8 @@ func TestJobOutputProgress(t *testing.T) {
 	p := &progressRecorder{}
 	j := &Job{ID: "7"}
 	out := jobOutput{out: p, job: j}
-	out.Send(Info, "stopped kojid")
-	out.Send(Error, "deleting x failed\nOperation not permitted")
+	out.Send(reply.Text(Info, "stopped kojid"))
+	out.Send(reply.Text(Error, "deleting x failed\nOperation not permitted"))
 	if want := []string{"7 stopped kojid", "7 error: deleting x failed\nOperation not permitted"}; !reflect.DeepEqual(p.progress, want) || len(p.sent) != 0 {
 		t.Errorf("progress %q, sent %q; want progress %q and nothing sent", p.progress, p.sent, want)
 	}
@@ -32,7 +34,7 @@ func TestJobOutputProgress(t *testing.T) {
 		t.Errorf("log %q, want %q", j.Log(), want)
 	}
 	r := &recorder{}
-	jobOutput{out: r, job: &Job{ID: "8"}}.Send(Info, "plain")
+	jobOutput{out: r, job: &Job{ID: "8"}}.Send(reply.Text(Info, "plain"))
 	if got := r.all(); got != "plain" {
 		t.Errorf("plain output got %q, want the line through Send", got)
 	}

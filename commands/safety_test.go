@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/config"
 )
@@ -174,7 +175,7 @@ func runConfirmed(d *Dispatcher, text string) (string, []string) {
 	r := &recorder{}
 	var plans []string
 	d.Handle(context.Background(), Request{Account: "alice", Nick: "alice", Place: "#fedora-admin", Text: text,
-		AutoConfirm: func(plan string) bool { plans = append(plans, plan); return true }}, r)
+		AutoConfirm: func(plan reply.Message) bool { plans = append(plans, plan.String()); return true }}, r)
 	d.Wait()
 	return r.all(), plans
 }
@@ -464,8 +465,8 @@ func TestMemoryChangedBeforeConfirm(t *testing.T) {
 	changed := strings.Replace(xb1Config, "memory = 4096", "memory = 5000", 1)
 	r := &recorder{}
 	d.Handle(context.Background(), Request{Account: "alice", Nick: "alice", Place: "#fedora-admin", Text: "memory xb1 6G",
-		AutoConfirm: func(plan string) bool {
-			if !strings.Contains(plan, "set memory = 6144 (was 4096)") {
+		AutoConfirm: func(plan reply.Message) bool {
+			if !strings.Contains(plan.String(), "set memory = 6144 (was 4096)") {
 				t.Errorf("plan %q", plan)
 			}
 			if err := os.WriteFile(file, []byte(changed), 0o644); err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fedora-infra/kojibot/acl"
 	"github.com/fedora-infra/kojibot/bot"
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/config"
 )
@@ -247,9 +248,8 @@ func (b *Bot) self() selfMask {
 
 // reply queues the rendered reply to nick in place ("" for private), in
 // the queue of its recipient. keep marks a reply that is never dropped.
-func (b *Bot) reply(rcpt recipient, nick, place, text string, keep bool) {
-	r := b.renderer()
-	main, bulk := r.replyKeeping(nick, place, text, keep)
+func (b *Bot) reply(rcpt recipient, nick, place string, m reply.Message, keep bool) {
+	main, bulk := b.renderer().reply(nick, place, m)
 	b.out.pushTo(rcpt, main, keep)
 	b.out.push(laneBulk, bulk)
 }
@@ -284,12 +284,12 @@ type output struct {
 }
 
 // Send implements commands.Output. A confirmation prompt is never dropped.
-func (o output) Send(kind commands.Kind, text string) {
-	o.b.reply(o.rcpt, o.nick, o.place, commands.Format(kind, text), kind == commands.Confirm)
+func (o output) Send(m reply.Message) {
+	o.b.reply(o.rcpt, o.nick, o.place, m, m.Kind == commands.Confirm)
 }
 
 // SendResult implements commands.ResultOutput: a job's result is never
 // dropped.
-func (o output) SendResult(kind commands.Kind, text string) {
-	o.b.reply(o.rcpt, o.nick, o.place, commands.Format(kind, text), true)
+func (o output) SendResult(m reply.Message) {
+	o.b.reply(o.rcpt, o.nick, o.place, m, true)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fedora-infra/kojibot/acl"
 	"github.com/fedora-infra/kojibot/bot"
+	"github.com/fedora-infra/kojibot/bot/reply"
 )
 
 // Keep-alive: girc PINGs the server every pingDelay and gives up when no
@@ -451,7 +452,7 @@ func (s *session) onPrivmsg(c *girc.Client, e girc.Event) {
 	rcpt := b.recipientOf(s, nick, j.account)
 	if ok, warn := b.users.Allow(key); !ok {
 		if warn {
-			b.reply(rcpt, nick, place, "slow down, please: too many commands; try again in a few seconds", false)
+			b.reply(rcpt, nick, place, reply.Text(reply.Info, "slow down, please: too many commands; try again in a few seconds"), false)
 		}
 		b.log.Info("command rate-limited", "nick", nick, "account", j.account, "place", place)
 		return
@@ -466,7 +467,7 @@ func (s *session) onPrivmsg(c *girc.Client, e girc.Event) {
 			s.forget(s.fold(nick), j.whois)
 		}
 		b.log.Warn("worker queue full: command refused", "nick", nick, "place", place, "text", text)
-		b.reply(rcpt, nick, place, "error: too busy, try again in a moment", false)
+		b.reply(rcpt, nick, place, reply.Text(reply.Error, "too busy, try again in a moment"), false)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/config"
 	"github.com/fedora-infra/kojibot/tests/harness"
@@ -92,7 +93,7 @@ func (r *recorder) Handle(_ context.Context, req commands.Request, out commands.
 		r.reply(req, out)
 		return
 	}
-	out.Send(commands.Info, "ok "+req.Text)
+	out.Send(reply.Text(commands.Info, "ok "+req.Text))
 }
 
 // next returns the next request the bot handed over.
@@ -348,7 +349,7 @@ func TestLongReplySummarised(t *testing.T) {
 		fmt.Fprintf(&text, "build %d: %s ✓\n", i, strings.Repeat("日本", i%7))
 	}
 	rec := newRecorder()
-	rec.reply = func(_ commands.Request, out commands.Output) { out.Send(commands.Info, text.String()) }
+	rec.reply = func(_ commands.Request, out commands.Output) { out.Send(reply.Text(commands.Info, text.String())) }
 	runBot(t, botConfig(shared, "kblong", channel), rec)
 	waitJoined(t, c, "kblong", channel)
 
@@ -396,7 +397,7 @@ func TestLongLineSplitOnTheWire(t *testing.T) {
 	c := dial(t, shared.Addr(), "linecaller", ircnet.ClientOptions{})
 	text := strings.Repeat("é", 200) + " " + strings.Repeat("🚀", 150) + " end"
 	rec := newRecorder()
-	rec.reply = func(_ commands.Request, out commands.Output) { out.Send(commands.Info, text) }
+	rec.reply = func(_ commands.Request, out commands.Output) { out.Send(reply.Text(commands.Info, text)) }
 	cfg := botConfig(shared, "kbline")
 	cfg.LineBytes = 1000 // let the 512-byte IRC limit decide
 	b := runBot(t, cfg, rec)
@@ -428,7 +429,7 @@ func TestBurstAnsweredWithoutFloodDisconnect(t *testing.T) {
 	// ("RecvQ exceeded") on the strict port.
 	pad := strings.Repeat(".", 280)
 	rec := newRecorder()
-	rec.reply = func(req commands.Request, out commands.Output) { out.Send(commands.Info, "ok "+req.Text+" "+pad) }
+	rec.reply = func(req commands.Request, out commands.Output) { out.Send(reply.Text(commands.Info, "ok "+req.Text+" "+pad)) }
 	b := runBot(t, cfg, rec)
 	waitJoined(t, c, "kbburst", channel)
 	before := b.current()
@@ -505,7 +506,7 @@ func TestHandlerPanicRecovered(t *testing.T) {
 		if req.Text == "boom" {
 			panic("boom")
 		}
-		out.Send(commands.Info, "fine")
+		out.Send(reply.Text(commands.Info, "fine"))
 	}
 	b := runBot(t, botConfig(shared, "kbpanic"), rec)
 	if !harness.WaitFor(context.Background(), 15*time.Second, b.Connected) {

@@ -2,6 +2,9 @@ package irc
 
 import (
 	"fmt"
+	"strings"
+
+	"github.com/fedora-infra/kojibot/bot/reply"
 )
 
 // renderer turns reply text into IRC lines: addressed, split to the line
@@ -13,51 +16,48 @@ type renderer struct {
 	longOutput func(text string) (string, bool)
 }
 
-// reply renders text for nick in place ("" is a private reply). main goes
-// to the reply lane; bulk, the whole text by private NOTICE when a channel
-// reply was summarised without a link, goes to the bulk lane.
-func (r renderer) reply(nick, place, text string) (main, bulk []string) {
-	return r.replyKeeping(nick, place, text, false)
-}
-
-// replyKeeping is reply; with keepLast, a summarised reply still shows its
-// last line (a confirmation's token, a job's outcome) after the note.
-func (r renderer) replyKeeping(nick, place, text string, keepLast bool) (main, bulk []string) {
-	text = cleanText(text)
-	if text == "" {
+// reply renders m for nick in place ("" is a private reply). main goes to
+// the reply lane; bulk, the whole message by private NOTICE when a channel
+// reply was summarised without a link, goes to the bulk lane. A summarised
+// reply still ends with m's footer (a confirmation's token) after the note.
+func (r renderer) reply(nick, place string, m reply.Message) (main, bulk []string) {
+	body := cleanText(strings.Join(m.Body(), "\n"))
+	footer := cleanText(m.Footer)
+	whole := body
+	if footer != "" {
+		whole = strings.TrimLeft(body+"\n"+footer, "\n")
+	}
+	if whole == "" {
 		return nil, nil
 	}
 	if place == "" {
-		return r.plain("PRIVMSG", nick, "", text), nil
+		return r.plain("PRIVMSG", nick, "", whole), nil
 	}
 	addr := nick + ": "
 	budget := textBudget(r.lineBytes, r.self, "PRIVMSG", place) - len(addr)
-	ls := lines(splitText(text, budget))
-	if len(ls) <= r.maxLines {
-		return wire("PRIVMSG", place, addr, ls), nil
+	ls := lines(splitText(body, budget))
+	var tail []string
+	if footer != "" {
+		tail = lines(splitText(footer, budget))
 	}
-	keep := keepLast && r.maxLines >= 3
-	head := ls[:r.maxLines-1]
-	if keep {
-		head = ls[:r.maxLines-2]
+	if len(ls)+len(tail) <= r.maxLines {
+		return wire("PRIVMSG", place, addr, append(ls, tail...)), nil
 	}
-	last := ls[len(ls)-1]
+	if r.maxLines-1-len(tail) < 1 {
+		tail = nil // no room for the footer beside a line of the body and the note
+	}
+	head := ls[:max(min(r.maxLines-1-len(tail), len(ls)), 0)]
 	more := len(ls) - len(head)
-	if keep {
-		more--
-	}
 	var note string
-	if url, ok := r.publish(text); ok {
+	// The page holds the body: a confirmation's token is never published.
+	if url, ok := r.publish(body); ok {
 		note = fmt.Sprintf("… %d more lines: %s", more, url)
 	} else {
 		note = fmt.Sprintf("… %d more lines sent to you by private notice", more)
-		bulk = r.plain("NOTICE", nick, "", text)
+		bulk = r.plain("NOTICE", nick, "", whole)
 	}
-	ls = append(head[:len(head):len(head)], lines(splitText(note, budget))...)
-	if keep {
-		ls = append(ls, last)
-	}
-	return wire("PRIVMSG", place, addr, ls), bulk
+	out := append(head[:len(head):len(head)], lines(splitText(note, budget))...)
+	return wire("PRIVMSG", place, addr, append(out, tail...)), bulk
 }
 
 // notify renders a notification for channel: unaddressed, capped at

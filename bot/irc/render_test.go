@@ -5,9 +5,14 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/fedora-infra/kojibot/bot/reply"
 )
 
 var testSelf = selfMask{Nick: "kojibot", User: "~kojibot", Host: "127.0.0.1"}
+
+// info is an Info message of s.
+func info(s string) reply.Message { return reply.Text(reply.Info, s) }
 
 func numbered(n int) string {
 	var b strings.Builder
@@ -45,7 +50,7 @@ func checkWire(t *testing.T, ls []string) {
 
 func TestRenderChannelShort(t *testing.T) {
 	r := renderer{maxLines: 4, lineBytes: 350, self: testSelf}
-	main, bulk := r.reply("alice", "#fedora-admin", "error: no such host\nusage: host <name>\n")
+	main, bulk := r.reply("alice", "#fedora-admin", info("error: no such host\nusage: host <name>\n"))
 	want := []string{"PRIVMSG #fedora-admin :alice: error: no such host", "PRIVMSG #fedora-admin :alice: usage: host <name>"}
 	if strings.Join(main, "|") != strings.Join(want, "|") || bulk != nil {
 		t.Errorf("got %q + %q, want %q", main, bulk, want)
@@ -55,7 +60,7 @@ func TestRenderChannelShort(t *testing.T) {
 func TestRenderChannelSummarised(t *testing.T) {
 	r := renderer{maxLines: 4, lineBytes: 350, self: testSelf}
 	text := numbered(40)
-	main, bulk := r.reply("alice", "#fedora-admin", text)
+	main, bulk := r.reply("alice", "#fedora-admin", info(text))
 	checkWire(t, main)
 	checkWire(t, bulk)
 	if len(main) != 4 {
@@ -90,7 +95,7 @@ func TestRenderChannelSummaryCountsSplitLines(t *testing.T) {
 	// One long line of 1000 bytes of CJK: cut into several wire lines, so
 	// it must be summarised even though it has no "\n".
 	text := strings.Repeat("日本語", 111) + "!"
-	main, bulk := r.reply("bob", "#c", text)
+	main, bulk := r.reply("bob", "#c", info(text))
 	checkWire(t, main)
 	if len(main) != 4 || !strings.Contains(main[3], "more lines sent to you by private notice") {
 		t.Fatalf("channel got %q", main)
@@ -114,7 +119,7 @@ func TestRenderChannelLongOutputLink(t *testing.T) {
 		published = text
 		return "http://bot.example/out/1", true
 	}}
-	main, bulk := r.reply("alice", "#c", numbered(10))
+	main, bulk := r.reply("alice", "#c", info(numbered(10)))
 	if bulk != nil {
 		t.Errorf("with a link, no private copy expected; got %d lines", len(bulk))
 	}
@@ -128,22 +133,22 @@ func TestRenderChannelLongOutputLink(t *testing.T) {
 
 func TestRenderPrivate(t *testing.T) {
 	r := renderer{maxLines: 4, lineBytes: 350, self: testSelf}
-	main, bulk := r.reply("alice", "", numbered(10))
+	main, bulk := r.reply("alice", "", info(numbered(10)))
 	if len(main) != 10 || bulk != nil {
 		t.Fatalf("private reply: %d lines + %d bulk, want 10 + 0", len(main), len(bulk))
 	}
 	if main[0] != "PRIVMSG alice :line 1" {
 		t.Errorf("private reply is addressed or mis-targeted: %q", main[0])
 	}
-	main, _ = r.reply("alice", "", "a\n\nb")
+	main, _ = r.reply("alice", "", info("a\n\nb"))
 	if main[1] != "PRIVMSG alice : " {
 		t.Errorf("empty line rendered as %q, want one space", main[1])
 	}
-	main, _ = r.reply("alice", "", numbered(maxBulkLines+50))
+	main, _ = r.reply("alice", "", info(numbered(maxBulkLines+50)))
 	if len(main) != maxBulkLines || !strings.Contains(main[len(main)-1], "51 more lines cut") {
 		t.Errorf("huge private reply: %d lines, last %q", len(main), main[len(main)-1])
 	}
-	if main, bulk := r.reply("alice", "#c", "\n\n"); main != nil || bulk != nil {
+	if main, bulk := r.reply("alice", "#c", info("\n\n")); main != nil || bulk != nil {
 		t.Errorf("blank reply rendered as %q %q", main, bulk)
 	}
 }
@@ -161,20 +166,55 @@ func TestRenderNotify(t *testing.T) {
 }
 
 // TestRenderKeepsTheTokenLine: a summarised confirmation still shows its
-// last line, the one with the token, in the channel.
+// footer, the line with the token, in the channel, and the token is never
+// published on the long-output page.
 func TestRenderKeepsTheTokenLine(t *testing.T) {
-	r := renderer{maxLines: 4, lineBytes: 350, self: testSelf, longOutput: func(string) (string, bool) {
+	var published string
+	r := renderer{maxLines: 4, lineBytes: 350, self: testSelf, longOutput: func(text string) (string, bool) {
+		published = text
 		return "http://bot.example/out/2", true
 	}}
-	text := "confirm: clean up xenbuilder2\n" + numbered(10) + "to go ahead: !koji confirm abcd1234 (within 5m; only you, here)"
-	main, _ := r.replyKeeping("alice", "#c", text, true)
+	m := reply.Text(reply.Confirm, "clean up xenbuilder2\n"+strings.TrimRight(numbered(10), "\n"))
+	m.Footer = "to go ahead: !koji confirm abcd1234 (within 5m; only you, here)"
+	main, _ := r.reply("alice", "#c", m)
 	if len(main) != 4 {
 		t.Fatalf("%d lines, want 4: %q", len(main), main)
+	}
+	if want := "PRIVMSG #c :alice: confirm: clean up xenbuilder2"; main[0] != want {
+		t.Errorf("first line %q, want %q", main[0], want)
 	}
 	if want := "PRIVMSG #c :alice: to go ahead: !koji confirm abcd1234 (within 5m; only you, here)"; main[3] != want {
 		t.Errorf("last line %q, want %q", main[3], want)
 	}
 	if want := "PRIVMSG #c :alice: … 9 more lines: http://bot.example/out/2"; main[2] != want {
 		t.Errorf("note %q, want %q", main[2], want)
+	}
+	if strings.Contains(published, "abcd1234") || !strings.Contains(published, "line 10") {
+		t.Errorf("published %q: want the plan without the token", published)
+	}
+	// Short enough: the footer is simply the last line.
+	m = reply.Message{Kind: reply.Confirm, Lines: []string{"reboot ppc3"}, Footer: "to go ahead: !koji confirm 12345678"}
+	if main, _ := r.reply("alice", "#c", m); len(main) != 2 || main[1] != "PRIVMSG #c :alice: to go ahead: !koji confirm 12345678" {
+		t.Errorf("short confirmation: %q", main)
+	}
+}
+
+// TestRenderTable: a table reaches IRC as its text rendering, a heading
+// line and one aligned line per row, counted against max_lines like any
+// other line; the links follow the headline.
+func TestRenderTable(t *testing.T) {
+	r := renderer{maxLines: 6, lineBytes: 350, self: testSelf}
+	m := reply.Message{Lines: []string{"2 hosts"}, Links: []reply.Link{{Label: "page", URL: "http://bot.example/p"}},
+		Table: &reply.Table{Columns: []reply.Column{{Name: "host"}, {Name: "load", Right: true}},
+			Rows: [][]string{{"ppc3.fedora.redhat.com", "1.5"}, {"x86-01", "12"}}}}
+	main, _ := r.reply("alice", "#c", m)
+	want := []string{
+		"PRIVMSG #c :alice: 2 hosts; page: http://bot.example/p",
+		"PRIVMSG #c :alice: host                    load",
+		"PRIVMSG #c :alice: ppc3.fedora.redhat.com   1.5",
+		"PRIVMSG #c :alice: x86-01                    12",
+	}
+	if strings.Join(main, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(main, "\n"), strings.Join(want, "\n"))
 	}
 }

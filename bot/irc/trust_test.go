@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/tests/harness"
 	"github.com/fedora-infra/kojibot/tests/harness/ircnet"
@@ -34,7 +35,7 @@ func TestWhoisAtArrivalNickChangeVoids(t *testing.T) {
 		if req.Text == "hold" {
 			<-release
 		}
-		out.Send(commands.Info, "ok "+req.Text)
+		out.Send(reply.Text(commands.Info, "ok "+req.Text))
 	}
 	t.Cleanup(func() { once.Do(func() { close(release) }) })
 	cfg := botConfig(n, botNick, channel)

@@ -9,6 +9,7 @@ import (
 	"github.com/lrstanley/girc"
 
 	"github.com/fedora-infra/kojibot/bot"
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands"
 )
 
@@ -46,7 +47,7 @@ func (b *Bot) runJob(ctx context.Context, j job) {
 		if p := recover(); p != nil {
 			b.log.Error("panic in command", "panic", fmt.Sprint(p), "nick", j.nick, "place", j.place,
 				"text", j.text, "stack", string(debug.Stack()))
-			out.Send(commands.Error, "internal error; it has been logged")
+			out.Send(reply.Text(commands.Error, "internal error; it has been logged"))
 		}
 	}()
 	account := j.account
@@ -56,14 +57,14 @@ func (b *Bot) runJob(ctx context.Context, j job) {
 		if voided {
 			b.log.Warn("command voided: the nick changed or quit before services answered the WHOIS",
 				"nick", j.nick, "place", j.place, "text", j.text)
-			out.Send(commands.Error, "your nick changed or quit before services said who you are; command ignored")
+			out.Send(reply.Text(commands.Error, "your nick changed or quit before services said who you are; command ignored"))
 			return
 		}
 		out.rcpt = b.recipientOf(j.sess, j.nick, account)
 		if account == "" {
 			if ok, warn := b.users.Allow(bot.AnonymousBucket); !ok {
 				if warn {
-					out.Send(commands.Info, "slow down, please: too many commands from people not identified to services")
+					out.Send(reply.Text(commands.Info, "slow down, please: too many commands from people not identified to services"))
 				}
 				b.log.Info("command rate-limited", "nick", j.nick, "account", "", "place", j.place)
 				return

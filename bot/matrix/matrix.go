@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -26,6 +25,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/fedora-infra/kojibot/bot"
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/config"
 )
@@ -240,7 +240,7 @@ func (b *Bot) Run(ctx context.Context) error {
 			b.log.Error("matrix: saving the sync state; the batch's commands are refused", "error", err)
 			for _, c := range cmds {
 				b.finished(c.t.Event)
-				c.out.Send(commands.Error, "the bot cannot record its Matrix sync position in its state store, so this command was not run (a restart could run it twice); ask again later")
+				c.out.Send(reply.Text(reply.Error, "the bot cannot record its Matrix sync position in its state store, so this command was not run (a restart could run it twice); ask again later"))
 			}
 			continue
 		}
@@ -424,9 +424,9 @@ func (b *Bot) tellInterrupted(ctx context.Context) {
 		}
 		b.log.Warn("matrix: telling the caller a command was interrupted", "room_id", t.Room, "event_id", t.Event, "sender", t.Sender, "command", t.Text)
 		caller := t.Sender
-		text := commands.Format(commands.Error, fmt.Sprintf(
+		m := reply.Text(reply.Error, fmt.Sprintf(
 			"interrupted: kojibot stopped before %q finished and will not run it again; check what it did (jobs --all) and ask again if it is still needed", t.Text))
-		if b.send(ctx, t.Room, b.notice(text, t.Event, &caller)) == "" {
+		if b.send(ctx, t.Room, b.compose([]reply.Message{m}, t.Event, &caller, true)) == "" {
 			left = append(left, t)
 		}
 	}
@@ -478,7 +478,7 @@ func (b *Bot) dispatch(ctx context.Context, c command) {
 				if b.limitKey(c.t.Sender) == bot.AnonymousBucket {
 					text = "slow down, please: too many commands from people not identified to FAS"
 				}
-				c.out.Send(commands.Info, text)
+				c.out.Send(reply.Text(reply.Info, text))
 			}
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
@@ -612,9 +612,9 @@ func (b *Bot) handleEvent(ctx context.Context, room id.RoomID, evt *event.Event)
 		// Said while the bot was down, too long ago to act on now: the
 		// caller is told rather than left waiting.
 		b.log.Info("matrix: not running a command sent long before the start", "room_id", room, "event_id", evt.ID, "sender", caller, "command", text)
-		b.send(ctx, room, b.notice(commands.Format(commands.Error, fmt.Sprintf(
-			"not run: sent %s before kojibot started (it was away); ask again if it is still needed",
-			b.started.Sub(sent).Round(time.Second))), evt.ID, &caller))
+		m := reply.Text(reply.Error, fmt.Sprintf("not run: sent %s before kojibot started (it was away); ask again if it is still needed",
+			b.started.Sub(sent).Round(time.Second)))
+		b.send(ctx, room, b.compose([]reply.Message{m}, evt.ID, &caller, true))
 		return command{}, false
 	}
 	return command{
@@ -663,44 +663,9 @@ type content struct {
 	NewContent *content `json:"m.new_content,omitempty"`
 }
 
-// notice renders text (already prefixed by its kind) for the caller:
-// capped at max_lines, the rest behind the HTTP link when there is one.
+// notice renders a text message of kind Info for the caller; see compose.
 func (b *Bot) notice(text string, replyTo id.EventID, caller *id.UserID) *content {
-	return b.render(text, replyTo, caller, true)
-}
-
-// render is notice; with page false, a text longer than max_lines is capped
-// without publishing it (a job's progress, published once at its end).
-func (b *Bot) render(text string, replyTo id.EventID, caller *id.UserID, page bool) *content {
-	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
-	if max := b.opts.Config.MaxLines; len(lines) > max {
-		rest := len(lines) - (max - 1)
-		tail := fmt.Sprintf("(%d more lines not shown)", rest)
-		if !page {
-			tail = fmt.Sprintf("(%d more lines so far; all of them when the job ends)", rest)
-		} else if b.opts.LongOutput != nil {
-			if url, ok := b.opts.LongOutput(text); ok {
-				tail = fmt.Sprintf("(%d more lines: %s)", rest, url)
-			}
-		}
-		lines = append(lines[:max-1:max-1], tail)
-	}
-	c := &content{MsgType: "m.notice", Format: "org.matrix.custom.html"}
-	if caller != nil {
-		c.Mentions = &event.Mentions{UserIDs: []id.UserID{*caller}}
-		c.Body = string(*caller) + ": "
-		c.FormattedBody = fmt.Sprintf(`<a href="https://matrix.to/#/%s">%s</a>: `, html.EscapeString(string(*caller)), html.EscapeString(string(*caller)))
-	}
-	c.Body += strings.Join(lines, "\n")
-	if len(lines) == 1 {
-		c.FormattedBody += html.EscapeString(lines[0])
-	} else {
-		c.FormattedBody += html.EscapeString(lines[0]) + "<pre>" + html.EscapeString(strings.Join(lines[1:], "\n")) + "</pre>"
-	}
-	if replyTo != "" {
-		c.RelatesTo = map[string]any{"m.in_reply_to": map[string]any{"event_id": replyTo}}
-	}
-	return c
+	return b.compose([]reply.Message{reply.Text(reply.Info, text)}, replyTo, caller, true)
 }
 
 // send sends c to room and returns the new event's id ("" on failure),
@@ -734,22 +699,22 @@ type output struct {
 	progress map[string]*progress
 }
 
-// progress is one job's progress message: the lines so far, the event
+// progress is one job's progress message: the messages so far, the event
 // that shows them ("" until it was sent), and whether it shows them all.
 type progress struct {
-	lines []string
+	msgs  []reply.Message
 	event id.EventID
 	// capped is set while the message shows only max_lines of lines: it
 	// is completed (with one long-output page) by the job's result.
 	capped bool
 }
 
-// SendProgress implements commands.ProgressOutput. The first progress line
-// of a job is sent as a notice (replying to the caller's event, without
-// mentioning them); later ones edit it (m.replace) to hold every line so
-// far, capped at max_lines. A capped edit publishes no long-output page:
-// the job's result does, once, with a last edit.
-func (o *output) SendProgress(jobID string, kind commands.Kind, text string) {
+// SendProgress implements commands.ProgressOutput. The first progress
+// message of a job is sent as a notice (replying to the caller's event,
+// without mentioning them); later ones edit it (m.replace) to hold every
+// message so far, capped at max_lines. A capped edit publishes no
+// long-output page: the job's result does, once, with a last edit.
+func (o *output) SendProgress(jobID string, m reply.Message) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.progress == nil {
@@ -760,9 +725,9 @@ func (o *output) SendProgress(jobID string, kind commands.Kind, text string) {
 		p = &progress{}
 		o.progress[jobID] = p
 	}
-	p.lines = append(p.lines, strings.Split(strings.TrimRight(commands.Format(kind, text), "\n"), "\n")...)
-	p.capped = len(p.lines) > o.b.opts.Config.MaxLines
-	c := o.b.render(strings.Join(p.lines, "\n"), o.replyTo, nil, false)
+	p.msgs = append(p.msgs, m)
+	p.capped = linesOf(p.msgs) > o.b.opts.Config.MaxLines
+	c := o.b.compose(p.msgs, o.replyTo, nil, false)
 	c.Mentions = &event.Mentions{}
 	if p.event == "" {
 		p.event = o.b.send(context.Background(), o.room, c)
@@ -782,26 +747,26 @@ func edit(target id.EventID, c *content) *content {
 }
 
 // Send implements commands.Output.
-func (o *output) Send(kind commands.Kind, text string) {
-	o.b.send(context.Background(), o.room, o.b.notice(commands.Format(kind, text), o.replyTo, &o.caller))
+func (o *output) Send(m reply.Message) {
+	o.b.send(context.Background(), o.room, o.b.compose([]reply.Message{m}, o.replyTo, &o.caller, true))
 }
 
 // SendResult implements commands.ResultOutput. Progress messages capped
 // so far are completed first: one last edit each, with the link to all
 // their lines.
-func (o *output) SendResult(kind commands.Kind, text string) {
+func (o *output) SendResult(m reply.Message) {
 	o.mu.Lock()
 	for _, p := range o.progress {
 		if !p.capped || p.event == "" {
 			continue
 		}
 		p.capped = false
-		c := o.b.notice(strings.Join(p.lines, "\n"), o.replyTo, nil)
+		c := o.b.compose(p.msgs, o.replyTo, nil, true)
 		c.Mentions = &event.Mentions{}
 		o.b.send(context.Background(), o.room, edit(p.event, c))
 	}
 	o.mu.Unlock()
-	o.Send(kind, text)
+	o.Send(m)
 }
 
 // retryAfter reports whether err is a 429 and how long to wait.

@@ -16,6 +16,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/fedora-infra/kojibot/bot"
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/config"
 )
@@ -370,12 +371,12 @@ func TestProgressEdits(t *testing.T) {
 	if !ok {
 		t.Fatal("the Matrix output is not a commands.ProgressOutput")
 	}
-	p.SendProgress("5", commands.Info, "a")
-	p.SendProgress("5", commands.Info, "b")
-	p.SendProgress("5", commands.Error, "c")
-	p.SendProgress("5", commands.Info, "d")
-	p.SendProgress("6", commands.Info, "other")
-	commands.SendResult(o, commands.Info, "job 5 done")
+	p.SendProgress("5", reply.Text(commands.Info, "a"))
+	p.SendProgress("5", reply.Text(commands.Info, "b"))
+	p.SendProgress("5", reply.Text(commands.Error, "c"))
+	p.SendProgress("5", reply.Text(commands.Info, "d"))
+	p.SendProgress("6", reply.Text(commands.Info, "other"))
+	commands.SendResult(o, reply.Text(commands.Info, "job 5 done"))
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -476,7 +477,7 @@ func (h *recHandler) Handle(_ context.Context, req commands.Request, out command
 	if h.during != nil {
 		h.during(req)
 	}
-	out.Send(commands.Info, "done: "+req.Text)
+	out.Send(reply.Text(commands.Info, "done: "+req.Text))
 }
 
 func (h *recHandler) calls() []commands.Request {

@@ -21,6 +21,7 @@ import (
 	"github.com/fedora-infra/kojibot/bot"
 	"github.com/fedora-infra/kojibot/bot/irc"
 	"github.com/fedora-infra/kojibot/bot/matrix"
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/bot/web"
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/commands/fleet"
@@ -320,15 +321,16 @@ type terminalOutput struct {
 	seen  bool
 }
 
-func (o *terminalOutput) Send(kind commands.Kind, text string) {
+// Send implements commands.Output: the message's text lines.
+func (o *terminalOutput) Send(m reply.Message) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for _, line := range strings.Split(commands.Format(kind, text), "\n") {
+	for _, line := range m.TextLines() {
 		fmt.Fprintln(o.w, line)
 	}
-	if kind == commands.Error || kind == commands.Usage || kind == commands.Denied {
-		if !o.seen || kind == commands.Denied {
-			o.worst = kind
+	if m.Kind.Failed() {
+		if !o.seen || m.Kind == commands.Denied {
+			o.worst = m.Kind
 		}
 		o.seen = true
 	}
@@ -367,8 +369,8 @@ func runExec(ctx context.Context, cfg *config.Config, fasUser string, yes bool, 
 	answers := bufio.NewReader(stdin)
 	req := commands.Request{FASUser: fasUser, Place: "exec", Text: strings.Join(args, " "),
 		LocalUser: localUser(), SudoUser: os.Getenv("SUDO_USER"),
-		AutoConfirm: func(plan string) bool {
-			fmt.Fprintln(stdout, commands.Format(commands.Confirm, plan))
+		AutoConfirm: func(plan reply.Message) bool {
+			fmt.Fprintln(stdout, plan.String())
 			if yes {
 				fmt.Fprintln(stdout, "(--yes: going ahead)")
 				return true

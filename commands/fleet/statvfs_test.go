@@ -130,7 +130,18 @@ func TestStatVFSMatchesDF(t *testing.T) {
 	if err != nil {
 		t.Fatalf("df: %v", err)
 	}
-	if !reflect.DeepEqual(got, df) {
+	// "/" is the machine's own disk, written to by everything else running
+	// here between the two reads: only its fixed figures must agree.
+	stable := func(us []Usage) []Usage {
+		out := append([]Usage(nil), us...)
+		for i := range out {
+			if out[i].Path == "/" {
+				out[i].Used, out[i].Avail, out[i].Percent = 0, 0, 0
+			}
+		}
+		return out
+	}
+	if !reflect.DeepEqual(stable(got), stable(df)) {
 		t.Errorf("statvfs and df differ:\nstatvfs %+v\ndf      %+v", got, df)
 	}
 	const page = 4096

@@ -232,6 +232,16 @@ func bldPlan(u *user, text string) (pre, plan []string, token string) {
 	return pre, plan, bldTokenRe.FindStringSubmatch(plan[len(plan)-1])[1]
 }
 
+// bldPlanRow is what follows path in its row of a clean-up plan's table
+// (kind, size, age), or "" when the plan has no row for path.
+func bldPlanRow(plan, path string) string {
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(path) + `  +(\S.*)$`).FindStringSubmatch(plan)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
 var bldJobStarted = regexp.MustCompile(`^job ([0-9]+) started: `)
 
 // bldStarted waits for "job N started" and returns N with the lines so far.
@@ -409,8 +419,11 @@ func TestCleanupBuilder(t *testing.T) {
 			t.Errorf("plan lacks %q:\n%s", p, planText)
 		}
 	}
+	if !strings.Contains(planText, "\ndelete ") || !strings.Contains(planText, "  kind ") {
+		t.Errorf("plan lacks the heading of its table (delete, kind, size, age):\n%s", planText)
+	}
 	for _, name := range old {
-		if !strings.Contains(planText, "delete "+mock+"/"+name+" (") {
+		if bldPlanRow(planText, mock+"/"+name) == "" {
 			t.Errorf("plan does not delete %s:\n%s", name, planText)
 		}
 	}
@@ -419,8 +432,8 @@ func TestCleanupBuilder(t *testing.T) {
 			t.Errorf("plan deletes %s:\n%s", name, planText)
 		}
 	}
-	if !strings.Contains(planText, "delete "+mock+"/"+plague+" (plague build,") ||
-		!strings.Contains(planText, "delete "+mock+"/f40-build-1003-55-bootstrap (koji buildroot,") {
+	if !strings.HasPrefix(bldPlanRow(planText, mock+"/"+plague), "plague build  ") ||
+		!strings.HasPrefix(bldPlanRow(planText, mock+"/f40-build-1003-55-bootstrap"), "koji buildroot  ") {
 		t.Errorf("plan misclassifies the entries:\n%s", planText)
 	}
 	id, lines := bldConfirmJob(alice, token)
@@ -937,15 +950,21 @@ func TestDiskAllDownAndHung(t *testing.T) {
 	if want := "4 builders: 0 full, 2 could not be read; failed: xenbuilder3, xenbuilder4"; lines[0] != want {
 		t.Errorf("head %q, want %q", lines[0], want)
 	}
-	for _, b := range []string{"xenbuilder1", "xenbuilder2"} {
-		if i := bldIndex(lines, b+": "+builders.MockDir+" "); i < 0 || !strings.Contains(lines[i], builders.BuildDir+" ") {
-			t.Errorf("no df of %s in %q", b, lines)
-		}
+	if len(lines) < 2 || !regexp.MustCompile(`^builder +mount +used +free +note$`).MatchString(lines[1]) {
+		t.Errorf("no table heading in %q", lines)
 	}
 	all := bldNotice(alice, "the whole of disk all", func(l string) bool { return strings.HasPrefix(l, "4 builders") },
-		func(l string) bool { return strings.HasPrefix(l, "xenbuilder4: ") })
-	if i := bldIndex(all, "xenbuilder3: "); i < 0 || !strings.Contains(all[i], "unreachable") {
-		t.Errorf("xenbuilder3 not said unreachable: %q", all)
+		func(l string) bool { return strings.HasPrefix(l, "xenbuilder4 ") })
+	text := strings.Join(all, "\n")
+	for _, b := range []string{"xenbuilder1", "xenbuilder2"} {
+		for _, dir := range []string{builders.MockDir, builders.BuildDir} {
+			if !regexp.MustCompile(`(?m)^` + b + ` +` + regexp.QuoteMeta(dir) + ` +[0-9]+% +\S`).MatchString(text) {
+				t.Errorf("no df of %s %s in:\n%s", b, dir, text)
+			}
+		}
+	}
+	if !regexp.MustCompile(`(?m)^xenbuilder3 +unreachable`).MatchString(text) {
+		t.Errorf("xenbuilder3 not said unreachable:\n%s", text)
 	}
 	if l := all[len(all)-1]; !strings.Contains(l, "timed out") && !strings.Contains(l, "unreachable") {
 		t.Errorf("xenbuilder4 line %q", l)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -213,7 +214,7 @@ func TestCrashExecKilledRunRestores(t *testing.T) {
 	case <-time.After(bldWait):
 		t.Fatalf("exec jobs --all hung:\n%s", jout)
 	}
-	if got := jout.String(); !strings.Contains(got, "cleanup "+bldBuilder+", by alice in exec, interrupted") || strings.Contains(got, "recovery:") {
+	if got := jout.String(); !regexp.MustCompile(`(?m)^ *[0-9]+  cleanup `+bldBuilder+`  +alice  +exec  +interrupted`).MatchString(got) || strings.Contains(got, "recovery:") {
 		t.Errorf("exec jobs --all:\n%s", got)
 	}
 }

@@ -58,7 +58,7 @@ func genRow(t *testing.T, db pgsql.DSNs, name string) (capacity float64, enabled
 	return capacity, enabled, comment
 }
 
-var genCheckinRe = regexp.MustCompile(`ppc3\.fedora\.redhat\.com load 1\.5/4 enabled ready, checked in ([0-9]+)s ago`)
+var genCheckinRe = regexp.MustCompile(`(?m)^ppc3\.fedora\.redhat\.com +yes +yes +1\.5 +4 +([0-9]+)s ago$`)
 
 // TestKojiGenerations: one conversation, through `kojibot exec`, on every
 // generation of Koji's schema written from upstream (1.6, 1.10, 1.15,

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -143,18 +144,16 @@ func TestBadInput(t *testing.T) {
 
 func TestHostsAndHost(t *testing.T) {
 	alice := join(t, mainBot, "alice", "")
-	lines := alice.askN("hosts ppc*", 4)
-	if lines[0] != "3 hosts, 3 enabled, 3 ready" {
-		t.Errorf("hosts header %q", lines[0])
+	// A table: the headline, the heading, a row per host (max_lines is 4).
+	lines := alice.askN("hosts ppc3*", 3)
+	if lines[0] != "1 host, 1 enabled, 1 ready" {
+		t.Errorf("hosts headline %q", lines[0])
 	}
-	found := false
-	for _, l := range lines[1:] {
-		if strings.HasPrefix(l, "ppc3.fedora.redhat.com load 1.5/4 enabled ready, checked in ") {
-			found = true
-		}
+	if !regexp.MustCompile(`^host +enabled +ready +load +capacity +checked in$`).MatchString(lines[1]) {
+		t.Errorf("hosts heading %q", lines[1])
 	}
-	if !found {
-		t.Errorf("hosts ppc* lacks ppc3 with load/capacity, enabled, ready and check-in: %q", lines)
+	if !regexp.MustCompile(`^ppc3\.fedora\.redhat\.com +yes +yes +1\.5 +4 +[0-9]+[smh]\S* ago$`).MatchString(lines[2]) {
+		t.Errorf("hosts ppc3* row %q, want ppc3 enabled, ready, load 1.5, capacity 4 and its check-in", lines[2])
 	}
 	got := alice.expect("host ppc3", "ppc3.fedora.redhat.com: enabled, ready, load 1.5 of capacity 4, arches ppc ppc64, last check-in ")
 	if !strings.Contains(got, " UTC (") {
@@ -165,7 +164,7 @@ func TestHostsAndHost(t *testing.T) {
 
 func TestLongReplySummarised(t *testing.T) {
 	alice := join(t, mainBot, "alice", "")
-	lines := alice.askN("hosts", 4) // 41 lines: a header and 40 hosts
+	lines := alice.askN("hosts", 4) // 42 lines: the headline, the table's heading and 40 hosts
 	if !strings.HasPrefix(lines[0], "40 hosts") {
 		t.Errorf("first line %q", lines[0])
 	}
@@ -175,13 +174,13 @@ func TestLongReplySummarised(t *testing.T) {
 	// The whole reply comes by private NOTICE.
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	notices, err := alice.c.Collect(ctx, 41, func(m ircnet.Message) bool {
+	notices, err := alice.c.Collect(ctx, 42, func(m ircnet.Message) bool {
 		return m.Command == "NOTICE" && m.Source == mainBot && m.Target() == alice.nick
 	})
 	if err != nil {
 		t.Fatalf("the whole reply by NOTICE: %v", err)
 	}
-	if !strings.Contains(notices[40].Text, "xenbuilder4.fedora.redhat.com") {
+	if !strings.Contains(notices[41].Text, "xenbuilder4.fedora.redhat.com") {
 		t.Errorf("last NOTICE %q, want the last host", notices[40].Text)
 	}
 	// Nothing more arrives in the channel for this command.

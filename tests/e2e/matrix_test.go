@@ -253,15 +253,22 @@ func TestMatrixReplyShape(t *testing.T) {
 			continue
 		}
 		body := e.Content.Raw["body"].(string)
-		if lines := strings.Count(body, "\n") + 1; lines < 35 {
-			t.Errorf("hosts reply has %d lines, want the 36 hosts", lines)
+		if lines := strings.Count(body, "\n") + 1; lines != 38 {
+			t.Errorf("hosts reply has %d lines, want 38 (the headline, the table's heading, the 36 hosts):\n%s", lines, body)
 		}
 		m, _ := e.Content.Raw["m.mentions"].(map[string]any)
 		if ids, _ := m["user_ids"].([]any); len(ids) != 1 || ids[0] != "@alice:fedora.im" {
 			t.Errorf("m.mentions = %v", e.Content.Raw["m.mentions"])
 		}
-		if f, _ := e.Content.Raw["formatted_body"].(string); !strings.Contains(f, "<pre>") {
-			t.Errorf("formatted_body lacks <pre>: %.200q", f)
+		// The table decided by the command, as an HTML table: not IRC's text.
+		f, _ := e.Content.Raw["formatted_body"].(string)
+		for _, want := range []string{"<table><thead><tr><th>host</th><th>enabled</th>", "<tr><td>bkernel01.fedoraproject.org</td><td>yes</td>", "</tbody></table>"} {
+			if !strings.Contains(f, want) {
+				t.Errorf("formatted_body lacks %q: %.300q", want, f)
+			}
+		}
+		if strings.Contains(f, "<pre>") {
+			t.Errorf("formatted_body shows the table as text: %.300q", f)
 		}
 	}
 }

@@ -42,7 +42,7 @@ func TestHTTPTokens(t *testing.T) {
 
 	// A draft made in the channel.
 	got := alice.expect("outage draft koji the hub's disk is full", "outage draft o")
-	m := regexp.MustCompile(`^outage draft (o[0-9]+): .* — (\S+)$`).FindStringSubmatch(got)
+	m := regexp.MustCompile(`^outage draft (o[0-9]+): .*; draft: (\S+)$`).FindStringSubmatch(got)
 	if m == nil || !strings.HasPrefix(m[2], base+"/drafts/") {
 		t.Fatalf("outage draft: %q, want its link under %s/drafts/", got, base)
 	}
@@ -61,7 +61,7 @@ func TestHTTPTokens(t *testing.T) {
 		}
 	}
 	// outage show lists it with the same link.
-	if shown := strings.Join(alice.askN("outage show", 2), "\n"); !strings.Contains(shown, link) {
+	if shown := strings.Join(alice.askN("outage show", 3), "\n"); !regexp.MustCompile(`(?m)^` + id + `  +alice  +.*  ` + regexp.QuoteMeta(link) + `$`).MatchString(shown) {
 		t.Errorf("outage show %q lacks %s", shown, link)
 	}
 

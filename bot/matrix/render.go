@@ -1,0 +1,177 @@
+package matrix
+
+import (
+	"fmt"
+	"html"
+	"strings"
+
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/fedora-infra/kojibot/bot/reply"
+)
+
+// compose renders msgs, one after the other, as one m.notice: a plain
+// body (the messages' text lines) and HTML (see messageHTML), replying to
+// replyTo and mentioning caller when they are set. It holds at most
+// matrix.max_lines lines: past that, whole lines are left out from the end
+// (a message's headline and footer stay) and a last line says how many.
+// With page, the left-out lines are published behind the long-output link
+// when there is one; without (a job's progress so far), nothing is.
+func (b *Bot) compose(msgs []reply.Message, replyTo id.EventID, caller *id.UserID, page bool) *content {
+	limit := max(b.opts.Config.MaxLines, 2)
+	total := linesOf(msgs)
+	shown, note := msgs, ""
+	if total > limit {
+		shown = nil
+		left := limit - 1 // the note's line
+		for _, m := range msgs {
+			if m.Len() > left {
+				m, _ = m.Cap(left, 0)
+			}
+			if m.Len() > left {
+				break
+			}
+			shown = append(shown, m)
+			left -= m.Len()
+		}
+		more := total - linesOf(shown)
+		switch {
+		case !page:
+			note = fmt.Sprintf("(%d more lines so far; all of them when the job ends)", more)
+		case b.opts.LongOutput != nil:
+			// The page holds the bodies: a confirmation's token is never published.
+			var body []string
+			for _, m := range msgs {
+				body = append(body, m.Body()...)
+			}
+			if url, ok := b.opts.LongOutput(strings.Join(body, "\n")); ok && url != "" {
+				note = fmt.Sprintf("(%d more lines: %s)", more, url)
+			}
+		}
+		if note == "" {
+			note = fmt.Sprintf("(%d more lines not shown)", more)
+		}
+	}
+	c := &content{MsgType: "m.notice", Format: "org.matrix.custom.html"}
+	if caller != nil {
+		c.Mentions = &event.Mentions{UserIDs: []id.UserID{*caller}}
+		c.Body = string(*caller) + ": "
+		c.FormattedBody = fmt.Sprintf(`<a href="https://matrix.to/#/%s">%s</a>: `, html.EscapeString(string(*caller)), html.EscapeString(string(*caller)))
+	}
+	// The note goes before the last message's footer, which stays last
+	// (a confirmation's token), as on IRC.
+	var footer string
+	if n := len(shown); note != "" && n > 0 && shown[n-1].Footer != "" {
+		shown = append(shown[:n-1:n-1], shown[n-1])
+		footer, shown[n-1].Footer = shown[n-1].Footer, ""
+	}
+	var text, markup []string
+	for _, m := range shown {
+		text = append(text, m.TextLines()...)
+		markup = append(markup, messageHTML(m))
+	}
+	for _, l := range []string{note, footer} {
+		if l != "" {
+			text = append(text, l)
+			markup = append(markup, html.EscapeString(l))
+		}
+	}
+	c.Body += strings.Join(text, "\n")
+	c.FormattedBody += strings.Join(markup, "<br>")
+	if replyTo != "" {
+		c.RelatesTo = map[string]any{"m.in_reply_to": map[string]any{"event_id": replyTo}}
+	}
+	return c
+}
+
+// linesOf is how many text lines msgs take.
+func linesOf(msgs []reply.Message) int {
+	n := 0
+	for _, m := range msgs {
+		n += m.Len()
+	}
+	return n
+}
+
+// messageHTML renders m as Matrix HTML (the subset clients allow): the
+// headline with its prefix and its links, the other lines one per <br>, the
+// table as a <table>, the preformatted text in <pre>, and the footer.
+// Every text is escaped; only http and https addresses become links.
+func messageHTML(m reply.Message) string {
+	var b strings.Builder
+	head := ""
+	if len(m.Lines) > 0 {
+		head = m.Lines[0]
+	}
+	b.WriteString(html.EscapeString(m.Kind.Prefix() + head))
+	for i, l := range m.Links {
+		if i == 0 {
+			b.WriteString(" — ")
+		} else {
+			b.WriteString(", ")
+		}
+		b.WriteString(linkHTML(l.Label, l.URL))
+	}
+	if len(m.Lines) > 1 {
+		for _, l := range m.Lines[1:] {
+			b.WriteString("<br>" + html.EscapeString(l))
+		}
+	}
+	block := false // the last thing written is a block (no <br> needed after it)
+	if t := m.Table; t != nil && len(t.Rows) > 0 {
+		b.WriteString(tableHTML(t))
+		block = true
+	}
+	if len(m.Pre) > 0 {
+		b.WriteString("<pre>" + html.EscapeString(strings.Join(m.Pre, "\n")) + "</pre>")
+		block = true
+	}
+	if m.Footer != "" {
+		if !block {
+			b.WriteString("<br>")
+		}
+		b.WriteString(html.EscapeString(m.Footer))
+	}
+	return b.String()
+}
+
+// tableHTML renders t as an HTML table with a heading row.
+func tableHTML(t *reply.Table) string {
+	var b strings.Builder
+	b.WriteString("<table><thead><tr>")
+	for _, c := range t.Columns {
+		b.WriteString("<th>" + html.EscapeString(c.Name) + "</th>")
+	}
+	b.WriteString("</tr></thead><tbody>")
+	for _, r := range t.Rows {
+		b.WriteString("<tr>")
+		for i, c := range t.Columns {
+			cell := ""
+			if i < len(r) {
+				cell = r[i]
+			}
+			if c.URL {
+				cell = linkHTML(cell, cell)
+			} else {
+				cell = html.EscapeString(cell)
+			}
+			b.WriteString("<td>" + cell + "</td>")
+		}
+		b.WriteString("</tr>")
+	}
+	b.WriteString("</tbody></table>")
+	return b.String()
+}
+
+// linkHTML is label linking to url, or label alone when url is not an
+// http or https address.
+func linkHTML(label, url string) string {
+	if !strings.HasPrefix(url, "https://") && !strings.HasPrefix(url, "http://") {
+		if label == url {
+			return html.EscapeString(label)
+		}
+		return html.EscapeString(label + ": " + url)
+	}
+	return `<a href="` + html.EscapeString(url) + `">` + html.EscapeString(label) + `</a>`
+}

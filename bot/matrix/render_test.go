@@ -1,0 +1,81 @@
+package matrix
+
+import (
+	"strings"
+	"testing"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/fedora-infra/kojibot/bot/reply"
+	"github.com/fedora-infra/kojibot/config"
+)
+
+// TestMessageHTML: each part of a structured reply has its own markup — the
+// table is a <table>, the links are <a>, the preformatted text is <pre> —
+// and every text is escaped; only http(s) addresses become links.
+func TestMessageHTML(t *testing.T) {
+	tests := []struct {
+		name string
+		m    reply.Message
+		want string
+	}{
+		{"text", reply.Text(reply.Error, "no <host> & such\nsecond"), "error: no &lt;host&gt; &amp; such<br>second"},
+		{"links", reply.Message{Lines: []string{"job 3 started"}, Links: []reply.Link{{Label: "progress", URL: "https://bot/jobs/a?b=1&c=2"}}},
+			`job 3 started — <a href="https://bot/jobs/a?b=1&amp;c=2">progress</a>`},
+		{"not a web link", reply.Message{Lines: []string{"draft"}, Links: []reply.Link{{Label: "x", URL: "javascript:alert(1)"}}},
+			"draft — x: javascript:alert(1)"},
+		{"table", reply.Message{Lines: []string{"2 hosts"}, Table: &reply.Table{
+			Columns: []reply.Column{{Name: "host"}, {Name: "load", Right: true}, {Name: "page", URL: true}},
+			Rows:    [][]string{{"ppc3", "1.5", "http://w/p"}, {"<b>x</b>", "2", "javascript:1"}}}},
+			`2 hosts<table><thead><tr><th>host</th><th>load</th><th>page</th></tr></thead><tbody>` +
+				`<tr><td>ppc3</td><td>1.5</td><td><a href="http://w/p">http://w/p</a></td></tr>` +
+				`<tr><td>&lt;b&gt;x&lt;/b&gt;</td><td>2</td><td>javascript:1</td></tr></tbody></table>`},
+		{"pre and footer", reply.Message{Kind: reply.Confirm, Lines: []string{"plan"}, Pre: []string{"a <b>", "  c"}, Footer: "to go ahead: !koji confirm abc"},
+			"confirm: plan<pre>a &lt;b&gt;\n  c</pre>to go ahead: !koji confirm abc"},
+		{"footer after text", reply.Message{Kind: reply.Confirm, Lines: []string{"reboot ppc3"}, Footer: "to go ahead"},
+			"confirm: reboot ppc3<br>to go ahead"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := messageHTML(tt.m); got != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestComposeCapsATable: a reply over max_lines keeps its headline, the
+// table's heading, as many rows as fit and its footer; the last line but
+// the footer says how many lines are behind the link, and the page holds
+// the whole reply but the token.
+func TestComposeCapsATable(t *testing.T) {
+	var published string
+	b := &Bot{opts: Options{Config: config.Matrix{MaxLines: 6}, LongOutput: func(text string) (string, bool) {
+		published = text
+		return "http://web/long/9", true
+	}}}
+	table := &reply.Table{Columns: []reply.Column{{Name: "delete"}, {Name: "size", Right: true}}}
+	for _, n := range []string{"a", "b", "c", "d", "e"} {
+		table.Rows = append(table.Rows, []string{"/var/lib/mock/" + n, "1 MiB"})
+	}
+	m := reply.Message{Kind: reply.Confirm, Lines: []string{"clean-up plan"}, Table: table, Footer: "to go ahead: !koji confirm tok123"}
+	caller := id.UserID("@alice:fedora.im")
+	c := b.compose([]reply.Message{m}, "$cmd", &caller, true)
+	lines := strings.Split(c.Body, "\n")
+	want := []string{"@alice:fedora.im: confirm: clean-up plan", "delete            size", "/var/lib/mock/a  1 MiB",
+		"/var/lib/mock/b  1 MiB", "(3 more lines: http://web/long/9)", "to go ahead: !koji confirm tok123"}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("body\n%s\nwant\n%s", c.Body, strings.Join(want, "\n"))
+	}
+	if strings.Contains(published, "tok123") || !strings.Contains(published, "/var/lib/mock/e") {
+		t.Errorf("published %q: want every row and no token", published)
+	}
+	for _, w := range []string{"<td>/var/lib/mock/b</td>", "</table><br>(3 more lines: http://web/long/9)<br>to go ahead: !koji confirm tok123"} {
+		if !strings.Contains(c.FormattedBody, w) {
+			t.Errorf("formatted_body lacks %q:\n%s", w, c.FormattedBody)
+		}
+	}
+	if strings.Contains(c.FormattedBody, "/var/lib/mock/c") {
+		t.Errorf("formatted_body shows a row past max_lines:\n%s", c.FormattedBody)
+	}
+}

@@ -1,0 +1,251 @@
+// Package reply is the structured reply: what a command decided to say —
+// its kind, prose lines, a table, preformatted text, links and a footer
+// that must stay visible — before any transport renders it. IRC, `kojibot
+// exec`, job logs and long-output pages use its text rendering (Lines);
+// Matrix renders the same message as HTML (a real table, links, <pre>). No
+// transport parses another's text.
+//
+// The package is a leaf: commands build messages with it, the transports
+// render them, and it imports neither.
+package reply
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// Kind says what a reply is, which decides its prefix and the exit code of
+// `kojibot exec`.
+type Kind int
+
+// The kinds of reply.
+const (
+	Info    Kind = iota // a result or progress line
+	Error               // "error: ..." (exec exits 1)
+	Usage               // "error: ..." followed by the usage line (exec exits 1)
+	Denied              // "denied: ..." (exec exits 3)
+	Confirm             // "confirm: ..." with a token
+)
+
+// Prefix is what a reply of kind k starts with: "error: ", "denied: ",
+// "confirm: ", or "" for Info.
+func (k Kind) Prefix() string {
+	switch k {
+	case Error, Usage:
+		return "error: "
+	case Denied:
+		return "denied: "
+	case Confirm:
+		return "confirm: "
+	}
+	return ""
+}
+
+// Failed reports whether a reply of kind k means the command failed.
+func (k Kind) Failed() bool { return k == Error || k == Usage || k == Denied }
+
+// Message is one reply. Its parts are shown in this order: the headline
+// (Lines[0], prefixed by the kind, followed by the links), the other
+// lines, the table, the preformatted text, and the footer.
+type Message struct {
+	Kind Kind
+	// Lines is prose, one element per line; the first is the headline.
+	Lines []string
+	// Links are named URLs that belong to the headline (a job's progress
+	// page, an outage draft).
+	Links []Link
+	// Table, when set, follows the lines.
+	Table *Table
+	// Pre is text shown as it is, in a fixed-width font where the
+	// transport has one (an outage draft, a command's output).
+	Pre []string
+	// Footer is a last line that a transport never leaves out when it
+	// shortens the message (a confirmation's "to go ahead" with its token).
+	Footer string
+}
+
+// Link is a URL with the word that names it.
+type Link struct {
+	Label string
+	URL   string
+}
+
+// Table is rows of cells under named columns.
+type Table struct {
+	Columns []Column
+	Rows    [][]string
+}
+
+// Column is a table column's heading and alignment.
+type Column struct {
+	Name string
+	// Right aligns the column's cells to the right (numbers).
+	Right bool
+	// URL says the column's cells are addresses, which a transport with
+	// markup makes links.
+	URL bool
+}
+
+// Text is a message of kind made of text, one line per "\n".
+func Text(kind Kind, text string) Message {
+	return Message{Kind: kind, Lines: strings.Split(text, "\n")}
+}
+
+// Headline is the first line with the kind's prefix and the links, as a
+// text transport shows it.
+func (m Message) Headline() string {
+	head := ""
+	if len(m.Lines) > 0 {
+		head = m.Lines[0]
+	}
+	head = m.Kind.Prefix() + head
+	for i, l := range m.Links {
+		sep := "; "
+		if i == 0 && head == "" {
+			sep = ""
+		}
+		head += sep + l.Label + ": " + l.URL
+	}
+	return head
+}
+
+// Body is the message's text lines without the footer: the headline, the
+// other lines, the table (a heading line, then one line per row, columns
+// aligned) and the preformatted text.
+func (m Message) Body() []string {
+	out := make([]string, 0, 1+len(m.Lines)+len(m.Pre)+m.Table.height())
+	out = append(out, m.Headline())
+	if len(m.Lines) > 1 {
+		out = append(out, m.Lines[1:]...)
+	}
+	out = append(out, m.Table.Lines()...)
+	out = append(out, m.Pre...)
+	return out
+}
+
+// TextLines is the message as a text transport shows it: Body, then the
+// footer.
+func (m Message) TextLines() []string {
+	out := m.Body()
+	if m.Footer != "" {
+		out = append(out, m.Footer)
+	}
+	return out
+}
+
+// String is TextLines joined by newlines.
+func (m Message) String() string { return strings.Join(m.TextLines(), "\n") }
+
+// Len is how many text lines the message has, the footer included.
+func (m Message) Len() int {
+	n := max(len(m.Lines), 1) + m.Table.height() + len(m.Pre)
+	if m.Footer != "" {
+		n++
+	}
+	return n
+}
+
+// Cap shortens m to at most limit text lines (Len), keeping the headline
+// and the footer and taking whole lines off the end of the other parts,
+// and reports how many lines it left out. room lines are kept free for
+// the transport's note about what was left out. A table keeps its heading
+// when it keeps at least one row.
+func (m Message) Cap(limit, room int) (Message, int) {
+	total := m.Len()
+	if total <= limit {
+		return m, 0
+	}
+	budget := limit - room - 1 // the headline
+	if m.Footer != "" {
+		budget--
+	}
+	budget = max(budget, 0)
+	out := Message{Kind: m.Kind, Links: m.Links, Footer: m.Footer}
+	if len(m.Lines) > 0 {
+		out.Lines = []string{m.Lines[0]}
+	}
+	shown := 1
+	if len(m.Lines) > 1 {
+		var n int
+		out.Lines, n = appendUpTo(out.Lines, m.Lines[1:], budget)
+		budget -= n
+		shown += n
+	}
+	if m.Table != nil && len(m.Table.Rows) > 0 && budget >= 2 {
+		rows, n := appendUpTo(nil, m.Table.Rows, budget-1)
+		out.Table = &Table{Columns: m.Table.Columns, Rows: rows}
+		budget -= n + 1
+		shown += n + 1
+	}
+	var n int
+	out.Pre, n = appendUpTo(nil, m.Pre, budget)
+	shown += n
+	if m.Footer != "" {
+		shown++
+	}
+	return out, total - shown
+}
+
+// appendUpTo appends at most n elements of from to to, and says how many.
+func appendUpTo[T any](to, from []T, n int) ([]T, int) {
+	n = max(min(n, len(from)), 0)
+	return append(to, from[:n]...), n
+}
+
+// height is how many text lines the table takes: its heading and rows,
+// or none without rows.
+func (t *Table) height() int {
+	if t == nil || len(t.Rows) == 0 {
+		return 0
+	}
+	return 1 + len(t.Rows)
+}
+
+// Lines is the table as text: a heading line, then one line per row, each
+// column as wide as its widest cell, two spaces apart, with no trailing
+// spaces. A table without rows has no lines.
+func (t *Table) Lines() []string {
+	if t.height() == 0 {
+		return nil
+	}
+	width := make([]int, len(t.Columns))
+	for i, c := range t.Columns {
+		width[i] = utf8.RuneCountInString(c.Name)
+	}
+	for _, r := range t.Rows {
+		for i := range min(len(r), len(width)) {
+			width[i] = max(width[i], utf8.RuneCountInString(r[i]))
+		}
+	}
+	heading := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		heading[i] = c.Name
+	}
+	out := make([]string, 0, 1+len(t.Rows))
+	out = append(out, t.line(heading, width))
+	for _, r := range t.Rows {
+		out = append(out, t.line(r, width))
+	}
+	return out
+}
+
+// line lays out one row's cells in the columns' widths.
+func (t *Table) line(cells []string, width []int) string {
+	var b strings.Builder
+	for i, w := range width {
+		cell := ""
+		if i < len(cells) {
+			cell = cells[i]
+		}
+		if i > 0 {
+			b.WriteString("  ")
+		}
+		pad := strings.Repeat(" ", max(w-utf8.RuneCountInString(cell), 0))
+		if t.Columns[i].Right {
+			b.WriteString(pad + cell)
+		} else {
+			b.WriteString(cell + pad)
+		}
+	}
+	return strings.TrimRight(b.String(), " ")
+}
