@@ -429,7 +429,9 @@ func TestBurstAnsweredWithoutFloodDisconnect(t *testing.T) {
 	// ("RecvQ exceeded") on the strict port.
 	pad := strings.Repeat(".", 280)
 	rec := newRecorder()
-	rec.reply = func(req commands.Request, out commands.Output) { out.Send(reply.Text(commands.Info, "ok "+req.Text+" "+pad)) }
+	rec.reply = func(req commands.Request, out commands.Output) {
+		out.Send(reply.Text(commands.Info, "ok "+req.Text+" "+pad))
+	}
 	b := runBot(t, cfg, rec)
 	waitJoined(t, c, "kbburst", channel)
 	before := b.current()
