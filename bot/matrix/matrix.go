@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -452,6 +453,9 @@ type command struct {
 	t   taken
 	req commands.Request
 	out *output
+	// stale, when set, is how long before the start the command was
+	// sent: it is answered, never run.
+	stale time.Duration
 }
 
 // limitKey is the inbound rate-limit bucket of sender: its own on
@@ -538,17 +542,58 @@ func (b *Bot) handleSync(ctx context.Context, resp *mautrix.RespSync, first bool
 		for _, evt := range jr.State.Events {
 			b.noteState(room, evt)
 		}
+		var stale []command
 		for _, evt := range jr.Timeline.Events {
 			b.noteState(room, evt)
 			if first && time.UnixMilli(evt.Timestamp).Before(b.started) {
 				continue // history: said before the bot started
 			}
-			if c, ok := b.handleEvent(ctx, room, evt); ok {
+			c, ok := b.handleEvent(ctx, room, evt)
+			switch {
+			case !ok:
+			case c.stale > 0:
+				stale = append(stale, c)
+			default:
 				cmds = append(cmds, c)
 			}
 		}
+		b.tellStale(ctx, room, stale)
 	}
 	return cmds
+}
+
+// tellStale tells the callers of commands sent long before the start
+// (while the bot was away) that they were not run: one reply to a lone
+// command; after a long outage, one message for all of a room's, with a
+// table of who asked what, mentioning each of them.
+func (b *Bot) tellStale(ctx context.Context, room id.RoomID, stale []command) {
+	for _, c := range stale {
+		b.log.Info("matrix: not running a command sent long before the start", "room_id", room, "event_id", c.t.Event,
+			"sender", c.t.Sender, "command", c.t.Text, "sent_before_start", c.stale.Round(time.Second))
+	}
+	switch len(stale) {
+	case 0:
+		return
+	case 1:
+		c := stale[0]
+		m := reply.Text(reply.Error, fmt.Sprintf("not run: sent %s before kojibot started (it was away); ask again if it is still needed",
+			c.stale.Round(time.Second)))
+		b.send(ctx, room, b.compose([]reply.Message{m}, c.t.Event, &c.t.Sender, true))
+		return
+	}
+	table := &reply.Table{Columns: []reply.Column{{Name: "who"}, {Name: "command"}, {Name: "sent before the start", Right: true}}}
+	var callers []id.UserID
+	for _, c := range stale {
+		table.Rows = append(table.Rows, []string{string(c.t.Sender), c.t.Text, c.stale.Round(time.Second).String()})
+		if !slices.Contains(callers, c.t.Sender) {
+			callers = append(callers, c.t.Sender)
+		}
+	}
+	m := reply.Message{Kind: reply.Error, Table: table, Lines: []string{fmt.Sprintf(
+		"not run: %d commands were sent while kojibot was away; ask again if they are still needed", len(stale))}}
+	c := b.compose([]reply.Message{m}, "", nil, true)
+	c.Mentions = &event.Mentions{UserIDs: callers}
+	b.send(ctx, room, c)
 }
 
 // noteState remembers which rooms are encrypted.
@@ -610,12 +655,8 @@ func (b *Bot) handleEvent(ctx context.Context, room id.RoomID, evt *event.Event)
 	caller := evt.Sender
 	if sent := time.UnixMilli(evt.Timestamp); sent.Before(b.started.Add(-staleAfter)) {
 		// Said while the bot was down, too long ago to act on now: the
-		// caller is told rather than left waiting.
-		b.log.Info("matrix: not running a command sent long before the start", "room_id", room, "event_id", evt.ID, "sender", caller, "command", text)
-		m := reply.Text(reply.Error, fmt.Sprintf("not run: sent %s before kojibot started (it was away); ask again if it is still needed",
-			b.started.Sub(sent).Round(time.Second)))
-		b.send(ctx, room, b.compose([]reply.Message{m}, evt.ID, &caller, true))
-		return command{}, false
+		// caller is told (tellStale) rather than left waiting.
+		return command{t: taken{Room: room, Event: evt.ID, Sender: caller, Text: text}, stale: b.started.Sub(sent)}, true
 	}
 	return command{
 		t: taken{Room: room, Event: evt.ID, Sender: caller, Text: text},

@@ -617,6 +617,53 @@ func TestStaleCommandAnswered(t *testing.T) {
 	}
 }
 
+// TestStaleCommandsAnsweredOnce: after a long outage, the old commands of
+// a room are answered by one message, not one each: a table of who asked
+// what, mentioning each caller once; none of them runs.
+func TestStaleCommandsAnsweredOnce(t *testing.T) {
+	old := time.Now().Add(-30 * time.Minute)
+	var evs []string
+	for i, who := range []string{"@alice:test", "@bob:test", "@alice:test"} {
+		evs = append(evs, fmt.Sprintf(`{"type":"m.room.message","event_id":"$old%d","sender":%q,"origin_server_ts":%d,`+
+			`"content":{"msgtype":"m.text","body":"!koji restart all"}}`, i, who, old.Add(time.Duration(i)*time.Minute).UnixMilli()))
+	}
+	f := &fakeHS{syncBody: func(n int, since string) string {
+		if since == "s1" {
+			return `{"next_batch":"s2","rooms":{"join":{"!room:test":{"timeline":{"events":[` + strings.Join(evs, ",") + `]}}}}}`
+		}
+		return fmt.Sprintf(`{"next_batch":"s%d"}`, n+10)
+	}}
+	kv := &memKV{m: map[string]string{keySync: `{"next_batch":"s1"}`}}
+	h := &recHandler{}
+	b := newTestBotWith(t, f, kv, h, 30, time.Second, nil)
+	runBot(t, b, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.sends) > 0
+	})
+	time.Sleep(200 * time.Millisecond) // a second message, if any, has time to go out
+	if n := len(h.calls()); n != 0 {
+		t.Errorf("%d commands sent half an hour before the start ran", n)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.sends) != 1 {
+		t.Fatalf("%d messages, want one for the three commands: %v", len(f.sends), f.sends)
+	}
+	body, _ := f.sends[0]["body"].(string)
+	if !strings.HasPrefix(body, "error: not run: 3 commands were sent while kojibot was away") ||
+		strings.Count(body, "@alice:test  restart all") != 2 || strings.Count(body, "@bob:test") != 1 {
+		t.Errorf("body %q", body)
+	}
+	if html, _ := f.sends[0]["formatted_body"].(string); !strings.Contains(html, "<td>@bob:test</td><td>restart all</td>") {
+		t.Errorf("formatted_body %q lacks the table", html)
+	}
+	m, _ := f.sends[0]["m.mentions"].(map[string]any)
+	if ids, _ := m["user_ids"].([]any); fmt.Sprint(ids) != "[@alice:test @bob:test]" {
+		t.Errorf("mentions %v, want alice and bob once each", f.sends[0]["m.mentions"])
+	}
+}
+
 // failingKV is a store whose writes fail once failPut is set.
 type failingKV struct {
 	memKV
