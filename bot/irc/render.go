@@ -43,10 +43,9 @@ func (r renderer) reply(nick, place string, m reply.Message) (main, bulk []strin
 	if len(ls)+len(tail) <= r.maxLines {
 		return wire("PRIVMSG", place, addr, append(ls, tail...)), nil
 	}
-	if r.maxLines-1-len(tail) < 1 {
-		tail = nil // no room for the footer beside a line of the body and the note
-	}
-	head := ls[:max(min(r.maxLines-1-len(tail), len(ls)), 0)]
+	// The headline, the note and the footer are never cut: at max_lines 2
+	// a summarised confirmation takes 3 lines rather than lose its token.
+	head := ls[:max(min(r.maxLines-1-len(tail), len(ls)), 1)]
 	more := len(ls) - len(head)
 	var note string
 	// The page holds the body: a confirmation's token is never published.

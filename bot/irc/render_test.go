@@ -192,6 +192,14 @@ func TestRenderKeepsTheTokenLine(t *testing.T) {
 	if strings.Contains(published, "abcd1234") || !strings.Contains(published, "line 10") {
 		t.Errorf("published %q: want the plan without the token", published)
 	}
+	// At the smallest max_lines the token still comes, after the headline
+	// and the note: one line over rather than a confirmation without it.
+	r.maxLines = 2
+	if main, _ := r.reply("alice", "#c", m); len(main) != 3 || main[0] != "PRIVMSG #c :alice: confirm: clean up xenbuilder2" ||
+		main[1] != "PRIVMSG #c :alice: … 10 more lines: http://bot.example/out/2" || !strings.Contains(main[2], "confirm abcd1234") {
+		t.Errorf("max_lines 2: %q", main)
+	}
+	r.maxLines = 4
 	// Short enough: the footer is simply the last line.
 	m = reply.Message{Kind: reply.Confirm, Lines: []string{"reboot ppc3"}, Footer: "to go ahead: !koji confirm 12345678"}
 	if main, _ := r.reply("alice", "#c", m); len(main) != 2 || main[1] != "PRIVMSG #c :alice: to go ahead: !koji confirm 12345678" {

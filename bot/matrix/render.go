@@ -15,7 +15,9 @@ import (
 // body (the messages' text lines) and HTML (see messageHTML), replying to
 // replyTo and mentioning caller when they are set. It holds at most
 // matrix.max_lines lines: past that, whole lines are left out from the end
-// (a message's headline and footer stay) and a last line says how many.
+// (a message's headline and footer stay) and a line says how many. The
+// first message's headline and footer are never cut: at max_lines 2 a
+// capped confirmation takes 3 lines rather than lose its token.
 // With page, the left-out lines are published behind the long-output link
 // when there is one; without (a job's progress so far), nothing is.
 func (b *Bot) compose(msgs []reply.Message, replyTo id.EventID, caller *id.UserID, page bool) *content {
@@ -29,8 +31,8 @@ func (b *Bot) compose(msgs []reply.Message, replyTo id.EventID, caller *id.UserI
 			if m.Len() > left {
 				m, _ = m.Cap(left, 0)
 			}
-			if m.Len() > left {
-				break
+			if m.Len() > left && len(shown) > 0 {
+				break // the first message's headline and footer are always shown
 			}
 			shown = append(shown, m)
 			left -= m.Len()

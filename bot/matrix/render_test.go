@@ -78,4 +78,12 @@ func TestComposeCapsATable(t *testing.T) {
 	if strings.Contains(c.FormattedBody, "/var/lib/mock/c") {
 		t.Errorf("formatted_body shows a row past max_lines:\n%s", c.FormattedBody)
 	}
+	// At the smallest max_lines the token still comes, after the headline
+	// and the note: one line over rather than a confirmation without it.
+	b.opts.Config.MaxLines = 2
+	c = b.compose([]reply.Message{m}, "$cmd", &caller, true)
+	want = []string{"@alice:fedora.im: confirm: clean-up plan", "(6 more lines: http://web/long/9)", "to go ahead: !koji confirm tok123"}
+	if c.Body != strings.Join(want, "\n") {
+		t.Errorf("max_lines 2: body\n%s\nwant\n%s", c.Body, strings.Join(want, "\n"))
+	}
 }
