@@ -1,7 +1,9 @@
 // Package bot holds what kojibot's transports share: which message is a
-// command (Route) and the inbound rate limit per caller (UserLimits). The
-// transports themselves are bot/irc (IRC through girc) and bot/matrix
-// (Matrix through mautrix); both hand commands to the commands dispatcher.
+// command (Route), the inbound rate limit per caller (UserLimits) and the
+// interface to the commands (Handler); the structured reply they render is
+// bot/reply. The transports themselves are bot/irc (IRC through girc) and
+// bot/matrix (Matrix through mautrix); both hand commands to the commands
+// dispatcher.
 package bot
 
 import (

@@ -6,7 +6,6 @@
 package irc
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,10 +23,9 @@ import (
 	"github.com/fedora-infra/kojibot/config"
 )
 
-// Handler runs one command; it is implemented by the commands dispatcher.
-type Handler interface {
-	Handle(ctx context.Context, req commands.Request, out commands.Output)
-}
+// Handler runs one command: bot.Handler, the interface to the commands
+// that both transports share.
+type Handler = bot.Handler
 
 // Defaults for zero values in config.IRC (the config package normally
 // fills them in).

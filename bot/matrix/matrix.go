@@ -67,10 +67,9 @@ type taken struct {
 	Text string `json:"text"`
 }
 
-// Handler runs one command; it is implemented by the commands dispatcher.
-type Handler interface {
-	Handle(ctx context.Context, req commands.Request, out commands.Output)
-}
+// Handler runs one command: bot.Handler, the interface to the commands
+// that both transports share.
+type Handler = bot.Handler
 
 // KV is the part of the state store the transport needs.
 type KV interface {
