@@ -21,6 +21,7 @@ type renderer struct {
 // reply was summarised without a link, goes to the bulk lane. A summarised
 // reply still ends with m's footer (a confirmation's token) after the note.
 func (r renderer) reply(nick, place string, m reply.Message) (main, bulk []string) {
+	m = m.Normalized()
 	body := cleanText(strings.Join(m.Body(), "\n"))
 	footer := cleanText(m.Footer)
 	whole := body

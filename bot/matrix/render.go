@@ -101,6 +101,7 @@ func linesOf(msgs []reply.Message) int {
 // table as a <table>, the preformatted text in <pre>, and the footer.
 // Every text is escaped; only http and https addresses become links.
 func messageHTML(m reply.Message) string {
+	m = m.Normalized()
 	var b strings.Builder
 	head := ""
 	if len(m.Lines) > 0 {

@@ -10,7 +10,9 @@
 package reply
 
 import (
+	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -91,9 +93,70 @@ func Text(kind Kind, text string) Message {
 	return Message{Kind: kind, Lines: strings.Split(text, "\n")}
 }
 
+// Normalized is m with every element of Lines and Pre one line (an
+// element holding "\n" becomes several), and the footer, the links and
+// the table's cells without control characters (each becomes a space), so
+// that no text can break a line or a table's layout. Every method here
+// works on the normalized message; a transport that reads the parts
+// itself normalizes first.
+func (m Message) Normalized() Message {
+	m.Lines, m.Pre = splitLines(m.Lines), splitLines(m.Pre)
+	m.Footer = oneLine(m.Footer)
+	if len(m.Links) > 0 {
+		links := make([]Link, len(m.Links))
+		for i, l := range m.Links {
+			links[i] = Link{Label: oneLine(l.Label), URL: oneLine(l.URL)}
+		}
+		m.Links = links
+	}
+	if m.Table != nil {
+		t := &Table{Columns: make([]Column, len(m.Table.Columns)), Rows: make([][]string, len(m.Table.Rows))}
+		for i, c := range m.Table.Columns {
+			c.Name = oneLine(c.Name)
+			t.Columns[i] = c
+		}
+		for i, r := range m.Table.Rows {
+			t.Rows[i] = make([]string, len(r))
+			for j, cell := range r {
+				t.Rows[i][j] = oneLine(cell)
+			}
+		}
+		m.Table = t
+	}
+	return m
+}
+
+// splitLines is ls with each element holding "\n" split into lines; ls
+// itself when none does.
+func splitLines(ls []string) []string {
+	if !slices.ContainsFunc(ls, func(l string) bool { return strings.Contains(l, "\n") }) {
+		return ls
+	}
+	var out []string
+	for _, l := range ls {
+		out = append(out, strings.Split(l, "\n")...)
+	}
+	return out
+}
+
+// oneLine is s with each control character (line breaks, tabs, IRC
+// formatting codes) replaced by a space.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
 // Headline is the first line with the kind's prefix and the links, as a
 // text transport shows it.
 func (m Message) Headline() string {
+	m = m.Normalized()
 	head := ""
 	if len(m.Lines) > 0 {
 		head = m.Lines[0]
@@ -113,6 +176,7 @@ func (m Message) Headline() string {
 // other lines, the table (a heading line, then one line per row, columns
 // aligned) and the preformatted text.
 func (m Message) Body() []string {
+	m = m.Normalized()
 	out := make([]string, 0, 1+len(m.Lines)+len(m.Pre)+m.Table.height())
 	out = append(out, m.Headline())
 	if len(m.Lines) > 1 {
@@ -127,8 +191,8 @@ func (m Message) Body() []string {
 // footer.
 func (m Message) TextLines() []string {
 	out := m.Body()
-	if m.Footer != "" {
-		out = append(out, m.Footer)
+	if f := oneLine(m.Footer); f != "" {
+		out = append(out, f)
 	}
 	return out
 }
@@ -138,6 +202,7 @@ func (m Message) String() string { return strings.Join(m.TextLines(), "\n") }
 
 // Len is how many text lines the message has, the footer included.
 func (m Message) Len() int {
+	m = m.Normalized()
 	n := max(len(m.Lines), 1) + m.Table.height() + len(m.Pre)
 	if m.Footer != "" {
 		n++
@@ -151,6 +216,7 @@ func (m Message) Len() int {
 // the transport's note about what was left out. A table keeps its heading
 // when it keeps at least one row.
 func (m Message) Cap(limit, room int) (Message, int) {
+	m = m.Normalized()
 	total := m.Len()
 	if total <= limit {
 		return m, 0
@@ -214,7 +280,7 @@ func (t *Table) Lines() []string {
 	}
 	for _, r := range t.Rows {
 		for i := range min(len(r), len(width)) {
-			width[i] = max(width[i], utf8.RuneCountInString(r[i]))
+			width[i] = max(width[i], utf8.RuneCountInString(oneLine(r[i])))
 		}
 	}
 	heading := make([]string, len(t.Columns))
@@ -235,7 +301,7 @@ func (t *Table) line(cells []string, width []int) string {
 	for i, w := range width {
 		cell := ""
 		if i < len(cells) {
-			cell = cells[i]
+			cell = oneLine(cells[i])
 		}
 		if i > 0 {
 			b.WriteString("  ")

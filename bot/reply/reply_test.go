@@ -90,3 +90,26 @@ func TestCap(t *testing.T) {
 		t.Error("Cap changed the message it was given")
 	}
 }
+
+// TestNormalized: no part of a message can break a line or a table's
+// layout: "\n" in a line makes two lines (counted as such), control
+// characters in cells, links and the footer become spaces.
+func TestNormalized(t *testing.T) {
+	m := Message{Kind: Error, Lines: []string{"a\nb", "c"}, Pre: []string{"p\nq"}, Footer: "f\r\nx",
+		Links: []Link{{Label: "l\n", URL: "http://x/\ty"}},
+		Table: &Table{Columns: []Column{{Name: "h\n1"}, {Name: "h2"}}, Rows: [][]string{{"x\ny", "\x02bold\x02"}}}}
+	got := m.TextLines()
+	want := []string{"error: a; l : http://x/ y", "b", "c", "h 1  h2", "x y   bold", "p", "q", "f  x"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if m.Len() != len(got) {
+		t.Errorf("Len %d, %d lines", m.Len(), len(got))
+	}
+	if c, more := m.Cap(5, 1); c.Len()+more != len(got) || c.Len() > 4 {
+		t.Errorf("Cap(5, 1): %d lines shown, %d left out, of %d", c.Len(), more, len(got))
+	}
+	if m.Lines[0] != "a\nb" || m.Table.Rows[0][0] != "x\ny" {
+		t.Error("Normalized changed the message it was given")
+	}
+}
