@@ -47,6 +47,9 @@ func (r renderer) reply(nick, place string, m reply.Message) (main, bulk []strin
 	// The headline, the note and the footer are never cut: at max_lines 2
 	// a summarised confirmation takes 3 lines rather than lose its token.
 	head := ls[:max(min(r.maxLines-1-len(tail), len(ls)), 1)]
+	if t := m.Table.Lines(); len(head) > 1 && len(t) > 0 && head[len(head)-1] == t[0] {
+		head = head[:len(head)-1] // a table's heading without a row under it says nothing
+	}
 	more := len(ls) - len(head)
 	var note string
 	// The page holds the body: a confirmation's token is never published.

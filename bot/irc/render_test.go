@@ -225,4 +225,16 @@ func TestRenderTable(t *testing.T) {
 	if strings.Join(main, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(main, "\n"), strings.Join(want, "\n"))
 	}
+	// Summarised where only the heading would fit: the heading goes too.
+	r.maxLines = 4
+	m.Footer = "to go ahead: !koji confirm 12345678"
+	main, _ = r.reply("alice", "#c", m)
+	want = []string{
+		"PRIVMSG #c :alice: 2 hosts; page: http://bot.example/p",
+		"PRIVMSG #c :alice: … 3 more lines sent to you by private notice",
+		"PRIVMSG #c :alice: to go ahead: !koji confirm 12345678",
+	}
+	if strings.Join(main, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(main, "\n"), strings.Join(want, "\n"))
+	}
 }

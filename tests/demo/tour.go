@@ -209,19 +209,22 @@ func (t *tour) confirmJob(ctx context.Context, text string) error {
 	if err != nil {
 		return err
 	}
-	m := tourToken.FindStringSubmatch(l)
-	if link := tourLink.FindString(l); m == nil && link != "" {
-		// The plan was summarised: its last line, with the token, is
-		// behind the link.
+	if link := tourLink.FindString(l); link != "" && !tourToken.MatchString(l) {
+		// The plan was summarised: the whole of it is behind the link, and
+		// the token (never published there) follows in the channel.
 		page, err := httpGet(ctx, link)
 		if err != nil {
 			return err
 		}
-		m = tourToken.FindStringSubmatch(page)
-		if m != nil {
-			t.note("alice reads the whole plan at the link; it ends %q", m[0][:len("confirm ")+8])
+		if tourToken.MatchString(page) {
+			return fmt.Errorf("%s: the token was published at %s", text, link)
+		}
+		t.note("alice reads the whole plan at the link (%d lines)", strings.Count(strings.TrimRight(page, "\n"), "\n")+1)
+		if l, err = t.wait(ctx, "the token of "+text, func(l string) bool { return tourToken.MatchString(l) }); err != nil {
+			return err
 		}
 	}
+	m := tourToken.FindStringSubmatch(l)
 	if m == nil {
 		return fmt.Errorf("%s: %s", text, l)
 	}
