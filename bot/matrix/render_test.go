@@ -1,6 +1,7 @@
 package matrix
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -85,5 +86,23 @@ func TestComposeCapsATable(t *testing.T) {
 	want = []string{"@alice:fedora.im: confirm: clean-up plan", "(6 more lines: http://web/long/9)", "to go ahead: !koji confirm tok123"}
 	if c.Body != strings.Join(want, "\n") {
 		t.Errorf("max_lines 2: body\n%s\nwant\n%s", c.Body, strings.Join(want, "\n"))
+	}
+}
+
+// BenchmarkComposeHosts renders `hosts` of a 500-builder farm as Matrix
+// sends it at the default max_lines (30): the cost of one structured
+// reply's body and HTML, capped, with its long-output page.
+func BenchmarkComposeHosts(bm *testing.B) {
+	b := &Bot{opts: Options{Config: config.Matrix{MaxLines: 30}, LongOutput: func(string) (string, bool) { return "http://web/long/1", true }}}
+	table := &reply.Table{Columns: []reply.Column{{Name: "host"}, {Name: "enabled"}, {Name: "ready"},
+		{Name: "load", Right: true}, {Name: "capacity", Right: true}, {Name: "checked in"}}}
+	for i := range 500 {
+		table.Rows = append(table.Rows, []string{fmt.Sprintf("buildvm-%03d.iad2.fedoraproject.org", i), "yes", "yes", "1.5", "4", "2m ago"})
+	}
+	m := reply.Message{Lines: []string{"500 hosts, 500 enabled, 500 ready"}, Table: table}
+	caller := id.UserID("@alice:fedora.im")
+	bm.ReportAllocs()
+	for bm.Loop() {
+		b.compose([]reply.Message{m}, "$cmd", &caller, true)
 	}
 }

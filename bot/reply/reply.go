@@ -109,7 +109,7 @@ func (m Message) Normalized() Message {
 		}
 		m.Links = links
 	}
-	if m.Table != nil {
+	if m.Table != nil && !m.Table.clean() {
 		t := &Table{Columns: make([]Column, len(m.Table.Columns)), Rows: make([][]string, len(m.Table.Rows))}
 		for i, c := range m.Table.Columns {
 			c.Name = oneLine(c.Name)
@@ -124,6 +124,23 @@ func (m Message) Normalized() Message {
 		m.Table = t
 	}
 	return m
+}
+
+// clean reports whether no heading or cell of t holds a control character.
+func (t *Table) clean() bool {
+	for _, c := range t.Columns {
+		if strings.ContainsFunc(c.Name, unicode.IsControl) {
+			return false
+		}
+	}
+	for _, r := range t.Rows {
+		for _, cell := range r {
+			if strings.ContainsFunc(cell, unicode.IsControl) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // splitLines is ls with each element holding "\n" split into lines; ls
