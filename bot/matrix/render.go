@@ -55,7 +55,10 @@ func (b *Bot) compose(msgs []reply.Message, replyTo id.EventID, caller *id.UserI
 			note = fmt.Sprintf("(%d more lines not shown)", more)
 		}
 	}
-	c := &content{MsgType: "m.notice", Format: "org.matrix.custom.html"}
+	// m.mentions is always set: it names the caller or nobody, so that no
+	// text in a reply (an "@room", a user's name in a table) pings anyone
+	// through a client's keyword rules.
+	c := &content{MsgType: "m.notice", Format: "org.matrix.custom.html", Mentions: &event.Mentions{}}
 	if caller != nil {
 		c.Mentions = &event.Mentions{UserIDs: []id.UserID{*caller}}
 		c.Body = string(*caller) + ": "

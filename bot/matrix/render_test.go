@@ -1,6 +1,7 @@
 package matrix
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -104,5 +105,26 @@ func BenchmarkComposeHosts(bm *testing.B) {
 	bm.ReportAllocs()
 	for bm.Loop() {
 		b.compose([]reply.Message{m}, "$cmd", &caller, true)
+	}
+}
+
+// TestComposeMentionsNobodyElse: a reply mentions its caller only, and a
+// notification nobody, explicitly: "@room" or a user id in its text pings
+// no one.
+func TestComposeMentionsNobodyElse(t *testing.T) {
+	b := &Bot{opts: Options{Config: config.Matrix{MaxLines: 30}}}
+	m := reply.Text(reply.Info, "ALERT @room: disk full, ask @bob:fedora.im")
+	c := b.compose([]reply.Message{m}, "", nil, true)
+	raw, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), `"m.mentions":{}`) {
+		t.Errorf("notification %s: want an empty m.mentions", raw)
+	}
+	caller := id.UserID("@alice:fedora.im")
+	c = b.compose([]reply.Message{m}, "$cmd", &caller, true)
+	if c.Mentions == nil || len(c.Mentions.UserIDs) != 1 || c.Mentions.UserIDs[0] != caller || c.Mentions.Room {
+		t.Errorf("reply mentions %+v, want the caller only", c.Mentions)
 	}
 }
