@@ -701,6 +701,8 @@ type content struct {
 	Mentions      *event.Mentions `json:"m.mentions,omitempty"`
 	// NewContent is, in an edit (m.replace), the message's new content.
 	NewContent *content `json:"m.new_content,omitempty"`
+	// capped is set when compose left lines out.
+	capped bool
 }
 
 // notice renders a text message of kind Info for the caller; see compose.
@@ -766,8 +768,8 @@ func (o *output) SendProgress(jobID string, m reply.Message) {
 		o.progress[jobID] = p
 	}
 	p.msgs = append(p.msgs, m)
-	p.capped = linesOf(p.msgs) > o.b.opts.Config.MaxLines
 	c := o.b.compose(p.msgs, o.replyTo, nil, false)
+	p.capped = c.capped
 	c.Mentions = &event.Mentions{}
 	if p.event == "" {
 		p.event = o.b.send(context.Background(), o.room, c)

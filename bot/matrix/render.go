@@ -1,6 +1,7 @@
 package matrix
 
 import (
+	"encoding/json"
 	"fmt"
 	"html"
 	"strings"
@@ -11,17 +12,61 @@ import (
 	"github.com/fedora-infra/kojibot/bot/reply"
 )
 
+// maxEventBytes is the most a reply's content may take as JSON: Matrix
+// refuses events over 64 KiB (the envelope included), and a reply that is
+// refused is a reply never seen.
+const maxEventBytes = 48 << 10
+
 // compose renders msgs, one after the other, as one m.notice: a plain
 // body (the messages' text lines) and HTML (see messageHTML), replying to
 // replyTo and mentioning caller when they are set. It holds at most
-// matrix.max_lines lines: past that, whole lines are left out from the end
+// matrix.max_lines lines, and fewer when that many would not fit in one
+// event (maxEventBytes): past that, whole lines are left out from the end
 // (a message's headline and footer stay) and a line says how many. The
 // first message's headline and footer are never cut: at max_lines 2 a
 // capped confirmation takes 3 lines rather than lose its token.
 // With page, the left-out lines are published behind the long-output link
-// when there is one; without (a job's progress so far), nothing is.
+// when there is one (once, however many tries the size takes); without (a
+// job's progress so far), nothing is.
 func (b *Bot) compose(msgs []reply.Message, replyTo id.EventID, caller *id.UserID, page bool) *content {
+	var url string
+	published := false
+	publish := func() string {
+		if !published && page && b.opts.LongOutput != nil {
+			published = true
+			// The page holds the bodies: a confirmation's token is never published.
+			var body []string
+			for _, m := range msgs {
+				body = append(body, m.Body()...)
+			}
+			if u, ok := b.opts.LongOutput(strings.Join(body, "\n")); ok {
+				url = u
+			}
+		}
+		return url
+	}
 	limit := max(b.opts.Config.MaxLines, 2)
+	for {
+		c := b.composeLines(msgs, replyTo, caller, page, limit, publish)
+		if limit <= 2 || eventSize(c) <= maxEventBytes {
+			return c
+		}
+		limit = max(limit/2, 2)
+	}
+}
+
+// eventSize is c's size as JSON.
+func eventSize(c *content) int {
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return 0
+	}
+	return len(raw)
+}
+
+// composeLines is compose at a limit of lines; publish returns the page
+// of the whole, "" when there is none.
+func (b *Bot) composeLines(msgs []reply.Message, replyTo id.EventID, caller *id.UserID, page bool, limit int, publish func() string) *content {
 	total := linesOf(msgs)
 	shown, note := msgs, ""
 	if total > limit {
@@ -41,24 +86,13 @@ func (b *Bot) compose(msgs []reply.Message, replyTo id.EventID, caller *id.UserI
 		switch {
 		case !page:
 			note = fmt.Sprintf("(%d more lines so far; all of them when the job ends)", more)
-		case b.opts.LongOutput != nil:
-			// The page holds the bodies: a confirmation's token is never published.
-			var body []string
-			for _, m := range msgs {
-				body = append(body, m.Body()...)
-			}
-			if url, ok := b.opts.LongOutput(strings.Join(body, "\n")); ok && url != "" {
-				note = fmt.Sprintf("(%d more lines: %s)", more, url)
-			}
-		}
-		if note == "" {
+		case publish() != "":
+			note = fmt.Sprintf("(%d more lines: %s)", more, publish())
+		default:
 			note = fmt.Sprintf("(%d more lines not shown)", more)
 		}
 	}
-	// m.mentions is always set: it names the caller or nobody, so that no
-	// text in a reply (an "@room", a user's name in a table) pings anyone
-	// through a client's keyword rules.
-	c := &content{MsgType: "m.notice", Format: "org.matrix.custom.html", Mentions: &event.Mentions{}}
+	c := &content{MsgType: "m.notice", Format: "org.matrix.custom.html", Mentions: &event.Mentions{}, capped: note != ""}
 	if caller != nil {
 		c.Mentions = &event.Mentions{UserIDs: []id.UserID{*caller}}
 		c.Body = string(*caller) + ": "

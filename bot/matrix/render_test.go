@@ -128,3 +128,30 @@ func TestComposeMentionsNobodyElse(t *testing.T) {
 		t.Errorf("reply mentions %+v, want the caller only", c.Mentions)
 	}
 }
+
+// TestComposeFitsOneEvent: however large max_lines is, a reply fits in
+// one Matrix event (over 64 KiB the homeserver refuses it, and the caller
+// would get nothing): fewer lines are shown, the rest behind the link,
+// published once.
+func TestComposeFitsOneEvent(t *testing.T) {
+	pages := 0
+	b := &Bot{opts: Options{Config: config.Matrix{MaxLines: 5000}, LongOutput: func(string) (string, bool) {
+		pages++
+		return "http://web/long/1", true
+	}}}
+	table := &reply.Table{Columns: []reply.Column{{Name: "builder"}, {Name: "mount"}, {Name: "note"}}}
+	for i := range 3000 {
+		table.Rows = append(table.Rows, []string{fmt.Sprintf("buildvm-%04d.iad2.fedoraproject.org", i), "/var/lib/mock", strings.Repeat("x", 40)})
+	}
+	c := b.compose([]reply.Message{{Lines: []string{"3000 builders"}, Table: table}}, "$cmd", nil, true)
+	if n := eventSize(c); n > maxEventBytes {
+		t.Errorf("the reply takes %d bytes, over %d", n, maxEventBytes)
+	}
+	lines := strings.Split(c.Body, "\n")
+	if last := lines[len(lines)-1]; !c.capped || len(lines) < 30 || !strings.HasSuffix(last, " more lines: http://web/long/1)") {
+		t.Errorf("%d lines, capped %v, last %q: want as many as fit, then the link", len(lines), c.capped, last)
+	}
+	if pages != 1 {
+		t.Errorf("%d pages published, want 1", pages)
+	}
+}
