@@ -101,7 +101,3 @@ type Fleet interface {
 type Authorizer interface {
 	Authorize(ctx context.Context, caller acl.Caller, command string, readOnly bool) acl.Decision
 }
-
-// Format renders a one-part reply's text with the prefix its kind calls
-// for ("error: ", "denied: ", "confirm: "); Info is returned unchanged.
-func Format(kind Kind, text string) string { return kind.Prefix() + text }

@@ -89,7 +89,7 @@ func TestLoadReadsSystemdCredentials(t *testing.T) {
 	if err := os.Unsetenv(CredentialsEnv); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err = Load(path)
+	_, err = Load(path)
 	if err == nil {
 		t.Fatal("koji-dsn is not beside the configuration, yet Load succeeded")
 	}

@@ -72,11 +72,6 @@ func WithCaseMapping(f func(acl.CaseMapping)) Option {
 	return func(b *Bot) { b.onCaseMapping = f }
 }
 
-// withPacer replaces the outbound token bucket (tests).
-func withPacer(p *pacer) Option {
-	return func(b *Bot) { b.pace = p }
-}
-
 // withReconnectMin sets the first reconnect delay (tests).
 func withReconnectMin(d time.Duration) Option {
 	return func(b *Bot) { b.reconnectMin = d }
