@@ -236,7 +236,7 @@ func start(ctx context.Context, dir string, o options) (*bench, error) {
 	}
 	b.parallel = o.parallel
 	b.sshConfig = filepath.Join(dir, "pdsh_ssh_config")
-	if err := b.writeSSHConfig(b.sshConfig); err != nil {
+	if err := b.farm.WriteSSHConfig(b.sshConfig, b.names, builders.User, "ControlMaster no", "ControlPath none"); err != nil {
 		b.cleanup()
 		return nil, err
 	}
@@ -270,34 +270,6 @@ func (b *bench) pdshArgv(hosts []string) []string {
 		"-u", strconv.Itoa(int(b.perHost / time.Second)), // per-host command deadline
 		"-S", "-w", strings.Join(hosts, ","),
 		"df", "-P", "-B1"}, mounts...)
-}
-
-// writeSSHConfig writes the ssh_config pdsh's ssh uses: a Host block per
-// builder (each listens on its own port), then the farm's key and
-// known_hosts with strict checking and nothing interactive.
-func (b *bench) writeSSHConfig(path string) error {
-	var sb strings.Builder
-	for _, name := range b.names {
-		ip, port, err := net.SplitHostPort(b.farm.Address(name))
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(&sb, "Host %s\n\tHostName %s\n\tPort %s\n\n", name, ip, port)
-	}
-	fmt.Fprintf(&sb, `Host *
-	User `+builders.User+`
-	IdentityFile %s
-	IdentitiesOnly yes
-	UserKnownHostsFile %s
-	GlobalKnownHostsFile /dev/null
-	StrictHostKeyChecking yes
-	BatchMode yes
-	UpdateHostKeys no
-	ControlMaster no
-	ControlPath none
-	LogLevel ERROR
-`, b.farm.KeyFile(), b.farm.KnownHosts())
-	return os.WriteFile(path, []byte(sb.String()), 0o644)
 }
 
 // maskBashrc bind-mounts /dev/null over the login user's ~/.bashrc inside

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -104,11 +103,11 @@ func run(ctx context.Context, n, rounds, parallel int, persist string) error {
 	if err := os.Mkdir(cm, 0o700); err != nil {
 		return err
 	}
-	if err := writeSSHConfig(cold, farm, names, cfg.User, "ControlMaster no\n\tControlPath none"); err != nil {
+	if err := farm.WriteSSHConfig(cold, names, cfg.User, "ControlMaster no", "ControlPath none"); err != nil {
 		return err
 	}
-	if err := writeSSHConfig(warm, farm, names, cfg.User,
-		"ControlMaster auto\n\tControlPath "+cm+"/%C\n\tControlPersist "+persist); err != nil {
+	if err := farm.WriteSSHConfig(warm, names, cfg.User,
+		"ControlMaster auto", "ControlPath "+cm+"/%C", "ControlPersist "+persist); err != nil {
 		return err
 	}
 	defer closeMasters(warm, names)
@@ -232,32 +231,6 @@ func check(out string, want map[string]uint64) error {
 		}
 	}
 	return nil
-}
-
-// writeSSHConfig writes the ssh_config pdsh's ssh uses: a Host block per
-// builder, then the farm's key and known_hosts and the control settings.
-func writeSSHConfig(path string, farm *builders.Farm, names []string, login, control string) error {
-	var sb strings.Builder
-	for _, name := range names {
-		ip, port, err := net.SplitHostPort(farm.Address(name))
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(&sb, "Host %s\n\tHostName %s\n\tPort %s\n\n", name, ip, port)
-	}
-	fmt.Fprintf(&sb, `Host *
-	User %s
-	IdentityFile %s
-	IdentitiesOnly yes
-	UserKnownHostsFile %s
-	GlobalKnownHostsFile /dev/null
-	StrictHostKeyChecking yes
-	BatchMode yes
-	UpdateHostKeys no
-	%s
-	LogLevel ERROR
-`, login, farm.KeyFile(), farm.KnownHosts(), control)
-	return os.WriteFile(path, []byte(sb.String()), 0o644)
 }
 
 // closeMasters asks every builder's master connection to exit.

@@ -546,6 +546,31 @@ func (f *Farm) KeyFile() string { return f.keyFile }
 // KnownHosts is a known_hosts file with every builder's host key.
 func (f *Farm) KnownHosts() string { return f.knownHosts }
 
+// WriteSSHConfig writes an ssh_config for OpenSSH's own client (pdsh in
+// the benchmarks) that reaches the named builders: a Host block per
+// builder (each listens on its own address and port), then login, the
+// farm's key and known_hosts with strict checking and nothing interactive,
+// and extra, more options for every host ("ControlMaster no", …), one per
+// line.
+func (f *Farm) WriteSSHConfig(path string, names []string, login string, extra ...string) error {
+	var sb strings.Builder
+	for _, name := range names {
+		ip, port, err := net.SplitHostPort(f.Address(name))
+		if err != nil {
+			return fmt.Errorf("builder %s: %w", name, err)
+		}
+		fmt.Fprintf(&sb, "Host %s\n\tHostName %s\n\tPort %s\n\n", name, ip, port)
+	}
+	fmt.Fprintf(&sb, "Host *\n\tUser %s\n\tIdentityFile %s\n\tIdentitiesOnly yes\n\tUserKnownHostsFile %s\n"+
+		"\tGlobalKnownHostsFile /dev/null\n\tStrictHostKeyChecking yes\n\tBatchMode yes\n\tUpdateHostKeys no\n",
+		login, f.KeyFile(), f.KnownHosts())
+	for _, o := range extra {
+		fmt.Fprintf(&sb, "\t%s\n", o)
+	}
+	sb.WriteString("\tLogLevel ERROR\n")
+	return os.WriteFile(path, []byte(sb.String()), 0o644)
+}
+
 // ServiceCommand is the ssh.service_command that drives fakesvc:
 // "DIR/bin/fakesvc {action} {service}".
 func (f *Farm) ServiceCommand() string { return f.svcCommand }

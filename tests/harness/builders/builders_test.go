@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -309,5 +310,29 @@ func TestNoRootLoginSudoOnlyTheHelper(t *testing.T) {
 	}
 	if strings.Contains(string(host), User+":x:") {
 		t.Fatalf("the test machine's /etc/passwd has %s: the farm must not touch the host", User)
+	}
+}
+
+// TestWriteSSHConfig: OpenSSH's own client, given only the config the
+// farm writes, logs in to a builder as the farm's user with strict host
+// key checking, and the extra options reach it.
+func TestWriteSSHConfig(t *testing.T) {
+	f := startFarm(t, []Spec{{Name: "b1"}})
+	path := filepath.Join(t.TempDir(), "ssh_config")
+	if err := f.WriteSSHConfig(path, []string{"b1"}, User, "ControlMaster no", "ControlPath none"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ssh", "-F", path, "b1", "id", "-un").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != User {
+		t.Fatalf("ssh -F %s b1 id -un: %v, %q; want %s", path, err, out, User)
+	}
+	cfg, err := exec.Command("ssh", "-F", path, "-G", "b1").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"stricthostkeychecking true", "batchmode yes", "controlmaster false", "user " + User} {
+		if !strings.Contains(string(cfg), "\n"+want+"\n") {
+			t.Errorf("ssh -G lacks %q", want)
+		}
 	}
 }
