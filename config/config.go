@@ -74,6 +74,11 @@ type State struct {
 type Commands struct {
 	// Timeout is the deadline of a command that is not a job.
 	Timeout time.Duration `mapstructure:"timeout"`
+	// UserRate and UserBurst limit the commands one caller may send, on
+	// every transport: a token bucket of UserBurst refilled at UserRate a
+	// second.
+	UserRate  float64 `mapstructure:"user_rate"`
+	UserBurst int     `mapstructure:"user_burst"`
 }
 
 // IRC is the irc: section: the network, the bot's identity and its manners.
@@ -100,9 +105,6 @@ type IRC struct {
 	ReconnectMax time.Duration `mapstructure:"reconnect_max"`
 	// Workers is how many commands run at once.
 	Workers int `mapstructure:"workers"`
-	// UserRate and UserBurst limit the commands one account may send.
-	UserRate  float64 `mapstructure:"user_rate"`
-	UserBurst int     `mapstructure:"user_burst"`
 }
 
 // SASL holds the bot's services credentials. With User empty the bot does

@@ -11,6 +11,7 @@ import (
 // breaks one thing in it.
 func validConfig() *Config {
 	c := Default()
+	c.IRC.Server = "irc.libera.chat"
 	c.IRC.SASL = SASL{User: "kojibot", Password: Secret(testPassword)}
 	c.IRC.Channels = []string{"#fedora-admin", "#fedora-noc"}
 	c.IRC.NotifyChannel = "#fedora-noc"
@@ -61,8 +62,8 @@ func TestValidConfigIsValid(t *testing.T) {
 
 func TestValidateDefault(t *testing.T) {
 	keys := errorKeys(t, Default().Validate())
-	if !slices.Equal(keys, []string{"koji.db.dsn"}) {
-		t.Errorf("Default().Validate() named %q, want only koji.db.dsn", keys)
+	if !slices.Equal(keys, []string{"irc.server", "koji.db.dsn"}) {
+		t.Errorf("Default().Validate() named %q, want irc.server (no transport) and koji.db.dsn", keys)
 	}
 }
 
@@ -73,7 +74,7 @@ func TestValidate(t *testing.T) {
 		key    string   // the key named
 		says   []string // in its message: the bad value and what is expected
 	}{
-		{"empty server", func(c *Config) { c.IRC.Server = "" }, "irc.server", []string{`""`, "host name"}},
+		{"empty server", func(c *Config) { c.IRC.Server = "" }, "irc.server", []string{"no transport", "irc.server", "matrix.user_id"}},
 		{"port 0", func(c *Config) { c.IRC.Port = 0 }, "irc.port", []string{"0", "1 to 65535"}},
 		{"port too big", func(c *Config) { c.IRC.Port = 65536 }, "irc.port", []string{"65536", "1 to 65535"}},
 		{"nick with space", func(c *Config) { c.IRC.Nick = "koji bot" }, "irc.nick", []string{`"koji bot"`}},

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedora-infra/kojibot/bot"
 	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/config"
@@ -424,7 +425,8 @@ func TestBurstAnsweredWithoutFloodDisconnect(t *testing.T) {
 	c := dial(t, shared.Addr(), "burster", ircnet.ClientOptions{SASLUser: "alice", SASLPassword: alicePassword})
 	join(t, c, channel)
 	cfg := botConfig(shared, "kbburst", channel)
-	cfg.UserBurst = 100 // this test is about outbound pacing, not the inbound limit
+	// This test is about outbound pacing, not the inbound limit.
+	limits := WithUserLimits(bot.NewUserLimits(config.Default().Commands.UserRate, 100))
 	// Long replies: 30 of them unpaced overflow InspIRCd's receive queue
 	// ("RecvQ exceeded") on the strict port.
 	pad := strings.Repeat(".", 280)
@@ -432,7 +434,7 @@ func TestBurstAnsweredWithoutFloodDisconnect(t *testing.T) {
 	rec.reply = func(req commands.Request, out commands.Output) {
 		out.Send(reply.Text(commands.Info, "ok "+req.Text+" "+pad))
 	}
-	b := runBot(t, cfg, rec)
+	b := runBot(t, cfg, rec, limits)
 	waitJoined(t, c, "kbburst", channel)
 	before := b.current()
 
@@ -472,8 +474,7 @@ func TestInboundRateLimit(t *testing.T) {
 	c := dial(t, shared.Addr(), "spammer", ircnet.ClientOptions{SASLUser: "alice", SASLPassword: alicePassword})
 	rec := newRecorder()
 	cfg := botConfig(shared, "kblimit")
-	cfg.UserRate, cfg.UserBurst = 0.01, 2
-	b := runBot(t, cfg, rec)
+	b := runBot(t, cfg, rec, WithUserLimits(bot.NewUserLimits(0.01, 2)))
 	if !harness.WaitFor(context.Background(), 15*time.Second, b.Connected) {
 		t.Fatal("bot did not connect")
 	}

@@ -185,6 +185,9 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	}
 	// Account names are compared the way the network says (CASEMAPPING).
 	opts = append(opts, irc.WithCaseMapping(sys.acl.SetCaseMapping))
+	// Every transport limits its callers by commands.user_rate and
+	// commands.user_burst, each with buckets of its own.
+	opts = append(opts, irc.WithUserLimits(bot.NewUserLimits(cfg.Commands.UserRate, cfg.Commands.UserBurst)))
 	// Either transport may be left out (irc.server empty, or no matrix
 	// section); check-config requires one.
 	var b *irc.Bot
@@ -197,13 +200,8 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	// Matrix, beside IRC, through the same dispatcher (SPEC.md §11).
 	var mb *matrix.Bot
 	if cfg.Matrix.Enabled() {
-		// Matrix callers are limited like IRC ones (irc.user_rate, irc.user_burst).
-		rate, burst := cfg.IRC.UserRate, cfg.IRC.UserBurst
-		if rate <= 0 || burst <= 0 {
-			rate, burst = irc.DefaultUserRate, irc.DefaultUserBurst
-		}
 		mopts := matrix.Options{Config: cfg.Matrix, Handler: sys.dispatcher, State: sys.state,
-			Log: sys.log.With("component", "matrix"), Limits: bot.NewUserLimits(rate, burst)}
+			Log: sys.log.With("component", "matrix"), Limits: bot.NewUserLimits(cfg.Commands.UserRate, cfg.Commands.UserBurst)}
 		if cfg.HTTP.Listen != "" && cfg.HTTP.PublicURL != "" {
 			mopts.LongOutput = func(text string) (string, bool) { return srv.Store(text) }
 		}
@@ -286,7 +284,8 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	sdNotify := newSystemdNotifier(sys.log.With("component", "systemd"))
 	workers.Add(1)
 	go func() { defer workers.Done(); sdNotify.run(ctx, connected, cfg.IRC.Server) }()
-	sys.log.Info("kojibot starting", "version", versionString(), "server", cfg.IRC.Server, "nick", cfg.IRC.Nick, "http", cfg.HTTP.Listen)
+	sys.log.Info("kojibot starting", "version", versionString(), "transports", strings.Join(transportNames(cfg), ", "),
+		"irc", cfg.IRC.Server, "matrix", cfg.Matrix.UserID, "http", cfg.HTTP.Listen)
 	if mb != nil {
 		workers.Add(1)
 		go func() {
@@ -404,4 +403,17 @@ func localUser() string {
 		return "uid " + strconv.Itoa(os.Getuid())
 	}
 	return u.Username
+}
+
+// transportNames names the transports cfg runs: "irc" when irc.server is
+// set, "matrix" when matrix.user_id is.
+func transportNames(cfg *config.Config) []string {
+	var names []string
+	if cfg.IRCEnabled() {
+		names = append(names, "irc")
+	}
+	if cfg.Matrix.Enabled() {
+		names = append(names, "matrix")
+	}
+	return names
 }

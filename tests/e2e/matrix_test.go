@@ -830,7 +830,7 @@ func BenchmarkMatrixReply(b *testing.B) {
 			"password_file": pwFile, "rooms": []string{"#bench:" + matrixhs.ServerName}},
 			// The tries come faster than a person's commands: the inbound
 			// limit must not be what is measured.
-			"irc": map[string]any{"user_rate": 1000, "user_burst": 1000}}})
+			"commands": map[string]any{"user_rate": 1000, "user_burst": 1000}}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -153,7 +153,8 @@ type BotConfig struct {
 	// Lenient connects to the IRC port without flood limits (default: the
 	// strict port with InspIRCd's default limits).
 	Lenient bool
-	// Extra is merged into the generated YAML (top-level sections).
+	// Extra is merged into the generated YAML (top-level sections); a nil
+	// value leaves that section out.
 	Extra map[string]any
 }
 
@@ -192,9 +193,9 @@ func (s *Sandbox) WriteConfig(ctx context.Context, bc BotConfig) (string, error)
 			"sasl":     map[string]any{"user": bc.Nick, "password_file": pwFile},
 			"channels": []string{bc.Channel}, "notify_channel": bc.Channel,
 			"reconnect_max": "2s",
-			// Tests and demo users type fast; the output pacing stays at its default.
-			"user_rate": 5, "user_burst": 30,
 		},
+		// Tests and demo users type fast; the output pacing stays at its default.
+		"commands": map[string]any{"user_rate": 5, "user_burst": 30},
 		"acl": map[string]any{
 			"source": bc.ACLSource, "fasjson_url": s.FASJSON.URL(), "cache_ttl": "2s", "timeout": "2s",
 			// The sandbox's own network registers FAS names as accounts;
@@ -230,6 +231,10 @@ func (s *Sandbox) WriteConfig(ctx context.Context, bc BotConfig) (string, error)
 		}
 	}
 	for k, v := range bc.Extra {
+		if v == nil { // a section left out, as an operator would (irc: for a Matrix-only bot)
+			delete(cfg, k)
+			continue
+		}
 		if sub, ok := v.(map[string]any); ok {
 			if have, ok := cfg[k].(map[string]any); ok {
 				for kk, vv := range sub {
