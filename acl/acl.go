@@ -27,7 +27,7 @@ type Caller struct {
 	// FASUser, when not empty, is trusted as the FAS user (kojibot exec --as).
 	FASUser string
 	// Matrix says Account is a Matrix user id ("@alice:fedora.im") that the
-	// homeserver authenticated, resolved by the Matrix rules (SPEC.md §11)
+	// homeserver authenticated, resolved by the Matrix rules
 	// instead of the IRC ones.
 	Matrix bool
 }

@@ -1,5 +1,5 @@
 // Package config holds kojibot's typed configuration: the YAML file of
-// SPEC.md §8, overridden by KOJIBOT_* environment variables and *_file
+// docs/configuration.md, overridden by KOJIBOT_* environment variables and *_file
 // secrets, loaded with viper and validated so that every bad or unknown key
 // is named.
 package config
@@ -42,7 +42,7 @@ const DefaultPath = "/etc/kojibot/kojibot.yaml"
 // it. Map keys (hosts, acl.*, xen.guests) are lower-case after Load.
 type Config struct {
 	IRC     IRC             `mapstructure:"irc"`
-	Matrix  Matrix          `mapstructure:"matrix"` // SPEC.md §11: on when matrix.user_id is set
+	Matrix  Matrix          `mapstructure:"matrix"` // on when matrix.user_id is set
 	ACL     ACL             `mapstructure:"acl"`
 	Koji    Koji            `mapstructure:"koji"`
 	SSH     SSH             `mapstructure:"ssh"`
@@ -64,7 +64,7 @@ type Config struct {
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 }
 
-// State is the state: section (SPEC.md §10).
+// State is the state: section.
 type State struct {
 	// Dir holds the embedded store, shared by run and exec; created 0700.
 	Dir string `mapstructure:"dir"`
@@ -117,7 +117,7 @@ type SASL struct {
 	PasswordFile string `mapstructure:"password_file"`
 }
 
-// Matrix is the matrix: section (SPEC.md §11): the bot's Matrix account,
+// Matrix is the matrix: section: the bot's Matrix account,
 // its rooms and its manners. Matrix is off while UserID is empty.
 type Matrix struct {
 	// Homeserver is the client-server API base URL; empty: discovered from
@@ -163,7 +163,7 @@ type ACL struct {
 	AccountIsFASUser bool          `mapstructure:"account_is_fas_user"`
 	Network          string        `mapstructure:"network"` // IRC network name used in FAS ircnicks URLs
 	// Keytab (acl.keytab) is the bot's Kerberos keytab; when set, FASJSON
-	// requests carry SPNEGO (SPEC.md §12). Only with acl.source: fasjson.
+	// requests carry SPNEGO. Only with acl.source: fasjson.
 	Keytab string `mapstructure:"keytab"`
 	// Principal (acl.principal) is the bot's principal, "name@REALM";
 	// empty means the keytab's first.

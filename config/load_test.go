@@ -134,7 +134,7 @@ func TestLoadSpecExample(t *testing.T) {
 		}
 	}
 
-	// SPEC's example maps xenbuilder1 and xenbuilder4 to xen3 and xen8,
+	// The documented example maps xenbuilder1 and xenbuilder4 to xen3 and xen8,
 	// which it does not list in hosts: exactly those two are reported.
 	got := errorKeys(t, cfg.ValidateWith([]string{"capacity"}))
 	want := []string{"xen.guests[xenbuilder1]", "xen.guests[xenbuilder4]"}

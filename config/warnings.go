@@ -10,7 +10,7 @@ import (
 // configuration: settings that work but that an operator probably did not
 // mean. mutating lists every "command subcommand" of the catalogue that
 // changes something: an acl.commands entry for its parent alone does not
-// grant it (SPEC.md §3), so such an entry draws a warning naming the child
+// grant it, so such an entry draws a warning naming the child
 // left without one.
 func (c *Config) Warnings(mutating []string) []*KeyError {
 	var out []*KeyError

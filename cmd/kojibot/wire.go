@@ -69,7 +69,7 @@ type system struct {
 	drafts     *outage.Store
 	template   *outage.Template
 	fleet      *fleet.Fleet
-	// state is the embedded store: journal, job records (SPEC.md §10).
+	// state is the embedded store: journal, job records.
 	state *state.Store
 	cfg   *config.Config
 	close func()
@@ -197,7 +197,7 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 			return exitError{1}
 		}
 	}
-	// Matrix, beside IRC, through the same dispatcher (SPEC.md §11).
+	// Matrix, beside IRC, through the same dispatcher.
 	var mb *matrix.Bot
 	if cfg.Matrix.Enabled() {
 		mopts := matrix.Options{Config: cfg.Matrix, Handler: sys.dispatcher, State: sys.state,

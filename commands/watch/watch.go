@@ -1,4 +1,4 @@
-// Package watch is the farm watcher of SPEC.md §7: every watch.interval it
+// Package watch is the farm watcher: every watch.interval it
 // checks the builders' and the shared mounts, stale builders and the Koji
 // database's connection count, and says so in the notify channel when a
 // check starts failing, while it fails (every watch.repeat) and when it

@@ -142,7 +142,7 @@ func (s *stack) get(t *testing.T, auth acl.Authenticator) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// TestKerberosThroughApache covers the cases of SPEC.md §12 against a real
+// TestKerberosThroughApache covers the Kerberos cases against a real
 // KDC and Apache with mod_auth_gssapi: Apache refuses a request without a
 // ticket; a good keytab gives the member decision; a wrong keytab, a
 // missing one and a stopped KDC each fail closed, naming the failure.

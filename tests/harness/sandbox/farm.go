@@ -12,7 +12,7 @@ import (
 	"github.com/fedora-infra/kojibot/tests/harness/builders"
 )
 
-// The sandbox farm's machines, as SPEC.md §8's example names them.
+// The sandbox farm's machines, as the documented example names them.
 const (
 	HubHost   = "koji-hub"
 	AdminHost = "koji-admin"
