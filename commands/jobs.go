@@ -313,10 +313,7 @@ func (d *Dispatcher) Shutdown(timeout time.Duration) []*Job {
 // the job's log. A host with a running job refuses a second one.
 func (c *Call) StartJob(hosts []string, fn func(ctx context.Context, c *Call) error) error {
 	d := c.d
-	owner := c.FASUser
-	if owner == "" {
-		owner = c.Req.Account
-	}
+	owner := c.owner()
 	j, err := d.jobs.start(c.Spec, owner, c.Req.Place, c.Normalized(), hosts, func(ctx context.Context, j *Job) error {
 		jc := c.forJob(ctx, j)
 		return fn(ctx, jc)
@@ -385,14 +382,48 @@ func whereName(p string) string {
 	return p
 }
 
+// owner is who a job started by c belongs to: the caller's FAS user, else
+// their account.
+func (c *Call) owner() string {
+	if c.FASUser != "" {
+		return c.FASUser
+	}
+	return c.Req.Account
+}
+
+// inPrivate reports whether c's replies are seen by its caller alone: a
+// private message, or the terminal of `kojibot exec`.
+func (c *Call) inPrivate() bool {
+	return c.Req.Place == "" || transport(c.Req) == "exec"
+}
+
+// mayList reports whether c may see, in a listing, a job of owner started
+// in place. A job started in a private message is private: it is listed
+// (its id, command, owner) only to its owner, in private.
+func (c *Call) mayList(owner, place string) bool {
+	if place != "" {
+		return true
+	}
+	return c.inPrivate() && owner != "" && owner == c.owner()
+}
+
 // recentJobs is how many jobs `jobs --all` lists.
 const recentJobs = 20
+
+// privateSlack is how many times recentJobs `jobs --all` reads from the
+// store, so that the private jobs it leaves out seldom shorten the list.
+const privateSlack = 5
 
 func (d *Dispatcher) runJobs(ctx context.Context, c *Call) error {
 	if c.Flags["all"] != "" {
 		return d.runJobsAll(ctx, c)
 	}
-	jobs := d.jobs.running()
+	var jobs []*Job
+	for _, j := range d.jobs.running() {
+		if c.mayList(j.Owner, j.Place) {
+			jobs = append(jobs, j)
+		}
+	}
 	if len(jobs) == 0 {
 		c.Reply("no jobs running")
 		return nil
@@ -411,13 +442,22 @@ func (d *Dispatcher) runJobs(ctx context.Context, c *Call) error {
 func (d *Dispatcher) runJobsAll(ctx context.Context, c *Call) error {
 	var recs []state.JobRecord
 	if d.deps.State != nil {
-		var err error
-		if recs, err = d.deps.State.RecentJobs(ctx, recentJobs); err != nil {
+		// Fetch more than are shown: private jobs of others are left out.
+		all, err := d.deps.State.RecentJobs(ctx, recentJobs*privateSlack)
+		if err != nil {
 			return fmt.Errorf("listing the jobs: %w", err)
+		}
+		for _, r := range all {
+			if len(recs) < recentJobs && c.mayList(r.Owner, r.Place) {
+				recs = append(recs, r)
+			}
 		}
 	} else {
 		d.jobs.mu.Lock()
 		for _, j := range d.jobs.jobs {
+			if !c.mayList(j.Owner, j.Place) {
+				continue
+			}
 			id, _ := strconv.ParseInt(j.ID, 10, 64)
 			j.mu.Lock()
 			recs = append(recs, state.JobRecord{ID: id, Owner: j.Owner, Command: j.Command, Place: j.Place,
