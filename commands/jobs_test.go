@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fedora-infra/kojibot/commands/state"
 )
@@ -70,5 +71,75 @@ func TestPrivateJobsStayPrivate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// `cancel <job>` of a job that another process runs (two dispatchers on
+// one state store, as `exec` beside `run`) says so and asks that process,
+// which cancels the job as if its own caller had asked: the job restores
+// what it stopped and its caller is told. Someone who may not run the
+// job's command may not cancel it.
+func TestCancelAcrossProcesses(t *testing.T) {
+	defer func(p time.Duration) { cancelPoll = p }(cancelPoll)
+	cancelPoll = 20 * time.Millisecond
+	ctx := context.Background()
+	dir := t.TempDir()
+	newProc := func(fl Fleet) *Dispatcher {
+		st, err := state.Open(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: fl, ACL: fakeACL{members: map[string]bool{"alice": true}}, State: st})
+		t.Cleanup(func() { d.Close(); st.Close() })
+		return d
+	}
+	fl := newServiceFleet()
+	run, exec := newProc(fl), newProc(newServiceFleet())
+
+	out := &recorder{}
+	c := jobCall(run, "cleanup", out)
+	c.Parsed.Args["builder"] = []string{"b1"}
+	stopped := make(chan struct{})
+	if err := c.StartJob([]string{"b1"}, func(ctx context.Context, c *Call) (err error) {
+		s, err := run.stopServices(ctx, fl, c, "b1", []string{"kojid"})
+		defer func() {
+			if serr := run.startServices(fl, c, "b1", s); serr != nil {
+				err = serr
+			}
+		}()
+		close(stopped)
+		<-ctx.Done()
+		return ctx.Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	<-stopped
+
+	if got := say(exec, "bob", "exec", "cancel 1"); !strings.HasPrefix(got, "denied:") {
+		t.Errorf("bob cancels: %q", got)
+	}
+	if got := say(exec, "alice", "exec", "cancel 2"); !strings.HasPrefix(got, "error: no job 2") {
+		t.Errorf("cancel of no job: %q", got)
+	}
+	got := say(exec, "alice", "exec", "cancel 1")
+	if !strings.Contains(got, "job 1 (cleanup b1) runs in another kojibot process (kojibot run, pid ") ||
+		!strings.Contains(got, "asked it to cancel the job") {
+		t.Fatalf("cancel from the other process: %q", got)
+	}
+	j := waitJob(t, run, "1")
+	if j.Result() != "cancelled" {
+		t.Errorf("job result %q, want cancelled", j.Result())
+	}
+	if fl.isStopped("b1", "kojid") {
+		t.Error("kojid left stopped")
+	}
+	text := out.all()
+	for _, want := range []string{"cancelling job 1 (cleanup b1): alice asked for it (in exec, to another kojibot process)", "job 1 cancelled after "} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the job's caller was not told %q:\n%s", want, text)
+		}
+	}
+	if got := say(exec, "alice", "exec", "cancel 1"); !strings.Contains(got, "job 1 is not running (cancelled)") {
+		t.Errorf("cancel of an ended job: %q", got)
 	}
 }
