@@ -110,8 +110,17 @@ func newJobTable(base context.Context, now func() time.Time, store StateStore, l
 // errJobPanic is a job's error when its function panicked.
 var errJobPanic = errors.New("internal error")
 
-// busyError names the job holding a host. Call it with t.mu held.
-func (t *jobTable) busyError(host string, j *Job) error {
+// busyError names the job holding a host to a caller who is owner and
+// asks in place: a private job of someone else (see listable) without its
+// command or owner. Call it with t.mu held.
+func (t *jobTable) busyError(host string, j *Job, owner, place string) error {
+	if !listable(j.Owner, j.Place, owner, place == "" || place == "exec") {
+		if j.ID == "" {
+			return Userf("%s is busy with a job, started in a private message, that is starting; try again in a moment", host)
+		}
+		return Userf("%s is busy with job %s (started in a private message %s ago); wait for it or cancel %s",
+			host, j.ID, ago(t.now().Sub(j.Started)), j.ID)
+	}
 	if j.ID == "" {
 		return Userf("%s is busy with a job of %s that is starting (%s); try again in a moment", host, j.Owner, j.Command)
 	}
@@ -119,13 +128,13 @@ func (t *jobTable) busyError(host string, j *Job) error {
 		host, j.ID, j.Command, j.Owner, ago(t.now().Sub(j.Started)), j.ID)
 }
 
-// refuseBusy returns the error start would give when host has a running
+// refuseBusy returns the error start would give c when host has a running
 // job, so that a command can refuse before it plans.
-func (t *jobTable) refuseBusy(host string) error {
+func (t *jobTable) refuseBusy(c *Call, host string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if j := t.byHost[host]; j != nil {
-		return t.busyError(host, j)
+		return t.busyError(host, j, c.owner(), c.Req.Place)
 	}
 	return nil
 }
@@ -166,7 +175,7 @@ func (t *jobTable) start(spec *Spec, owner, place, command string, hosts []strin
 		if other, busy := t.byHost[h]; busy {
 			t.mu.Unlock()
 			cancel()
-			return nil, t.busyError(h, other)
+			return nil, t.busyError(h, other, owner, place)
 		}
 	}
 	// Hold the hosts while the id is allocated outside the lock.
@@ -404,13 +413,20 @@ func (c *Call) inPrivate() bool {
 }
 
 // mayList reports whether c may see, in a listing, a job of owner started
-// in place. A job started in a private message is private: it is listed
-// (its id, command, owner) only to its owner, in private.
+// in place; see listable.
 func (c *Call) mayList(owner, place string) bool {
+	return listable(owner, place, c.owner(), c.inPrivate())
+}
+
+// listable reports whether a job of owner started in place is shown to
+// viewer, who asks in private or not. A job started in a private message
+// is private: it is shown (its command, its owner) only to its owner, in
+// private.
+func listable(owner, place, viewer string, private bool) bool {
 	if place != "" {
 		return true
 	}
-	return c.inPrivate() && owner != "" && owner == c.owner()
+	return private && owner != "" && owner == viewer
 }
 
 // recentJobs is how many jobs `jobs --all` lists.

@@ -48,6 +48,18 @@ func TestPrivateJobsStayPrivate(t *testing.T) {
 			if err := public.StartJob([]string{"b2"}, hold); err != nil {
 				t.Fatal(err)
 			}
+			// A second job on the private job's host is refused without
+			// naming its command or owner, but to its owner in private.
+			err := jobCall(d, "restart", &recorder{}).StartJob([]string{"b1"}, hold)
+			if err == nil || !strings.Contains(err.Error(), "b1 is busy with job 1 (started in a private message ") ||
+				strings.Contains(err.Error(), "carol") || strings.Contains(err.Error(), "cleanup") {
+				t.Errorf("a job on the private job's host: %v", err)
+			}
+			again := jobCall(d, "restart", &recorder{})
+			again.Req.Place, again.Req.Account, again.FASUser = "", "carol", "carol"
+			if err := again.StartJob([]string{"b1"}, hold); err == nil || !strings.Contains(err.Error(), "(cleanup b1, by carol, ") {
+				t.Errorf("its owner's second job on its host: %v", err)
+			}
 			for _, tc := range []struct {
 				who, place, text string
 				private          bool
