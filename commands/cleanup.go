@@ -412,7 +412,7 @@ func (d *Dispatcher) runCleanup(ctx context.Context, c *Call) error {
 	dryRun := c.Flags["dry-run"] != ""
 	// A plan made while another job works on the builder would be stale
 	// (or fail on entries vanishing under it): refuse now, not at confirm.
-	if err := d.jobs.refuseBusy(builder); err != nil {
+	if err := d.jobs.refuseBusy(c, builder); err != nil {
 		return err
 	}
 

@@ -50,6 +50,8 @@ type Dispatcher struct {
 	jobs      *jobTable
 	journal   journal
 	stop      context.CancelFunc
+	// polling runs pollCancels, with a state store, until stop.
+	polling sync.WaitGroup
 }
 
 // New builds the dispatcher and its catalogue from deps.
@@ -78,6 +80,10 @@ func New(deps Deps) *Dispatcher {
 		jobs:     newJobTable(base, deps.Now, deps.State, deps.Log),
 		journal:  journal{open: map[string][]journalEntry{}}}
 	d.catalogue = NewCatalogue(d.specs())
+	if deps.State != nil {
+		d.polling.Add(1)
+		go func() { defer d.polling.Done(); d.pollCancels(base) }()
+	}
 	return d
 }
 
@@ -86,6 +92,7 @@ func New(deps Deps) *Dispatcher {
 func (d *Dispatcher) Close() {
 	d.stop()
 	d.Wait()
+	d.polling.Wait()
 }
 
 // Catalogue returns the dispatcher's command catalogue.

@@ -218,19 +218,20 @@ func (b *Bot) Joined() bool { return b.connected.Load() && b.joined.Load() }
 // is configured) on the network now.
 func (b *Bot) Connected() bool { return b.connected.Load() }
 
-// Notify queues text for channel ("" means irc.notify_channel). It never
-// blocks: the queue is bounded (the oldest notification is dropped, and
-// logged, when full) and is kept across reconnects, so a notification made
-// while disconnected is delivered once the bot is back.
-func (b *Bot) Notify(channel, text string) {
+// Notify queues m for channel ("" means irc.notify_channel), as its text
+// lines: the people it mentions are named. It never blocks: the queue is
+// bounded (the oldest notification is dropped, and logged, when full) and
+// is kept across reconnects, so a notification made while disconnected is
+// delivered once the bot is back.
+func (b *Bot) Notify(channel string, m reply.Message) {
 	if channel == "" {
 		channel = b.cfg.NotifyChannel
 	}
 	if channel == "" {
-		b.log.Warn("notification dropped: no channel and no irc.notify_channel", "text", text)
+		b.log.Warn("notification dropped: no channel and no irc.notify_channel", "text", m.String())
 		return
 	}
-	b.out.pushTo(recipient{key: "notify:" + acl.CaseMappingRFC1459.Fold(channel)}, b.renderNotify(channel, text), false)
+	b.out.pushTo(recipient{key: "notify:" + acl.CaseMappingRFC1459.Fold(channel)}, b.renderNotify(channel, m.String()), false)
 }
 
 // current is the registered connection, or nil.

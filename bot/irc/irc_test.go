@@ -237,7 +237,7 @@ func TestSASLLoginAndJoin(t *testing.T) {
 	if m.Command != "330" || m.Params[2] != botAccount {
 		t.Errorf("bot not logged in to its account: %s", m.Raw)
 	}
-	b.Notify("", "watcher: test notification")
+	b.Notify("", reply.Text(reply.Info, "watcher: test notification"))
 	m = expect(t, watcher, from("kbjoin", "PRIVMSG", "#join2"))
 	if m.Text != "watcher: test notification" {
 		t.Errorf("notification %q", m.Text)
@@ -543,7 +543,7 @@ func TestReconnectAfterRestart(t *testing.T) {
 	if !harness.WaitFor(ctx, 10*time.Second, func() bool { return !b.Connected() }) {
 		t.Fatal("the bot did not notice the restart")
 	}
-	b.Notify(channel, "queued while disconnected")
+	b.Notify(channel, reply.Text(reply.Info, "queued while disconnected"))
 
 	c2 := dial(t, n.Addr(), "restarter2", ircnet.ClientOptions{})
 	join(t, c2, channel)

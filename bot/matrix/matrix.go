@@ -109,7 +109,7 @@ type Bot struct {
 	started time.Time
 
 	connected atomic.Bool
-	notify    chan string
+	notify    chan reply.Message
 	workers   chan struct{}
 	wg        sync.WaitGroup
 
@@ -158,7 +158,7 @@ func New(opts Options) (*Bot, error) {
 		opts.HTTPClient = &http.Client{Timeout: 90 * time.Second}
 	}
 	return &Bot{opts: opts, log: opts.Log, self: id.UserID(opts.Config.UserID),
-		notify: make(chan string, 100), workers: make(chan struct{}, 8),
+		notify: make(chan reply.Message, 100), workers: make(chan struct{}, 8),
 		rooms: map[id.RoomID]bool{}, warned: map[id.RoomID]bool{}, encrypted: map[id.RoomID]bool{},
 		seen: map[id.EventID]bool{}, running: map[id.EventID]taken{}}, nil
 }
@@ -166,13 +166,14 @@ func New(opts Options) (*Bot, error) {
 // Connected reports whether the last /sync succeeded (for /healthz).
 func (b *Bot) Connected() bool { return b.connected.Load() }
 
-// Notify queues text for matrix.notify_room. It never blocks: when the
-// queue is full the notification is dropped and logged.
-func (b *Bot) Notify(text string) {
+// Notify queues m for matrix.notify_room. It never blocks: when the queue
+// is full the notification is dropped and logged. The FAS users m
+// mentions are mentioned as Matrix users of matrix.fas_server, when set.
+func (b *Bot) Notify(m reply.Message) {
 	select {
-	case b.notify <- text:
+	case b.notify <- m:
 	default:
-		b.log.Warn("matrix notification dropped: queue full", "text", text)
+		b.log.Warn("matrix notification dropped: queue full", "text", m.String())
 	}
 }
 
@@ -677,12 +678,13 @@ func (b *Bot) sendNotifications(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case text := <-b.notify:
+		case m := <-b.notify:
+			c := b.compose([]reply.Message{m}, "", nil, true)
 			for ctx.Err() == nil {
 				b.mu.Lock()
 				room := b.notifyRoom
 				b.mu.Unlock()
-				if room != "" && b.send(ctx, room, b.notice(text, "", nil)) != "" {
+				if room != "" && b.send(ctx, room, c) != "" {
 					break
 				}
 				sleep(ctx, 2*time.Second)

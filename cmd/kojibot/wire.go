@@ -211,17 +211,17 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		}
 	}
 	// notifyAll tells every notify place: the IRC channel and the Matrix room.
-	notifyAll := func(text string) {
+	notifyAll := func(m reply.Message) {
 		if b != nil {
-			b.Notify("", text)
+			b.Notify("", m)
 		}
 		if mb != nil {
-			mb.Notify(text)
+			mb.Notify(m)
 		}
 	}
 	// Queued until the bot is connected and has joined.
 	for _, line := range recovered {
-		notifyAll(line)
+		notifyAll(reply.Text(reply.Info, line))
 	}
 	webOpts := web.Options{
 		Listen: cfg.HTTP.Listen, PublicURL: cfg.HTTP.PublicURL, DB: sys.db, Jobs: sys.dispatcher,
@@ -258,7 +258,7 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	defer cancel()
 	watchDeps := watch.Deps{
 		DB: sys.db, Drafts: sys.drafts, Builders: sys.dispatcher.Builders, Metrics: metrics,
-		Notify: func(text string) bool { notifyAll(text); return true },
+		Notify: func(m reply.Message) bool { notifyAll(m); return true },
 		Log:    sys.log.With("component", "watch"),
 	}
 	if sys.fleet != nil {

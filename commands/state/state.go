@@ -168,7 +168,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 func (s *Store) init(ctx context.Context) error {
 	// Two processes creating the schema at once: the second waits
 	// (busy_timeout) and finds the tables there.
-	if _, err := s.db.ExecContext(ctx, schema); err != nil {
+	if _, err := s.db.ExecContext(ctx, schema+cancelSchema); err != nil {
 		return fmt.Errorf("state: creating the schema in %s: %w", s.dir, err)
 	}
 	// Register and lock in one immediate transaction, so that no other
