@@ -247,6 +247,10 @@ type features struct {
 	// naiveSessions: sessions.update_time is TIMESTAMP WITHOUT TIME ZONE in
 	// the hub's local time (Koji 1.21 and older).
 	naiveSessions bool
+	// groupPerms: the hub counts the permissions of the groups a user
+	// belongs to (user_groups), as Koji 1.34 and later do; the sign of such
+	// a schema is scheduler_task_runs, new in 1.34.
+	groupPerms bool
 }
 
 // features returns what was detected with the generation.
@@ -279,14 +283,16 @@ func (d *DB) generation(ctx context.Context, conn *pgxpool.Conn) (Generation, er
 	d.mu.Unlock()
 	if changed {
 		d.log.Info("koji schema detected", "generation", g.String(),
-			"standard_buildroot", f.standardBuildroot, "tz_naive_sessions", f.naiveSessions)
+			"standard_buildroot", f.standardBuildroot, "tz_naive_sessions", f.naiveSessions,
+			"group_permissions", f.groupPerms)
 	}
 	return g, nil
 }
 
 // detect reads the catalog: host.capacity means legacy, host_config means
 // versioned, and host.update_time means 1.33+; standard_buildroot (1.11+)
-// and the type of sessions.update_time (tz-naive until 1.21) refine it. A
+// and the type of sessions.update_time (tz-naive until 1.21) refine it, and
+// user_groups with scheduler_task_runs (1.34+) means group permissions. A
 // host without description is older than Koji 1.4 (ErrSchemaTooOld, naming
 // 1.3 when external_repo, new in 1.3, exists). It needs no privilege.
 func detect(ctx context.Context, conn *pgxpool.Conn) (Generation, features, error) {
@@ -304,11 +310,12 @@ func detect(ctx context.Context, conn *pgxpool.Conn) (Generation, features, erro
 		to_regclass('external_repo') IS NOT NULL,
 		to_regclass('standard_buildroot') IS NOT NULL,
 		EXISTS (SELECT 1 FROM cols WHERE relname = 'sessions' AND attname = 'update_time'
-			AND atttypid = 'timestamp'::regtype)`
+			AND atttypid = 'timestamp'::regtype),
+		to_regclass('user_groups') IS NOT NULL AND to_regclass('scheduler_task_runs') IS NOT NULL`
 	var host, capacity, config, updateTime, description, externalRepo bool
 	var f features
 	if err := conn.QueryRow(ctx, q).Scan(&host, &capacity, &config, &updateTime, &description, &externalRepo,
-		&f.standardBuildroot, &f.naiveSessions); err != nil {
+		&f.standardBuildroot, &f.naiveSessions, &f.groupPerms); err != nil {
 		return Unknown, f, err
 	}
 	switch {
