@@ -87,7 +87,9 @@ func ValidName(s string) bool { return nameRE.MatchString(s) }
 
 // Options are the Checker's collaborators; every field may be left zero.
 type Options struct {
-	// HTTPClient talks to FASJSON; nil uses a client with Go's default transport.
+	// HTTPClient talks to FASJSON; nil uses a client with Go's default
+	// transport. The Checker uses a copy that follows redirects only to
+	// https, or to plain http on loopback.
 	HTTPClient *http.Client
 	// Authenticator adds credentials to each FASJSON request; nil is NoAuth.
 	Authenticator Authenticator
@@ -184,6 +186,9 @@ func New(cfg config.ACL, opts Options) (*Checker, error) {
 			bad("acl.fasjson_url: %v", err)
 		case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 			bad("acl.fasjson_url: %q is not an http(s) URL", cfg.FASJSONURL)
+		case !config.SecureOrLoopback(u):
+			bad("acl.fasjson_url: %q is plain http to a host that is not loopback; FASJSON must be https "+
+				"(Kerberos does not authenticate the server)", cfg.FASJSONURL)
 		case u.RawQuery != "" || u.Fragment != "":
 			bad("acl.fasjson_url: %q must not have a query or fragment", cfg.FASJSONURL)
 		default:
@@ -274,9 +279,28 @@ func New(cfg config.ACL, opts Options) (*Checker, error) {
 		return nil, err
 	}
 
-	if c.client == nil {
-		c.client = &http.Client{}
+	// Redirects are followed only to where the base URL itself could be:
+	// never from https (or loopback) to plain http elsewhere, which would
+	// send the question, and Go's copy of the credentials, in the clear.
+	client := &http.Client{}
+	if c.client != nil {
+		copied := *c.client
+		client = &copied
 	}
+	next := client.CheckRedirect
+	client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if !config.SecureOrLoopback(req.URL) {
+			return fmt.Errorf("redirect to %s://%s refused: not https", req.URL.Scheme, req.URL.Host)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	c.client = client
 	if c.auth == nil {
 		c.auth = NoAuth{}
 	}

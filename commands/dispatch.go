@@ -158,8 +158,16 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	if req.LocalUser != "" {
 		log = log.With("unix_user", req.LocalUser)
 	}
+	if req.LoginUID != "" {
+		log = log.With("login_uid", req.LoginUID)
+	}
+	if req.LoginUser != "" {
+		log = log.With("login_user", req.LoginUser)
+	}
 	if req.SudoUser != "" {
-		log = log.With("sudo_user", req.SudoUser)
+		// Anyone can set SUDO_USER: the login uid above is what the
+		// kernel vouches for.
+		log = log.With("sudo_user_claimed", req.SudoUser)
 	}
 	words, err := Tokenize(req.Text)
 	if err != nil {

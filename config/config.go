@@ -192,8 +192,9 @@ type Koji struct {
 	Command        string        `mapstructure:"command"` // the koji CLI on the admin host
 	// DBTimezone (koji.db_timezone) is the IANA zone the hub writes its
 	// TIMESTAMP WITHOUT TIME ZONE columns in (sessions.update_time until
-	// Koji 1.21). Empty, the default, means the database server's own
-	// timezone setting.
+	// Koji 1.21). Empty, the default, means the database's default zone
+	// (its own setting, else the server's), never one that only the bot's
+	// session has (the DSN, PGTZ, the bot's role's setting).
 	DBTimezone string `mapstructure:"db_timezone"`
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -240,6 +241,9 @@ func (c *Config) validateACL(v *validator, knownCommands []string) {
 	case "fasjson":
 		if !isHTTPURL(acl.FASJSONURL) {
 			v.addf("acl.fasjson_url", "%q is not an http(s) URL; expected e.g. \"https://fasjson.fedoraproject.org\"", acl.FASJSONURL)
+		} else if u, _ := url.Parse(acl.FASJSONURL); !SecureOrLoopback(u) {
+			v.addf("acl.fasjson_url", "%q is plain http to a host that is not loopback; expected https, e.g. \"https://fasjson.fedoraproject.org\" "+
+				"(Kerberos does not authenticate the server: over http anyone on the path could answer for FASJSON)", acl.FASJSONURL)
 		}
 		if acl.Network == "" {
 			v.addf("acl.network", "is empty; expected the IRC network FAS ircnicks name, e.g. \"irc.libera.chat\"")
@@ -494,6 +498,35 @@ func checkHostPort(addr string, anyHost bool) error {
 func isHTTPURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// SecureOrLoopback reports whether u may carry identity questions and
+// credentials: https to any host, plain http only to this machine
+// (LoopbackHost).
+func SecureOrLoopback(u *url.URL) bool {
+	if u == nil {
+		return false
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return true
+	case "http":
+		return LoopbackHost(u.Hostname())
+	}
+	return false
+}
+
+// LoopbackHost reports whether host (a URL's host, without port or
+// brackets) is this machine by its form alone, without asking DNS:
+// "localhost", a name under ".localhost", or a loopback address (127/8,
+// ::1).
+func LoopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // isSpace reports whether r is white space.

@@ -45,6 +45,10 @@ type Options struct {
 	Members []string
 	// Farm starts the sshd machines: hub, admin host, xen host and builders.
 	Farm bool
+	// FastBots connects every bot to the IRC port without flood limits,
+	// sending 200 lines a second, unless its BotConfig asks for Paced:
+	// for tests, where the pacing is not what most of them check.
+	FastBots bool
 }
 
 // Sandbox is a running farm.
@@ -153,6 +157,9 @@ type BotConfig struct {
 	// Lenient connects to the IRC port without flood limits (default: the
 	// strict port with InspIRCd's default limits).
 	Lenient bool
+	// Paced keeps the strict port and the default outbound pacing even
+	// when Options.FastBots is set: for a test of the pacing itself.
+	Paced bool
 	// Extra is merged into the generated YAML (top-level sections); a nil
 	// value leaves that section out.
 	Extra map[string]any
@@ -167,7 +174,9 @@ func (s *Sandbox) WriteConfig(ctx context.Context, bc BotConfig) (string, error)
 	if bc.ACLSource == "" {
 		bc.ACLSource = "static"
 	}
+	s.mu.Lock()
 	dsns, ok := s.DBs[bc.DB]
+	s.mu.Unlock()
 	if !ok {
 		return "", fmt.Errorf("sandbox: no database %q", bc.DB)
 	}
@@ -183,8 +192,9 @@ func (s *Sandbox) WriteConfig(ctx context.Context, bc BotConfig) (string, error)
 	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
 		return "", err
 	}
+	fast := s.opts.FastBots && !bc.Paced
 	port := s.IRC.StrictPort()
-	if bc.Lenient {
+	if bc.Lenient || fast {
 		port = s.IRC.Port()
 	}
 	cfg := map[string]any{
@@ -214,6 +224,10 @@ func (s *Sandbox) WriteConfig(ctx context.Context, bc BotConfig) (string, error)
 		"state":  map[string]any{"dir": filepath.Join(botDir, "state")}, // each bot its own journal and job records
 		"outage": map[string]any{"to": []string{"fedora-infrastructure-list@lists.fedoraproject.org"}},
 		"log":    map[string]any{"level": "debug", "file": filepath.Join(botDir, "kojibot.log")},
+	}
+	if fast {
+		irc := cfg["irc"].(map[string]any)
+		irc["send_rate"], irc["send_burst"] = 200, 200
 	}
 	if s.Farm != nil {
 		for k, v := range s.farmConfig() {
