@@ -641,8 +641,11 @@ touch -d '10 days ago' %[2]s`, src, slow, mounts))
 			t.Errorf("second clean-up: %q lacks %q", got, p)
 		}
 	}
-	// Wait, on the builder itself, until both services are stopped: the
-	// deletion step is then under way.
+	// Wait for the bot to say it stopped both services, and check on the
+	// builder itself that they are: the deletion step is then under way.
+	stopped := bldUntil(alice, "the services stopped", func(l string) bool {
+		return strings.Contains(l, bldBuilder+": stopped kojid, plague-builder")
+	})
 	deadline := time.Now().Add(bldWait)
 	for {
 		out, err := sb.Farm.Service(bldBuilder, "is-active", "plague-builder")
@@ -655,7 +658,7 @@ touch -d '10 days ago' %[2]s`, src, slow, mounts))
 		time.Sleep(50 * time.Millisecond)
 	}
 	bldSend(alice, "cancel "+id)
-	lines := bldUntil(alice, "the cancel", func(l string) bool { return strings.HasPrefix(l, "cancelling job "+id+" (cleanup "+bldBuilder+")") })
+	lines := append(stopped, bldUntil(alice, "the cancel", func(l string) bool { return strings.HasPrefix(l, "cancelling job "+id+" (cleanup "+bldBuilder+")") })...)
 	lines = append(lines, bldJobEnd(alice, id)...)
 	ended = true
 	bldInOrder(t, lines, bldBuilder+": stopped kojid, plague-builder", bldBuilder+": started kojid, plague-builder again", "job "+id+" cancelled after ")
