@@ -27,11 +27,14 @@ const maxFinishedJobs = 200
 // Job is a long action (clean-up, restart, reboot, override) running in the
 // background with an id, its progress and a way to cancel it.
 type Job struct {
-	ID      string
-	Owner   string // FAS user (or account) who started it
-	Place   string
-	Command string // the normalised command
-	Hosts   []string
+	ID    string
+	Owner string // FAS user (or account) who started it
+	Place string
+	// PlaceName is how Place is shown beside it (a Matrix room's alias or
+	// name); "" when there is none.
+	PlaceName string
+	Command   string // the normalised command
+	Hosts     []string
 	// Token is a random, unguessable, URL-safe name for the job (128 bits),
 	// set when the job is created; the HTTP server serves /jobs/<token>.
 	Token string
@@ -139,7 +142,7 @@ func (t *jobTable) newID(j *Job) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 	defer cancel()
-	id, err := t.store.NewJob(ctx, state.JobRecord{Owner: j.Owner, Command: j.Command, Place: j.Place, Started: j.Started})
+	id, err := t.store.NewJob(ctx, state.JobRecord{Owner: j.Owner, Command: j.Command, Place: j.Place, PlaceName: j.PlaceName, Started: j.Started})
 	if err != nil {
 		return "", err
 	}
@@ -151,13 +154,13 @@ func (t *jobTable) newID(j *Job) (string, error) {
 // background. A panic in fn is recovered: the job fails with an internal
 // error and the process goes on. settle runs when fn has returned (or
 // panicked), while the job still holds its hosts; finish runs after.
-func (t *jobTable) start(spec *Spec, owner, place, command string, hosts []string, fn func(ctx context.Context, j *Job) error,
+func (t *jobTable) start(spec *Spec, owner string, req Request, command string, hosts []string, fn func(ctx context.Context, j *Job) error,
 	settle func(j *Job, panicked bool), finish func(j *Job, err error)) (*Job, error) {
 	if t.base.Err() != nil {
 		return nil, Userf("kojibot is shutting down and starts no new jobs")
 	}
 	ctx, cancel := context.WithCancel(t.base)
-	j := &Job{spec: spec, Owner: owner, Place: place, Command: command, Hosts: hosts,
+	j := &Job{spec: spec, Owner: owner, Place: req.Place, PlaceName: req.PlaceName, Command: command, Hosts: hosts,
 		Started: t.now(), cancel: cancel, done: make(chan struct{}), Token: newJobToken()}
 	t.mu.Lock()
 	for _, h := range hosts {
@@ -317,7 +320,7 @@ func (c *Call) StartJob(hosts []string, fn func(ctx context.Context, c *Call) er
 	if owner == "" {
 		owner = c.Req.Account
 	}
-	j, err := d.jobs.start(c.Spec, owner, c.Req.Place, c.Normalized(), hosts, func(ctx context.Context, j *Job) error {
+	j, err := d.jobs.start(c.Spec, owner, c.Req, c.Normalized(), hosts, func(ctx context.Context, j *Job) error {
 		jc := c.forJob(ctx, j)
 		return fn(ctx, jc)
 	}, func(j *Job, panicked bool) {
@@ -333,8 +336,8 @@ func (c *Call) StartJob(hosts []string, fn func(ctx context.Context, c *Call) er
 		default:
 			SendResult(c.out, reply.Text(Info, fmt.Sprintf("job %s (%s) done in %s", j.ID, j.Command, took)))
 		}
-		d.deps.Audit.Info("job result", "job", j.ID, "command", j.Command, "fas_user", owner, "account", c.Req.Account,
-			"place", place(c.Req), "result", res, "duration", took)
+		d.deps.Audit.Info("job result", append(placeAttrs(c.Req), "job", j.ID, "command", j.Command, "fas_user", owner,
+			"account", c.Req.Account, "result", res, "duration", took)...)
 	})
 	if err != nil {
 		return err
@@ -377,10 +380,14 @@ func jobColumns(last string) []reply.Column {
 	return []reply.Column{{Name: "job", Right: true}, {Name: "command"}, {Name: "by"}, {Name: "where"}, {Name: last}}
 }
 
-// whereName is a job's place for the jobs table.
-func whereName(p string) string {
-	if p == "" {
+// whereName is a job's place for the jobs table: a Matrix room by its
+// alias or name (name) with its id, "#admin:fedora.im (!abc:fedora.im)".
+func whereName(p, name string) string {
+	switch {
+	case p == "":
 		return "private message"
+	case name != "":
+		return name + " (" + strings.TrimPrefix(p, MatrixPlacePrefix) + ")"
 	}
 	return p
 }
@@ -399,7 +406,7 @@ func (d *Dispatcher) runJobs(ctx context.Context, c *Call) error {
 	}
 	table := &reply.Table{Columns: jobColumns("running for")}
 	for _, j := range jobs {
-		table.Rows = append(table.Rows, []string{j.ID, j.Command, j.Owner, whereName(j.Place), ago(d.deps.Now().Sub(j.Started))})
+		table.Rows = append(table.Rows, []string{j.ID, j.Command, j.Owner, whereName(j.Place, j.PlaceName), ago(d.deps.Now().Sub(j.Started))})
 	}
 	c.Say(reply.Message{Lines: []string{Count(len(jobs), "job", "jobs") + " running"}, Table: table})
 	return nil
@@ -420,7 +427,7 @@ func (d *Dispatcher) runJobsAll(ctx context.Context, c *Call) error {
 		for _, j := range d.jobs.jobs {
 			id, _ := strconv.ParseInt(j.ID, 10, 64)
 			j.mu.Lock()
-			recs = append(recs, state.JobRecord{ID: id, Owner: j.Owner, Command: j.Command, Place: j.Place,
+			recs = append(recs, state.JobRecord{ID: id, Owner: j.Owner, Command: j.Command, Place: j.Place, PlaceName: j.PlaceName,
 				Result: j.result, Started: j.Started, Finished: j.finished})
 			j.mu.Unlock()
 		}
@@ -448,7 +455,7 @@ func (d *Dispatcher) runJobsAll(ctx context.Context, c *Call) error {
 		} else if !r.Finished.IsZero() {
 			res += fmt.Sprintf(" after %s, %s ago", ago(r.Finished.Sub(r.Started)), ago(now.Sub(r.Finished)))
 		}
-		table.Rows = append(table.Rows, []string{id, r.Command, r.Owner, whereName(r.Place), res})
+		table.Rows = append(table.Rows, []string{id, r.Command, r.Owner, whereName(r.Place, r.PlaceName), res})
 	}
 	c.Say(reply.Message{Lines: []string{fmt.Sprintf("the last %s, newest first", Count(len(recs), "job", "jobs"))}, Table: table})
 	return nil
