@@ -27,17 +27,17 @@ const maxFinishedJobs = 200
 // Job is a long action (clean-up, restart, reboot, override) running in the
 // background with an id, its progress and a way to cancel it.
 type Job struct {
-	ID    string
-	Owner string // FAS user (or account) who started it
-	Place string
-	// PlaceName is how Place is shown beside it (a Matrix room's alias or
-	// name); "" when there is none.
-	PlaceName string
-	Command   string // the normalised command
-	Hosts     []string
+	ID      string
+	Owner   string // FAS user (or account) who started it
+	Place   string
+	Command string // the normalised command
+	Hosts   []string
 	// Token is a random, unguessable, URL-safe name for the job (128 bits),
 	// set when the job is created; the HTTP server serves /jobs/<token>.
 	Token string
+	// PlaceName is how Place is shown beside it (a Matrix room's alias or
+	// name); "" when there is none.
+	PlaceName string
 
 	spec    *Spec
 	Started time.Time
