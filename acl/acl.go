@@ -45,7 +45,10 @@ type Decision struct {
 const (
 	// Anyone lets everybody run the command, logged in or not.
 	Anyone = "*"
-	// Identified lets anybody logged in to services run the command.
+	// Identified lets anybody identified run the command: on IRC anybody
+	// logged in to services; on Matrix anybody whose Matrix id resolves
+	// to a FAS user (matrix.fas_server, acl.accounts or a FASJSON link),
+	// never a guest or a stranger on another homeserver.
 	Identified = "@identified"
 )
 
@@ -367,12 +370,14 @@ func (c *Checker) Authorize(ctx context.Context, caller Caller, command string, 
 		d.Reason = "you are not identified to services: identify to NickServ " +
 			"(/msg NickServ IDENTIFY <account> <password>) and try again"
 		return d
-	case r.identified:
+	case r.identified && !caller.Matrix:
 		d.FASUser = c.knownUser(caller)
 		d.Allowed = true
 		return d
 	}
 
+	// On Matrix anyone can make an account (on a server of their own, or
+	// as a guest), so there even @identified needs a FAS user.
 	user, err := c.resolve(ctx, caller)
 	if err != nil {
 		d.Reason = err.Error()
@@ -380,6 +385,10 @@ func (c *Checker) Authorize(ctx context.Context, caller Caller, command string, 
 		return d
 	}
 	d.FASUser = user
+	if r.identified {
+		d.Allowed = true
+		return d
+	}
 
 	var errs []error
 	for _, g := range r.groups {
@@ -484,13 +493,34 @@ func (c *Checker) caseMapping() CaseMapping {
 	return m
 }
 
-// accountUser returns the FAS user acl.accounts maps account to, comparing
-// account names with the network's case mapping.
+// accountUser returns the FAS user acl.accounts maps an IRC services
+// account to, comparing account names with the network's case mapping.
+// Keys that start with "@" are Matrix ids and never match an IRC account.
 func (c *Checker) accountUser(account string) (string, bool) {
+	if strings.HasPrefix(account, "@") {
+		return "", false
+	}
 	cm := c.caseMapping()
 	key := cm.Fold(account)
 	for a, u := range c.accounts {
-		if cm.Fold(a) == key {
+		if !strings.HasPrefix(a, "@") && cm.Fold(a) == key {
+			return u, true
+		}
+	}
+	return "", false
+}
+
+// matrixAccountUser returns the FAS user acl.accounts maps a Matrix id to:
+// only keys that start with "@" match, exactly, but for the server name,
+// which is compared without regard to case (DNS names are not
+// case-sensitive; localparts are).
+func (c *Checker) matrixAccountUser(id string) (string, bool) {
+	key, ok := normMatrixID(id)
+	if !ok {
+		return "", false
+	}
+	for a, u := range c.accounts {
+		if k, ok := normMatrixID(a); ok && k == key {
 			return u, true
 		}
 	}

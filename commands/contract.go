@@ -46,6 +46,9 @@ type Request struct {
 	Nick string
 	// Place is the channel the line came from, or "" for a private message.
 	Place string
+	// PlaceName, when set, is how the place is shown beside Place (jobs,
+	// the audit): a Matrix room's alias or name, Place being its id.
+	PlaceName string
 	// Text is the command line without the prefix.
 	Text string
 	// Received is when the line arrived.

@@ -151,7 +151,7 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	timeout := d.commandTimeout()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	log := d.deps.Audit.With("transport", transport(req), "account", req.Account, "place", place(req))
+	log := d.deps.Audit.With(append([]any{"transport", transport(req), "account", req.Account}, placeAttrs(req)...)...)
 	if req.FASUser != "" {
 		log = log.With("as_fas_user", req.FASUser)
 	}
@@ -311,6 +311,15 @@ func transport(r Request) string {
 // sender's Matrix id, resolved by the Matrix rules.
 func callerOf(r Request) acl.Caller {
 	return acl.Caller{Account: r.Account, FASUser: r.FASUser, Matrix: transport(r) == "matrix"}
+}
+
+// placeAttrs are the audit attributes of r's place: "place", and
+// "place_name" (a Matrix room's alias or name) when it has one.
+func placeAttrs(r Request) []any {
+	if r.PlaceName != "" {
+		return []any{"place", place(r), "place_name", r.PlaceName}
+	}
+	return []any{"place", place(r)}
 }
 
 func place(r Request) string {

@@ -35,6 +35,9 @@ type Job struct {
 	// Token is a random, unguessable, URL-safe name for the job (128 bits),
 	// set when the job is created; the HTTP server serves /jobs/<token>.
 	Token string
+	// PlaceName is how Place is shown beside it (a Matrix room's alias or
+	// name); "" when there is none.
+	PlaceName string
 
 	spec    *Spec
 	Started time.Time
@@ -150,7 +153,7 @@ func (t *jobTable) newID(j *Job) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 	defer cancel()
-	id, err := t.store.NewJob(ctx, state.JobRecord{Owner: j.Owner, Command: j.Command, Place: j.Place, Started: j.Started})
+	id, err := t.store.NewJob(ctx, state.JobRecord{Owner: j.Owner, Command: j.Command, Place: j.Place, PlaceName: j.PlaceName, Started: j.Started})
 	if err != nil {
 		return "", err
 	}
@@ -162,20 +165,20 @@ func (t *jobTable) newID(j *Job) (string, error) {
 // background. A panic in fn is recovered: the job fails with an internal
 // error and the process goes on. settle runs when fn has returned (or
 // panicked), while the job still holds its hosts; finish runs after.
-func (t *jobTable) start(spec *Spec, owner, place, command string, hosts []string, fn func(ctx context.Context, j *Job) error,
+func (t *jobTable) start(spec *Spec, owner string, req Request, command string, hosts []string, fn func(ctx context.Context, j *Job) error,
 	settle func(j *Job, panicked bool), finish func(j *Job, err error)) (*Job, error) {
 	if t.base.Err() != nil {
 		return nil, Userf("kojibot is shutting down and starts no new jobs")
 	}
 	ctx, cancel := context.WithCancel(t.base)
-	j := &Job{spec: spec, Owner: owner, Place: place, Command: command, Hosts: hosts,
+	j := &Job{spec: spec, Owner: owner, Place: req.Place, PlaceName: req.PlaceName, Command: command, Hosts: hosts,
 		Started: t.now(), cancel: cancel, done: make(chan struct{}), Token: newJobToken()}
 	t.mu.Lock()
 	for _, h := range hosts {
 		if other, busy := t.byHost[h]; busy {
 			t.mu.Unlock()
 			cancel()
-			return nil, t.busyError(h, other, owner, place)
+			return nil, t.busyError(h, other, owner, req.Place)
 		}
 	}
 	// Hold the hosts while the id is allocated outside the lock.
@@ -325,7 +328,7 @@ func (d *Dispatcher) Shutdown(timeout time.Duration) []*Job {
 func (c *Call) StartJob(hosts []string, fn func(ctx context.Context, c *Call) error) error {
 	d := c.d
 	owner := c.owner()
-	j, err := d.jobs.start(c.Spec, owner, c.Req.Place, c.Normalized(), hosts, func(ctx context.Context, j *Job) error {
+	j, err := d.jobs.start(c.Spec, owner, c.Req, c.Normalized(), hosts, func(ctx context.Context, j *Job) error {
 		jc := c.forJob(ctx, j)
 		return fn(ctx, jc)
 	}, func(j *Job, panicked bool) {
@@ -341,8 +344,8 @@ func (c *Call) StartJob(hosts []string, fn func(ctx context.Context, c *Call) er
 		default:
 			SendResult(c.out, reply.Text(Info, fmt.Sprintf("job %s (%s) done in %s", j.ID, j.Command, took)))
 		}
-		d.deps.Audit.Info("job result", "job", j.ID, "command", j.Command, "fas_user", owner, "account", c.Req.Account,
-			"place", place(c.Req), "result", res, "duration", took)
+		d.deps.Audit.Info("job result", append(placeAttrs(c.Req), "job", j.ID, "command", j.Command, "fas_user", owner,
+			"account", c.Req.Account, "result", res, "duration", took)...)
 	})
 	if err != nil {
 		return err
@@ -389,10 +392,14 @@ func jobColumns(last string) []reply.Column {
 	return []reply.Column{{Name: "job", Right: true}, {Name: "command"}, {Name: "by"}, {Name: "where"}, {Name: last}}
 }
 
-// whereName is a job's place for the jobs table.
-func whereName(p string) string {
-	if p == "" {
+// whereName is a job's place for the jobs table: a Matrix room by its
+// alias or name (name) with its id, "#admin:fedora.im (!abc:fedora.im)".
+func whereName(p, name string) string {
+	switch {
+	case p == "":
 		return "private message"
+	case name != "":
+		return name + " (" + strings.TrimPrefix(p, MatrixPlacePrefix) + ")"
 	}
 	return p
 }
@@ -452,7 +459,7 @@ func (d *Dispatcher) runJobs(ctx context.Context, c *Call) error {
 	}
 	table := &reply.Table{Columns: jobColumns("running for")}
 	for _, j := range jobs {
-		table.Rows = append(table.Rows, []string{j.ID, j.Command, j.Owner, whereName(j.Place), ago(d.deps.Now().Sub(j.Started))})
+		table.Rows = append(table.Rows, []string{j.ID, j.Command, j.Owner, whereName(j.Place, j.PlaceName), ago(d.deps.Now().Sub(j.Started))})
 	}
 	c.Say(reply.Message{Lines: []string{Count(len(jobs), "job", "jobs") + " running"}, Table: table})
 	return nil
@@ -482,7 +489,7 @@ func (d *Dispatcher) runJobsAll(ctx context.Context, c *Call) error {
 			}
 			id, _ := strconv.ParseInt(j.ID, 10, 64)
 			j.mu.Lock()
-			recs = append(recs, state.JobRecord{ID: id, Owner: j.Owner, Command: j.Command, Place: j.Place,
+			recs = append(recs, state.JobRecord{ID: id, Owner: j.Owner, Command: j.Command, Place: j.Place, PlaceName: j.PlaceName,
 				Result: j.result, Started: j.Started, Finished: j.finished})
 			j.mu.Unlock()
 		}
@@ -510,7 +517,7 @@ func (d *Dispatcher) runJobsAll(ctx context.Context, c *Call) error {
 		} else if !r.Finished.IsZero() {
 			res += fmt.Sprintf(" after %s, %s ago", ago(r.Finished.Sub(r.Started)), ago(now.Sub(r.Finished)))
 		}
-		table.Rows = append(table.Rows, []string{id, r.Command, r.Owner, whereName(r.Place), res})
+		table.Rows = append(table.Rows, []string{id, r.Command, r.Owner, whereName(r.Place, r.PlaceName), res})
 	}
 	c.Say(reply.Message{Lines: []string{fmt.Sprintf("the last %s, newest first", Count(len(recs), "job", "jobs"))}, Table: table})
 	return nil

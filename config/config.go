@@ -145,6 +145,10 @@ type Matrix struct {
 	FASServer string `mapstructure:"fas_server"`
 	// MaxLines is the most lines of one reply; longer goes behind the link.
 	MaxLines int `mapstructure:"max_lines"`
+	// MaxDelay is how long before its receipt a command may have been sent
+	// (its origin_server_ts) and still be run; an older one is answered
+	// "not run".
+	MaxDelay time.Duration `mapstructure:"max_delay"`
 }
 
 // Enabled reports whether the matrix: section configures a bot.

@@ -39,6 +39,7 @@ func defaults() *Config {
 			CommandPrefix: "!koji",
 			FASServer:     "fedora.im",
 			MaxLines:      30,
+			MaxDelay:      2 * time.Minute,
 		},
 		ACL: ACL{
 			Source:           "static",

@@ -351,7 +351,11 @@ func TestLongReplySummarised(t *testing.T) {
 	}
 	rec := newRecorder()
 	rec.reply = func(_ commands.Request, out commands.Output) { out.Send(reply.Text(commands.Info, text.String())) }
-	runBot(t, botConfig(shared, "kblong", channel), rec)
+	// The summary is under test here, not the pacing: the port without
+	// flood limits, and no wait between lines.
+	cfg := botConfig(shared, "kblong", channel)
+	cfg.Port, cfg.SendRate, cfg.SendBurst = shared.Port(), 200, 200
+	runBot(t, cfg, rec)
 	waitJoined(t, c, "kblong", channel)
 
 	say(t, c, channel, "!koji long")

@@ -201,7 +201,12 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	var mb *matrix.Bot
 	if cfg.Matrix.Enabled() {
 		mopts := matrix.Options{Config: cfg.Matrix, Handler: sys.dispatcher, State: sys.state,
-			Log: sys.log.With("component", "matrix"), Limits: bot.NewUserLimits(cfg.Commands.UserRate, cfg.Commands.UserBurst)}
+			Log: sys.log.With("component", "matrix"), Limits: bot.NewUserLimits(cfg.Commands.UserRate, cfg.Commands.UserBurst),
+			// A sender linked to a FAS user has a rate bucket of its own.
+			Identify: func(ctx context.Context, sender string) bool {
+				_, err := sys.acl.Resolve(ctx, acl.Caller{Account: sender, Matrix: true})
+				return err == nil
+			}}
 		if cfg.HTTP.Listen != "" && cfg.HTTP.PublicURL != "" {
 			mopts.LongOutput = func(text string) (string, bool) { return srv.Store(text) }
 		}

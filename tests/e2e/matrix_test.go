@@ -715,6 +715,12 @@ func TestMatrixGuestsAndLongReplies(t *testing.T) {
 		if !strings.HasPrefix(got, string(reg.UserID)+": denied: ") || !strings.Contains(got, "guests are never identified") {
 			t.Errorf("guest %s: %q, want denied as a guest", reg.UserID, got)
 		}
+		// Nor is the guest identified for the read-only commands.
+		for _, cmd := range []string{"hosts", "connections", "jobs --all"} {
+			if got := guest.ask(cmd); !strings.HasPrefix(got, string(reg.UserID)+": denied: ") || !strings.Contains(got, "guests are never identified") {
+				t.Errorf("%s from guest %s: %q, want denied as a guest", cmd, reg.UserID, got)
+			}
+		}
 		if who := guest.ask("whoami"); strings.Contains(who, "FAS user "+strings.TrimPrefix(strings.Split(string(reg.UserID), ":")[0], "@")) {
 			t.Errorf("whoami of the guest: %q, want no FAS user", who)
 		}
