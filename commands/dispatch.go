@@ -131,15 +131,6 @@ func (c *Call) Say(m reply.Message) {
 	c.out.Send(m)
 }
 
-// UserError is an error whose message is fit for the caller as it is.
-type UserError struct{ Msg string }
-
-// Error implements error: the message as it is.
-func (e *UserError) Error() string { return e.Msg }
-
-// Userf makes a UserError.
-func Userf(format string, a ...any) error { return &UserError{Msg: fmt.Sprintf(format, a...)} }
-
 // Handle runs one command line from req and sends its replies to out.
 func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	start := d.deps.Now()
@@ -249,23 +240,6 @@ func (d *Dispatcher) run(ctx context.Context, c *Call) (err error) {
 		}
 	}()
 	return c.Spec.Run(ctx, c)
-}
-
-// userMessage turns a handler's error into a short reply: a UserError as it
-// is, known system failures by their meaning, anything else by its text
-// with addresses, paths and ssh-keyscan recipes taken out. The whole error
-// goes to the log.
-func (d *Dispatcher) userMessage(c *Call, err error) string {
-	var ue *UserError
-	if errors.As(err, &ue) {
-		return ue.Msg
-	}
-	if msg, ok := systemMessage(err); ok {
-		c.Log.Warn("command failed", "error", err)
-		return msg
-	}
-	c.Log.Error("command failed", "error", err)
-	return fmt.Sprintf("%s failed: %s", c.Spec.Name, publicError(err))
 }
 
 // unknownCommand says a command does not exist, with the nearest names.
