@@ -1,0 +1,130 @@
+package kojihub
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hub is the one hub every test here shares (started by TestMain).
+var hub *Hub
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	h, err := Start(ctx)
+	if err != nil {
+		// A missing package or source is a failure, never a skip.
+		fmt.Fprintln(os.Stderr, "FAIL: cannot start the Koji hub:", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "kojihub: hub up in %v\n", time.Since(start).Round(time.Millisecond))
+	defer h.Close()
+	hub = h
+	return m.Run()
+}
+
+// TestLogins logs in by certificate (Go client) and by Kerberos (the
+// release's CLI, GSSAPI through mod_auth_gssapi) and checks who the hub
+// says is logged in, and how.
+func TestLogins(t *testing.T) {
+	ctx := context.Background()
+	if err := hub.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, err := hub.AdminClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := c.Struct(ctx, "getLoggedInUser")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u["name"] != Admin || u["authtype"] != int64(2) {
+		t.Errorf("certificate login: getLoggedInUser = %v, want admin with authtype 2 (SSL)", u)
+	}
+	out, err := hub.CLI(ctx, Admin, "call", "--json-output", "getLoggedInUser")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, hub.Logs())
+	}
+	if !strings.Contains(out, `"name": "admin"`) || !strings.Contains(out, `"authtype": 3`) {
+		t.Errorf("Kerberos login: getLoggedInUser = %s, want admin with authtype 3 (GSSAPI)", out)
+	}
+}
+
+// TestSeed seeds hosts, a bot user, tags, packages, builds and buildroots
+// through the API and reads them back through it.
+func TestSeed(t *testing.T) {
+	ctx := context.Background()
+	if err := hub.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	seeded, err := hub.Seed(ctx, Seed{
+		Users: map[string][]string{"kojibot": {"host"}},
+		Tags: []SeedTag{
+			{Name: "dist-f8-build", Arches: "x86_64 ppc", Packages: []string{"foo"}},
+			{Name: "dist-f8-override", Packages: []string{"foo"}},
+		},
+		Builds:   []SeedBuild{{"foo", "1.0", "1"}},
+		BuildTag: "dist-f8-build",
+		Hosts: []SeedHost{
+			{Name: "ppc3.fedora.redhat.com", Arches: "ppc ppc64", Capacity: 4, Description: "POWER7"},
+			{Name: "xenbuilder2.fedora.redhat.com", Arches: "x86_64 noarch", Comment: "old", Disabled: true,
+				Buildroots: []int{BuildrootInit, BuildrootWaiting, BuildrootBuilding, BuildrootExpired}},
+		},
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, hub.Logs())
+	}
+	t.Logf("seeded in %v", time.Since(start).Round(time.Millisecond))
+	anon := hub.Anonymous()
+	hosts, err := anon.Structs(ctx, "listHosts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, h := range hosts {
+		got[h["name"].(string)] = fmt.Sprintf("%v %v %v %v %v", h["arches"], h["capacity"], h["enabled"], h["description"], h["comment"])
+	}
+	want := map[string]string{
+		"ppc3.fedora.redhat.com":        "ppc ppc64 4 true POWER7 <nil>",
+		"xenbuilder2.fedora.redhat.com": "x86_64 noarch 2 false <nil> old",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("listHosts:\n got %v\nwant %v", got, want)
+	}
+	xb := seeded.HostIDs["xenbuilder2.fedora.redhat.com"]
+	brs, err := anon.Structs(ctx, "listBuildroots", Kwargs{"hostID": xb, "state": []int{0, 1, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var active []int64
+	for _, b := range brs {
+		active = append(active, b["id"].(int64))
+	}
+	all := seeded.Buildroots["xenbuilder2.fedora.redhat.com"]
+	if fmt.Sprint(active) != fmt.Sprint(all[:3]) {
+		t.Errorf("active buildroots %v, want the first three of %v", active, all)
+	}
+	u, err := anon.Struct(ctx, "getUser", "kojibot")
+	if err != nil || u["krb_principals"] == nil {
+		t.Errorf("getUser kojibot = %v, %v", u, err)
+	}
+	perms, err := anon.Call(ctx, "getUserPerms", "kojibot")
+	if err != nil || fmt.Sprint(perms) != "[host]" {
+		t.Errorf("getUserPerms kojibot = %v, %v", perms, err)
+	}
+	tagged, err := hub.CLI(ctx, Admin, "list-pkgs", "--tag", "dist-f8-override", "--quiet")
+	if err != nil || !strings.Contains(tagged, "foo") {
+		t.Errorf("koji list-pkgs: %q, %v", tagged, err)
+	}
+}
