@@ -391,6 +391,9 @@ MinSpareServers 1
 MaxSpareServers %[9]d
 ServerLimit %[9]d
 MaxRequestWorkers %[9]d
+# A kept-alive connection holds a prefork child: with few children, idle
+# clients would make the others wait for KeepAliveTimeout.
+KeepAlive Off
 SSLSessionCache "shmcb:%[1]s/run/ssl_scache(512000)"
 
 WSGIPythonPath "%[5]s"
