@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -126,5 +130,86 @@ func TestSeed(t *testing.T) {
 	tagged, err := hub.CLI(ctx, Admin, "list-pkgs", "--tag", "dist-f8-override", "--quiet")
 	if err != nil || !strings.Contains(tagged, "foo") {
 		t.Errorf("koji list-pkgs: %q, %v", tagged, err)
+	}
+}
+
+// TestReset: a reset drops what the previous test made, and the hub
+// answers from the fresh database at once.
+func TestReset(t *testing.T) {
+	ctx := context.Background()
+	if err := hub.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hub.Seed(ctx, Seed{Hosts: []SeedHost{{Name: "b1.example.org", Arches: "x86_64"}}}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := hub.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("reset in %v", time.Since(start).Round(time.Millisecond))
+	for range 2 * apacheWorkers { // every prefork child reconnects
+		hosts, err := hub.Anonymous().Structs(ctx, "listHosts")
+		if err != nil {
+			t.Fatalf("after a reset: %v", err)
+		}
+		if len(hosts) != 0 {
+			t.Fatalf("after a reset, listHosts = %v", hosts)
+		}
+	}
+}
+
+// pidFile reads the process id a daemon wrote.
+func pidFile(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return pid
+}
+
+// TestCloseStopsEverything starts a second hub and requires Close to stop
+// Apache (every child), the KDC and PostgreSQL, and to remove its
+// directory; Apache's files all lived in that directory.
+func TestCloseStopsEverything(t *testing.T) {
+	ctx := context.Background()
+	h, err := Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apache := pidFile(t, filepath.Join(h.Dir, "apache", "run", "httpd.pid"))
+	pg := pidFile(t, filepath.Join(h.PG.Dir(), "data", "postmaster.pid"))
+	krb := pidFile(t, filepath.Join(h.KDC.Dir, "kdc.pid"))
+	out, err := exec.Command("pgrep", "-g", strconv.Itoa(apache)).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	children := strings.Fields(string(out))
+	if len(children) < 2 {
+		t.Fatalf("Apache's process group has %v", children)
+	}
+	for _, f := range []string{"error.log", "access.log", "httpd.conf"} {
+		if _, err := os.Stat(filepath.Join(h.Dir, "apache", f)); err != nil {
+			t.Error(err)
+		}
+	}
+	h.Close()
+	pids := []int{pg, krb}
+	for _, c := range children {
+		n, _ := strconv.Atoi(c)
+		pids = append(pids, n)
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); err == nil {
+			t.Errorf("process %d still runs after Close", pid)
+		}
+	}
+	if _, err := os.Stat(h.Dir); !os.IsNotExist(err) {
+		t.Errorf("%s still exists after Close: %v", h.Dir, err)
 	}
 }

@@ -77,27 +77,31 @@ func TarballCandidates(root string) []string {
 // tarball whose checksum is missing or wrong is an error, not a reason to
 // look further; no source at all is an error.
 func Source(ctx context.Context, dest string) (string, error) {
-	if src := os.Getenv("KOJI_SRC"); src != "" {
-		if err := checkTree(src); err != nil {
-			return "", fmt.Errorf("kojihub: KOJI_SRC=%s: %w", src, err)
-		}
-		return filepath.Abs(src)
-	}
 	root, err := RepoRoot()
 	if err != nil {
 		return "", err
 	}
-	var tried []string
-	for _, tb := range TarballCandidates(root) {
+	return findSource(ctx, dest, os.Getenv("KOJI_SRC"), TarballCandidates(root), clone)
+}
+
+// findSource is Source with its inputs given: the value of KOJI_SRC, the
+// tarball candidates in order, and how to clone the release.
+func findSource(ctx context.Context, dest, kojiSrc string, candidates []string, clone func(context.Context, string) error) (string, error) {
+	if kojiSrc != "" {
+		if err := checkTree(kojiSrc); err != nil {
+			return "", fmt.Errorf("kojihub: KOJI_SRC=%s: %w", kojiSrc, err)
+		}
+		return filepath.Abs(kojiSrc)
+	}
+	for _, tb := range candidates {
 		if _, err := os.Stat(tb); err != nil {
-			tried = append(tried, tb)
 			continue
 		}
 		return dest, unpack(ctx, tb, dest)
 	}
 	if err := clone(ctx, dest); err != nil {
 		return "", fmt.Errorf("kojihub: no Koji %s source: KOJI_SRC is not set, no tarball at %s, and %w",
-			Version, strings.Join(tried, ", "), err)
+			Version, strings.Join(candidates, ", "), err)
 	}
 	return dest, nil
 }
