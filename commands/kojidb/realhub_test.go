@@ -84,7 +84,10 @@ func TestWritesMatchKojiCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	const why = "OOM, see ticket 42"
+	const (
+		why  = "OOM, see ticket 42"
+		why2 = "fan replaced, burn-in"
+	)
 	steps := []struct {
 		name string
 		bot  func() error
@@ -96,7 +99,15 @@ func TestWritesMatchKojiCLI(t *testing.T) {
 			[]string{"edit-host", "--capacity", "2", cliHost}},
 		{"disable with a reason", func() error { _, _, err := db.SetEnabled(ctx, botHost, false, why); return err },
 			[]string{"disable-host", "--comment", why, cliHost}},
+		{"disable again with a new reason", func() error { _, _, err := db.SetEnabled(ctx, botHost, false, why2); return err },
+			[]string{"disable-host", "--comment", why2, cliHost}},
+		{"disable again with the same reason", func() error { _, _, err := db.SetEnabled(ctx, botHost, false, why2); return err },
+			[]string{"disable-host", "--comment", why2, cliHost}},
+		{"disable again without a reason", func() error { _, _, err := db.SetEnabled(ctx, botHost, false, ""); return err },
+			[]string{"disable-host", cliHost}},
 		{"enable", func() error { _, _, err := db.SetEnabled(ctx, botHost, true, ""); return err },
+			[]string{"enable-host", cliHost}},
+		{"enable again", func() error { _, _, err := db.SetEnabled(ctx, botHost, true, ""); return err },
 			[]string{"enable-host", cliHost}},
 		{"capacity 7.5", func() error { _, _, err := db.SetCapacity(ctx, botHost, 7.5); return err },
 			[]string{"edit-host", "--capacity", "7.5", cliHost}},
