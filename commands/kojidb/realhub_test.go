@@ -362,3 +362,71 @@ func TestActiveBuildrootsMatchHub(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckinsOfRealKojid: the check-ins kojidb reads (what `restart all`
+// and the stale-builder watch decide on) are the ones the release's kojid
+// writes, as the hub reports them (getLastHostUpdate): a running kojid's
+// host checked in since a moment just past, a host without kojid never
+// did, and a stopped kojid's host stops checking in.
+func TestCheckinsOfRealKojid(t *testing.T) {
+	hub := upstreamHub(t)
+	ctx := context.Background()
+	const (
+		running = "buildvm-01.fedora.redhat.com"
+		silent  = "buildvm-02.fedora.redhat.com"
+	)
+	_, err := hub.Seed(ctx, kojihub.Seed{Hosts: []kojihub.SeedHost{
+		{Name: running, Arches: "x86_64 noarch"}, {Name: silent, Arches: "x86_64 noarch"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(ctx, hub.BotDSN(), kojiUser, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	k, err := hub.StartKojid(ctx, running)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Stop()
+	restart := time.Now() // as if the hub had restarted now
+	if _, err := hub.WaitCheckin(ctx, running, restart, 30*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, k.Output())
+	}
+	hosts, err := db.Hosts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(restart) // after the read, as restart all measures it
+	r, s := hostByName(t, hosts, running), hostByName(t, hosts, silent)
+	hubTime, err := hub.LastCheckin(ctx, hub.Anonymous(), running)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// kojid may check in again between the two reads: kojidb's may be the
+	// same or older, never newer, and within one kojid cycle.
+	if d := hubTime.Sub(r.LastCheckin); r.LastCheckin.Before(restart) || d < 0 || d > 3*time.Second {
+		t.Errorf("%s: kojidb's last check-in %v, the hub's update_ts %v", running, r.LastCheckin, hubTime)
+	}
+	if !(r.CheckinAge < elapsed) {
+		t.Errorf("%s: check-in age %v, not within the %v since the restart: restart all would restart it", running, r.CheckinAge, elapsed)
+	}
+	if !s.LastCheckin.IsZero() {
+		t.Errorf("%s never ran kojid, kojidb says it checked in at %v", silent, s.LastCheckin)
+	}
+	if last, err := hub.LastCheckin(ctx, hub.Anonymous(), silent); err != nil || !last.IsZero() {
+		t.Errorf("the hub's last check-in of %s = %v, %v; want none", silent, last, err)
+	}
+
+	k.Stop()
+	stopped := time.Now()
+	time.Sleep(2500 * time.Millisecond)
+	h, err := db.Host(ctx, running)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if since := time.Since(stopped); h.CheckinAge < since {
+		t.Errorf("%s: kojid stopped %v ago, but kojidb's check-in age is %v", running, since, h.CheckinAge)
+	}
+}

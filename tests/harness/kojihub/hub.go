@@ -365,6 +365,9 @@ AllowedKrbRealms = %s
 DisableNotifications = True
 KojiTraceback = normal
 LogLevel = INFO
+; the task scheduler runs every second (default 60), so that a kojid takes a
+; task within a few seconds
+RunInterval = 1
 `, DBName, pgsql.HubRole, pgsql.HubPassword, h.PG.Port(), kojiDir, kdc.Realm, kdc.Realm)
 	if err := os.WriteFile(filepath.Join(etc, "hub.conf"), []byte(hubConf), 0o644); err != nil {
 		return err
@@ -515,7 +518,7 @@ func (h *Hub) CLI(ctx context.Context, name string, args ...string) (string, err
 	conf := filepath.Join(h.Dir, "koji.conf")
 	h.mu.Lock()
 	if _, err := os.Stat(conf); err != nil {
-		text := fmt.Sprintf("[koji]\nserver = %s\nserverca = %s\nauthtype = kerberos\nweburl = %s\ntopdir = %s\n",
+		text := fmt.Sprintf("[koji]\nserver = %s\nserverca = %s\nauthtype = kerberos\nweburl = %s\ntopdir = %s\npoll_interval = 1\n",
 			h.URL, h.CACert(), strings.TrimSuffix(h.URL, "hub"), filepath.Join(h.Dir, "mnt", "koji"))
 		err = os.WriteFile(conf, []byte(text), 0o644)
 	}

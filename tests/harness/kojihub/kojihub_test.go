@@ -213,3 +213,56 @@ func TestCloseStopsEverything(t *testing.T) {
 		t.Errorf("%s still exists after Close: %v", h.Dir, err)
 	}
 }
+
+// TestKojid runs the release's kojid as a host: it checks in, and takes a
+// tagBuild task that `koji tag-build --wait` makes; a stopped kojid checks
+// in no more.
+func TestKojid(t *testing.T) {
+	ctx := context.Background()
+	if err := hub.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const host = "buildvm-01.example.org"
+	_, err := hub.Seed(ctx, Seed{
+		Tags:   []SeedTag{{Name: "dist-f8-override", Packages: []string{"foo"}}},
+		Builds: []SeedBuild{{"foo", "1.0", "1"}},
+		Hosts:  []SeedHost{{Name: host, Arches: "x86_64 noarch"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	k, err := hub.StartKojid(ctx, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Stop()
+	first, err := hub.WaitCheckin(ctx, host, start.Add(-time.Second), 30*time.Second)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, k.Output())
+	}
+	t.Logf("checked in %v after start", first.Sub(start).Round(time.Millisecond))
+	if _, err := hub.WaitCheckin(ctx, host, first, 15*time.Second); err != nil {
+		t.Fatalf("no second check-in: %v\n%s", err, k.Output())
+	}
+	t0 := time.Now()
+	out, err := hub.CLI(ctx, Admin, "tag-build", "--wait", "dist-f8-override", "foo-1.0-1")
+	if took := time.Since(t0); took > 20*time.Second {
+		t.Errorf("koji tag-build --wait took %v", took)
+	}
+	if err != nil {
+		t.Fatalf("%v\n%s\n%s", err, out, k.Output())
+	}
+	if !strings.Contains(out, "completed successfully") {
+		t.Errorf("koji tag-build --wait: %s", out)
+	}
+	tagged, err := hub.CLI(ctx, Admin, "--noauth", "list-tagged", "--quiet", "dist-f8-override")
+	if err != nil || !strings.Contains(tagged, "foo-1.0-1") {
+		t.Errorf("list-tagged: %q, %v", tagged, err)
+	}
+	k.Stop()
+	stopped := time.Now()
+	if last, err := hub.WaitCheckin(ctx, host, stopped.Add(time.Second), 4*time.Second); err == nil {
+		t.Errorf("a stopped kojid checked in at %v", last)
+	}
+}
