@@ -550,6 +550,42 @@ func (h *Hub) CLI(ctx context.Context, name string, args ...string) (string, err
 	return stdout.String(), nil
 }
 
+// CertCLI writes into dir a koji.conf for the release's CLI that logs in
+// by certificate as Koji user name, with a copy of the certificate owned
+// by uid:gid (the account that will run the CLI), and returns the command
+// line and environment that run the CLI with it.
+func (h *Hub) CertCLI(dir, name string, uid, gid int) (argv, env []string, err error) {
+	pem, err := h.Cert(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := os.ReadFile(pem)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	certCopy := filepath.Join(dir, certFile(name)+".pem")
+	if err := os.WriteFile(certCopy, b, 0o600); err != nil {
+		return nil, nil, err
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(certCopy, uid, gid); err != nil {
+			return nil, nil, err
+		}
+	}
+	conf := filepath.Join(dir, "koji.conf")
+	text := fmt.Sprintf("[koji]\nserver = %s\nserverca = %s\nauthtype = ssl\ncert = %s\nweburl = %s\npoll_interval = 1\n",
+		h.URL, h.CACert(), certCopy, strings.TrimSuffix(h.URL, "hub"))
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		return nil, nil, err
+	}
+	argv = []string{Python, filepath.Join(h.Src, "cli", "koji"), "-c", conf}
+	env = []string{"PYTHONPATH=" + h.Src + ":" + filepath.Join(h.Src, "cli"), "PYTHONDONTWRITEBYTECODE=1", "LANG=C.UTF-8"}
+	return argv, env, nil
+}
+
 // Close stops Apache (its process group), the KDC and PostgreSQL, and
 // removes the hub's directory.
 func (h *Hub) Close() {

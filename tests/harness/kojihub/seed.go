@@ -36,6 +36,8 @@ type SeedTag struct {
 	Name     string
 	Arches   string
 	Packages []string
+	// Perm is the permission needed to tag into it ("" for none).
+	Perm string
 }
 
 // SeedBuild is an empty build to create (createEmptyBuild).
@@ -99,6 +101,9 @@ func (h *Hub) Seed(ctx context.Context, s Seed) (*Seeded, error) {
 		kw := Kwargs{}
 		if t.Arches != "" {
 			kw["arches"] = t.Arches
+		}
+		if t.Perm != "" {
+			kw["perm"] = t.Perm
 		}
 		if _, err := call("createTag", t.Name, kw); err != nil {
 			return nil, err
