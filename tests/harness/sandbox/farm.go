@@ -161,12 +161,17 @@ func (s *Sandbox) startFarm(ctx context.Context) error {
 	if err := os.Chmod(kojiLog, 0o666); err != nil { // past the umask
 		return err
 	}
+	// The hub starts beside the machines (they do not need each other).
+	kojiDone := make(chan error, 1)
+	go func() { kojiDone <- s.startKoji(ctx) }()
 	var err error
-	if s.Farm, err = builders.Start(ctx, dir, farmSpecs(s.binDir)); err != nil {
+	s.Farm, err = builders.Start(ctx, dir, farmSpecs(s.binDir))
+	kojiErr := <-kojiDone
+	if err != nil {
 		return err
 	}
-	if err := s.startKoji(ctx); err != nil {
-		return fmt.Errorf("koji: %w", err)
+	if kojiErr != nil {
+		return fmt.Errorf("koji: %w", kojiErr)
 	}
 	if err := os.WriteFile(filepath.Join(s.binDir, "xl"), []byte(xlStandIn), 0o755); err != nil {
 		return err
