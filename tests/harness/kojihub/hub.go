@@ -515,14 +515,7 @@ func (h *Hub) CLI(ctx context.Context, name string, args ...string) (string, err
 	if err != nil {
 		return "", err
 	}
-	conf := filepath.Join(h.Dir, "koji.conf")
-	h.mu.Lock()
-	if _, err := os.Stat(conf); err != nil {
-		text := fmt.Sprintf("[koji]\nserver = %s\nserverca = %s\nauthtype = kerberos\nweburl = %s\ntopdir = %s\npoll_interval = 1\n",
-			h.URL, h.CACert(), strings.TrimSuffix(h.URL, "hub"), filepath.Join(h.Dir, "mnt", "koji"))
-		err = os.WriteFile(conf, []byte(text), 0o644)
-	}
-	h.mu.Unlock()
+	conf, err := h.cliConf()
 	if err != nil {
 		return "", err
 	}
@@ -548,6 +541,31 @@ func (h *Hub) CLI(ctx context.Context, name string, args ...string) (string, err
 		return stdout.String(), fmt.Errorf("kojihub: koji %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.String(), nil
+}
+
+// cliConf writes (once) and returns the koji.conf of CLI and ShellCommand.
+func (h *Hub) cliConf() (string, error) {
+	conf := filepath.Join(h.Dir, "koji.conf")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, err := os.Stat(conf); err == nil {
+		return conf, nil
+	}
+	text := fmt.Sprintf("[koji]\nserver = %s\nserverca = %s\nauthtype = kerberos\nweburl = %s\ntopdir = %s\npoll_interval = 1\n",
+		h.URL, h.CACert(), strings.TrimSuffix(h.URL, "hub"), filepath.Join(h.Dir, "mnt", "koji"))
+	return conf, os.WriteFile(conf, []byte(text), 0o644)
+}
+
+// ShellCommand is a shell command line that runs the release's CLI
+// against the hub without logging in (reads only: list-hosts,
+// list-history, list-tagged...), for a person to paste.
+func (h *Hub) ShellCommand() (string, error) {
+	conf, err := h.cliConf()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("PYTHONPATH=%s:%s %s %s -c %s --noauth", h.Src, filepath.Join(h.Src, "cli"), Python,
+		filepath.Join(h.Src, "cli", "koji"), conf), nil
 }
 
 // CertCLI writes into dir a koji.conf for the release's CLI that logs in

@@ -131,6 +131,15 @@ func TestSeed(t *testing.T) {
 	if err != nil || !strings.Contains(tagged, "foo") {
 		t.Errorf("koji list-pkgs: %q, %v", tagged, err)
 	}
+	// The line a person pastes into a shell.
+	line, err := hub.ShellCommand()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("sh", "-c", line+" list-hosts --quiet").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ppc3.fedora.redhat.com") {
+		t.Errorf("%s list-hosts: %v\n%s", line, err, out)
+	}
 }
 
 // TestReset: a reset drops what the previous test made, and the hub
