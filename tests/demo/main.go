@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/fedora-infra/kojibot/tests/harness"
-	"github.com/fedora-infra/kojibot/tests/harness/pgsql"
 	"github.com/fedora-infra/kojibot/tests/harness/kojihub"
+	"github.com/fedora-infra/kojibot/tests/harness/pgsql"
 	"github.com/fedora-infra/kojibot/tests/harness/sandbox"
 )
 
