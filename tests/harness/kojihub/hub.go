@@ -143,7 +143,14 @@ func Start(ctx context.Context) (_ *Hub, err error) {
 	if err := h.Reset(ctx); err != nil {
 		return nil, err
 	}
-	if err := h.startApache(ctx); err != nil {
+	// Another process may take the port between FreePort and Apache's
+	// bind: try a few.
+	for range 3 {
+		if err = h.startApache(ctx); err == nil || !strings.Contains(err.Error(), "Address already in use") {
+			break
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	return h, nil
