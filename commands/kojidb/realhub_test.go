@@ -86,7 +86,7 @@ func TestWritesMatchKojiCLI(t *testing.T) {
 	t.Cleanup(db.Close)
 	const (
 		why  = "OOM, see ticket 42"
-		why2 = "fan replaced, burn-in"
+		why2 = "fan replaced, burn-in \"48h\" – ✓ O'Neil"
 	)
 	steps := []struct {
 		name string
