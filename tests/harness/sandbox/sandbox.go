@@ -24,6 +24,7 @@ import (
 	"github.com/fedora-infra/kojibot/tests/harness/builders"
 	"github.com/fedora-infra/kojibot/tests/harness/fasjsonfake"
 	"github.com/fedora-infra/kojibot/tests/harness/ircnet"
+	"github.com/fedora-infra/kojibot/tests/harness/kojihub"
 	"github.com/fedora-infra/kojibot/tests/harness/pgsql"
 )
 
@@ -59,6 +60,9 @@ type Sandbox struct {
 	FASJSON *fasjsonfake.Server
 	// Farm is the sshd machines, when Options.Farm.
 	Farm *builders.Farm
+	// Koji is the upstream Koji hub of the farm, when Options.Farm: the
+	// admin host's `koji` is its CLI, and a kojid takes its tasks.
+	Koji *kojihub.Hub
 	// DBs are the Koji databases by name.
 	DBs   map[string]pgsql.DSNs
 	Users map[string]string
@@ -73,6 +77,8 @@ type Sandbox struct {
 	checkins sync.WaitGroup
 	// matrix is StartMatrix's homeserver, stopped by Close.
 	matrix *Matrix
+	// kojid runs the Koji hub's tasks, when Options.Farm.
+	kojid *kojihub.Kojid
 }
 
 // Start starts IRC (with services), PostgreSQL and FASJSON, and registers
@@ -343,6 +349,12 @@ func (s *Sandbox) Close() {
 	}
 	close(s.stop)
 	s.checkins.Wait()
+	if s.kojid != nil {
+		s.kojid.Stop()
+	}
+	if s.Koji != nil {
+		s.Koji.Close()
+	}
 	if s.Farm != nil {
 		s.Farm.Stop()
 	}
