@@ -13,7 +13,6 @@ import (
 
 	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/fleet"
-	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/commands/outage"
 	"github.com/fedora-infra/kojibot/commands/state"
 )
@@ -524,25 +523,6 @@ func (d *Dispatcher) planCleanup(ctx context.Context, f Fleet, c *Call, builder 
 		}
 	}
 	return plan, nil
-}
-
-// kojiMatches returns the Koji hosts a configured builder may stand for:
-// the host of the same name when there is one, else every host whose first
-// label is the builder's first label. The active-buildroot guard holds only
-// when there is exactly one.
-func kojiMatches(builder string, hosts []kojidb.Host) []string {
-	short, _, _ := strings.Cut(builder, ".")
-	var byLabel []string
-	for _, h := range hosts {
-		if h.Name == builder {
-			return []string{h.Name}
-		}
-		if label, _, _ := strings.Cut(h.Name, "."); label == short {
-			byLabel = append(byLabel, h.Name)
-		}
-	}
-	sort.Strings(byLabel)
-	return byLabel
 }
 
 // quickDF is DiskUsage under the per-host deadline.

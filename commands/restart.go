@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/commands/state"
 )
 
@@ -175,32 +176,60 @@ func (d *Dispatcher) restartAll(ctx context.Context, f Fleet, c *Call) error {
 	if err != nil {
 		return err
 	}
-	elapsed := d.deps.Now().Sub(restarted)
-	var silent, back, unknown []string
-	for _, b := range d.Builders() {
-		name, ok := kojiNameFor(b, hosts)
-		if !ok {
-			unknown = append(unknown, b)
-			continue
-		}
-		for _, h := range hosts {
-			if h.Name != name {
-				continue
-			}
-			if !h.LastCheckin.IsZero() && h.CheckinAge < elapsed {
-				back = append(back, b)
-			} else {
-				silent = append(silent, b)
-			}
-		}
+	r := sortCheckins(d.Builders(), hosts, d.deps.Now().Sub(restarted))
+	msg := fmt.Sprintf("%s checked in since the hub restart", Count(len(r.back), "builder", "builders"))
+	if len(r.silent) > 0 {
+		msg += fmt.Sprintf("; %d did not and will be restarted: %s", len(r.silent), strings.Join(r.silent, ", "))
 	}
-	msg := fmt.Sprintf("%s checked in since the hub restart", Count(len(back), "builder", "builders"))
-	if len(silent) > 0 {
-		msg += fmt.Sprintf("; %d did not and will be restarted: %s", len(silent), strings.Join(silent, ", "))
+	if len(r.unknown) > 0 {
+		msg += fmt.Sprintf("; %s and were left alone: %s", Count(len(r.unknown), "is not a Koji host", "are not Koji hosts"), strings.Join(r.unknown, ", "))
 	}
-	if len(unknown) > 0 {
-		msg += fmt.Sprintf("; %s and were left alone: %s", Count(len(unknown), "is not a Koji host", "are not Koji hosts"), strings.Join(unknown, ", "))
+	for _, a := range r.ambiguous {
+		msg += fmt.Sprintf("; %s maps to %d Koji hosts (%s) and was left alone", a.builder, len(a.hosts), strings.Join(a.hosts, ", "))
 	}
 	c.Reply("%s", msg)
-	return d.restartBuilders(ctx, f, c, silent)
+	return d.restartBuilders(ctx, f, c, r.silent)
+}
+
+// checkins is restart all's decision on the configured builders: silent
+// ones are restarted; the others are left alone, each for its reason.
+type checkins struct {
+	back      []string // checked in since the hub restart
+	silent    []string // did not: restarted
+	unknown   []string // map to no Koji host
+	ambiguous []ambiguousBuilder
+}
+
+// ambiguousBuilder is a builder that maps to several Koji hosts.
+type ambiguousBuilder struct {
+	builder string
+	hosts   []string
+}
+
+// sortCheckins decides, for each builder, whether its Koji host checked in
+// within elapsed (the time since the hub restart, against the check-in's
+// age as the database computes it). A builder is matched to its Koji host
+// by kojiMatches, as the clean-up matches it: one that maps to none or to
+// several is never restarted on a guess.
+func sortCheckins(builders []string, hosts []kojidb.Host, elapsed time.Duration) checkins {
+	byName := make(map[string]kojidb.Host, len(hosts))
+	for _, h := range hosts {
+		byName[h.Name] = h
+	}
+	var r checkins
+	for _, b := range builders {
+		switch names := kojiMatches(b, hosts); len(names) {
+		case 0:
+			r.unknown = append(r.unknown, b)
+		case 1:
+			if h := byName[names[0]]; !h.LastCheckin.IsZero() && h.CheckinAge < elapsed {
+				r.back = append(r.back, b)
+			} else {
+				r.silent = append(r.silent, b)
+			}
+		default:
+			r.ambiguous = append(r.ambiguous, ambiguousBuilder{builder: b, hosts: names})
+		}
+	}
+	return r
 }

@@ -79,25 +79,6 @@ func (d *Dispatcher) builder(query string) (string, error) {
 	return name, nil
 }
 
-// kojiNameFor finds the Koji host a configured builder stands for: the same
-// name, or the Koji host whose first label is the builder's name.
-func kojiNameFor(builder string, hosts []kojidb.Host) (string, bool) {
-	short, _, _ := strings.Cut(builder, ".")
-	var byLabel []string
-	for _, h := range hosts {
-		if h.Name == builder {
-			return h.Name, true
-		}
-		if label, _, _ := strings.Cut(h.Name, "."); label == short {
-			byLabel = append(byLabel, h.Name)
-		}
-	}
-	if len(byLabel) == 1 {
-		return byLabel[0], true
-	}
-	return "", false
-}
-
 // perHostTimeout bounds one quick remote command (df, is-active) so that a
 // hung host cannot hold up a fan-out.
 func (d *Dispatcher) perHostTimeout() time.Duration {
@@ -120,4 +101,24 @@ func (d *Dispatcher) usageText(u fleet.Usage) string {
 // servicesOf returns the services of a configured host.
 func (d *Dispatcher) servicesOf(host string) []string {
 	return slices.Clone(d.deps.Config.Hosts[host].Services)
+}
+
+// kojiMatches returns the Koji hosts a configured builder may stand for:
+// the host of the same name when there is one, else every host whose first
+// label is the builder's first label, sorted. It is the one rule: a
+// command acts on a builder's Koji host only when there is exactly one
+// (the clean-up's active-buildroot guard, restart all's check-in test).
+func kojiMatches(builder string, hosts []kojidb.Host) []string {
+	short, _, _ := strings.Cut(builder, ".")
+	var byLabel []string
+	for _, h := range hosts {
+		if h.Name == builder {
+			return []string{h.Name}
+		}
+		if label, _, _ := strings.Cut(h.Name, "."); label == short {
+			byLabel = append(byLabel, h.Name)
+		}
+	}
+	sort.Strings(byLabel)
+	return byLabel
 }
