@@ -162,8 +162,6 @@ var (
 	commandRE = regexp.MustCompile(`^[a-z][a-z0-9-]*( [a-z][a-z0-9-]*)?$`)
 	// hostNameRE is a hosts entry's name: a host name or its first label.
 	hostNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,252}[A-Za-z0-9])?$`)
-	// serviceRE is a systemd unit name.
-	serviceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9@._:-]{0,254}$`)
 	// dbRoleRE is a PostgreSQL role name as the bot will compare it.
 	dbRoleRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$-]{0,62}$`)
 )
@@ -381,8 +379,8 @@ func (c *Config) validateHosts(v *validator) {
 			v.addf(key+".address", "%q %v; expected host:port such as \"builder.example.org:22\"", h.Address, err)
 		}
 		for i, svc := range h.Services {
-			if !serviceRE.MatchString(svc) {
-				v.addf(fmt.Sprintf("%s.services[%d]", key, i), "%q is not a service name; expected a systemd unit such as \"kojid\"", svc)
+			if !ValidServiceName(svc) {
+				v.addf(fmt.Sprintf("%s.services[%d]", key, i), "%q is not a service name; expected a systemd unit such as \"kojid\" (letters, digits and @._- only, starting with a letter or digit)", svc)
 			}
 		}
 	}
@@ -574,3 +572,13 @@ func validZone(name string) bool {
 	_, err := time.LoadLocation(name)
 	return err == nil
 }
+
+// serviceNameRE is what a service (systemd unit) name may be, for the bot
+// and for contrib/kojibot-helper alike: letters, digits and @._-, starting
+// with a letter or a digit.
+var serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9@._-]{0,254}$`)
+
+// ValidServiceName reports whether name may be a hosts entry's service:
+// check-config accepts exactly the names that the fleet and the helper
+// will run.
+func ValidServiceName(name string) bool { return serviceNameRE.MatchString(name) }

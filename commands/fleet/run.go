@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/fedora-infra/kojibot/config"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -415,14 +415,11 @@ func (c *capped) truncated() bool {
 // Service actions accepted by Service.
 var serviceActions = map[string]bool{"start": true, "stop": true, "restart": true, "is-active": true, "status": true}
 
-// serviceName is what a service (systemd unit) name may hold.
-var serviceName = regexp.MustCompile(`^[a-zA-Z0-9@._-]+$`)
-
 // ServiceCommand returns the command line Service runs: ssh.service_command
 // with {action} and {service} replaced by the quoted, validated values.
-// action is one of start, stop, restart, is-active, status; service matches
-// [a-zA-Z0-9@._-]+ and does not start with "-". The placeholders must not
-// be inside quotes in the template.
+// action is one of start, stop, restart, is-active, status; service is a
+// config.ValidServiceName. The placeholders must not be inside quotes in
+// the template.
 func (f *Fleet) ServiceCommand(action, service string) (string, error) {
 	return expandService(f.cfg.ServiceCommand, action, service)
 }
@@ -431,8 +428,8 @@ func expandService(template, action, service string) (string, error) {
 	if !serviceActions[action] {
 		return "", fmt.Errorf("fleet: %w: service action %q is not one of start, stop, restart, is-active, status", ErrInvalid, action)
 	}
-	if !serviceName.MatchString(service) || strings.HasPrefix(service, "-") {
-		return "", fmt.Errorf("fleet: %w: service name %q (letters, digits and @._- only, not starting with -)", ErrInvalid, service)
+	if !config.ValidServiceName(service) {
+		return "", fmt.Errorf("fleet: %w: service name %q (letters, digits and @._- only, starting with a letter or digit)", ErrInvalid, service)
 	}
 	qa, err := Quote(action)
 	if err != nil {
