@@ -81,8 +81,9 @@ func New(deps Deps) *Dispatcher {
 		journal:  journal{open: map[string][]journalEntry{}}}
 	d.catalogue = NewCatalogue(d.specs())
 	if deps.State != nil {
+		every := cancelPoll // read once, here: tests change it
 		d.polling.Add(1)
-		go func() { defer d.polling.Done(); d.pollCancels(base) }()
+		go func() { defer d.polling.Done(); d.pollCancels(base, every) }()
 	}
 	return d
 }

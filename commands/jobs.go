@@ -611,9 +611,9 @@ var cancelPoll = time.Second
 
 // pollCancels cancels, until ctx ends, the jobs that another process was
 // asked to cancel (see cancelElsewhere), as if their own caller had
-// asked. It reads the store only while jobs run.
-func (d *Dispatcher) pollCancels(ctx context.Context) {
-	t := time.NewTicker(cancelPoll)
+// asked, looking every so often. It reads the store only while jobs run.
+func (d *Dispatcher) pollCancels(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {

@@ -92,7 +92,8 @@ func TestPrivateJobsStayPrivate(t *testing.T) {
 // what it stopped and its caller is told. Someone who may not run the
 // job's command may not cancel it.
 func TestCancelAcrossProcesses(t *testing.T) {
-	defer func(p time.Duration) { cancelPoll = p }(cancelPoll)
+	old := cancelPoll
+	t.Cleanup(func() { cancelPoll = old }) // after the dispatchers' Close
 	cancelPoll = 20 * time.Millisecond
 	ctx := context.Background()
 	dir := t.TempDir()
