@@ -27,7 +27,7 @@ type Caller struct {
 	// FASUser, when not empty, is trusted as the FAS user (kojibot exec --as).
 	FASUser string
 	// Matrix says Account is a Matrix user id ("@alice:fedora.im") that the
-	// homeserver authenticated, resolved by the Matrix rules (SPEC.md §11)
+	// homeserver authenticated, resolved by the Matrix rules
 	// instead of the IRC ones.
 	Matrix bool
 }
@@ -45,7 +45,10 @@ type Decision struct {
 const (
 	// Anyone lets everybody run the command, logged in or not.
 	Anyone = "*"
-	// Identified lets anybody logged in to services run the command.
+	// Identified lets anybody identified run the command: on IRC anybody
+	// logged in to services; on Matrix anybody whose Matrix id resolves
+	// to a FAS user (matrix.fas_server, acl.accounts or a FASJSON link),
+	// never a guest or a stranger on another homeserver.
 	Identified = "@identified"
 )
 
@@ -87,7 +90,9 @@ func ValidName(s string) bool { return nameRE.MatchString(s) }
 
 // Options are the Checker's collaborators; every field may be left zero.
 type Options struct {
-	// HTTPClient talks to FASJSON; nil uses a client with Go's default transport.
+	// HTTPClient talks to FASJSON; nil uses a client with Go's default
+	// transport. The Checker uses a copy that follows redirects only to
+	// https, or to plain http on loopback.
 	HTTPClient *http.Client
 	// Authenticator adds credentials to each FASJSON request; nil is NoAuth.
 	Authenticator Authenticator
@@ -184,6 +189,9 @@ func New(cfg config.ACL, opts Options) (*Checker, error) {
 			bad("acl.fasjson_url: %v", err)
 		case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 			bad("acl.fasjson_url: %q is not an http(s) URL", cfg.FASJSONURL)
+		case !config.SecureOrLoopback(u):
+			bad("acl.fasjson_url: %q is plain http to a host that is not loopback; FASJSON must be https "+
+				"(Kerberos does not authenticate the server)", cfg.FASJSONURL)
 		case u.RawQuery != "" || u.Fragment != "":
 			bad("acl.fasjson_url: %q must not have a query or fragment", cfg.FASJSONURL)
 		default:
@@ -274,9 +282,28 @@ func New(cfg config.ACL, opts Options) (*Checker, error) {
 		return nil, err
 	}
 
-	if c.client == nil {
-		c.client = &http.Client{}
+	// Redirects are followed only to where the base URL itself could be:
+	// never from https (or loopback) to plain http elsewhere, which would
+	// send the question, and Go's copy of the credentials, in the clear.
+	client := &http.Client{}
+	if c.client != nil {
+		copied := *c.client
+		client = &copied
 	}
+	next := client.CheckRedirect
+	client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if !config.SecureOrLoopback(req.URL) {
+			return fmt.Errorf("redirect to %s://%s refused: not https", req.URL.Scheme, req.URL.Host)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	c.client = client
 	if c.auth == nil {
 		c.auth = NoAuth{}
 	}
@@ -343,12 +370,14 @@ func (c *Checker) Authorize(ctx context.Context, caller Caller, command string, 
 		d.Reason = "you are not identified to services: identify to NickServ " +
 			"(/msg NickServ IDENTIFY <account> <password>) and try again"
 		return d
-	case r.identified:
+	case r.identified && !caller.Matrix:
 		d.FASUser = c.knownUser(caller)
 		d.Allowed = true
 		return d
 	}
 
+	// On Matrix anyone can make an account (on a server of their own, or
+	// as a guest), so there even @identified needs a FAS user.
 	user, err := c.resolve(ctx, caller)
 	if err != nil {
 		d.Reason = err.Error()
@@ -356,6 +385,10 @@ func (c *Checker) Authorize(ctx context.Context, caller Caller, command string, 
 		return d
 	}
 	d.FASUser = user
+	if r.identified {
+		d.Allowed = true
+		return d
+	}
 
 	var errs []error
 	for _, g := range r.groups {
@@ -460,13 +493,34 @@ func (c *Checker) caseMapping() CaseMapping {
 	return m
 }
 
-// accountUser returns the FAS user acl.accounts maps account to, comparing
-// account names with the network's case mapping.
+// accountUser returns the FAS user acl.accounts maps an IRC services
+// account to, comparing account names with the network's case mapping.
+// Keys that start with "@" are Matrix ids and never match an IRC account.
 func (c *Checker) accountUser(account string) (string, bool) {
+	if strings.HasPrefix(account, "@") {
+		return "", false
+	}
 	cm := c.caseMapping()
 	key := cm.Fold(account)
 	for a, u := range c.accounts {
-		if cm.Fold(a) == key {
+		if !strings.HasPrefix(a, "@") && cm.Fold(a) == key {
+			return u, true
+		}
+	}
+	return "", false
+}
+
+// matrixAccountUser returns the FAS user acl.accounts maps a Matrix id to:
+// only keys that start with "@" match, exactly, but for the server name,
+// which is compared without regard to case (DNS names are not
+// case-sensitive; localparts are).
+func (c *Checker) matrixAccountUser(id string) (string, bool) {
+	key, ok := normMatrixID(id)
+	if !ok {
+		return "", false
+	}
+	for a, u := range c.accounts {
+		if k, ok := normMatrixID(a); ok && k == key {
 			return u, true
 		}
 	}

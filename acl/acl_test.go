@@ -230,7 +230,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		}
 	}
 
-	for _, u := range []string{"", "ftp://fasjson.example.org", "not a url", "https://fasjson.example.org/?x=1"} {
+	for _, u := range []string{"", "ftp://fasjson.example.org", "not a url", "https://fasjson.example.org/?x=1",
+		"http://fasjson.example.org", "http://10.0.0.5:8080", "http://localhost.example.org"} {
 		if _, err := New(config.ACL{Source: "fasjson", FASJSONURL: u}, Options{}); err == nil ||
 			!strings.Contains(err.Error(), "acl.fasjson_url") {
 			t.Errorf("fasjson_url %q: err = %v", u, err)

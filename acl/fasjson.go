@@ -103,6 +103,12 @@ func (c *Checker) fetch(ctx context.Context, target string, out any) error {
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "kojibot")
 	if err := c.auth.Authenticate(req); err != nil {
+		var ke *kerberosError
+		if errors.As(err, &ke) {
+			// Already "FASJSON unavailable (Kerberos: …)"; the detail
+			// was logged by the authenticator.
+			return ke
+		}
 		return unavailable("authenticating: %v", err)
 	}
 	resp, err := c.client.Do(req)

@@ -47,8 +47,11 @@ type KerberosOptions struct {
 // ticket, and gets a new ticket-granting ticket and new service tickets
 // once two thirds of their lifetime has passed, so a ticket is never used
 // near its end; while the KDC cannot be reached, a ticket that is still
-// valid keeps being used. Every failure wraps ErrUnavailable and names what
-// failed (never a key). Its methods are safe for concurrent use.
+// valid keeps being used. Every failure wraps ErrUnavailable; its text,
+// which callers see, is "FASJSON unavailable (Kerberos: <short reason>)"
+// and names no principal, service principal, KDC or file: those are in the
+// log record Authenticate writes (never a key). Its methods are safe for
+// concurrent use.
 type Kerberos struct {
 	opts KerberosOptions
 	log  *slog.Logger
@@ -83,6 +86,36 @@ func (t *ticket) usable(now time.Time) bool {
 	return now.Add(margin).Before(t.end)
 }
 
+// kerberosError is a Kerberos failure. Its text is for the caller of a
+// command: a short reason naming no principal, SPN, KDC or file; detail,
+// for the log, says exactly what failed.
+type kerberosError struct {
+	reason string
+	detail string
+}
+
+func (e *kerberosError) Error() string {
+	return ErrUnavailable.Error() + " (Kerberos: " + e.reason + ")"
+}
+
+func (e *kerberosError) Unwrap() error { return ErrUnavailable }
+
+// krbFail builds a kerberosError with the short reason and the detail
+// format and args.
+func krbFail(reason, format string, args ...any) error {
+	return &kerberosError{reason: reason, detail: "kerberos: " + fmt.Sprintf(format, args...)}
+}
+
+// kerberosDetail is what the log says of err: the detail of a Kerberos
+// failure, else its text.
+func kerberosDetail(err error) string {
+	var ke *kerberosError
+	if errors.As(err, &ke) {
+		return ke.detail
+	}
+	return err.Error()
+}
+
 // NewKerberos returns a Kerberos authenticator. It checks only that a
 // keytab is named; the keytab, krb5.conf and KDC are first used by
 // Authenticate, so a KDC that is down at start-up makes FASJSON unavailable
@@ -103,11 +136,20 @@ func NewKerberos(opts KerberosOptions) (*Kerberos, error) {
 
 // Authenticate implements Authenticator: it sets a SPNEGO Negotiate header
 // for the service principal HTTP/<host> of req.URL. The error wraps
-// ErrUnavailable.
+// ErrUnavailable, reads "FASJSON unavailable (Kerberos: <short reason>)",
+// and its detail is logged.
 func (k *Kerberos) Authenticate(req *http.Request) error {
+	err := k.authenticate(req)
+	if err != nil {
+		k.log.Warn("kerberos: cannot authenticate to FASJSON", "host", req.URL.Host, "err", kerberosDetail(err))
+	}
+	return err
+}
+
+func (k *Kerberos) authenticate(req *http.Request) error {
 	host := strings.ToLower(strings.TrimSuffix(req.URL.Hostname(), "."))
 	if host == "" {
-		return unavailable("kerberos: the request has no host")
+		return krbFail("the request has no host", "the request has no host")
 	}
 	spn := "HTTP/" + host
 	k.mu.Lock()
@@ -118,11 +160,11 @@ func (k *Kerberos) Authenticate(req *http.Request) error {
 	}
 	tok, err := spnego.NewNegTokenInitKRB5(k.cl, st.tkt, st.key)
 	if err != nil {
-		return unavailable("kerberos: building the SPNEGO token for %s: %v", spn, err)
+		return krbFail("cannot build the SPNEGO token", "building the SPNEGO token for %s: %v", spn, err)
 	}
 	b, err := (&spnego.SPNEGOToken{Init: true, NegTokenInit: tok}).Marshal()
 	if err != nil {
-		return unavailable("kerberos: encoding the SPNEGO token for %s: %v", spn, err)
+		return krbFail("cannot build the SPNEGO token", "encoding the SPNEGO token for %s: %v", spn, err)
 	}
 	req.Header.Set("Authorization", "Negotiate "+base64.StdEncoding.EncodeToString(b))
 	return nil
@@ -147,7 +189,7 @@ func (k *Kerberos) serviceTicket(spn, host string) (*ticket, error) {
 	st, err := k.newServiceTicket(spn, host)
 	if err != nil {
 		if old.usable(now) {
-			k.log.Warn("kerberos: cannot renew the service ticket, using the current one", "spn", spn, "ends", old.end, "err", err)
+			k.log.Warn("kerberos: cannot renew the service ticket, using the current one", "spn", spn, "ends", old.end, "err", kerberosDetail(err))
 			return old, nil
 		}
 		return nil, err
@@ -170,7 +212,7 @@ func (k *Kerberos) newServiceTicket(spn, host string) (*ticket, error) {
 	princ := types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, spn)
 	_, rep, err := k.cl.TGSREQGenerateAndExchange(princ, realm, tgt.tkt, tgt.key, false)
 	if err != nil {
-		return nil, unavailable("kerberos: ticket for %s@%s: %s", spn, realm, describeKerberos(err))
+		return nil, krbFail(kerberosReason(err, "no ticket for FASJSON's service"), "ticket for %s@%s: %s", spn, realm, describeKerberos(err))
 	}
 	return &ticket{tkt: rep.Ticket, key: rep.DecryptedEncPart.Key, start: startOf(rep.DecryptedEncPart), end: rep.DecryptedEncPart.EndTime}, nil
 }
@@ -185,7 +227,7 @@ func (k *Kerberos) ticketGrantingTicket() (*ticket, error) {
 	cl, tgt, err := k.login()
 	if err != nil {
 		if k.tgt.usable(now) {
-			k.log.Warn("kerberos: cannot renew the ticket-granting ticket, using the current one", "ends", k.tgt.end, "err", err)
+			k.log.Warn("kerberos: cannot renew the ticket-granting ticket, using the current one", "ends", k.tgt.end, "err", kerberosDetail(err))
 			return k.tgt, nil
 		}
 		return nil, err
@@ -201,40 +243,40 @@ func (k *Kerberos) ticketGrantingTicket() (*ticket, error) {
 func (k *Kerberos) login() (*client.Client, *ticket, error) {
 	text, err := os.ReadFile(k.opts.Krb5Conf)
 	if err != nil {
-		return nil, nil, unavailable("kerberos: krb5 configuration %s: %s", k.opts.Krb5Conf, fileProblem(err))
+		return nil, nil, krbFail("the krb5 configuration "+fileProblem(err), "krb5 configuration %s: %s", k.opts.Krb5Conf, fileProblem(err))
 	}
 	conf, err := krbconfig.NewFromString(string(text))
 	if err != nil {
-		return nil, nil, unavailable("kerberos: krb5 configuration %s: %v", k.opts.Krb5Conf, err)
+		return nil, nil, krbFail("the krb5 configuration is not valid", "krb5 configuration %s: %v", k.opts.Krb5Conf, err)
 	}
 	raw, err := os.ReadFile(k.opts.Keytab)
 	if err != nil {
-		return nil, nil, unavailable("kerberos: keytab %s: %s", k.opts.Keytab, fileProblem(err))
+		return nil, nil, krbFail("the keytab "+fileProblem(err), "keytab %s: %s", k.opts.Keytab, fileProblem(err))
 	}
 	kt := keytab.New()
 	if len(raw) == 2 && raw[0] == 0x05 {
-		return nil, nil, unavailable("kerberos: keytab %s: holds no keys", k.opts.Keytab)
+		return nil, nil, krbFail("the keytab holds no keys", "keytab %s: holds no keys", k.opts.Keytab)
 	}
 	if err := kt.Unmarshal(raw); err != nil {
 		// gokrb5's parse errors describe the layout, never the keys.
-		return nil, nil, unavailable("kerberos: keytab %s: not a valid keytab: %v", k.opts.Keytab, err)
+		return nil, nil, krbFail("the keytab is not valid", "keytab %s: not a valid keytab: %v", k.opts.Keytab, err)
 	}
 	name, realm, err := pickPrincipal(k.opts.Principal, kt, conf.LibDefaults.DefaultRealm)
 	if err != nil {
-		return nil, nil, unavailable("kerberos: keytab %s: %v", k.opts.Keytab, err)
+		return nil, nil, krbFail("the keytab holds no key for the bot's principal", "keytab %s: %v", k.opts.Keytab, err)
 	}
 	who := name + "@" + realm
 	cl := client.NewWithKeytab(name, realm, kt, conf, client.DisablePAFXFAST(true))
 	if ok, err := cl.IsConfigured(); !ok {
-		return nil, nil, unavailable("kerberos: %s: %s", who, describeKerberos(err))
+		return nil, nil, krbFail(kerberosReason(err, "the krb5 configuration is incomplete"), "%s: %s", who, describeKerberos(err))
 	}
 	req, err := messages.NewASReqForTGT(realm, conf, cl.Credentials.CName())
 	if err != nil {
-		return nil, nil, unavailable("kerberos: login as %s: %s", who, describeKerberos(err))
+		return nil, nil, krbFail(kerberosReason(err, "login failed"), "login as %s: %s", who, describeKerberos(err))
 	}
 	rep, err := cl.ASExchange(realm, req, 0)
 	if err != nil {
-		return nil, nil, unavailable("kerberos: login as %s: %s", who, describeKerberos(err))
+		return nil, nil, krbFail(kerberosReason(err, "login failed"), "login as %s: %s", who, describeKerberos(err))
 	}
 	dep := rep.DecryptedEncPart
 	return cl, &ticket{tkt: rep.Ticket, key: dep.Key, start: startOf(dep), end: dep.EndTime}, nil
@@ -306,6 +348,21 @@ var kerberosCauses = []struct{ marker, reason string }{
 	{"Decrypting_Error", "cannot decrypt the KDC's answer with the keytab's key (wrong or outdated key)"},
 	{"Networking_Error", "cannot reach a KDC"},
 	{"Configuration_Error", "the krb5 configuration is incomplete"},
+}
+
+// kerberosReason is the short reason for a gokrb5 error (kerberosCauses),
+// or fallback when none matches: never gokrb5's text, which names KDCs and
+// principals.
+func kerberosReason(err error, fallback string) string {
+	if err != nil {
+		text := err.Error()
+		for _, c := range kerberosCauses {
+			if strings.Contains(text, c.marker) {
+				return c.reason
+			}
+		}
+	}
+	return fallback
 }
 
 // describeKerberos turns a gokrb5 error into a short reason followed by

@@ -2,6 +2,7 @@ package acl
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -41,7 +42,8 @@ func TestNewKerberosNeedsKeytab(t *testing.T) {
 }
 
 // TestKerberosFailsClosed covers the failures found before any KDC is
-// asked: each wraps ErrUnavailable and names what is wrong.
+// asked: each wraps ErrUnavailable, says briefly what is wrong without a
+// file, principal or KDC name, and logs the detail.
 func TestKerberosFailsClosed(t *testing.T) {
 	dir := t.TempDir()
 	krb5 := filepath.Join(dir, "krb5.conf")
@@ -57,17 +59,20 @@ func TestKerberosFailsClosed(t *testing.T) {
 		name string
 		opts KerberosOptions
 		url  string
-		want string
+		want string // the short reason
+		log  string // in the log record
 	}{
-		{"missing keytab", KerberosOptions{Keytab: filepath.Join(dir, "gone.keytab"), Krb5Conf: krb5}, "", "gone.keytab: does not exist"},
-		{"empty keytab", KerberosOptions{Keytab: empty, Krb5Conf: krb5}, "", "holds no keys"},
-		{"principal not in keytab", KerberosOptions{Keytab: good, Principal: "other", Krb5Conf: krb5}, "", "holds no key for other@EXAMPLE.ORG"},
-		{"missing krb5.conf", KerberosOptions{Keytab: good, Krb5Conf: filepath.Join(dir, "no-krb5.conf")}, "", "no-krb5.conf: does not exist"},
-		{"KDC unreachable", KerberosOptions{Keytab: good, Krb5Conf: krb5}, "", "login as kojibot@EXAMPLE.ORG: cannot reach a KDC"},
-		{"no host", KerberosOptions{Keytab: good, Krb5Conf: krb5}, "/v1/me/", "the request has no host"},
+		{"missing keytab", KerberosOptions{Keytab: filepath.Join(dir, "gone.keytab"), Krb5Conf: krb5}, "", "the keytab does not exist", "gone.keytab: does not exist"},
+		{"empty keytab", KerberosOptions{Keytab: empty, Krb5Conf: krb5}, "", "the keytab holds no keys", "empty.keytab: holds no keys"},
+		{"principal not in keytab", KerberosOptions{Keytab: good, Principal: "other", Krb5Conf: krb5}, "", "the keytab holds no key for the bot's principal", "holds no key for other@EXAMPLE.ORG"},
+		{"missing krb5.conf", KerberosOptions{Keytab: good, Krb5Conf: filepath.Join(dir, "no-krb5.conf")}, "", "the krb5 configuration does not exist", "no-krb5.conf: does not exist"},
+		{"KDC unreachable", KerberosOptions{Keytab: good, Krb5Conf: krb5}, "", "cannot reach a KDC", "login as kojibot@EXAMPLE.ORG: cannot reach a KDC"},
+		{"no host", KerberosOptions{Keytab: good, Krb5Conf: krb5}, "/v1/me/", "the request has no host", "the request has no host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			var logged strings.Builder
+			tt.opts.Logger = slog.New(slog.NewTextHandler(&logged, nil))
 			k, err := NewKerberos(tt.opts)
 			if err != nil {
 				t.Fatal(err)
@@ -81,8 +86,16 @@ func TestKerberosFailsClosed(t *testing.T) {
 				t.Fatal(err)
 			}
 			err = k.Authenticate(req)
-			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Authenticate: %v; want ErrUnavailable naming %q", err, tt.want)
+			if !errors.Is(err, ErrUnavailable) || err.Error() != "FASJSON unavailable (Kerberos: "+tt.want+")" {
+				t.Fatalf("Authenticate: %v; want ErrUnavailable saying %q", err, tt.want)
+			}
+			for _, name := range []string{"kojibot", "other", "EXAMPLE.ORG", "127.0.0.1", "HTTP/", dir} {
+				if strings.Contains(err.Error(), name) {
+					t.Errorf("the error names %q: %v", name, err)
+				}
+			}
+			if !strings.Contains(logged.String(), tt.log) {
+				t.Errorf("the log does not say %q:\n%s", tt.log, logged.String())
 			}
 			if strings.Contains(err.Error(), "not-a-real-password") {
 				t.Fatalf("the error shows the secret: %v", err)

@@ -23,6 +23,16 @@ func SplitMatrixID(id string) (local, server string, ok bool) {
 	return local, server, true
 }
 
+// normMatrixID is a Matrix user id with its server name lower-cased, the
+// form acl.accounts keys are compared in; ok is false when id is not one.
+func normMatrixID(id string) (string, bool) {
+	local, server, ok := SplitMatrixID(id)
+	if !ok {
+		return "", false
+	}
+	return "@" + local + ":" + strings.ToLower(server), true
+}
+
 // isGuest reports whether a localpart is a guest's: homeservers give
 // guests purely numeric localparts, which no registered user can choose.
 func isGuest(local string) bool {
@@ -50,7 +60,7 @@ func (c *Checker) resolveMatrix(ctx context.Context, id string) (string, error) 
 	case isGuest(local):
 		return "", &reasonError{ErrNoFASUser, "guests are never identified; log in to a Matrix account linked to FAS"}
 	}
-	if u, ok := c.accountUser(id); ok {
+	if u, ok := c.matrixAccountUser(id); ok {
 		return u, nil
 	}
 	if c.matrixFASServer != "" && strings.ToLower(server) == c.matrixFASServer {
@@ -88,7 +98,7 @@ func (c *Checker) knownMatrixUser(id string) string {
 	if !ok || isGuest(local) {
 		return ""
 	}
-	if u, ok := c.accountUser(id); ok {
+	if u, ok := c.matrixAccountUser(id); ok {
 		return u
 	}
 	if c.matrixFASServer != "" && strings.ToLower(server) == c.matrixFASServer && ValidName(local) {

@@ -84,3 +84,79 @@ func TestResolveMatrixFASJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestMatrixIdentifiedNeedsFASUser: on Matrix, @identified (the default of
+// a read-only command) means a Matrix id that resolves to a FAS user;
+// guests and accounts on other homeservers that resolve to none are not
+// identified. On IRC it still means logged in to services.
+func TestMatrixIdentifiedNeedsFASUser(t *testing.T) {
+	c, err := New(config.ACL{
+		Source:   "static",
+		Accounts: map[string]string{"@ops:example.org": "carol"},
+		Commands: map[string][]string{"whoami": {"@identified"}},
+	}, Options{MatrixFASServer: "fedora.im"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tt := range []struct {
+		id      string
+		allowed bool
+		user    string
+	}{
+		{"@alice:fedora.im", true, "alice"},
+		{"@ops:example.org", true, "carol"},
+		{"@12345:fedora.im", false, ""},      // a guest
+		{"@mallory:evil.example", false, ""}, // another homeserver, no link
+		{"@alice:example.org", false, ""},
+	} {
+		for _, cmd := range []string{"connections", "whoami"} { // the default rule, and an explicit entry
+			d := c.Authorize(ctx, Caller{Account: tt.id, Matrix: true}, cmd, true)
+			if d.Allowed != tt.allowed || d.FASUser != tt.user {
+				t.Errorf("%s %s: allowed %v user %q (%s), want %v %q", tt.id, cmd, d.Allowed, d.FASUser, d.Reason, tt.allowed, tt.user)
+			}
+			if !d.Allowed && d.Reason == "" {
+				t.Errorf("%s %s: denied without a reason", tt.id, cmd)
+			}
+		}
+	}
+	if d := c.Authorize(ctx, Caller{Account: "someone"}, "connections", true); !d.Allowed {
+		t.Errorf("IRC account denied a read-only command: %s", d.Reason)
+	}
+}
+
+// TestMatrixAccountsKeysExact: acl.accounts keys that start with "@" match
+// Matrix callers only, and exactly but for the server name's case; IRC
+// accounts never match them, and other keys keep the IRC case mapping.
+func TestMatrixAccountsKeysExact(t *testing.T) {
+	c, err := New(config.ACL{
+		Source:   "static",
+		Accounts: map[string]string{"@OPS:Example.org": "carol", "@a[b:example.org": "dave", "Erin[m]": "erin"},
+		Groups:   map[string][]string{"sysadmin-build": {"carol", "dave", "erin"}},
+		Commands: map[string][]string{"capacity": {"sysadmin-build"}},
+	}, Options{MatrixFASServer: "fedora.im"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tt := range []struct {
+		caller Caller
+		user   string
+	}{
+		{Caller{Account: "@OPS:example.org", Matrix: true}, "carol"}, // the server name's case does not matter
+		{Caller{Account: "@OPS:EXAMPLE.ORG", Matrix: true}, "carol"},
+		{Caller{Account: "@ops:example.org", Matrix: true}, ""}, // the localpart's does
+		{Caller{Account: "@a[b:example.org", Matrix: true}, "dave"},
+		{Caller{Account: "@a{b:example.org", Matrix: true}, ""}, // no rfc1459 folding
+		{Caller{Account: "@OPS:Example.org"}, ""},               // an IRC account spelling a Matrix id
+		{Caller{Account: "@ops:example.org"}, ""},
+		{Caller{Account: "@a{b:example.org"}, ""},
+		{Caller{Account: "erin{M}"}, "erin"},           // IRC keys fold as before
+		{Caller{Account: "Erin[m]", Matrix: true}, ""}, // and never match a Matrix caller
+	} {
+		d := c.Authorize(ctx, tt.caller, "capacity", false)
+		if d.Allowed != (tt.user != "") || d.FASUser != tt.user {
+			t.Errorf("%+v: allowed %v user %q (%s), want user %q", tt.caller, d.Allowed, d.FASUser, d.Reason, tt.user)
+		}
+	}
+}

@@ -412,7 +412,7 @@ func (d *Dispatcher) runCleanup(ctx context.Context, c *Call) error {
 	dryRun := c.Flags["dry-run"] != ""
 	// A plan made while another job works on the builder would be stale
 	// (or fail on entries vanishing under it): refuse now, not at confirm.
-	if err := d.jobs.refuseBusy(builder); err != nil {
+	if err := d.jobs.refuseBusy(c, builder); err != nil {
 		return err
 	}
 
@@ -618,7 +618,7 @@ func (d *Dispatcher) startServices(f Fleet, c *Call, host string, services []str
 	return nil
 }
 
-// doCleanup carries out a confirmed plan (SPEC.md §5 step 5 and 6).
+// doCleanup carries out a confirmed plan (steps 5 and 6 of the clean-up, docs/commands.md).
 func (d *Dispatcher) doCleanup(ctx context.Context, f Fleet, c *Call, plan *cleanupPlan) (err error) {
 	host := plan.Builder
 	stopped, err := d.stopServices(ctx, f, c, host, plan.Services)

@@ -242,8 +242,8 @@ func TestDispatch(t *testing.T) {
 }
 
 // TestKojiUserMayNotEditHosts: when kojidb refuses a write because
-// koji.user may not edit hosts, the reply is exactly the one the SPEC's
-// issue names, without the reason (which is for the log).
+// koji.user may not edit hosts, the reply is exactly the documented one,
+// without the reason (which is for the log).
 func TestKojiUserMayNotEditHosts(t *testing.T) {
 	const want = "error: koji.user kojibot may not edit hosts (needs the host or admin permission)"
 	for _, text := range []string{"capacity ppc3 2", "disable ppc3 broken disk", "enable x86-01.iad2.fedoraproject.org"} {

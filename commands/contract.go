@@ -29,13 +29,26 @@ type Request struct {
 	Account string
 	// FASUser, when set, is trusted as the caller's FAS user (kojibot exec --as).
 	FASUser string
-	// LocalUser and SudoUser are, for kojibot exec, the Unix user running it
-	// and the user who ran sudo (SUDO_USER), for the audit record.
-	LocalUser, SudoUser string
+	// LocalUser is, for kojibot exec, the Unix user running it (its real
+	// uid), for the audit record.
+	LocalUser string
+	// LoginUID and LoginUser are, for kojibot exec, the kernel's login uid
+	// of the process (/proc/self/loginuid: who logged in to start the
+	// session; sudo and su keep it, and a user cannot change it) and that
+	// uid's user name, for the audit record. LoginUID is "unset" outside a
+	// login session.
+	LoginUID, LoginUser string
+	// SudoUser is $SUDO_USER as kojibot exec found it. sudo sets it, but so
+	// can whoever runs the bot, so the audit record calls it claimed
+	// (sudo_user_claimed).
+	SudoUser string
 	// Nick is the caller's current nick, used only to address replies.
 	Nick string
 	// Place is the channel the line came from, or "" for a private message.
 	Place string
+	// PlaceName, when set, is how the place is shown beside Place (jobs,
+	// the audit): a Matrix room's alias or name, Place being its id.
+	PlaceName string
 	// Text is the command line without the prefix.
 	Text string
 	// Received is when the line arrived.

@@ -32,16 +32,22 @@ func TestCommandDeadline(t *testing.T) {
 }
 
 // TestExecAuditNamesTheUnixUser: a command run by kojibot exec records the
-// Unix user and the sudo user in the audit log.
+// Unix user, the login uid and its user, and SUDO_USER labelled as claimed
+// (anyone can set it), never as the sudo user.
 func TestExecAuditNamesTheUnixUser(t *testing.T) {
 	var buf bytes.Buffer
 	d := New(Deps{DB: &fakeDB{hosts: testHosts(time.Now())}, ACL: fakeACL{members: map[string]bool{"alice": true}},
 		Audit: slog.New(slog.NewJSONHandler(&buf, nil))})
 	defer d.Close()
-	d.Handle(context.Background(), Request{FASUser: "alice", LocalUser: "kojibot", SudoUser: "nirik", Place: "exec", Text: "hosts"}, &recorder{})
-	for _, want := range []string{`"unix_user":"kojibot"`, `"sudo_user":"nirik"`, `"as_fas_user":"alice"`} {
+	d.Handle(context.Background(), Request{FASUser: "alice", LocalUser: "root", LoginUID: "1000", LoginUser: "kevin",
+		SudoUser: "nirik", Place: "exec", Text: "hosts"}, &recorder{})
+	for _, want := range []string{`"unix_user":"root"`, `"login_uid":"1000"`, `"login_user":"kevin"`,
+		`"sudo_user_claimed":"nirik"`, `"as_fas_user":"alice"`} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("audit log lacks %s:\n%s", want, buf.String())
 		}
+	}
+	if strings.Contains(buf.String(), `"sudo_user":`) {
+		t.Errorf("audit log records SUDO_USER as the sudo user:\n%s", buf.String())
 	}
 }

@@ -50,6 +50,8 @@ type Dispatcher struct {
 	jobs      *jobTable
 	journal   journal
 	stop      context.CancelFunc
+	// polling runs pollCancels, with a state store, until stop.
+	polling sync.WaitGroup
 }
 
 // New builds the dispatcher and its catalogue from deps.
@@ -78,6 +80,10 @@ func New(deps Deps) *Dispatcher {
 		jobs:     newJobTable(base, deps.Now, deps.State, deps.Log),
 		journal:  journal{open: map[string][]journalEntry{}}}
 	d.catalogue = NewCatalogue(d.specs())
+	if deps.State != nil {
+		d.polling.Add(1)
+		go func() { defer d.polling.Done(); d.pollCancels(base) }()
+	}
 	return d
 }
 
@@ -86,6 +92,7 @@ func New(deps Deps) *Dispatcher {
 func (d *Dispatcher) Close() {
 	d.stop()
 	d.Wait()
+	d.polling.Wait()
 }
 
 // Catalogue returns the dispatcher's command catalogue.
@@ -124,15 +131,6 @@ func (c *Call) Say(m reply.Message) {
 	c.out.Send(m)
 }
 
-// UserError is an error whose message is fit for the caller as it is.
-type UserError struct{ Msg string }
-
-// Error implements error: the message as it is.
-func (e *UserError) Error() string { return e.Msg }
-
-// Userf makes a UserError.
-func Userf(format string, a ...any) error { return &UserError{Msg: fmt.Sprintf(format, a...)} }
-
 // Handle runs one command line from req and sends its replies to out.
 func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	start := d.deps.Now()
@@ -144,15 +142,23 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	timeout := d.commandTimeout()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	log := d.deps.Audit.With("transport", transport(req), "account", req.Account, "place", place(req))
+	log := d.deps.Audit.With(append([]any{"transport", transport(req), "account", req.Account}, placeAttrs(req)...)...)
 	if req.FASUser != "" {
 		log = log.With("as_fas_user", req.FASUser)
 	}
 	if req.LocalUser != "" {
 		log = log.With("unix_user", req.LocalUser)
 	}
+	if req.LoginUID != "" {
+		log = log.With("login_uid", req.LoginUID)
+	}
+	if req.LoginUser != "" {
+		log = log.With("login_user", req.LoginUser)
+	}
 	if req.SudoUser != "" {
-		log = log.With("sudo_user", req.SudoUser)
+		// Anyone can set SUDO_USER: the login uid above is what the
+		// kernel vouches for.
+		log = log.With("sudo_user_claimed", req.SudoUser)
 	}
 	words, err := Tokenize(req.Text)
 	if err != nil {
@@ -236,23 +242,6 @@ func (d *Dispatcher) run(ctx context.Context, c *Call) (err error) {
 	return c.Spec.Run(ctx, c)
 }
 
-// userMessage turns a handler's error into a short reply: a UserError as it
-// is, known system failures by their meaning, anything else by its text
-// with addresses, paths and ssh-keyscan recipes taken out. The whole error
-// goes to the log.
-func (d *Dispatcher) userMessage(c *Call, err error) string {
-	var ue *UserError
-	if errors.As(err, &ue) {
-		return ue.Msg
-	}
-	if msg, ok := systemMessage(err); ok {
-		c.Log.Warn("command failed", "error", err)
-		return msg
-	}
-	c.Log.Error("command failed", "error", err)
-	return fmt.Sprintf("%s failed: %s", c.Spec.Name, publicError(err))
-}
-
 // unknownCommand says a command does not exist, with the nearest names.
 func (d *Dispatcher) unknownCommand(name string) string {
 	msg := fmt.Sprintf("unknown command %s", quoteShort(name))
@@ -296,6 +285,15 @@ func transport(r Request) string {
 // sender's Matrix id, resolved by the Matrix rules.
 func callerOf(r Request) acl.Caller {
 	return acl.Caller{Account: r.Account, FASUser: r.FASUser, Matrix: transport(r) == "matrix"}
+}
+
+// placeAttrs are the audit attributes of r's place: "place", and
+// "place_name" (a Matrix room's alias or name) when it has one.
+func placeAttrs(r Request) []any {
+	if r.PlaceName != "" {
+		return []any{"place", place(r), "place_name", r.PlaceName}
+	}
+	return []any{"place", place(r)}
 }
 
 func place(r Request) string {

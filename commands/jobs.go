@@ -35,6 +35,9 @@ type Job struct {
 	// Token is a random, unguessable, URL-safe name for the job (128 bits),
 	// set when the job is created; the HTTP server serves /jobs/<token>.
 	Token string
+	// PlaceName is how Place is shown beside it (a Matrix room's alias or
+	// name); "" when there is none.
+	PlaceName string
 
 	spec    *Spec
 	Started time.Time
@@ -45,6 +48,8 @@ type Job struct {
 	log      []string
 	cancel   context.CancelFunc
 	done     chan struct{}
+	// tell sends a message to the job's caller (set by StartJob).
+	tell func(m reply.Message)
 }
 
 // Log returns the job's whole output so far.
@@ -108,8 +113,17 @@ func newJobTable(base context.Context, now func() time.Time, store StateStore, l
 // errJobPanic is a job's error when its function panicked.
 var errJobPanic = errors.New("internal error")
 
-// busyError names the job holding a host. Call it with t.mu held.
-func (t *jobTable) busyError(host string, j *Job) error {
+// busyError names the job holding a host to a caller who is owner and
+// asks in place: a private job of someone else (see listable) without its
+// command or owner. Call it with t.mu held.
+func (t *jobTable) busyError(host string, j *Job, owner, place string) error {
+	if !listable(j.Owner, j.Place, owner, place == "" || place == "exec") {
+		if j.ID == "" {
+			return Userf("%s is busy with a job, started in a private message, that is starting; try again in a moment", host)
+		}
+		return Userf("%s is busy with job %s (started in a private message %s ago); wait for it or cancel %s",
+			host, j.ID, ago(t.now().Sub(j.Started)), j.ID)
+	}
 	if j.ID == "" {
 		return Userf("%s is busy with a job of %s that is starting (%s); try again in a moment", host, j.Owner, j.Command)
 	}
@@ -117,13 +131,13 @@ func (t *jobTable) busyError(host string, j *Job) error {
 		host, j.ID, j.Command, j.Owner, ago(t.now().Sub(j.Started)), j.ID)
 }
 
-// refuseBusy returns the error start would give when host has a running
+// refuseBusy returns the error start would give c when host has a running
 // job, so that a command can refuse before it plans.
-func (t *jobTable) refuseBusy(host string) error {
+func (t *jobTable) refuseBusy(c *Call, host string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if j := t.byHost[host]; j != nil {
-		return t.busyError(host, j)
+		return t.busyError(host, j, c.owner(), c.Req.Place)
 	}
 	return nil
 }
@@ -139,7 +153,7 @@ func (t *jobTable) newID(j *Job) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 	defer cancel()
-	id, err := t.store.NewJob(ctx, state.JobRecord{Owner: j.Owner, Command: j.Command, Place: j.Place, Started: j.Started})
+	id, err := t.store.NewJob(ctx, state.JobRecord{Owner: j.Owner, Command: j.Command, Place: j.Place, PlaceName: j.PlaceName, Started: j.Started})
 	if err != nil {
 		return "", err
 	}
@@ -151,20 +165,20 @@ func (t *jobTable) newID(j *Job) (string, error) {
 // background. A panic in fn is recovered: the job fails with an internal
 // error and the process goes on. settle runs when fn has returned (or
 // panicked), while the job still holds its hosts; finish runs after.
-func (t *jobTable) start(spec *Spec, owner, place, command string, hosts []string, fn func(ctx context.Context, j *Job) error,
+func (t *jobTable) start(spec *Spec, owner string, req Request, command string, hosts []string, fn func(ctx context.Context, j *Job) error,
 	settle func(j *Job, panicked bool), finish func(j *Job, err error)) (*Job, error) {
 	if t.base.Err() != nil {
 		return nil, Userf("kojibot is shutting down and starts no new jobs")
 	}
 	ctx, cancel := context.WithCancel(t.base)
-	j := &Job{spec: spec, Owner: owner, Place: place, Command: command, Hosts: hosts,
+	j := &Job{spec: spec, Owner: owner, Place: req.Place, PlaceName: req.PlaceName, Command: command, Hosts: hosts,
 		Started: t.now(), cancel: cancel, done: make(chan struct{}), Token: newJobToken()}
 	t.mu.Lock()
 	for _, h := range hosts {
 		if other, busy := t.byHost[h]; busy {
 			t.mu.Unlock()
 			cancel()
-			return nil, t.busyError(h, other)
+			return nil, t.busyError(h, other, owner, req.Place)
 		}
 	}
 	// Hold the hosts while the id is allocated outside the lock.
@@ -297,7 +311,7 @@ func (d *Dispatcher) Wait() { d.jobs.wg.Wait() }
 func (d *Dispatcher) Shutdown(timeout time.Duration) []*Job {
 	d.stop()
 	done := make(chan struct{})
-	go func() { d.Wait(); close(done) }()
+	go func() { d.Wait(); d.polling.Wait(); close(done) }()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
@@ -313,11 +327,8 @@ func (d *Dispatcher) Shutdown(timeout time.Duration) []*Job {
 // the job's log. A host with a running job refuses a second one.
 func (c *Call) StartJob(hosts []string, fn func(ctx context.Context, c *Call) error) error {
 	d := c.d
-	owner := c.FASUser
-	if owner == "" {
-		owner = c.Req.Account
-	}
-	j, err := d.jobs.start(c.Spec, owner, c.Req.Place, c.Normalized(), hosts, func(ctx context.Context, j *Job) error {
+	owner := c.owner()
+	j, err := d.jobs.start(c.Spec, owner, c.Req, c.Normalized(), hosts, func(ctx context.Context, j *Job) error {
 		jc := c.forJob(ctx, j)
 		return fn(ctx, jc)
 	}, func(j *Job, panicked bool) {
@@ -333,12 +344,16 @@ func (c *Call) StartJob(hosts []string, fn func(ctx context.Context, c *Call) er
 		default:
 			SendResult(c.out, reply.Text(Info, fmt.Sprintf("job %s (%s) done in %s", j.ID, j.Command, took)))
 		}
-		d.deps.Audit.Info("job result", "job", j.ID, "command", j.Command, "fas_user", owner, "account", c.Req.Account,
-			"place", place(c.Req), "result", res, "duration", took)
+		d.deps.Audit.Info("job result", append(placeAttrs(c.Req), "job", j.ID, "command", j.Command, "fas_user", owner,
+			"account", c.Req.Account, "result", res, "duration", took)...)
 	})
 	if err != nil {
 		return err
 	}
+	jc := c.forJob(context.Background(), j)
+	j.mu.Lock()
+	j.tell = jc.Say
+	j.mu.Unlock()
 	started := reply.Text(Info, fmt.Sprintf("job %s started: %s (cancel %s to stop it)", j.ID, j.Command, j.ID))
 	if link := d.JobLink(j); link != "" {
 		started.Links = []reply.Link{{Label: "progress", URL: link}}
@@ -377,29 +392,74 @@ func jobColumns(last string) []reply.Column {
 	return []reply.Column{{Name: "job", Right: true}, {Name: "command"}, {Name: "by"}, {Name: "where"}, {Name: last}}
 }
 
-// whereName is a job's place for the jobs table.
-func whereName(p string) string {
-	if p == "" {
+// whereName is a job's place for the jobs table: a Matrix room by its
+// alias or name (name) with its id, "#admin:fedora.im (!abc:fedora.im)".
+func whereName(p, name string) string {
+	switch {
+	case p == "":
 		return "private message"
+	case name != "":
+		return name + " (" + strings.TrimPrefix(p, MatrixPlacePrefix) + ")"
 	}
 	return p
+}
+
+// owner is who a job started by c belongs to: the caller's FAS user, else
+// their account.
+func (c *Call) owner() string {
+	if c.FASUser != "" {
+		return c.FASUser
+	}
+	return c.Req.Account
+}
+
+// inPrivate reports whether c's replies are seen by its caller alone: a
+// private message, or the terminal of `kojibot exec`.
+func (c *Call) inPrivate() bool {
+	return c.Req.Place == "" || transport(c.Req) == "exec"
+}
+
+// mayList reports whether c may see, in a listing, a job of owner started
+// in place; see listable.
+func (c *Call) mayList(owner, place string) bool {
+	return listable(owner, place, c.owner(), c.inPrivate())
+}
+
+// listable reports whether a job of owner started in place is shown to
+// viewer, who asks in private or not. A job started in a private message
+// is private: it is shown (its command, its owner) only to its owner, in
+// private.
+func listable(owner, place, viewer string, private bool) bool {
+	if place != "" {
+		return true
+	}
+	return private && owner != "" && owner == viewer
 }
 
 // recentJobs is how many jobs `jobs --all` lists.
 const recentJobs = 20
 
+// privateSlack is how many times recentJobs `jobs --all` reads from the
+// store, so that the private jobs it leaves out seldom shorten the list.
+const privateSlack = 5
+
 func (d *Dispatcher) runJobs(ctx context.Context, c *Call) error {
 	if c.Flags["all"] != "" {
 		return d.runJobsAll(ctx, c)
 	}
-	jobs := d.jobs.running()
+	var jobs []*Job
+	for _, j := range d.jobs.running() {
+		if c.mayList(j.Owner, j.Place) {
+			jobs = append(jobs, j)
+		}
+	}
 	if len(jobs) == 0 {
 		c.Reply("no jobs running")
 		return nil
 	}
 	table := &reply.Table{Columns: jobColumns("running for")}
 	for _, j := range jobs {
-		table.Rows = append(table.Rows, []string{j.ID, j.Command, j.Owner, whereName(j.Place), ago(d.deps.Now().Sub(j.Started))})
+		table.Rows = append(table.Rows, []string{j.ID, j.Command, j.Owner, whereName(j.Place, j.PlaceName), ago(d.deps.Now().Sub(j.Started))})
 	}
 	c.Say(reply.Message{Lines: []string{Count(len(jobs), "job", "jobs") + " running"}, Table: table})
 	return nil
@@ -411,16 +471,25 @@ func (d *Dispatcher) runJobs(ctx context.Context, c *Call) error {
 func (d *Dispatcher) runJobsAll(ctx context.Context, c *Call) error {
 	var recs []state.JobRecord
 	if d.deps.State != nil {
-		var err error
-		if recs, err = d.deps.State.RecentJobs(ctx, recentJobs); err != nil {
+		// Fetch more than are shown: private jobs of others are left out.
+		all, err := d.deps.State.RecentJobs(ctx, recentJobs*privateSlack)
+		if err != nil {
 			return fmt.Errorf("listing the jobs: %w", err)
+		}
+		for _, r := range all {
+			if len(recs) < recentJobs && c.mayList(r.Owner, r.Place) {
+				recs = append(recs, r)
+			}
 		}
 	} else {
 		d.jobs.mu.Lock()
 		for _, j := range d.jobs.jobs {
+			if !c.mayList(j.Owner, j.Place) {
+				continue
+			}
 			id, _ := strconv.ParseInt(j.ID, 10, 64)
 			j.mu.Lock()
-			recs = append(recs, state.JobRecord{ID: id, Owner: j.Owner, Command: j.Command, Place: j.Place,
+			recs = append(recs, state.JobRecord{ID: id, Owner: j.Owner, Command: j.Command, Place: j.Place, PlaceName: j.PlaceName,
 				Result: j.result, Started: j.Started, Finished: j.finished})
 			j.mu.Unlock()
 		}
@@ -448,16 +517,25 @@ func (d *Dispatcher) runJobsAll(ctx context.Context, c *Call) error {
 		} else if !r.Finished.IsZero() {
 			res += fmt.Sprintf(" after %s, %s ago", ago(r.Finished.Sub(r.Started)), ago(now.Sub(r.Finished)))
 		}
-		table.Rows = append(table.Rows, []string{id, r.Command, r.Owner, whereName(r.Place), res})
+		table.Rows = append(table.Rows, []string{id, r.Command, r.Owner, whereName(r.Place, r.PlaceName), res})
 	}
 	c.Say(reply.Message{Lines: []string{fmt.Sprintf("the last %s, newest first", Count(len(recs), "job", "jobs"))}, Table: table})
 	return nil
 }
 
+// jobName names job id for c: with its command, unless the job is private
+// and c may not list it.
+func (c *Call) jobName(id, command, owner, place string) string {
+	if !c.mayList(owner, place) {
+		return "job " + id
+	}
+	return fmt.Sprintf("job %s (%s)", id, command)
+}
+
 func (d *Dispatcher) runCancel(ctx context.Context, c *Call) error {
 	j, ok := d.jobs.get(c.Arg("job"))
 	if !ok {
-		return Userf("no job %s", quoteShort(c.Arg("job")))
+		return d.cancelElsewhere(ctx, c)
 	}
 	if r := j.Result(); r != "running" {
 		return Userf("job %s is not running (%s)", j.ID, r)
@@ -469,6 +547,119 @@ func (d *Dispatcher) runCancel(ctx context.Context, c *Call) error {
 		return nil
 	}
 	j.cancel()
-	c.Reply("cancelling job %s (%s); it restores what it stopped before it ends", j.ID, j.Command)
+	c.Reply("cancelling %s; it restores what it stopped before it ends", c.jobName(j.ID, j.Command, j.Owner, j.Place))
 	return nil
 }
+
+// processName names the kind of kojibot process that runs a job started
+// in place.
+func processName(place string) string {
+	if place == "exec" {
+		return "kojibot exec"
+	}
+	return "kojibot run"
+}
+
+// cancelElsewhere cancels a job that this process does not run: when the
+// state store has it running in another live process (an `exec` beside
+// `run`, or the reverse), it asks that process, through the store, to
+// cancel it as if its own caller had asked.
+func (d *Dispatcher) cancelElsewhere(ctx context.Context, c *Call) error {
+	arg := strings.TrimPrefix(c.Arg("job"), "#")
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if d.deps.State == nil || err != nil || id <= 0 {
+		return Userf("no job %s", quoteShort(c.Arg("job")))
+	}
+	st, ok, err := d.deps.State.JobStatus(ctx, id)
+	switch {
+	case err != nil:
+		return fmt.Errorf("reading job %d: %w", id, err)
+	case !ok:
+		return Userf("no job %d", id)
+	case st.Result != "":
+		return Userf("job %d is not running (%s)", id, st.Result)
+	case st.Here:
+		return Userf("job %d is not running", id)
+	case !st.Alive:
+		return Userf("job %d was run by a kojibot process that has stopped; the next kojibot to start restores what it stopped", id)
+	}
+	words, err := Tokenize(st.Command)
+	if err != nil {
+		return fmt.Errorf("job %d: its command %q: %w", id, st.Command, err)
+	}
+	spec, _ := d.catalogue.Lookup(words)
+	if spec == nil {
+		return Userf("job %d runs %s, which this kojibot does not know; cancel it where it runs", id, quoteShort(st.Command))
+	}
+	// Whoever may run the job's command may cancel it.
+	dec := d.deps.ACL.Authorize(ctx, callerOf(c.Req), spec.Name, spec.ReadOnly)
+	if !dec.Allowed {
+		c.Send(Denied, fmt.Sprintf("cancelling job %d: %s", id, dec.Reason))
+		return nil
+	}
+	if err := d.deps.State.RequestCancel(ctx, id, c.owner(), c.Req.Place); err != nil {
+		return fmt.Errorf("asking to cancel job %d: %w", id, err)
+	}
+	c.Reply("%s runs in another kojibot process (%s, pid %d): asked it to cancel the job; it restores what it stopped before it ends",
+		c.jobName(arg, st.Command, st.Owner, st.Place), processName(st.Place), st.PID)
+	return nil
+}
+
+// cancelPoll is how often a process with running jobs looks in the state
+// store for requests, from other processes, to cancel them.
+var cancelPoll = time.Second
+
+// pollCancels cancels, until ctx ends, the jobs that another process was
+// asked to cancel (see cancelElsewhere), as if their own caller had
+// asked. It reads the store only while jobs run.
+func (d *Dispatcher) pollCancels(ctx context.Context) {
+	t := time.NewTicker(cancelPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if len(d.jobs.running()) == 0 {
+			continue
+		}
+		qctx, cancel := context.WithTimeout(ctx, stateTimeout)
+		reqs, err := d.deps.State.TakeCancelRequests(qctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				d.deps.Log.Error("reading cancel requests", "error", err)
+			}
+			continue
+		}
+		for _, r := range reqs {
+			d.takeCancel(r)
+		}
+	}
+}
+
+// takeCancel cancels the job of r, which another process was asked for.
+func (d *Dispatcher) takeCancel(r state.CancelRequest) {
+	j, ok := d.jobs.get(strconv.FormatInt(r.Job, 10))
+	if !ok || j.Result() != "running" {
+		return
+	}
+	d.deps.Audit.Info("job cancel requested from another process", "job", j.ID, "command", j.Command, "fas_user", r.By,
+		"place", placeOf(r.Place), "owner", j.Owner)
+	j.mu.Lock()
+	tell := j.tell
+	j.mu.Unlock()
+	where := placeOf(r.Place)
+	if r.Place == "" {
+		where = "a private message"
+	}
+	if tell != nil {
+		tell(reply.Text(Info, fmt.Sprintf("cancelling job %s (%s): %s asked for it (in %s, to another kojibot process); it restores what it stopped before it ends",
+			j.ID, j.Command, r.By, where)))
+	}
+	j.cancel()
+}
+
+// placeOf is a request's place for the audit log.
+func placeOf(p string) string { return place(Request{Place: p}) }

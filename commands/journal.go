@@ -21,6 +21,11 @@ type StateStore interface {
 	NewJob(ctx context.Context, j state.JobRecord) (int64, error)
 	FinishJob(ctx context.Context, id int64, result string, finished time.Time) error
 	RecentJobs(ctx context.Context, limit int) ([]state.JobRecord, error)
+	// JobStatus, RequestCancel and TakeCancelRequests carry `cancel` to
+	// the process that runs the job.
+	JobStatus(ctx context.Context, id int64) (state.JobStatus, bool, error)
+	RequestCancel(ctx context.Context, id int64, by, place string) error
+	TakeCancelRequests(ctx context.Context) ([]state.CancelRequest, error)
 }
 
 // stateTimeout bounds one write to the state store. The store waits up to

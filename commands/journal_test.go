@@ -449,3 +449,74 @@ func TestShutdown(t *testing.T) {
 	close(release)
 	hung.Wait()
 }
+
+// TestMatrixPlaceNamed: jobs, jobs --all and the audit show a Matrix room
+// by its alias with its id, not by the id alone.
+func TestMatrixPlaceNamed(t *testing.T) {
+	ctx := context.Background()
+	st, err := state.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var audit syncBuffer
+	d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: newServiceFleet(), ACL: fakeACL{members: map[string]bool{"alice": true}},
+		State: st, Audit: slog.New(slog.NewJSONHandler(&audit, nil))})
+	t.Cleanup(d.Close)
+	req := Request{Account: "@alice:fedora.im", Nick: "@alice:fedora.im", Place: "matrix:!abc:fedora.im", PlaceName: "#admin:fedora.im"}
+	c := jobCall(d, "restart", &recorder{})
+	c.Req = req
+	release := make(chan struct{})
+	if err := c.StartJob([]string{"b1"}, func(ctx context.Context, c *Call) error { <-release; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	const want = "#admin:fedora.im (!abc:fedora.im)"
+	list := func(text string) []string {
+		r := &recorder{}
+		q := req
+		q.Text = text
+		d.Handle(ctx, q, r)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return tableOf(t, r.messages).Rows[0]
+	}
+	if row := list("jobs"); row[3] != want {
+		t.Errorf("jobs: where %q, want %q", row[3], want)
+	}
+	close(release)
+	waitJob(t, d, "1")
+	if row := list("jobs --all"); row[3] != want {
+		t.Errorf("jobs --all: where %q, want %q", row[3], want)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(audit.String(), `"msg":"job result"`) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	records := 0
+	for _, line := range strings.Split(strings.TrimSpace(audit.String()), "\n") {
+		if !strings.Contains(line, `"place":"matrix:!abc:fedora.im"`) || !strings.Contains(line, `"place_name":"#admin:fedora.im"`) {
+			t.Errorf("audit record without the room's id and alias: %s", line)
+		}
+		records++
+	}
+	if records < 5 { // two commands (decision, result) and the job's result
+		t.Errorf("%d audit records, want at least 5:\n%s", records, audit.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a log.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,5 +1,5 @@
 // Package config holds kojibot's typed configuration: the YAML file of
-// SPEC.md §8, overridden by KOJIBOT_* environment variables and *_file
+// docs/configuration.md, overridden by KOJIBOT_* environment variables and *_file
 // secrets, loaded with viper and validated so that every bad or unknown key
 // is named.
 package config
@@ -42,7 +42,7 @@ const DefaultPath = "/etc/kojibot/kojibot.yaml"
 // it. Map keys (hosts, acl.*, xen.guests) are lower-case after Load.
 type Config struct {
 	IRC     IRC             `mapstructure:"irc"`
-	Matrix  Matrix          `mapstructure:"matrix"` // SPEC.md §11: on when matrix.user_id is set
+	Matrix  Matrix          `mapstructure:"matrix"` // on when matrix.user_id is set
 	ACL     ACL             `mapstructure:"acl"`
 	Koji    Koji            `mapstructure:"koji"`
 	SSH     SSH             `mapstructure:"ssh"`
@@ -64,7 +64,7 @@ type Config struct {
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 }
 
-// State is the state: section (SPEC.md §10).
+// State is the state: section.
 type State struct {
 	// Dir holds the embedded store, shared by run and exec; created 0700.
 	Dir string `mapstructure:"dir"`
@@ -74,6 +74,11 @@ type State struct {
 type Commands struct {
 	// Timeout is the deadline of a command that is not a job.
 	Timeout time.Duration `mapstructure:"timeout"`
+	// UserRate and UserBurst limit the commands one caller may send, on
+	// every transport: a token bucket of UserBurst refilled at UserRate a
+	// second.
+	UserRate  float64 `mapstructure:"user_rate"`
+	UserBurst int     `mapstructure:"user_burst"`
 }
 
 // IRC is the irc: section: the network, the bot's identity and its manners.
@@ -100,9 +105,6 @@ type IRC struct {
 	ReconnectMax time.Duration `mapstructure:"reconnect_max"`
 	// Workers is how many commands run at once.
 	Workers int `mapstructure:"workers"`
-	// UserRate and UserBurst limit the commands one account may send.
-	UserRate  float64 `mapstructure:"user_rate"`
-	UserBurst int     `mapstructure:"user_burst"`
 }
 
 // SASL holds the bot's services credentials. With User empty the bot does
@@ -115,7 +117,7 @@ type SASL struct {
 	PasswordFile string `mapstructure:"password_file"`
 }
 
-// Matrix is the matrix: section (SPEC.md §11): the bot's Matrix account,
+// Matrix is the matrix: section: the bot's Matrix account,
 // its rooms and its manners. Matrix is off while UserID is empty.
 type Matrix struct {
 	// Homeserver is the client-server API base URL; empty: discovered from
@@ -143,6 +145,10 @@ type Matrix struct {
 	FASServer string `mapstructure:"fas_server"`
 	// MaxLines is the most lines of one reply; longer goes behind the link.
 	MaxLines int `mapstructure:"max_lines"`
+	// MaxDelay is how long before its receipt a command may have been sent
+	// (its origin_server_ts) and still be run; an older one is answered
+	// "not run".
+	MaxDelay time.Duration `mapstructure:"max_delay"`
 }
 
 // Enabled reports whether the matrix: section configures a bot.
@@ -161,7 +167,7 @@ type ACL struct {
 	AccountIsFASUser bool          `mapstructure:"account_is_fas_user"`
 	Network          string        `mapstructure:"network"` // IRC network name used in FAS ircnicks URLs
 	// Keytab (acl.keytab) is the bot's Kerberos keytab; when set, FASJSON
-	// requests carry SPNEGO (SPEC.md §12). Only with acl.source: fasjson.
+	// requests carry SPNEGO. Only with acl.source: fasjson.
 	Keytab string `mapstructure:"keytab"`
 	// Principal (acl.principal) is the bot's principal, "name@REALM";
 	// empty means the keytab's first.
@@ -190,8 +196,9 @@ type Koji struct {
 	Command        string        `mapstructure:"command"` // the koji CLI on the admin host
 	// DBTimezone (koji.db_timezone) is the IANA zone the hub writes its
 	// TIMESTAMP WITHOUT TIME ZONE columns in (sessions.update_time until
-	// Koji 1.21). Empty, the default, means the database server's own
-	// timezone setting.
+	// Koji 1.21). Empty, the default, means the database's default zone
+	// (its own setting, else the server's), never one that only the bot's
+	// session has (the DSN, PGTZ, the bot's role's setting).
 	DBTimezone string `mapstructure:"db_timezone"`
 }
 

@@ -21,7 +21,7 @@ func Default() *Config {
 func defaults() *Config {
 	return &Config{
 		IRC: IRC{
-			Server:        "irc.libera.chat",
+			Server:        "", // no default network: a transport runs only where configured
 			Port:          6697,
 			TLS:           true,
 			Nick:          "kojibot",
@@ -34,13 +34,12 @@ func defaults() *Config {
 			WhoisTimeout:  5 * time.Second,
 			ReconnectMax:  2 * time.Minute,
 			Workers:       8,
-			UserRate:      0.5,
-			UserBurst:     5,
 		},
 		Matrix: Matrix{
 			CommandPrefix: "!koji",
 			FASServer:     "fedora.im",
 			MaxLines:      30,
+			MaxDelay:      2 * time.Minute,
 		},
 		ACL: ACL{
 			Source:           "static",
@@ -96,7 +95,7 @@ func defaults() *Config {
 		HTTP:            HTTP{Listen: "127.0.0.1:9090"},
 		Log:             Log{Level: "info"},
 		State:           State{Dir: "/var/lib/kojibot"},
-		Commands:        Commands{Timeout: 30 * time.Second},
+		Commands:        Commands{Timeout: 30 * time.Second, UserRate: 0.5, UserBurst: 5},
 		ShutdownTimeout: 60 * time.Second,
 	}
 }

@@ -11,8 +11,8 @@ import (
 // principalRE is the form of acl.principal: "name[/instance...][@REALM]".
 var principalRE = regexp.MustCompile(`^[^@\s]+(@[^@\s]+)?$`)
 
-// validateKerberos checks acl.keytab, acl.principal and acl.krb5_conf
-// (SPEC.md §12). The keytab and krb5.conf are opened, so check-config names
+// validateKerberos checks acl.keytab, acl.principal and acl.krb5_conf.
+// The keytab and krb5.conf are opened, so check-config names
 // one that is missing or that the bot's user cannot read; the keytab's
 // content is never reported.
 func (c *Config) validateKerberos(v *validator) {

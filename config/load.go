@@ -428,6 +428,13 @@ func jsonMapHook(from, to reflect.Type, data any) (any, error) {
 // invalidKeys is how mapstructure words the keys ErrorUnused found.
 const invalidKeys = "has invalid keys: "
 
+// movedKeys names the new home of a key an older kojibot read: such a key
+// is refused, and the message says where it went.
+var movedKeys = map[string]string{
+	"irc.user_rate":  "commands.user_rate, which limits callers on every transport",
+	"irc.user_burst": "commands.user_burst, which limits callers on every transport",
+}
+
 // unknownProblem is the Problem of a KeyError naming an unknown key.
 const unknownProblem = "unknown key"
 
@@ -484,6 +491,10 @@ func unknownKey(parent, key string) *KeyError {
 		full = parent + "." + key
 	}
 	ke := &KeyError{Key: full, Problem: unknownProblem}
+	if moved, ok := movedKeys[strings.ToLower(full)]; ok {
+		ke.Problem += " (it has moved: use " + moved + ")"
+		return ke
+	}
 	if best := closest(key, keysAt(parent)); best != "" {
 		if parent != "" {
 			best = parent + "." + best

@@ -134,7 +134,7 @@ func TestLoadSpecExample(t *testing.T) {
 		}
 	}
 
-	// SPEC's example maps xenbuilder1 and xenbuilder4 to xen3 and xen8,
+	// The documented example maps xenbuilder1 and xenbuilder4 to xen3 and xen8,
 	// which it does not list in hosts: exactly those two are reported.
 	got := errorKeys(t, cfg.ValidateWith([]string{"capacity"}))
 	want := []string{"xen.guests[xenbuilder1]", "xen.guests[xenbuilder4]"}
@@ -178,6 +178,7 @@ func TestLoadDefaults(t *testing.T) {
 		key       string
 		got, want any
 	}{
+		{"irc.server", d.IRC.Server, ""}, // no network is dialled unless named
 		{"irc.port", d.IRC.Port, 6697},
 		{"irc.tls", d.IRC.TLS, true},
 		{"irc.nick", d.IRC.Nick, "kojibot"},
@@ -189,8 +190,8 @@ func TestLoadDefaults(t *testing.T) {
 		{"irc.whois_timeout", d.IRC.WhoisTimeout, 5 * time.Second},
 		{"irc.reconnect_max", d.IRC.ReconnectMax, 2 * time.Minute},
 		{"irc.workers", d.IRC.Workers, 8},
-		{"irc.user_rate", d.IRC.UserRate, 0.5},
-		{"irc.user_burst", d.IRC.UserBurst, 5},
+		{"commands.user_rate", d.Commands.UserRate, 0.5},
+		{"commands.user_burst", d.Commands.UserBurst, 5},
 		{"acl.source", d.ACL.Source, "static"},
 		{"acl.fasjson_url", d.ACL.FASJSONURL, "https://fasjson.fedoraproject.org"},
 		{"acl.cache_ttl", d.ACL.CacheTTL, 5 * time.Minute},
@@ -370,7 +371,7 @@ hosts: {file-host: {address: 'f:22'}}
 		{"KOJIBOT_IRC_TLS", "false", func(c *Config) any { return c.IRC.TLS }, false},
 		{"KOJIBOT_IRC_CHANNELS", "#a, #b", func(c *Config) any { return c.IRC.Channels }, []string{"#a", "#b"}},
 		{"KOJIBOT_IRC_CHANNELS", "#a", func(c *Config) any { return c.IRC.NotifyChannel }, "#a"},
-		{"KOJIBOT_IRC_USER_RATE", "0.25", func(c *Config) any { return c.IRC.UserRate }, 0.25},
+		{"KOJIBOT_COMMANDS_USER_RATE", "0.25", func(c *Config) any { return c.Commands.UserRate }, 0.25},
 		{"KOJIBOT_ACL_ACCOUNT_IS_FAS_USER", "false", func(c *Config) any { return c.ACL.AccountIsFASUser }, false},
 		{"KOJIBOT_CLEANUP_MIN_AGE", "3d", func(c *Config) any { return c.Cleanup.MinAge }, 72 * time.Hour},
 		{"KOJIBOT_WATCH_REPEAT", "1d12h", func(c *Config) any { return c.Watch.Repeat }, 36 * time.Hour},
@@ -446,6 +447,7 @@ func TestLoadMapKeys(t *testing.T) {
   PPC3.fedora.redhat.com: {address: "ppc3.fedora.redhat.com:22"}
   Koji-Admin: {address: "a:22"}
 koji: {admin_host: KOJI-ADMIN, db: {dsn: x}}
+irc: {server: irc.example.org}
 acl:
   accounts: {AliceIRC: alice}
 `

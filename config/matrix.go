@@ -68,6 +68,7 @@ func (c *Config) validateMatrix(v *validator) {
 		v.addf("matrix.fas_server", "%q is not a server name; expected a homeserver name such as \"fedora.im\", or empty", m.FASServer)
 	}
 	v.atLeast("matrix.max_lines", m.MaxLines, 2)
+	v.positive("matrix.max_delay", m.MaxDelay)
 }
 
 func containsFold(list []string, s string) bool {

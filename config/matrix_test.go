@@ -31,6 +31,7 @@ func TestValidateMatrix(t *testing.T) {
 		{"no rooms", func(c *Config) { c.Matrix.Rooms = nil; c.Matrix.NotifyRoom = "" }, "matrix.rooms"},
 		{"notify not in rooms", func(c *Config) { c.Matrix.NotifyRoom = "#other:fedora.im" }, "matrix.notify_room"},
 		{"no secret", func(c *Config) { c.Matrix.AccessToken = "" }, "matrix.access_token_file"},
+		{"no max delay", func(c *Config) { c.Matrix.MaxDelay = 0 }, "matrix.max_delay"},
 		{"password instead", func(c *Config) { c.Matrix.AccessToken = ""; c.Matrix.Password = "pw" }, ""},
 		{"bad homeserver", func(c *Config) { c.Matrix.Homeserver = "fedora.im" }, "matrix.homeserver"},
 		{"rooms without user", func(c *Config) { c.Matrix.UserID = "" }, "matrix.user_id"},

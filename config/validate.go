@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -69,6 +70,7 @@ func (c *Config) ValidateWith(knownCommands []string) error {
 	c.validateWatch(v)
 	c.validateOutage(v)
 	c.validateHTTP(v)
+	c.validateCommands(v)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -178,7 +180,7 @@ func (c *Config) validateIRC(v *validator) {
 		return // Matrix only: the irc: section is not used
 	}
 	if irc.Server == "" {
-		v.addf("irc.server", "%q is not a server name and there is no matrix: section either; expected a host name such as \"irc.libera.chat\", or matrix.user_id (at least one transport is required)", irc.Server)
+		v.addf("irc.server", "is empty and matrix.user_id is too: no transport is configured; set irc.server (an IRC network such as \"irc.libera.chat\") or matrix.homeserver and matrix.user_id, or both")
 	} else if strings.ContainsAny(irc.Server, " \t\r\n:/") {
 		v.addf("irc.server", "%q is not a server name; expected a host name such as \"irc.libera.chat\"", irc.Server)
 	}
@@ -222,10 +224,14 @@ func (c *Config) validateIRC(v *validator) {
 	v.positive("irc.whois_timeout", irc.WhoisTimeout)
 	v.positive("irc.reconnect_max", irc.ReconnectMax)
 	v.atLeast("irc.workers", irc.Workers, 1)
-	if !(irc.UserRate > 0) {
-		v.addf("irc.user_rate", "%g is not positive; expected commands per second such as 0.5", irc.UserRate)
+}
+
+func (c *Config) validateCommands(v *validator) {
+	v.positive("commands.timeout", c.Commands.Timeout)
+	if !(c.Commands.UserRate > 0) {
+		v.addf("commands.user_rate", "%g is not positive; expected commands per second such as 0.5", c.Commands.UserRate)
 	}
-	v.atLeast("irc.user_burst", irc.UserBurst, 1)
+	v.atLeast("commands.user_burst", c.Commands.UserBurst, 1)
 }
 
 func (c *Config) validateACL(v *validator, knownCommands []string) {
@@ -235,6 +241,9 @@ func (c *Config) validateACL(v *validator, knownCommands []string) {
 	case "fasjson":
 		if !isHTTPURL(acl.FASJSONURL) {
 			v.addf("acl.fasjson_url", "%q is not an http(s) URL; expected e.g. \"https://fasjson.fedoraproject.org\"", acl.FASJSONURL)
+		} else if u, _ := url.Parse(acl.FASJSONURL); !SecureOrLoopback(u) {
+			v.addf("acl.fasjson_url", "%q is plain http to a host that is not loopback; expected https, e.g. \"https://fasjson.fedoraproject.org\" "+
+				"(Kerberos does not authenticate the server: over http anyone on the path could answer for FASJSON)", acl.FASJSONURL)
 		}
 		if acl.Network == "" {
 			v.addf("acl.network", "is empty; expected the IRC network FAS ircnicks name, e.g. \"irc.libera.chat\"")
@@ -246,6 +255,11 @@ func (c *Config) validateACL(v *validator, knownCommands []string) {
 		}
 	default:
 		v.addf("acl.source", "%q is not a source; expected static or fasjson", acl.Source)
+	}
+	if acl.AccountIsFASUser && acl.Source == "static" && PublicIRCNetwork(c.IRC.Server) {
+		v.addf("acl.account_is_fas_user", "is true while irc.server %q is a public network where anyone can register "+
+			"any free account name: whoever registers a FAS user's name there would get that user's rights; "+
+			"set it to false and map accounts in acl.accounts, or use acl.source: fasjson", c.IRC.Server)
 	}
 	v.positive("acl.cache_ttl", acl.CacheTTL)
 	v.positive("acl.timeout", acl.Timeout)
@@ -484,6 +498,35 @@ func checkHostPort(addr string, anyHost bool) error {
 func isHTTPURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// SecureOrLoopback reports whether u may carry identity questions and
+// credentials: https to any host, plain http only to this machine
+// (LoopbackHost).
+func SecureOrLoopback(u *url.URL) bool {
+	if u == nil {
+		return false
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return true
+	case "http":
+		return LoopbackHost(u.Hostname())
+	}
+	return false
+}
+
+// LoopbackHost reports whether host (a URL's host, without port or
+// brackets) is this machine by its form alone, without asking DNS:
+// "localhost", a name under ".localhost", or a loopback address (127/8,
+// ::1).
+func LoopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // isSpace reports whether r is white space.

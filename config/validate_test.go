@@ -11,6 +11,7 @@ import (
 // breaks one thing in it.
 func validConfig() *Config {
 	c := Default()
+	c.IRC.Server = "irc.libera.chat"
 	c.IRC.SASL = SASL{User: "kojibot", Password: Secret(testPassword)}
 	c.IRC.Channels = []string{"#fedora-admin", "#fedora-noc"}
 	c.IRC.NotifyChannel = "#fedora-noc"
@@ -61,8 +62,8 @@ func TestValidConfigIsValid(t *testing.T) {
 
 func TestValidateDefault(t *testing.T) {
 	keys := errorKeys(t, Default().Validate())
-	if !slices.Equal(keys, []string{"koji.db.dsn"}) {
-		t.Errorf("Default().Validate() named %q, want only koji.db.dsn", keys)
+	if !slices.Equal(keys, []string{"irc.server", "koji.db.dsn"}) {
+		t.Errorf("Default().Validate() named %q, want irc.server (no transport) and koji.db.dsn", keys)
 	}
 }
 
@@ -73,7 +74,7 @@ func TestValidate(t *testing.T) {
 		key    string   // the key named
 		says   []string // in its message: the bad value and what is expected
 	}{
-		{"empty server", func(c *Config) { c.IRC.Server = "" }, "irc.server", []string{`""`, "host name"}},
+		{"empty server", func(c *Config) { c.IRC.Server = "" }, "irc.server", []string{"no transport", "irc.server", "matrix.user_id"}},
 		{"port 0", func(c *Config) { c.IRC.Port = 0 }, "irc.port", []string{"0", "1 to 65535"}},
 		{"port too big", func(c *Config) { c.IRC.Port = 65536 }, "irc.port", []string{"65536", "1 to 65535"}},
 		{"nick with space", func(c *Config) { c.IRC.Nick = "koji bot" }, "irc.nick", []string{`"koji bot"`}},
@@ -91,6 +92,9 @@ func TestValidate(t *testing.T) {
 		{"whois_timeout 0", func(c *Config) { c.IRC.WhoisTimeout = 0 }, "irc.whois_timeout", []string{"0s", "greater than zero"}},
 		{"acl source", func(c *Config) { c.ACL.Source = "ldap" }, "acl.source", []string{`"ldap"`, "static or fasjson"}},
 		{"fasjson url", func(c *Config) { c.ACL.Source = "fasjson"; c.ACL.FASJSONURL = "fasjson.example.org" }, "acl.fasjson_url", []string{`"fasjson.example.org"`, "http(s) URL"}},
+		{"fasjson over http", func(c *Config) { c.ACL.Source = "fasjson"; c.ACL.FASJSONURL = "http://fasjson.fedoraproject.org" }, "acl.fasjson_url", []string{`"http://fasjson.fedoraproject.org"`, "plain http", "expected https"}},
+		{"fasjson over http to a name", func(c *Config) { c.ACL.Source = "fasjson"; c.ACL.FASJSONURL = "HTTP://127.0.0.1.nip.io:8080" }, "acl.fasjson_url", []string{"plain http"}},
+		{"fasjson over http to an address", func(c *Config) { c.ACL.Source = "fasjson"; c.ACL.FASJSONURL = "http://10.0.0.5/fasjson" }, "acl.fasjson_url", []string{"plain http"}},
 		{"cache_ttl negative", func(c *Config) { c.ACL.CacheTTL = -time.Second }, "acl.cache_ttl", []string{"-1s"}},
 		{"account name", func(c *Config) { c.ACL.Accounts["bad account"] = "alice" }, "acl.accounts[bad account]", []string{`"bad account"`}},
 		{"account's FAS user", func(c *Config) { c.ACL.Accounts["bob_irc"] = "bob smith" }, "acl.accounts[bob_irc]", []string{`"bob smith"`, "FAS username"}},
@@ -168,6 +172,33 @@ func TestValidate(t *testing.T) {
 			}
 			assertNoSecret(t, "Validate error", err.Error())
 		})
+	}
+}
+
+// TestValidateFASJSONOnLoopback: plain http is accepted for FASJSON on this
+// machine only (the test and demo stand-ins); https anywhere.
+func TestValidateFASJSONOnLoopback(t *testing.T) {
+	for _, u := range []string{"http://127.0.0.1:8080", "http://localhost:1234/", "http://[::1]:80", "http://127.9.9.9",
+		"http://fasjson.localhost", "https://fasjson.example.org", "https://10.0.0.5/fasjson"} {
+		c := validConfig()
+		c.ACL.Source, c.ACL.FASJSONURL = "fasjson", u
+		if err := c.ValidateWith(knownCommands); err != nil {
+			t.Errorf("acl.fasjson_url %q: %v", u, err)
+		}
+	}
+}
+
+// TestLoopbackHost tells this machine from other hosts by the name's form.
+func TestLoopbackHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost": true, "LOCALHOST.": true, "a.localhost": true, "127.0.0.1": true, "127.255.0.9": true,
+		"::1": true, "::ffff:127.0.0.1": true,
+		"": false, "localhost.example.org": false, "127.0.0.1.nip.io": false, "10.0.0.1": false, "::": false,
+		"0.0.0.0": false, "fasjson.fedoraproject.org": false, "mylocalhost": false,
+	} {
+		if got := LoopbackHost(host); got != want {
+			t.Errorf("LoopbackHost(%q) = %v, want %v", host, got, want)
+		}
 	}
 }
 

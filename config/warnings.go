@@ -10,7 +10,7 @@ import (
 // configuration: settings that work but that an operator probably did not
 // mean. mutating lists every "command subcommand" of the catalogue that
 // changes something: an acl.commands entry for its parent alone does not
-// grant it (SPEC.md §3), so such an entry draws a warning naming the child
+// grant it, so such an entry draws a warning naming the child
 // left without one.
 func (c *Config) Warnings(mutating []string) []*KeyError {
 	var out []*KeyError
@@ -43,6 +43,14 @@ func (c *Config) Warnings(mutating []string) []*KeyError {
 			}
 		}
 	}
+	if c.ACL.AccountIsFASUser && c.IRC.Server != "" && !PublicIRCNetwork(c.IRC.Server) {
+		out = append(out, &KeyError{
+			Key: "acl.account_is_fas_user",
+			Problem: "is true: a services account on " + c.IRC.Server + " is taken as the FAS user of the same name, " +
+				"so anyone who can register an account there named like a FAS user in acl.groups gets that user's rights; " +
+				"keep it only if the network's accounts are FAS accounts",
+		})
+	}
 	if c.HTTP.Listen != "" && !IsLoopbackListen(c.HTTP.Listen) {
 		out = append(out, &KeyError{
 			Key: "http.listen",
@@ -51,6 +59,26 @@ func (c *Config) Warnings(mutating []string) []*KeyError {
 		})
 	}
 	return out
+}
+
+// publicIRCNetworks are the domains of IRC networks whose services let
+// anyone register any free account name.
+var publicIRCNetworks = []string{
+	"libera.chat", "oftc.net", "freenode.net", "freenode.org", "hackint.org", "rizon.net",
+	"efnet.org", "undernet.org", "quakenet.org", "dal.net", "esper.net", "gimp.org",
+	"gnome.org", "snoonet.org", "irchighway.net", "geekshed.net", "ircnet.com", "libera.net",
+}
+
+// PublicIRCNetwork reports whether server (a host name, as in irc.server)
+// belongs to a public IRC network where anyone can register an account.
+func PublicIRCNetwork(server string) bool {
+	host := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(server)), ".")
+	for _, domain := range publicIRCNetworks {
+		if host == domain || strings.HasSuffix(host, "."+domain) {
+			return true
+		}
+	}
+	return false
 }
 
 // IsLoopbackListen reports whether the listen address addr (host:port)

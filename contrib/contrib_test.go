@@ -143,7 +143,7 @@ func TestUnitSecurityScore(t *testing.T) {
 	}
 }
 
-// required are settings issue 10 asks of the unit, with their values. Some
+// required are settings the hardening asks of the unit, with their values. Some
 // weigh little in the score; each is checked by name.
 var required = map[string]string{
 	"Type":                    "notify",

@@ -11,7 +11,8 @@
 --
 -- The Koji user the bot acts as (koji.user) is another thing: a row of
 -- Koji's users table, which must be a person (usertype 0), not blocked
--- (status 0), with the admin permission, or host on Koji 1.19 and later:
+-- (status 0), with the admin permission, or host on Koji 1.19 and later
+-- (on Koji 1.34 and later, also through a group it belongs to):
 --   koji grant-permission host kojibot
 -- `kojibot check-config --probe` checks both.
 
@@ -25,6 +26,12 @@ BEGIN
     -- get_event() inserts into events and returns its id.
     EXECUTE format('GRANT SELECT, INSERT ON events TO %I', bot);
     EXECUTE format('GRANT USAGE ON SEQUENCE events_id_seq TO %I', bot);
+
+    -- Group memberships: from Koji 1.34 on, koji.user may hold host or
+    -- admin through a group.
+    IF to_regclass('user_groups') IS NOT NULL THEN
+        EXECUTE format('GRANT SELECT ON user_groups TO %I', bot);
+    END IF;
 
     -- Buildroots, for cleanup: standard_buildroot from Koji 1.11; before
     -- that, host_id and state live in buildroot itself.

@@ -40,8 +40,6 @@ const (
 	DefaultWhoisTimeout  = 5 * time.Second // irc.whois_timeout
 	DefaultReconnectMax  = 2 * time.Minute // irc.reconnect_max
 	DefaultWorkers       = 8               // irc.workers: commands running at once
-	DefaultUserRate      = 0.5             // irc.user_rate: commands a second per caller
-	DefaultUserBurst     = 5               // irc.user_burst
 )
 
 // MaxSASLFailures is how many SASL failures in a row make Run give up.
@@ -131,7 +129,7 @@ func New(cfg config.IRC, h Handler, log *slog.Logger, opts ...Option) (*Bot, err
 		log:   log,
 		out:   newOutbox(log),
 		pace:  newPacer(cfg.SendRate, cfg.SendBurst),
-		users: bot.NewUserLimits(cfg.UserRate, cfg.UserBurst),
+		users: defaultUserLimits(),
 		jobs:  make(chan job, cfg.Workers*8),
 
 		reconnectMin: reconnectMin,
@@ -174,13 +172,25 @@ func withDefaults(c config.IRC) config.IRC {
 	if c.Workers <= 0 {
 		c.Workers = DefaultWorkers
 	}
-	if c.UserRate <= 0 {
-		c.UserRate = DefaultUserRate
-	}
-	if c.UserBurst <= 0 {
-		c.UserBurst = DefaultUserBurst
-	}
 	return c
+}
+
+// defaultUserLimits is the inbound limit of commands.user_rate and
+// commands.user_burst at their defaults, for a Bot built without
+// WithUserLimits.
+func defaultUserLimits() *bot.UserLimits {
+	d := config.Default().Commands
+	return bot.NewUserLimits(d.UserRate, d.UserBurst)
+}
+
+// WithUserLimits makes the bot share limits (commands.user_rate and
+// commands.user_burst) with the other transports.
+func WithUserLimits(limits *bot.UserLimits) Option {
+	return func(b *Bot) {
+		if limits != nil {
+			b.users = limits
+		}
+	}
 }
 
 // joinList is every channel the bot sits in: the configured ones and the
@@ -208,19 +218,20 @@ func (b *Bot) Joined() bool { return b.connected.Load() && b.joined.Load() }
 // is configured) on the network now.
 func (b *Bot) Connected() bool { return b.connected.Load() }
 
-// Notify queues text for channel ("" means irc.notify_channel). It never
-// blocks: the queue is bounded (the oldest notification is dropped, and
-// logged, when full) and is kept across reconnects, so a notification made
-// while disconnected is delivered once the bot is back.
-func (b *Bot) Notify(channel, text string) {
+// Notify queues m for channel ("" means irc.notify_channel), as its text
+// lines: the people it mentions are named. It never blocks: the queue is
+// bounded (the oldest notification is dropped, and logged, when full) and
+// is kept across reconnects, so a notification made while disconnected is
+// delivered once the bot is back.
+func (b *Bot) Notify(channel string, m reply.Message) {
 	if channel == "" {
 		channel = b.cfg.NotifyChannel
 	}
 	if channel == "" {
-		b.log.Warn("notification dropped: no channel and no irc.notify_channel", "text", text)
+		b.log.Warn("notification dropped: no channel and no irc.notify_channel", "text", m.String())
 		return
 	}
-	b.out.pushTo(recipient{key: "notify:" + acl.CaseMappingRFC1459.Fold(channel)}, b.renderNotify(channel, text), false)
+	b.out.pushTo(recipient{key: "notify:" + acl.CaseMappingRFC1459.Fold(channel)}, b.renderNotify(channel, m.String()), false)
 }
 
 // current is the registered connection, or nil.

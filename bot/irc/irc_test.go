@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedora-infra/kojibot/bot"
 	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/config"
@@ -236,7 +237,7 @@ func TestSASLLoginAndJoin(t *testing.T) {
 	if m.Command != "330" || m.Params[2] != botAccount {
 		t.Errorf("bot not logged in to its account: %s", m.Raw)
 	}
-	b.Notify("", "watcher: test notification")
+	b.Notify("", reply.Text(reply.Info, "watcher: test notification"))
 	m = expect(t, watcher, from("kbjoin", "PRIVMSG", "#join2"))
 	if m.Text != "watcher: test notification" {
 		t.Errorf("notification %q", m.Text)
@@ -350,7 +351,11 @@ func TestLongReplySummarised(t *testing.T) {
 	}
 	rec := newRecorder()
 	rec.reply = func(_ commands.Request, out commands.Output) { out.Send(reply.Text(commands.Info, text.String())) }
-	runBot(t, botConfig(shared, "kblong", channel), rec)
+	// The summary is under test here, not the pacing: the port without
+	// flood limits, and no wait between lines.
+	cfg := botConfig(shared, "kblong", channel)
+	cfg.Port, cfg.SendRate, cfg.SendBurst = shared.Port(), 200, 200
+	runBot(t, cfg, rec)
 	waitJoined(t, c, "kblong", channel)
 
 	say(t, c, channel, "!koji long")
@@ -424,7 +429,8 @@ func TestBurstAnsweredWithoutFloodDisconnect(t *testing.T) {
 	c := dial(t, shared.Addr(), "burster", ircnet.ClientOptions{SASLUser: "alice", SASLPassword: alicePassword})
 	join(t, c, channel)
 	cfg := botConfig(shared, "kbburst", channel)
-	cfg.UserBurst = 100 // this test is about outbound pacing, not the inbound limit
+	// This test is about outbound pacing, not the inbound limit.
+	limits := WithUserLimits(bot.NewUserLimits(config.Default().Commands.UserRate, 100))
 	// Long replies: 30 of them unpaced overflow InspIRCd's receive queue
 	// ("RecvQ exceeded") on the strict port.
 	pad := strings.Repeat(".", 280)
@@ -432,7 +438,7 @@ func TestBurstAnsweredWithoutFloodDisconnect(t *testing.T) {
 	rec.reply = func(req commands.Request, out commands.Output) {
 		out.Send(reply.Text(commands.Info, "ok "+req.Text+" "+pad))
 	}
-	b := runBot(t, cfg, rec)
+	b := runBot(t, cfg, rec, limits)
 	waitJoined(t, c, "kbburst", channel)
 	before := b.current()
 
@@ -472,8 +478,7 @@ func TestInboundRateLimit(t *testing.T) {
 	c := dial(t, shared.Addr(), "spammer", ircnet.ClientOptions{SASLUser: "alice", SASLPassword: alicePassword})
 	rec := newRecorder()
 	cfg := botConfig(shared, "kblimit")
-	cfg.UserRate, cfg.UserBurst = 0.01, 2
-	b := runBot(t, cfg, rec)
+	b := runBot(t, cfg, rec, WithUserLimits(bot.NewUserLimits(0.01, 2)))
 	if !harness.WaitFor(context.Background(), 15*time.Second, b.Connected) {
 		t.Fatal("bot did not connect")
 	}
@@ -542,7 +547,7 @@ func TestReconnectAfterRestart(t *testing.T) {
 	if !harness.WaitFor(ctx, 10*time.Second, func() bool { return !b.Connected() }) {
 		t.Fatal("the bot did not notice the restart")
 	}
-	b.Notify(channel, "queued while disconnected")
+	b.Notify(channel, reply.Text(reply.Info, "queued while disconnected"))
 
 	c2 := dial(t, n.Addr(), "restarter2", ircnet.ClientOptions{})
 	join(t, c2, channel)

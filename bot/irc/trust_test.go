@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedora-infra/kojibot/bot"
 	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/tests/harness"
@@ -83,7 +84,8 @@ func TestAnonymousCallersShareOneBucket(t *testing.T) {
 	const botNick, channel = "kbshare", "#share"
 	rec := newRecorder()
 	cfg := botConfig(shared, botNick, channel)
-	cfg.UserRate, cfg.UserBurst = 0.01, 3
+	const burst = 3
+	limits := WithUserLimits(bot.NewUserLimits(0.01, burst))
 	var watcher *ircnet.Client
 	var flood []*ircnet.Client
 	for i := range 5 {
@@ -92,7 +94,7 @@ func TestAnonymousCallersShareOneBucket(t *testing.T) {
 		flood = append(flood, c)
 	}
 	watcher = flood[0]
-	runBot(t, cfg, rec)
+	runBot(t, cfg, rec, limits)
 	waitJoined(t, watcher, botNick, channel)
 	for round := range 2 {
 		for _, c := range flood {
@@ -100,8 +102,8 @@ func TestAnonymousCallersShareOneBucket(t *testing.T) {
 		}
 	}
 	time.Sleep(5 * time.Second)
-	if got := len(rec.reqs); got != cfg.UserBurst {
-		t.Errorf("%d commands from five nicks without an account reached the handler, want %d (one shared burst)", got, cfg.UserBurst)
+	if got := len(rec.reqs); got != burst {
+		t.Errorf("%d commands from five nicks without an account reached the handler, want %d (one shared burst)", got, burst)
 	}
 	// A logged-in caller has a bucket of their own.
 	alice := dial(t, shared.Addr(), "alice_share", ircnet.ClientOptions{SASLUser: "alice", SASLPassword: alicePassword, Caps: []string{"message-tags"}})
@@ -130,7 +132,7 @@ func TestOperatorNotStarvedByAnonymousFlood(t *testing.T) {
 	rec := newRecorder()
 	cfg := botConfig(shared, botNick, channel)
 	// Let the whole flood in, so that its replies fill the outbound queue.
-	cfg.UserRate, cfg.UserBurst = 100, 100
+	limits := WithUserLimits(bot.NewUserLimits(100, 100))
 	var flood []*ircnet.Client
 	for i := range 5 {
 		c := dial(t, shared.Addr(), fmt.Sprint("flood", i), ircnet.ClientOptions{Caps: []string{"message-tags"}})
@@ -139,7 +141,7 @@ func TestOperatorNotStarvedByAnonymousFlood(t *testing.T) {
 	}
 	op := dial(t, shared.Addr(), "operator", ircnet.ClientOptions{SASLUser: "alice", SASLPassword: alicePassword, Caps: []string{"message-tags"}})
 	join(t, op, channel)
-	b := runBot(t, cfg, rec)
+	b := runBot(t, cfg, rec, limits)
 	waitJoined(t, op, botNick, channel)
 	if !harness.WaitFor(context.Background(), 15*time.Second, b.Connected) {
 		t.Fatal("bot did not connect")

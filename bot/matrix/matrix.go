@@ -94,10 +94,18 @@ type Options struct {
 	// BackoffMax caps the wait between attempts while the homeserver is
 	// down; 0 is a minute.
 	BackoffMax time.Duration
-	// Limits is the inbound rate limit: a bucket per user of
-	// matrix.fas_server, one shared by guests and users of every other
-	// server (anyone can make accounts there). Nil: no limit.
+	// Limits is the inbound rate limit: a bucket for each sender linked to
+	// a FAS user (see Identify), one shared by everyone else: guests and
+	// users of other servers, where anyone can make accounts. Nil: no
+	// limit.
 	Limits *bot.UserLimits
+	// Identify reports whether a sender's Matrix id resolves to a FAS user
+	// (matrix.fas_server, acl.accounts or a FASJSON link). It is called on
+	// a worker, never in the sync loop, so it may ask FASJSON. Nil: only
+	// the users of matrix.fas_server that are not guests are linked.
+	Identify func(ctx context.Context, sender string) bool
+	// Workers is how many commands run at once; 0 is 8.
+	Workers int
 }
 
 // Bot is the bot's Matrix side. Create it with New, then Run it.
@@ -109,9 +117,16 @@ type Bot struct {
 	started time.Time
 
 	connected atomic.Bool
-	notify    chan string
-	workers   chan struct{}
+	notify    chan reply.Message
 	wg        sync.WaitGroup
+
+	// qmu guards the callers' queues: the commands of each caller run one
+	// at a time, in order; callers with commands waiting are served in
+	// turn by at most opts.Workers workers.
+	qmu    sync.Mutex
+	queues map[id.UserID]*callerQueue
+	ready  []id.UserID // callers with commands waiting and none running
+	busy   int         // commands running
 
 	// saveMu orders the writes of the sync state: each write holds it from
 	// the snapshot to the Put, so the last snapshot is the one stored.
@@ -132,7 +147,29 @@ type Bot struct {
 	warned     map[id.RoomID]bool // encrypted rooms told once
 	encrypted  map[id.RoomID]bool
 	seen       map[id.EventID]bool
+	names      map[id.RoomID]*roomName
 }
+
+// roomName is what the bot knows of a room's names, to show it by name
+// (jobs, the audit) rather than by its id alone.
+type roomName struct {
+	entry string // the configured entry it was joined for, when an alias
+	alias string // m.room.canonical_alias
+	alt   []string
+	name  string // m.room.name
+}
+
+// callerQueue is one caller's commands waiting to run.
+type callerQueue struct {
+	cmds    []command
+	running bool
+	// told is set once the caller was told their queue is full, until it
+	// drains.
+	told bool
+}
+
+// maxQueued is how many commands of one caller may wait; more are refused.
+const maxQueued = 20
 
 // New checks opts and returns a Bot.
 func New(opts Options) (*Bot, error) {
@@ -157,22 +194,29 @@ func New(opts Options) (*Bot, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 90 * time.Second}
 	}
+	if opts.Config.MaxDelay <= 0 {
+		opts.Config.MaxDelay = 2 * time.Minute
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 8
+	}
 	return &Bot{opts: opts, log: opts.Log, self: id.UserID(opts.Config.UserID),
-		notify: make(chan string, 100), workers: make(chan struct{}, 8),
+		notify: make(chan reply.Message, 100), queues: map[id.UserID]*callerQueue{},
 		rooms: map[id.RoomID]bool{}, warned: map[id.RoomID]bool{}, encrypted: map[id.RoomID]bool{},
-		seen: map[id.EventID]bool{}, running: map[id.EventID]taken{}}, nil
+		seen: map[id.EventID]bool{}, running: map[id.EventID]taken{}, names: map[id.RoomID]*roomName{}}, nil
 }
 
 // Connected reports whether the last /sync succeeded (for /healthz).
 func (b *Bot) Connected() bool { return b.connected.Load() }
 
-// Notify queues text for matrix.notify_room. It never blocks: when the
-// queue is full the notification is dropped and logged.
-func (b *Bot) Notify(text string) {
+// Notify queues m for matrix.notify_room. It never blocks: when the queue
+// is full the notification is dropped and logged. The FAS users m
+// mentions are mentioned as Matrix users of matrix.fas_server, when set.
+func (b *Bot) Notify(m reply.Message) {
 	select {
-	case b.notify <- text:
+	case b.notify <- m:
 	default:
-		b.log.Warn("matrix notification dropped: queue full", "text", text)
+		b.log.Warn("matrix notification dropped: queue full", "text", m.String())
 	}
 }
 
@@ -245,7 +289,7 @@ func (b *Bot) Run(ctx context.Context) error {
 			continue
 		}
 		for _, c := range cmds {
-			b.dispatch(ctx, c)
+			b.enqueue(ctx, c)
 		}
 	}
 	b.connected.Store(false)
@@ -313,10 +357,22 @@ func (b *Bot) join(ctx context.Context, entry, target string) bool {
 		b.log.Warn("matrix: cannot join room yet", "room", entry, "error", redactErr(err))
 		return false
 	}
+	b.serve(entry, resp.RoomID)
+	b.log.Info("matrix: joined", "room", entry, "room_id", resp.RoomID)
+	return true
+}
+
+// serve records room as the configured entry's: served, and no longer
+// pending.
+func (b *Bot) serve(entry string, room id.RoomID) {
 	b.mu.Lock()
-	b.rooms[resp.RoomID] = true
+	defer b.mu.Unlock()
+	b.rooms[room] = true
 	if entry == b.opts.Config.NotifyRoom || (b.opts.Config.NotifyRoom == "" && b.notifyRoom == "") {
-		b.notifyRoom = resp.RoomID
+		b.notifyRoom = room
+	}
+	if strings.HasPrefix(entry, "#") {
+		b.nameOf(room).entry = entry
 	}
 	for i, p := range b.pending {
 		if p == entry {
@@ -324,29 +380,52 @@ func (b *Bot) join(ctx context.Context, entry, target string) bool {
 			break
 		}
 	}
-	b.mu.Unlock()
-	b.log.Info("matrix: joined", "room", entry, "room_id", resp.RoomID)
-	return true
 }
 
-// pendingEntry is the configured room, not joined yet, that room is (by
-// its id, or an alias that resolves to it); ok is false when room is not
-// one of them.
-func (b *Bot) pendingEntry(ctx context.Context, room id.RoomID) (entry string, ok bool) {
+// nameOf is what is known of room's names; b.mu is held.
+func (b *Bot) nameOf(room id.RoomID) *roomName {
+	n := b.names[room]
+	if n == nil {
+		n = &roomName{}
+		b.names[room] = n
+	}
+	return n
+}
+
+// pendingEntry is the configured room, not joined yet, that room is: by
+// its id, an alias the room's state lists (canonical or alternative), or
+// an alias the homeserver resolves to it. ok is false when room is none
+// of them; sure is false when that is not known, because an alias could
+// not be resolved (a federation failure, a 5xx): such a room is neither
+// served nor left yet.
+func (b *Bot) pendingEntry(ctx context.Context, room id.RoomID) (entry string, ok, sure bool) {
 	b.mu.Lock()
 	pending := append([]string(nil), b.pending...)
+	var aliases []string
+	if n := b.names[room]; n != nil {
+		aliases = append([]string{n.alias}, n.alt...)
+	}
 	b.mu.Unlock()
 	for _, p := range pending {
-		if p == string(room) {
-			return p, true
-		}
-		if strings.HasPrefix(p, "#") {
-			if r, err := b.cli.ResolveAlias(ctx, id.RoomAlias(p)); err == nil && r.RoomID == room {
-				return p, true
-			}
+		if p == string(room) || (strings.HasPrefix(p, "#") && slices.Contains(aliases, p)) {
+			return p, true, true
 		}
 	}
-	return "", false
+	sure = true
+	for _, p := range pending {
+		if !strings.HasPrefix(p, "#") {
+			continue
+		}
+		r, err := b.cli.ResolveAlias(ctx, id.RoomAlias(p))
+		switch {
+		case err == nil && r.RoomID == room:
+			return p, true, true
+		case err != nil && !errors.Is(err, mautrix.MNotFound):
+			b.log.Warn("matrix: cannot resolve a configured alias yet", "room", p, "error", redactErr(err))
+			sure = false
+		}
+	}
+	return "", false, sure
 }
 
 // configured reports whether room is one the bot serves.
@@ -457,63 +536,125 @@ type command struct {
 	stale time.Duration
 }
 
-// limitKey is the inbound rate-limit bucket of sender: its own on
-// matrix.fas_server (one account per FAS user), else the shared one.
-func (b *Bot) limitKey(sender id.UserID) string {
-	local, server := sender.Localpart(), sender.Homeserver()
-	if b.opts.Config.FASServer == "" || !strings.EqualFold(server, b.opts.Config.FASServer) ||
-		strings.Trim(local, "0123456789") == "" { // a guest
-		return bot.AnonymousBucket
+// linked reports whether sender resolves to a FAS user: Options.Identify,
+// or without it a user of matrix.fas_server who is not a guest.
+func (b *Bot) linked(ctx context.Context, sender id.UserID) bool {
+	if b.opts.Identify != nil {
+		return b.opts.Identify(ctx, string(sender))
 	}
-	return "matrix:" + strings.ToLower(string(sender))
+	local, server := sender.Localpart(), sender.Homeserver()
+	return b.opts.Config.FASServer != "" && strings.EqualFold(server, b.opts.Config.FASServer) &&
+		strings.Trim(local, "0123456789") != "" // not a guest
 }
 
-// dispatch runs c on a worker; when it returns, c is no longer taken. A
-// command over its caller's inbound limit is not run; the caller is told
-// once until a command of theirs is allowed again.
-func (b *Bot) dispatch(ctx context.Context, c command) {
+// limitKey is the inbound rate-limit bucket of sender: its own when it is
+// linked to a FAS user, else the one shared by everyone who is not.
+func (b *Bot) limitKey(ctx context.Context, sender id.UserID) string {
+	if b.linked(ctx, sender) {
+		return "matrix:" + string(sender)
+	}
+	return bot.AnonymousBucket
+}
+
+// enqueue puts c in its caller's queue, to run when the caller's earlier
+// commands have and a worker is free. It never blocks: a caller with
+// maxQueued commands waiting is refused (told once until their queue
+// drains).
+func (b *Bot) enqueue(ctx context.Context, c command) {
+	b.qmu.Lock()
+	q := b.queues[c.t.Sender]
+	if q == nil {
+		q = &callerQueue{}
+		b.queues[c.t.Sender] = q
+	}
+	if len(q.cmds) >= maxQueued {
+		tell := !q.told
+		q.told = true
+		b.qmu.Unlock()
+		b.log.Warn("matrix: command refused: too many of the caller's commands waiting", "room_id", c.t.Room,
+			"event_id", c.t.Event, "sender", c.t.Sender, "waiting", maxQueued)
+		b.finished(c.t.Event)
+		if tell {
+			c.out.Send(reply.Text(reply.Error, fmt.Sprintf("too busy: %d commands of yours are waiting; try again when they are done", maxQueued)))
+		}
+		b.saveSoon(ctx)
+		return
+	}
+	q.cmds = append(q.cmds, c)
+	if !q.running && len(q.cmds) == 1 {
+		b.ready = append(b.ready, c.t.Sender)
+	}
+	b.schedule(ctx)
+	b.qmu.Unlock()
+}
+
+// schedule starts the first command of the callers next in turn while
+// workers are free; b.qmu is held.
+func (b *Bot) schedule(ctx context.Context) {
+	for ctx.Err() == nil && b.busy < b.opts.Workers && len(b.ready) > 0 {
+		sender := b.ready[0]
+		b.ready = b.ready[1:]
+		q := b.queues[sender]
+		c := q.cmds[0]
+		q.cmds = q.cmds[1:]
+		q.running = true
+		b.busy++
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			b.run(ctx, c)
+			b.qmu.Lock()
+			defer b.qmu.Unlock()
+			b.busy--
+			q.running = false
+			if len(q.cmds) > 0 {
+				b.ready = append(b.ready, sender)
+			} else {
+				q.told = false
+				delete(b.queues, sender)
+			}
+			b.schedule(ctx)
+		}()
+	}
+}
+
+// run runs c on a worker; when it returns, c is no longer taken. A command
+// over its caller's inbound limit is not run; the caller is told once
+// until a command of theirs is allowed again.
+func (b *Bot) run(ctx context.Context, c command) {
+	defer b.saveSoon(ctx)
+	defer b.finished(c.t.Event)
 	if b.opts.Limits != nil {
-		if ok, warn := b.opts.Limits.Allow(b.limitKey(c.t.Sender)); !ok {
+		key := b.limitKey(ctx, c.t.Sender)
+		if ok, warn := b.opts.Limits.Allow(key); !ok {
 			b.log.Info("matrix: command refused: over the inbound limit", "room_id", c.t.Room, "event_id", c.t.Event, "sender", c.t.Sender)
-			b.finished(c.t.Event)
 			if warn {
 				text := "slow down, please: too many commands; try again in a few seconds"
-				if b.limitKey(c.t.Sender) == bot.AnonymousBucket {
+				if key == bot.AnonymousBucket {
 					text = "slow down, please: too many commands from people not identified to FAS"
 				}
 				c.out.Send(reply.Text(reply.Info, text))
 			}
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			if err := b.saveSync(sctx); err != nil {
-				b.log.Error("matrix: saving the sync state", "error", err)
-			}
 			return
 		}
 	}
-	select {
-	case b.workers <- struct{}{}:
-	case <-ctx.Done():
-		return // left as taken: the next start says it was interrupted
+	b.opts.Handler.Handle(ctx, c.req, c.out)
+}
+
+// saveSoon stores the sync state after a command finished or was refused.
+func (b *Bot) saveSoon(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := b.saveSync(sctx); err != nil {
+		b.log.Error("matrix: saving the sync state", "error", err)
 	}
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		defer func() { <-b.workers }()
-		b.opts.Handler.Handle(ctx, c.req, c.out)
-		b.finished(c.t.Event)
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := b.saveSync(sctx); err != nil {
-			b.log.Error("matrix: saving the sync state", "error", err)
-		}
-	}()
 }
 
 // handleSync acts on one /sync answer and returns the commands it holds,
 // in order, not started yet. On the first sync without a stored token,
 // what was said before the bot started is history and is not acted on.
 func (b *Bot) handleSync(ctx context.Context, resp *mautrix.RespSync, first bool) []command {
+	received := time.Now()
 	var cmds []command
 	for room := range resp.Rooms.Invite {
 		if b.configured(room) {
@@ -521,33 +662,35 @@ func (b *Bot) handleSync(ctx context.Context, resp *mautrix.RespSync, first bool
 		}
 		// An invite to a configured room the bot could not join by itself
 		// (invite-only) is accepted.
-		if entry, ok := b.pendingEntry(ctx, room); ok {
+		entry, ok, sure := b.pendingEntry(ctx, room)
+		switch {
+		case ok:
 			b.join(ctx, entry, string(room))
-			continue
-		}
-		b.log.Info("matrix: leaving a room it was invited to but does not serve", "room_id", room)
-		if _, err := b.cli.LeaveRoom(ctx, room); err != nil {
-			b.log.Warn("matrix: leave failed", "room_id", room, "error", redactErr(err))
-		}
-	}
-	for room, jr := range resp.Rooms.Join {
-		if !b.configured(room) {
-			b.log.Info("matrix: leaving a room it does not serve", "room_id", room)
+		case sure:
+			b.log.Info("matrix: leaving a room it was invited to but does not serve", "room_id", room)
 			if _, err := b.cli.LeaveRoom(ctx, room); err != nil {
 				b.log.Warn("matrix: leave failed", "room_id", room, "error", redactErr(err))
 			}
-			continue
 		}
+	}
+	for room, jr := range resp.Rooms.Join {
 		for _, evt := range jr.State.Events {
 			b.noteState(room, evt)
 		}
+		for _, evt := range jr.Timeline.Events {
+			if evt.StateKey != nil {
+				b.noteState(room, evt)
+			}
+		}
+		if !b.configured(room) && !b.adopt(ctx, room) {
+			continue
+		}
 		var stale []command
 		for _, evt := range jr.Timeline.Events {
-			b.noteState(room, evt)
 			if first && time.UnixMilli(evt.Timestamp).Before(b.started) {
 				continue // history: said before the bot started
 			}
-			c, ok := b.handleEvent(ctx, room, evt)
+			c, ok := b.handleEvent(ctx, room, evt, received)
 			switch {
 			case !ok:
 			case c.stale > 0:
@@ -561,26 +704,53 @@ func (b *Bot) handleSync(ctx context.Context, resp *mautrix.RespSync, first bool
 	return cmds
 }
 
-// tellStale tells the callers of commands sent long before the start
-// (while the bot was away) that they were not run: one reply to a lone
+// adopt decides about a room the bot is in but does not serve yet. One
+// that matches a configured entry is served from now on (its join was
+// answered with an error, a 502 or a 429, yet went through); one that
+// matches none is left; one that cannot be matched yet (an alias that
+// does not resolve now) is neither. It reports whether room is served.
+func (b *Bot) adopt(ctx context.Context, room id.RoomID) bool {
+	entry, ok, sure := b.pendingEntry(ctx, room)
+	switch {
+	case ok:
+		b.serve(entry, room)
+		b.log.Info("matrix: serving a configured room it is in", "room", entry, "room_id", room)
+		return true
+	case !sure:
+		b.log.Warn("matrix: in a room it cannot match to its configuration yet; neither serving nor leaving it", "room_id", room)
+		return false
+	}
+	b.log.Info("matrix: leaving a room it does not serve", "room_id", room)
+	b.mu.Lock()
+	delete(b.names, room)
+	b.mu.Unlock()
+	if _, err := b.cli.LeaveRoom(ctx, room); err != nil {
+		b.log.Warn("matrix: leave failed", "room_id", room, "error", redactErr(err))
+	}
+	return false
+}
+
+// tellStale tells the callers of commands sent more than
+// matrix.max_delay before they reached the bot (it was away, or the
+// events were held up) that they were not run: one reply to a lone
 // command; after a long outage, one message for all of a room's, with a
 // table of who asked what, mentioning each of them.
 func (b *Bot) tellStale(ctx context.Context, room id.RoomID, stale []command) {
 	for _, c := range stale {
-		b.log.Info("matrix: not running a command sent long before the start", "room_id", room, "event_id", c.t.Event,
-			"sender", c.t.Sender, "command", c.t.Text, "sent_before_start", c.stale.Round(time.Second))
+		b.log.Info("matrix: not running a command that reached the bot too late", "room_id", room, "event_id", c.t.Event,
+			"sender", c.t.Sender, "command", c.t.Text, "delay", c.stale.Round(time.Second), "max_delay", b.opts.Config.MaxDelay)
 	}
 	switch len(stale) {
 	case 0:
 		return
 	case 1:
 		c := stale[0]
-		m := reply.Text(reply.Error, fmt.Sprintf("not run: sent %s before kojibot started (it was away); ask again if it is still needed",
-			c.stale.Round(time.Second)))
+		m := reply.Text(reply.Error, fmt.Sprintf("not run: sent %s before it reached kojibot (matrix.max_delay is %s); ask again if it is still needed",
+			c.stale.Round(time.Second), b.opts.Config.MaxDelay))
 		b.send(ctx, room, b.compose([]reply.Message{m}, c.t.Event, &c.t.Sender, true))
 		return
 	}
-	table := &reply.Table{Columns: []reply.Column{{Name: "who"}, {Name: "command"}, {Name: "sent before the start", Right: true}}}
+	table := &reply.Table{Columns: []reply.Column{{Name: "who"}, {Name: "command"}, {Name: "delay", Right: true}}}
 	var callers []id.UserID
 	for _, c := range stale {
 		table.Rows = append(table.Rows, []string{string(c.t.Sender), c.t.Text, c.stale.Round(time.Second).String()})
@@ -589,29 +759,57 @@ func (b *Bot) tellStale(ctx context.Context, room id.RoomID, stale []command) {
 		}
 	}
 	m := reply.Message{Kind: reply.Error, Table: table, Lines: []string{fmt.Sprintf(
-		"not run: %d commands were sent while kojibot was away; ask again if they are still needed", len(stale))}}
+		"not run: %d commands reached kojibot more than %s (matrix.max_delay) after they were sent; ask again if they are still needed",
+		len(stale), b.opts.Config.MaxDelay)}}
 	c := b.compose([]reply.Message{m}, "", nil, true)
 	c.Mentions = &event.Mentions{UserIDs: callers}
 	b.send(ctx, room, c)
 }
 
-// noteState remembers which rooms are encrypted.
+// noteState remembers which rooms are encrypted, and their names.
 func (b *Bot) noteState(room id.RoomID, evt *event.Event) {
-	if evt.Type == event.StateEncryption {
-		b.mu.Lock()
+	str := func(k string) string { v, _ := evt.Content.Raw[k].(string); return v }
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch evt.Type {
+	case event.StateEncryption:
 		b.encrypted[room] = true
-		b.mu.Unlock()
+	case event.StateCanonicalAlias:
+		n := b.nameOf(room)
+		n.alias, n.alt = str("alias"), nil
+		if alt, ok := evt.Content.Raw["alt_aliases"].([]any); ok {
+			for _, a := range alt {
+				if a, ok := a.(string); ok {
+					n.alt = append(n.alt, a)
+				}
+			}
+		}
+	case event.StateRoomName:
+		b.nameOf(room).name = str("name")
 	}
 }
 
-// staleAfter is how old an event may be, relative to the start, and still
-// be acted on (a restart with a stored sync token runs what was said while
-// it was down, not what was said long before).
-const staleAfter = 2 * time.Minute
+// PlaceName is how room is shown beside its id (jobs, the audit): its
+// canonical alias, else the alias it was configured by, else its name;
+// "" when none is known.
+func (b *Bot) PlaceName(room id.RoomID) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := b.names[room]
+	switch {
+	case n == nil:
+		return ""
+	case n.alias != "":
+		return n.alias
+	case n.entry != "":
+		return n.entry
+	}
+	return n.name
+}
 
-// handleEvent returns the command line of a room event, if it holds one
-// to run.
-func (b *Bot) handleEvent(ctx context.Context, room id.RoomID, evt *event.Event) (command, bool) {
+// handleEvent returns the command line of a room event received at
+// received, if it holds one.
+func (b *Bot) handleEvent(ctx context.Context, room id.RoomID, evt *event.Event, received time.Time) (command, bool) {
 	if evt.Sender == b.self {
 		return command{}, false
 	}
@@ -652,19 +850,21 @@ func (b *Bot) handleEvent(ctx context.Context, room id.RoomID, evt *event.Event)
 		return command{}, false
 	}
 	caller := evt.Sender
-	if sent := time.UnixMilli(evt.Timestamp); sent.Before(b.started.Add(-staleAfter)) {
-		// Said while the bot was down, too long ago to act on now: the
-		// caller is told (tellStale) rather than left waiting.
-		return command{t: taken{Room: room, Event: evt.ID, Sender: caller, Text: text}, stale: b.started.Sub(sent)}, true
+	if delay := received.Sub(time.UnixMilli(evt.Timestamp)); delay > b.opts.Config.MaxDelay {
+		// Sent long before it reached the bot (the bot was away, or the
+		// event was held up on its way): the caller is told (tellStale)
+		// rather than left waiting, and it is not run.
+		return command{t: taken{Room: room, Event: evt.ID, Sender: caller, Text: text}, stale: delay}, true
 	}
 	return command{
 		t: taken{Room: room, Event: evt.ID, Sender: caller, Text: text},
 		req: commands.Request{
-			Account:  string(caller),
-			Nick:     string(caller),
-			Place:    PlacePrefix + string(room),
-			Text:     text,
-			Received: time.Now(),
+			Account:   string(caller),
+			Nick:      string(caller),
+			Place:     PlacePrefix + string(room),
+			PlaceName: b.PlaceName(room),
+			Text:      text,
+			Received:  received,
 		},
 		out: &output{b: b, room: room, caller: caller, replyTo: evt.ID},
 	}, true
@@ -677,12 +877,13 @@ func (b *Bot) sendNotifications(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case text := <-b.notify:
+		case m := <-b.notify:
+			c := b.compose([]reply.Message{m}, "", nil, true)
 			for ctx.Err() == nil {
 				b.mu.Lock()
 				room := b.notifyRoom
 				b.mu.Unlock()
-				if room != "" && b.send(ctx, room, b.notice(text, "", nil)) != "" {
+				if room != "" && b.send(ctx, room, c) != "" {
 					break
 				}
 				sleep(ctx, 2*time.Second)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -652,7 +651,7 @@ func TestStaleCommandsAnsweredOnce(t *testing.T) {
 		t.Fatalf("%d messages, want one for the three commands: %v", len(f.sends), f.sends)
 	}
 	body, _ := f.sends[0]["body"].(string)
-	if !strings.HasPrefix(body, "error: not run: 3 commands were sent while kojibot was away") ||
+	if !strings.HasPrefix(body, "error: not run: 3 commands reached kojibot more than 2m0s (matrix.max_delay) after they were sent") ||
 		strings.Count(body, "@alice:test  restart all") != 2 || strings.Count(body, "@bob:test") != 1 {
 		t.Errorf("body %q", body)
 	}
@@ -753,16 +752,18 @@ func TestInviteToConfiguredRoomAccepted(t *testing.T) {
 	}
 }
 
-// TestInboundLimits: each user of matrix.fas_server has a bucket of its
-// own; guests and users of other servers (anyone can make accounts there)
-// share one. A command over the limit is not run and not left taken, and
-// its caller is told once.
+// TestInboundLimits: each sender linked to a FAS user (a user of
+// matrix.fas_server, or one Identify links, such as an acl.accounts entry
+// on another server) has a bucket of its own; guests and unlinked users
+// of other servers (anyone can make accounts there) share one. A command
+// over the limit is not run and not left taken, and its caller is told
+// once.
 func TestInboundLimits(t *testing.T) {
 	now := time.Now()
 	evts := []struct{ id, sender string }{
 		{"$a1", "@alice:test"}, {"$a2", "@alice:test"}, {"$a3", "@alice:test"}, {"$a4", "@alice:test"},
 		{"$m1", "@mallory:evil"}, {"$m2", "@mallory:evil"}, {"$e1", "@eve:evil2"}, {"$e2", "@eve:evil2"},
-		{"$g1", "@12345:test"}, {"$b1", "@bob:test"},
+		{"$g1", "@12345:test"}, {"$o1", "@ops:elsewhere"}, {"$o2", "@ops:elsewhere"}, {"$b1", "@bob:test"},
 	}
 	var timeline []string
 	for _, e := range evts {
@@ -780,31 +781,217 @@ func TestInboundLimits(t *testing.T) {
 	b := newTestBotWith(t, f, kv, h, 30, time.Second, nil)
 	b.opts.Config.FASServer = "test"
 	b.opts.Limits = bot.NewUserLimits(0.001, 2)
+	b.opts.Identify = func(_ context.Context, sender string) bool {
+		return sender == "@ops:elsewhere" || sender == "@alice:test" || sender == "@bob:test"
+	}
 	runBot(t, b, func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		return len(f.syncs) >= 3
+		return len(f.syncs) >= 3 && len(storedSync(t, kv).Taken) == 0
 	})
-	// Which commands ran, not in which order: they run on parallel workers.
-	var ran []string
+	ran := map[string]int{}
 	for _, c := range h.calls() {
-		ran = append(ran, c.Account)
+		ran[c.Account]++
 	}
-	slices.Sort(ran)
-	if want := []string{"@alice:test", "@alice:test", "@bob:test", "@mallory:evil", "@mallory:evil"}; strings.Join(ran, " ") != strings.Join(want, " ") {
-		t.Fatalf("commands run for %q, want %q", ran, want)
+	if ran["@alice:test"] != 2 || ran["@ops:elsewhere"] != 2 || ran["@bob:test"] != 1 {
+		t.Errorf("commands run per caller: %v; want 2 of alice's, both of the linked @ops:elsewhere's and bob's", ran)
 	}
-	for evt, want := range map[id.EventID]string{"$a3": "slow down, please: too many commands;", "$e1": "not identified to FAS"} {
-		if got := f.sent(evt); len(got) != 1 || !strings.Contains(got[0], want) {
-			t.Errorf("reply to %s: %q, want one saying %q", evt, got, want)
+	if anon := ran["@mallory:evil"] + ran["@eve:evil2"] + ran["@12345:test"]; anon != 2 {
+		t.Errorf("%d commands of unlinked callers ran, want 2 (one shared bucket): %v", anon, ran)
+	}
+	if got := f.sent("$a3"); len(got) != 1 || !strings.Contains(got[0], "slow down, please: too many commands;") {
+		t.Errorf("reply to $a3: %q, want one saying slow down", got)
+	}
+	if got := f.sent("$a4"); len(got) != 0 {
+		t.Errorf("reply to $a4: %q, want none (told once already)", got)
+	}
+	told := 0
+	for _, evt := range []id.EventID{"$m1", "$m2", "$e1", "$e2", "$g1"} {
+		for _, r := range f.sent(evt) {
+			if strings.Contains(r, "not identified to FAS") {
+				told++
+			}
 		}
 	}
-	for _, evt := range []id.EventID{"$a4", "$e2", "$g1"} {
-		if got := f.sent(evt); len(got) != 0 {
-			t.Errorf("reply to %s: %q, want none (told once already)", evt, got)
+	if told != 1 {
+		t.Errorf("unlinked callers told %d times that they are too many, want once", told)
+	}
+	for _, evt := range []id.EventID{"$o1", "$o2"} {
+		if got := f.sent(evt); len(got) != 1 || strings.Contains(got[0], "slow down") {
+			t.Errorf("reply to the linked sender's %s: %q, want its answer", evt, got)
 		}
 	}
 	if st := storedSync(t, kv); len(st.Taken) != 0 {
 		t.Errorf("stored: %+v, want nothing left taken", st)
+	}
+}
+
+// TestSyncNotBlockedByBusyCaller: a caller whose commands are all stuck
+// does not hold up the sync loop or the other callers: their commands
+// wait in their own queue and run one at a time, and another caller's
+// command, in a later batch, runs at once.
+func TestSyncNotBlockedByBusyCaller(t *testing.T) {
+	now := time.Now()
+	var stuck []string
+	for i := range 12 {
+		stuck = append(stuck, fmt.Sprintf(`{"type":"m.room.message","event_id":"$s%d","sender":"@alice:test","origin_server_ts":%d,"content":{"msgtype":"m.text","body":"!koji capacity ppc3 %d"}}`,
+			i, now.UnixMilli(), i))
+	}
+	f := &fakeHS{syncBody: func(n int, since string) string {
+		switch since {
+		case "s1":
+			return `{"next_batch":"s2","rooms":{"join":{"!room:test":{"timeline":{"events":[` + strings.Join(stuck, ",") + `]}}}}}`
+		case "s2":
+			return strings.Replace(batch("s3", "$bob", "hosts", time.Now()), "@alice:test", "@bob:test", 1)
+		}
+		return fmt.Sprintf(`{"next_batch":"s%d"}`, n+10)
+	}}
+	release := make(chan struct{})
+	var inFlight, most atomic.Int32
+	h := &recHandler{during: func(req commands.Request) {
+		if req.Account == "@alice:test" {
+			n := inFlight.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			<-release
+			inFlight.Add(-1)
+		}
+	}}
+	kv := &memKV{m: map[string]string{keyNextBatch: "s1"}}
+	b := newTestBotWith(t, f, kv, h, 30, time.Second, nil)
+	var released sync.Once
+	whileStuck := false
+	start := time.Now()
+	runBot(t, b, func() bool {
+		answered := len(f.sent("$bob")) > 0
+		if !answered && time.Since(start) < 5*time.Second {
+			return false
+		}
+		released.Do(func() { whileStuck = answered; close(release) })
+		return len(h.calls()) == 13
+	})
+	if got := f.sent("$bob"); !whileStuck || len(got) != 1 || got[0] != "@bob:test: done: hosts" {
+		t.Fatalf("bob's command was not answered while alice's were stuck (replies %q)", got)
+	}
+	if m := most.Load(); m != 1 {
+		t.Errorf("%d of alice's commands ran at once, want one at a time", m)
+	}
+	var order []string
+	for _, c := range h.calls() {
+		if c.Account == "@alice:test" {
+			order = append(order, c.Text)
+		}
+	}
+	for i, text := range order {
+		if want := fmt.Sprintf("capacity ppc3 %d", i); text != want {
+			t.Fatalf("alice's commands ran in the order %q, want the order sent", order)
+		}
+	}
+}
+
+// TestJoinFailedRoomServed: a configured room whose join was answered
+// with an error (a 502, though the join went through) is served when the
+// sync shows the bot in it: its commands run and it is never left. Only a
+// room matching no configured entry is left.
+func TestJoinFailedRoomServed(t *testing.T) {
+	now := time.Now()
+	f := &fakeHS{
+		aliases: map[string]string{"#admin:test": "!room:test"},
+		join:    func(string) (int, string) { return http.StatusBadGateway, "" },
+		syncBody: func(n int, since string) string {
+			if since == "s1" {
+				return fmt.Sprintf(`{"next_batch":"s2","rooms":{"join":{`+
+					`"!room:test":{"timeline":{"events":[{"type":"m.room.message","event_id":"$c1","sender":"@alice:test","origin_server_ts":%d,"content":{"msgtype":"m.text","body":"!koji hosts"}}]}},`+
+					`"!other:test":{"timeline":{"events":[]}}}}}`, now.UnixMilli())
+			}
+			return fmt.Sprintf(`{"next_batch":"s%d"}`, n+10)
+		},
+	}
+	kv := &memKV{m: map[string]string{keyNextBatch: "s1"}}
+	h := &recHandler{}
+	b := newTestBotWith(t, f, kv, h, 30, 20*time.Millisecond, nil)
+	b.opts.Config.Rooms = []string{"#admin:test"}
+	runBot(t, b, func() bool { return len(f.sent("$c1")) > 0 })
+	if calls := h.calls(); len(calls) != 1 || calls[0].Place != "matrix:!room:test" {
+		t.Errorf("commands run: %+v, want hosts from !room:test", calls)
+	}
+	f.mu.Lock()
+	leaves := append([]string(nil), f.leaves...)
+	f.mu.Unlock()
+	if len(leaves) != 1 || !strings.Contains(leaves[0], "!other:test") {
+		t.Errorf("left %q, want only !other:test", leaves)
+	}
+	if !b.configured("!room:test") || b.configured("!other:test") {
+		t.Errorf("served: !room:test %v, !other:test %v; want only the configured one", b.configured("!room:test"), b.configured("!other:test"))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.pending) != 0 || b.notifyRoom != "!room:test" {
+		t.Errorf("pending %q, notify room %q; want none pending and !room:test", b.pending, b.notifyRoom)
+	}
+}
+
+// TestDelayedCommandNotRun: a command that reaches a running bot more than
+// matrix.max_delay after it was sent (held up on its way) is answered "not
+// run", with the delay, whenever the bot started.
+func TestDelayedCommandNotRun(t *testing.T) {
+	var sent atomic.Int64
+	f := &fakeHS{syncBody: func(n int, since string) string {
+		if n == 3 {
+			return batch(fmt.Sprintf("s%d", n+1), "$late", "restart all", time.UnixMilli(sent.Load()))
+		}
+		return fmt.Sprintf(`{"next_batch":"s%d"}`, n+1)
+	}}
+	kv := &memKV{m: map[string]string{keySync: `{"next_batch":"s0"}`}}
+	h := &recHandler{}
+	b := newTestBotWith(t, f, kv, h, 30, time.Second, nil)
+	b.opts.Config.MaxDelay = time.Second
+	// Sent a little after the start, received 3s after it was sent.
+	sent.Store(time.Now().Add(-3 * time.Second).UnixMilli())
+	runBot(t, b, func() bool { return len(f.sent("$late")) > 0 })
+	if n := len(h.calls()); n != 0 {
+		t.Errorf("a command that arrived 3s late (max_delay 1s) ran")
+	}
+	if got := f.sent("$late"); len(got) != 1 || !strings.Contains(got[0], "error: not run: sent 3s before it reached kojibot (matrix.max_delay is 1s)") {
+		t.Errorf("replies: %q, want one saying it was not run, with the delay", got)
+	}
+}
+
+// TestPlaceName: a command names its room by the room's canonical alias,
+// else by the alias it was configured by, beside the room id.
+func TestPlaceName(t *testing.T) {
+	now := time.Now()
+	f := &fakeHS{
+		aliases: map[string]string{"#admin:test": "!room:test"},
+		join: func(target string) (int, string) {
+			if target == "#admin:test" {
+				return 0, "!room:test"
+			}
+			return 0, "!ops:test"
+		},
+		syncBody: func(n int, since string) string {
+			if since == "s1" {
+				ev := func(id string) string {
+					return fmt.Sprintf(`{"type":"m.room.message","event_id":%q,"sender":"@alice:test","origin_server_ts":%d,"content":{"msgtype":"m.text","body":"!koji hosts"}}`, id, now.UnixMilli())
+				}
+				return `{"next_batch":"s2","rooms":{"join":{` +
+					`"!room:test":{"timeline":{"events":[` + ev("$r") + `]}},` +
+					`"!ops:test":{"state":{"events":[{"type":"m.room.canonical_alias","state_key":"","event_id":"$a","sender":"@x:test","origin_server_ts":1,"content":{"alias":"#ops:test"}},` +
+					`{"type":"m.room.name","state_key":"","event_id":"$n","sender":"@x:test","origin_server_ts":1,"content":{"name":"Ops"}}]},"timeline":{"events":[` + ev("$o") + `]}}}}}`
+			}
+			return fmt.Sprintf(`{"next_batch":"s%d"}`, n+10)
+		},
+	}
+	kv := &memKV{m: map[string]string{keyNextBatch: "s1"}}
+	h := &recHandler{}
+	b := newTestBotWith(t, f, kv, h, 30, time.Second, nil)
+	b.opts.Config.Rooms = []string{"#admin:test", "!ops:test"}
+	runBot(t, b, func() bool { return len(h.calls()) == 2 })
+	got := map[string]string{}
+	for _, c := range h.calls() {
+		got[c.Place] = c.PlaceName
+	}
+	if want := map[string]string{"matrix:!room:test": "#admin:test", "matrix:!ops:test": "#ops:test"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("places %v, want %v", got, want)
 	}
 }

@@ -4,12 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
+	"slices"
 	"strings"
 
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/fedora-infra/kojibot/acl"
 	"github.com/fedora-infra/kojibot/bot/reply"
+	"github.com/fedora-infra/kojibot/config"
 )
 
 // maxEventBytes is the most a reply's content may take as JSON: Matrix
@@ -96,7 +99,7 @@ func (b *Bot) composeLines(msgs []reply.Message, replyTo id.EventID, caller *id.
 	if caller != nil {
 		c.Mentions = &event.Mentions{UserIDs: []id.UserID{*caller}}
 		c.Body = string(*caller) + ": "
-		c.FormattedBody = fmt.Sprintf(`<a href="https://matrix.to/#/%s">%s</a>: `, html.EscapeString(string(*caller)), html.EscapeString(string(*caller)))
+		c.FormattedBody = pillHTML(*caller) + ": "
 	}
 	// The note goes before the last message's footer, which stays last
 	// (a confirmation's token), as on IRC.
@@ -107,6 +110,8 @@ func (b *Bot) composeLines(msgs []reply.Message, replyTo id.EventID, caller *id.
 	}
 	var text, markup []string
 	for _, m := range shown {
+		m, ids := b.mentionUsers(m)
+		c.Mentions.UserIDs = append(c.Mentions.UserIDs, ids...)
 		text = append(text, m.TextLines()...)
 		markup = append(markup, messageHTML(m))
 	}
@@ -134,7 +139,8 @@ func linesOf(msgs []reply.Message) int {
 }
 
 // messageHTML renders m as Matrix HTML (the subset clients allow): the
-// headline with its prefix and its links, the other lines one per <br>, the
+// headline with its prefix, its links and its mentions (a Matrix user id
+// as a pill), the other lines one per <br>, the
 // table as a <table>, the preformatted text in <pre>, and the footer.
 // Every text is escaped; only http and https addresses become links.
 func messageHTML(m reply.Message) string {
@@ -152,6 +158,19 @@ func messageHTML(m reply.Message) string {
 			b.WriteString(", ")
 		}
 		b.WriteString(linkHTML(l.Label, l.URL))
+	}
+	if who := m.Mentions; who != nil && len(who.Users) > 0 {
+		b.WriteString(" — " + html.EscapeString(who.Label) + ": ")
+		for i, u := range who.Users {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			if config.ValidMatrixUserID(u) {
+				b.WriteString(pillHTML(id.UserID(u)))
+			} else {
+				b.WriteString(html.EscapeString(u))
+			}
+		}
 	}
 	if len(m.Lines) > 1 {
 		for _, l := range m.Lines[1:] {
@@ -174,6 +193,38 @@ func messageHTML(m reply.Message) string {
 		b.WriteString(html.EscapeString(m.Footer))
 	}
 	return b.String()
+}
+
+// mentionUsers is m with the FAS users it mentions as the Matrix users of
+// matrix.fas_server (when set), and the Matrix ids to mention: those, and
+// the entries that are Matrix user ids already. Other entries (a name
+// that is no FAS user name, or any name without matrix.fas_server) stay
+// text, mentioning no one.
+func (b *Bot) mentionUsers(m reply.Message) (reply.Message, []id.UserID) {
+	if m.Mentions == nil || len(m.Mentions.Users) == 0 {
+		return m, nil
+	}
+	server := b.opts.Config.FASServer
+	ms := &reply.Mentions{Label: m.Mentions.Label, Users: make([]string, len(m.Mentions.Users))}
+	var ids []id.UserID
+	for i, u := range m.Mentions.Users {
+		u = strings.TrimSpace(u)
+		if server != "" && acl.ValidName(u) {
+			u = "@" + strings.ToLower(u) + ":" + server
+		}
+		if config.ValidMatrixUserID(u) && !slices.Contains(ids, id.UserID(u)) {
+			ids = append(ids, id.UserID(u))
+		}
+		ms.Users[i] = u
+	}
+	m.Mentions = ms
+	return m, ids
+}
+
+// pillHTML is a mention of user: a link to it, which clients show as a
+// pill.
+func pillHTML(user id.UserID) string {
+	return fmt.Sprintf(`<a href="https://matrix.to/#/%s">%s</a>`, html.EscapeString(string(user)), html.EscapeString(string(user)))
 }
 
 // tableHTML renders t as an HTML table with a heading row.

@@ -155,3 +155,34 @@ func TestComposeFitsOneEvent(t *testing.T) {
 		t.Errorf("%d pages published, want 1", pages)
 	}
 }
+
+// TestComposeNotificationMentions: a watcher notification is a structured
+// message: its draft is a link, and the FAS users it escalates to are
+// mentioned as the Matrix users of matrix.fas_server (m.mentions and a
+// pill each); a contact that is no FAS user name is only named, and
+// without matrix.fas_server no one is mentioned.
+func TestComposeNotificationMentions(t *testing.T) {
+	m := reply.Message{Lines: []string{"ALERT shared mount /mnt/koji on koji-hub 97% full (threshold 90%)"},
+		Links:    []reply.Link{{Label: "outage draft o1", URL: "https://bot/drafts/tok"}},
+		Mentions: &reply.Mentions{Label: "escalate", Users: []string{"kevin", "Nirik", "ops <oncall@example.org>"}}}
+	b := &Bot{opts: Options{Config: config.Matrix{MaxLines: 30, FASServer: "fedora.im"}}}
+	c := b.compose([]reply.Message{m}, "", nil, true)
+	if want := []id.UserID{"@kevin:fedora.im", "@nirik:fedora.im"}; c.Mentions == nil || fmt.Sprint(c.Mentions.UserIDs) != fmt.Sprint(want) || c.Mentions.Room {
+		t.Errorf("m.mentions %+v, want %v", c.Mentions, want)
+	}
+	wantHTML := `ALERT shared mount /mnt/koji on koji-hub 97% full (threshold 90%) — <a href="https://bot/drafts/tok">outage draft o1</a>` +
+		` — escalate: <a href="https://matrix.to/#/@kevin:fedora.im">@kevin:fedora.im</a>, <a href="https://matrix.to/#/@nirik:fedora.im">@nirik:fedora.im</a>, ops &lt;oncall@example.org&gt;`
+	if c.FormattedBody != wantHTML {
+		t.Errorf("formatted_body\n%s\nwant\n%s", c.FormattedBody, wantHTML)
+	}
+	wantBody := "ALERT shared mount /mnt/koji on koji-hub 97% full (threshold 90%); outage draft o1: https://bot/drafts/tok — escalate: @kevin:fedora.im, @nirik:fedora.im, ops <oncall@example.org>"
+	if c.Body != wantBody {
+		t.Errorf("body\n%s\nwant\n%s", c.Body, wantBody)
+	}
+
+	b.opts.Config.FASServer = ""
+	c = b.compose([]reply.Message{m}, "", nil, true)
+	if c.Mentions == nil || len(c.Mentions.UserIDs) != 0 || strings.Contains(c.FormattedBody, "matrix.to") || !strings.Contains(c.Body, "escalate: kevin, Nirik") {
+		t.Errorf("without matrix.fas_server: mentions %+v\n%s\n%s", c.Mentions, c.Body, c.FormattedBody)
+	}
+}

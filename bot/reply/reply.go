@@ -64,6 +64,28 @@ type Message struct {
 	// Footer is a last line that a transport never leaves out when it
 	// shortens the message (a confirmation's "to go ahead" with its token).
 	Footer string
+	// Mentions, when set, are the people the headline calls on (those to
+	// escalate to), shown after the links.
+	Mentions *Mentions
+}
+
+// Mentions are people a message calls on, by FAS user name. A text
+// transport shows them as "label: name, name"; one that can mention a
+// FAS user (Matrix, with matrix.fas_server) mentions them.
+type Mentions struct {
+	// Label says why they are named ("escalate").
+	Label string
+	// Users are FAS user names, or other contacts, as configured.
+	Users []string
+}
+
+// Text is how a text transport shows ms: "label: a, b"; "" when there is
+// no one.
+func (ms *Mentions) Text() string {
+	if ms == nil || len(ms.Users) == 0 {
+		return ""
+	}
+	return ms.Label + ": " + strings.Join(ms.Users, ", ")
 }
 
 // Link is a URL with the word that names it.
@@ -102,6 +124,13 @@ func Text(kind Kind, text string) Message {
 func (m Message) Normalized() Message {
 	m.Lines, m.Pre = splitLines(m.Lines), splitLines(m.Pre)
 	m.Footer = oneLine(m.Footer)
+	if m.Mentions != nil {
+		ms := &Mentions{Label: oneLine(m.Mentions.Label), Users: make([]string, len(m.Mentions.Users))}
+		for i, u := range m.Mentions.Users {
+			ms.Users[i] = oneLine(u)
+		}
+		m.Mentions = ms
+	}
 	if len(m.Links) > 0 {
 		links := make([]Link, len(m.Links))
 		for i, l := range m.Links {
@@ -170,8 +199,8 @@ func oneLine(s string) string {
 	}, s)
 }
 
-// Headline is the first line with the kind's prefix and the links, as a
-// text transport shows it.
+// Headline is the first line with the kind's prefix, the links and the
+// mentions, as a text transport shows it.
 func (m Message) Headline() string {
 	m = m.Normalized()
 	head := ""
@@ -185,6 +214,14 @@ func (m Message) Headline() string {
 			sep = ""
 		}
 		head += sep + l.Label + ": " + l.URL
+	}
+	// A dash, not "; ": a link right before it stays a link a client can
+	// tell from the punctuation.
+	if who := m.Mentions.Text(); who != "" {
+		if head != "" {
+			head += " — "
+		}
+		head += who
 	}
 	return head
 }
@@ -243,7 +280,7 @@ func (m Message) Cap(limit, room int) (Message, int) {
 		budget--
 	}
 	budget = max(budget, 0)
-	out := Message{Kind: m.Kind, Links: m.Links, Footer: m.Footer}
+	out := Message{Kind: m.Kind, Links: m.Links, Footer: m.Footer, Mentions: m.Mentions}
 	if len(m.Lines) > 0 {
 		out.Lines = []string{m.Lines[0]}
 	}

@@ -29,6 +29,10 @@ func TestTextLines(t *testing.T) {
 				Rows: [][]string{{"ppc3.fedora.redhat.com", "1.5 GiB", "mock"}, {"é", "12 B", ""}}}},
 			[]string{"confirm: plan", "host                       size  kind", "ppc3.fedora.redhat.com  1.5 GiB  mock", "é                          12 B"}},
 		{"empty table", Message{Lines: []string{"none"}, Table: &Table{Columns: []Column{{Name: "x"}}}}, []string{"none"}},
+		{"mentions", Message{Lines: []string{"ALERT full"}, Links: []Link{{"outage draft o1", "https://bot/d/x"}},
+			Mentions: &Mentions{Label: "escalate", Users: []string{"kevin", "nir\nik"}}},
+			[]string{"ALERT full; outage draft o1: https://bot/d/x — escalate: kevin, nir ik"}},
+		{"no one to mention", Message{Lines: []string{"ALERT full"}, Mentions: &Mentions{Label: "escalate"}}, []string{"ALERT full"}},
 		{"pre", Message{Lines: []string{"draft o1:"}, Pre: []string{"To: list", "", "  indented"}}, []string{"draft o1:", "To: list", "", "  indented"}},
 	}
 	for _, tt := range tests {

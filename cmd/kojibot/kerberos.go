@@ -8,7 +8,7 @@ import (
 )
 
 // fasjsonAuthenticator is how the bot authenticates to FASJSON: SPNEGO
-// with the keytab of acl.keytab when it is set (SPEC.md §12), else no
+// with the keytab of acl.keytab when it is set, else no
 // credentials (the stand-in of the tests and the demo).
 func fasjsonAuthenticator(cfg config.ACL, log *slog.Logger) (acl.Authenticator, error) {
 	if cfg.Keytab == "" {

@@ -168,7 +168,7 @@ func runSSHProbe(ctx context.Context, cfg *config.Config, stdout, stderr io.Writ
 		fmt.Fprintln(stdout, lines[host])
 	}
 	if failed > 0 {
-		fmt.Fprintf(stderr, "error: %d of %d hosts failed the SSH check; see README \"Deploying\"\n", failed, len(cfg.Hosts))
+		fmt.Fprintf(stderr, "error: %d of %d hosts failed the SSH check; see docs/deploying.md\n", failed, len(cfg.Hosts))
 		return 1
 	}
 	return 0

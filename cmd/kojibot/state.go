@@ -14,7 +14,7 @@ import (
 )
 
 // recoverJournal restores what earlier kojibot processes left stopped
-// (SPEC.md §10) and returns the lines that say what it found and did;
+// and returns the lines that say what it found and did;
 // none when the journal was clean. Call it before serving anything.
 func recoverJournal(ctx context.Context, sys *system) []string {
 	r, err := sys.dispatcher.Recover(ctx)

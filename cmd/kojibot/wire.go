@@ -69,7 +69,7 @@ type system struct {
 	drafts     *outage.Store
 	template   *outage.Template
 	fleet      *fleet.Fleet
-	// state is the embedded store: journal, job records (SPEC.md §10).
+	// state is the embedded store: journal, job records.
 	state *state.Store
 	cfg   *config.Config
 	close func()
@@ -185,6 +185,9 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	}
 	// Account names are compared the way the network says (CASEMAPPING).
 	opts = append(opts, irc.WithCaseMapping(sys.acl.SetCaseMapping))
+	// Every transport limits its callers by commands.user_rate and
+	// commands.user_burst, each with buckets of its own.
+	opts = append(opts, irc.WithUserLimits(bot.NewUserLimits(cfg.Commands.UserRate, cfg.Commands.UserBurst)))
 	// Either transport may be left out (irc.server empty, or no matrix
 	// section); check-config requires one.
 	var b *irc.Bot
@@ -194,16 +197,16 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 			return exitError{1}
 		}
 	}
-	// Matrix, beside IRC, through the same dispatcher (SPEC.md §11).
+	// Matrix, beside IRC, through the same dispatcher.
 	var mb *matrix.Bot
 	if cfg.Matrix.Enabled() {
-		// Matrix callers are limited like IRC ones (irc.user_rate, irc.user_burst).
-		rate, burst := cfg.IRC.UserRate, cfg.IRC.UserBurst
-		if rate <= 0 || burst <= 0 {
-			rate, burst = irc.DefaultUserRate, irc.DefaultUserBurst
-		}
 		mopts := matrix.Options{Config: cfg.Matrix, Handler: sys.dispatcher, State: sys.state,
-			Log: sys.log.With("component", "matrix"), Limits: bot.NewUserLimits(rate, burst)}
+			Log: sys.log.With("component", "matrix"), Limits: bot.NewUserLimits(cfg.Commands.UserRate, cfg.Commands.UserBurst),
+			// A sender linked to a FAS user has a rate bucket of its own.
+			Identify: func(ctx context.Context, sender string) bool {
+				_, err := sys.acl.Resolve(ctx, acl.Caller{Account: sender, Matrix: true})
+				return err == nil
+			}}
 		if cfg.HTTP.Listen != "" && cfg.HTTP.PublicURL != "" {
 			mopts.LongOutput = func(text string) (string, bool) { return srv.Store(text) }
 		}
@@ -213,17 +216,17 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		}
 	}
 	// notifyAll tells every notify place: the IRC channel and the Matrix room.
-	notifyAll := func(text string) {
+	notifyAll := func(m reply.Message) {
 		if b != nil {
-			b.Notify("", text)
+			b.Notify("", m)
 		}
 		if mb != nil {
-			mb.Notify(text)
+			mb.Notify(m)
 		}
 	}
 	// Queued until the bot is connected and has joined.
 	for _, line := range recovered {
-		notifyAll(line)
+		notifyAll(reply.Text(reply.Info, line))
 	}
 	webOpts := web.Options{
 		Listen: cfg.HTTP.Listen, PublicURL: cfg.HTTP.PublicURL, DB: sys.db, Jobs: sys.dispatcher,
@@ -260,7 +263,7 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	defer cancel()
 	watchDeps := watch.Deps{
 		DB: sys.db, Drafts: sys.drafts, Builders: sys.dispatcher.Builders, Metrics: metrics,
-		Notify: func(text string) bool { notifyAll(text); return true },
+		Notify: func(m reply.Message) bool { notifyAll(m); return true },
 		Log:    sys.log.With("component", "watch"),
 	}
 	if sys.fleet != nil {
@@ -286,7 +289,8 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	sdNotify := newSystemdNotifier(sys.log.With("component", "systemd"))
 	workers.Add(1)
 	go func() { defer workers.Done(); sdNotify.run(ctx, connected, cfg.IRC.Server) }()
-	sys.log.Info("kojibot starting", "version", versionString(), "server", cfg.IRC.Server, "nick", cfg.IRC.Nick, "http", cfg.HTTP.Listen)
+	sys.log.Info("kojibot starting", "version", versionString(), "transports", strings.Join(transportNames(cfg), ", "),
+		"irc", cfg.IRC.Server, "matrix", cfg.Matrix.UserID, "http", cfg.HTTP.Listen)
 	if mb != nil {
 		workers.Add(1)
 		go func() {
@@ -367,8 +371,10 @@ func runExec(ctx context.Context, cfg *config.Config, fasUser string, yes bool, 
 	}
 	out := &terminalOutput{w: stdout}
 	answers := bufio.NewReader(stdin)
+	loginUID, loginName := loginUser(procLoginUID)
 	req := commands.Request{FASUser: fasUser, Place: "exec", Text: strings.Join(args, " "),
 		LocalUser: localUser(), SudoUser: os.Getenv("SUDO_USER"),
+		LoginUID: loginUID, LoginUser: loginName,
 		AutoConfirm: func(plan reply.Message) bool {
 			fmt.Fprintln(stdout, plan.String())
 			if yes {
@@ -404,4 +410,17 @@ func localUser() string {
 		return "uid " + strconv.Itoa(os.Getuid())
 	}
 	return u.Username
+}
+
+// transportNames names the transports cfg runs: "irc" when irc.server is
+// set, "matrix" when matrix.user_id is.
+func transportNames(cfg *config.Config) []string {
+	var names []string
+	if cfg.IRCEnabled() {
+		names = append(names, "irc")
+	}
+	if cfg.Matrix.Enabled() {
+		names = append(names, "matrix")
+	}
+	return names
 }

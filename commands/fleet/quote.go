@@ -14,7 +14,7 @@ var ErrNUL = errors.New("fleet: argument contains a NUL byte")
 // remote shell hands the command exactly s, whatever it contains — quotes,
 // $(...), backticks, ;|&, globs, newlines, UTF-8 or invalid UTF-8.
 //
-// Quote is the one quoting function of kojibot (DESIGN.md decision 6): every
+// Quote is the one quoting function of kojibot: every
 // argument of every remote command passes through it. A string made only of
 // characters that no shell treats specially ([A-Za-z0-9_@%+:,./-], not
 // empty) is returned as is so that logs stay readable; anything else is put

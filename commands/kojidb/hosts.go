@@ -210,10 +210,11 @@ func (d *DB) SetCapacity(ctx context.Context, host string, capacity float64) (be
 // transaction here), so `koji list-history` shows the same two entries; the
 // legacy schema gets the two equivalent in-place updates of host.
 //
-// A host already in that state is not enabled or disabled again; its
-// comment is still updated when comment differs from it (editHost alone).
-// When nothing differs nothing is written and after equals before, with a
-// nil error. Callers tell what changed by comparing before and after.
+// As Koji's set_host_enabled, enableHost and disableHost write their
+// revision even when the host is already in that state (a revision that
+// changes nothing, which `koji list-history` lists like the others); the
+// comment is then edited only when it differs (editHost writes nothing
+// otherwise). Callers tell what changed by comparing before and after.
 func (d *DB) SetEnabled(ctx context.Context, host string, enabled bool, comment string) (before, after Host, err error) {
 	verb := "disable "
 	if enabled {
@@ -228,12 +229,10 @@ func (d *DB) SetEnabled(ctx context.Context, host string, enabled bool, comment 
 		if err != nil {
 			return err
 		}
-		after = before
-		if after.Enabled != enabled {
-			// enableHost / disableHost: only enabled changes.
-			if after, err = d.apply(ctx, tx, gen, uid, after, change{enabled: &enabled}); err != nil {
-				return err
-			}
+		// enableHost / disableHost: only enabled changes, and a revision
+		// is written even when it does not.
+		if after, err = d.apply(ctx, tx, gen, uid, before, change{enabled: &enabled}); err != nil {
+			return err
 		}
 		if comment != "" && after.Comment != comment {
 			// editHost(comment=...): its own event.

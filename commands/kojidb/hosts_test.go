@@ -340,14 +340,15 @@ func TestSetEnabled(t *testing.T) {
 				}
 			}
 
-			// Disabling again with the same reason is a no-op.
+			// Disabling again with the same reason changes nothing but, as
+			// disableHost does, writes a revision (editHost does not).
 			b2, a2, err := db.SetEnabled(ctx, host, false, why)
-			if err != nil || b2 != a2 || a2.Comment != why {
+			if err != nil || a2.Enabled || a2.Comment != why || b2.Enabled != a2.Enabled || b2.Comment != a2.Comment {
 				t.Errorf("disable twice: %+v -> %+v, %v", b2, a2, err)
 			}
 			if g.want.IsVersioned() {
-				if n := len(configRows(t, dsns, host)); n != 3 {
-					t.Errorf("no-op disable made a row: %d rows", n)
+				if n := len(configRows(t, dsns, host)); n != 4 {
+					t.Errorf("disable twice: %d host_config rows, want 4 (disableHost's revision)", n)
 				}
 			}
 
@@ -364,7 +365,7 @@ func TestSetEnabled(t *testing.T) {
 						active++
 					}
 				}
-				if len(rows) != 4 || active != 1 || !rows[3].enabled {
+				if len(rows) != 5 || active != 1 || !rows[4].enabled {
 					t.Errorf("host_config after enable: %+v", rows)
 				}
 			}

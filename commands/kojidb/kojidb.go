@@ -105,6 +105,12 @@ var (
 	// ErrNoStats: the bot's role cannot see other roles' backends in
 	// pg_stat_activity (it needs pg_read_all_stats or pg_monitor).
 	ErrNoStats = errors.New("the bot's database role cannot see other roles' backends (grant pg_read_all_stats)")
+	// ErrHubZoneUnknown: the schema stores check-ins without a time zone
+	// (Koji 1.21 and older), koji.db_timezone is empty, and the database's
+	// default zone cannot be read because the bot's role has a timezone
+	// setting of its own (ALTER ROLE … SET timezone) that hides the
+	// server's; the reads refuse rather than guess.
+	ErrHubZoneUnknown = errors.New("the hub's time zone is unknown: the bot's database role has its own timezone setting (ALTER ROLE ... SET timezone), which hides the server's; set koji.db_timezone, or ALTER DATABASE ... SET timezone")
 )
 
 var errClosed = errors.New("kojidb: closed")
@@ -122,7 +128,10 @@ type DB struct {
 	gen     Generation // Unknown until detected on the current connections
 	feat    features   // detected with gen
 	lastGen Generation // last generation logged
-	zone    string     // koji.db_timezone; "" means the server's own setting
+	zone    string     // koji.db_timezone; "" means the database's default
+	// zoneHidden: zone is empty and the newest connection could not learn
+	// the database's default zone (see ErrHubZoneUnknown).
+	zoneHidden atomic.Bool
 
 	appName string          // the pool's application_name
 	ownMu   sync.Mutex      // guards own
@@ -140,9 +149,12 @@ type Option func(*DB)
 // WithHubTimeZone names the IANA time zone (koji.db_timezone) the hub writes
 // its TIMESTAMP WITHOUT TIME ZONE columns in (sessions.update_time until Koji
 // 1.21); those columns are read as times in that zone. When zone is empty,
-// or without this option, the database server's own timezone setting is
-// used: the client's PGTZ or a timezone in the DSN is then not sent, since
-// the hub's connections do not send one either.
+// or without this option, the database's default zone is used: its own
+// setting (ALTER DATABASE ... SET timezone, or ALTER ROLE ALL ... SET), else
+// the server's. A zone the bot's session alone would get is never used: the
+// client's PGTZ, a timezone or "-c TimeZone=" option in the DSN, nor the
+// bot's role's own setting (ALTER ROLE ... SET timezone), since the hub's
+// sessions have none of them.
 func WithHubTimeZone(zone string) Option { return func(d *DB) { d.zone = zone } }
 
 // Open prepares a connection pool to the Koji database at dsn, acting as the
@@ -177,13 +189,22 @@ func Open(ctx context.Context, dsn string, kojiUser string, log *slog.Logger, op
 		o(d)
 	}
 	// Every session runs in the hub's zone, so that casting a tz-naive
-	// column to timestamptz reads it as the hub wrote it.
-	for k := range cfg.ConnConfig.RuntimeParams {
-		if strings.EqualFold(k, "timezone") {
+	// column to timestamptz reads it as the hub wrote it: the client's own
+	// zone (PGTZ, a timezone parameter, a -c TimeZone= option) is not sent.
+	for k, v := range cfg.ConnConfig.RuntimeParams {
+		switch {
+		case strings.EqualFold(k, "timezone"):
 			delete(cfg.ConnConfig.RuntimeParams, k)
+		case k == "options":
+			if o := withoutTimeZone(v); o != "" {
+				cfg.ConnConfig.RuntimeParams[k] = o
+			} else {
+				delete(cfg.ConnConfig.RuntimeParams, k)
+			}
 		}
 	}
 	if d.zone != "" {
+		// A client parameter outranks every role and database setting.
 		cfg.ConnConfig.RuntimeParams["timezone"] = d.zone
 	}
 	d.secrets = append(d.secrets, dsn)
@@ -192,9 +213,12 @@ func Open(ctx context.Context, dsn string, kojiUser string, log *slog.Logger, op
 	}
 	// A new physical connection may follow a restart, a fail-over or a hub
 	// upgrade: detect the schema again on it.
-	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		d.invalidate()
 		d.ownBackend(conn.PgConn().PID(), true)
+		if d.zone == "" {
+			return d.useDatabaseZone(ctx, conn)
+		}
 		return nil
 	}
 	cfg.BeforeClose = func(conn *pgx.Conn) { d.ownBackend(conn.PgConn().PID(), false) }
@@ -247,6 +271,10 @@ type features struct {
 	// naiveSessions: sessions.update_time is TIMESTAMP WITHOUT TIME ZONE in
 	// the hub's local time (Koji 1.21 and older).
 	naiveSessions bool
+	// groupPerms: the hub counts the permissions of the groups a user
+	// belongs to (user_groups), as Koji 1.34 and later do; the sign of such
+	// a schema is scheduler_task_runs, new in 1.34.
+	groupPerms bool
 }
 
 // features returns what was detected with the generation.
@@ -271,6 +299,10 @@ func (d *DB) generation(ctx context.Context, conn *pgxpool.Conn) (Generation, er
 	if err != nil {
 		return Unknown, err
 	}
+	if f.naiveSessions && d.zoneHidden.Load() {
+		// Not cached: asked again on every call until it is fixed.
+		return Unknown, ErrHubZoneUnknown
+	}
 	d.mu.Lock()
 	d.gen = g
 	d.feat = f
@@ -279,14 +311,16 @@ func (d *DB) generation(ctx context.Context, conn *pgxpool.Conn) (Generation, er
 	d.mu.Unlock()
 	if changed {
 		d.log.Info("koji schema detected", "generation", g.String(),
-			"standard_buildroot", f.standardBuildroot, "tz_naive_sessions", f.naiveSessions)
+			"standard_buildroot", f.standardBuildroot, "tz_naive_sessions", f.naiveSessions,
+			"group_permissions", f.groupPerms)
 	}
 	return g, nil
 }
 
 // detect reads the catalog: host.capacity means legacy, host_config means
 // versioned, and host.update_time means 1.33+; standard_buildroot (1.11+)
-// and the type of sessions.update_time (tz-naive until 1.21) refine it. A
+// and the type of sessions.update_time (tz-naive until 1.21) refine it, and
+// user_groups with scheduler_task_runs (1.34+) means group permissions. A
 // host without description is older than Koji 1.4 (ErrSchemaTooOld, naming
 // 1.3 when external_repo, new in 1.3, exists). It needs no privilege.
 func detect(ctx context.Context, conn *pgxpool.Conn) (Generation, features, error) {
@@ -304,11 +338,12 @@ func detect(ctx context.Context, conn *pgxpool.Conn) (Generation, features, erro
 		to_regclass('external_repo') IS NOT NULL,
 		to_regclass('standard_buildroot') IS NOT NULL,
 		EXISTS (SELECT 1 FROM cols WHERE relname = 'sessions' AND attname = 'update_time'
-			AND atttypid = 'timestamp'::regtype)`
+			AND atttypid = 'timestamp'::regtype),
+		to_regclass('user_groups') IS NOT NULL AND to_regclass('scheduler_task_runs') IS NOT NULL`
 	var host, capacity, config, updateTime, description, externalRepo bool
 	var f features
 	if err := conn.QueryRow(ctx, q).Scan(&host, &capacity, &config, &updateTime, &description, &externalRepo,
-		&f.standardBuildroot, &f.naiveSessions); err != nil {
+		&f.standardBuildroot, &f.naiveSessions, &f.groupPerms); err != nil {
 		return Unknown, f, err
 	}
 	switch {
@@ -482,4 +517,110 @@ func (d *DB) scrub(s string) string {
 		}
 	}
 	return s
+}
+
+// serverZoneSources are the pg_settings sources of a TimeZone that every
+// session of the database gets (a setting of the server, not of a role or
+// a client).
+var serverZoneSources = map[string]bool{
+	"default": true, "environment variable": true, "configuration file": true, "command line": true,
+	"global": true, "database": true,
+}
+
+// useDatabaseZone sets the TimeZone of the new session conn to the
+// database's default zone: the database's own setting or that of every
+// role (pg_db_role_setting, readable by any role), else the server's. The
+// server's is the session's own unless a setting of the bot's role
+// overrides it (the client sends none, see Open); then it cannot be read,
+// and zoneHidden says so.
+func (d *DB) useDatabaseZone(ctx context.Context, conn *pgx.Conn) error {
+	const q = `SELECT
+		(SELECT substr(c, strpos(c, '=') + 1) FROM pg_db_role_setting s, unnest(s.setconfig) c
+			WHERE s.setrole = 0 AND lower(split_part(c, '=', 1)) = 'timezone'
+				AND s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+			ORDER BY s.setdatabase DESC LIMIT 1),
+		(SELECT source FROM pg_settings WHERE name = 'TimeZone'),
+		current_setting('TimeZone')`
+	var dbZone *string
+	var source, current string
+	if err := conn.QueryRow(ctx, q).Scan(&dbZone, &source, &current); err != nil {
+		return err
+	}
+	switch {
+	case dbZone != nil:
+		d.zoneHidden.Store(false)
+		if *dbZone != current {
+			_, err := conn.Exec(ctx, "SELECT set_config('TimeZone', $1, false)", *dbZone)
+			return err
+		}
+	case serverZoneSources[source]:
+		d.zoneHidden.Store(false)
+	default:
+		if !d.zoneHidden.Swap(true) {
+			d.log.Warn("the database's default time zone is hidden by the role's own setting; tz-naive check-ins (Koji 1.21 and older) will not be read",
+				"session_zone", current, "source", source, "fix", "set koji.db_timezone")
+		}
+	}
+	return nil
+}
+
+// withoutTimeZone returns the libpq options string opts (command-line
+// switches for the server, split at unescaped white space, a backslash
+// escaping the next character) without the switches that set TimeZone:
+// "-c TimeZone=…", "-cTimeZone=…" and "--TimeZone=…", in any case.
+func withoutTimeZone(opts string) string {
+	var words []string
+	var w strings.Builder
+	inWord, escaped := false, false
+	for _, r := range opts {
+		switch {
+		case escaped:
+			w.WriteRune(r)
+			escaped = false
+		case r == '\\':
+			escaped, inWord = true, true
+		case r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\f' || r == '\v':
+			if inWord {
+				words = append(words, w.String())
+				w.Reset()
+				inWord = false
+			}
+		default:
+			w.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	setsZone := func(setting string) bool {
+		name, _, _ := strings.Cut(setting, "=")
+		return strings.EqualFold(strings.ReplaceAll(name, "-", "_"), "timezone")
+	}
+	var kept []string
+	for i := 0; i < len(words); i++ {
+		word := words[i]
+		switch {
+		case word == "-c" && i+1 < len(words):
+			if !setsZone(words[i+1]) {
+				kept = append(kept, word, words[i+1])
+			}
+			i++
+		case strings.HasPrefix(word, "--") && setsZone(word[2:]),
+			strings.HasPrefix(word, "-c") && setsZone(word[2:]):
+		default:
+			kept = append(kept, word)
+		}
+	}
+	for i, word := range kept {
+		var b strings.Builder
+		for _, r := range word {
+			if r == '\\' || r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\f' || r == '\v' {
+				b.WriteRune('\\')
+			}
+			b.WriteRune(r)
+		}
+		kept[i] = b.String()
+	}
+	return strings.Join(kept, " ")
 }

@@ -32,6 +32,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer cleanup()
+	defer stopRealHub()
 	cluster = c
 	return m.Run()
 }

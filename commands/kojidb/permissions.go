@@ -52,6 +52,10 @@ type KojiUser struct {
 	Status   int      // 0 normal, 1 blocked
 	UserType int      // 0 normal, 1 host, 2 group
 	Perms    []string // the active permissions of the user that allow editing hosts
+	// GroupPerms are those the user holds through a group, each as
+	// "<permission> (group <name>)"; only on hubs that count them (Koji
+	// 1.34 and later), else empty.
+	GroupPerms []string
 }
 
 // hostPerms are the permissions the hub accepts for editHost and
@@ -70,14 +74,26 @@ func hostPerms(gen Generation) []string {
 
 // checkKojiUser reads koji.user and returns it when the hub would let it
 // edit hosts, else a *PermissionError. Only active user_perms rows count,
-// as the hub reads them.
-func checkKojiUser(ctx context.Context, q querier, gen Generation, name string) (KojiUser, error) {
+// as the hub reads them; with feat.groupPerms (Koji 1.34 and later) also
+// the active user_perms of the groups the user is an active member of, as
+// the hub's get_user_perms adds them.
+func checkKojiUser(ctx context.Context, q querier, gen Generation, feat features, name string) (KojiUser, error) {
 	u := KojiUser{Name: name}
+	groups := `'{}'::text[]`
+	if feat.groupPerms {
+		groups = `coalesce(array(SELECT DISTINCT p.name::text || ' (group ' || g.name::text || ')'
+				FROM user_groups ug JOIN user_perms up ON up.user_id = ug.group_id
+				JOIN permissions p ON p.id = up.perm_id JOIN users g ON g.id = ug.group_id
+				WHERE ug.user_id = u.id AND ug.active IS TRUE AND up.active IS TRUE
+					AND p.name = ANY($2::text[])
+				ORDER BY 1), '{}')`
+	}
 	err := q.QueryRow(ctx, `SELECT u.id, u.status, u.usertype,
 			coalesce(array(SELECT p.name::text FROM user_perms up JOIN permissions p ON p.id = up.perm_id
 				WHERE up.user_id = u.id AND up.active IS TRUE AND p.name = ANY($2::text[])
-				ORDER BY p.name), '{}')
-		FROM users u WHERE u.name = $1`, name, hostPerms(gen)).Scan(&u.ID, &u.Status, &u.UserType, &u.Perms)
+				ORDER BY p.name), '{}'),
+			`+groups+`
+		FROM users u WHERE u.name = $1`, name, hostPerms(gen)).Scan(&u.ID, &u.Status, &u.UserType, &u.Perms, &u.GroupPerms)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return u, &PermissionError{User: name, Reason: fmt.Sprintf("no users row named %q (%v)", name, ErrNoKojiUser), noUser: true}
 	}
@@ -96,22 +112,27 @@ func checkKojiUser(ctx context.Context, q querier, gen Generation, name string) 
 			kind = "a group"
 		}
 		return u, &PermissionError{User: name, Reason: fmt.Sprintf("the user is %s (users.usertype %d)", kind, u.UserType)}
-	case len(u.Perms) == 0:
-		return u, &PermissionError{User: name, Reason: fmt.Sprintf("the user has none of the permissions %v", hostPerms(gen))}
+	case len(u.Perms) == 0 && len(u.GroupPerms) == 0:
+		how := "(this hub does not count group permissions)"
+		if feat.groupPerms {
+			how = "directly or through a group"
+		}
+		return u, &PermissionError{User: name, Reason: fmt.Sprintf("the user has none of the permissions %v %s", hostPerms(gen), how)}
 	}
 	return u, nil
 }
 
 // CheckKojiUser reports whether koji.user may edit hosts on this hub: it
 // exists, is not blocked, is a person (not a build host's account) and has
-// an active admin permission, or host on Koji 1.19 and later. The answer is
+// an active admin permission, or host on Koji 1.19 and later, itself or (on
+// Koji 1.34 and later, whose hub counts them) through a group. The answer is
 // logged. A refusal is a *PermissionError wrapping ErrNotAllowed; the writes
 // check again, inside their transaction, so a later change is seen.
 func (d *DB) CheckKojiUser(ctx context.Context) (KojiUser, error) {
 	var u KojiUser
 	err := d.read(ctx, "check koji.user", func(ctx context.Context, conn *pgxpool.Conn, gen Generation) error {
 		var err error
-		u, err = checkKojiUser(ctx, conn, gen, d.kojiUser)
+		u, err = checkKojiUser(ctx, conn, gen, d.features(), d.kojiUser)
 		return err
 	})
 	var pe *PermissionError
@@ -123,14 +144,15 @@ func (d *DB) CheckKojiUser(ctx context.Context) (KojiUser, error) {
 	case err != nil:
 		return u, err
 	}
-	d.log.Info("koji.user may edit hosts", "koji_user", d.kojiUser, "user_id", u.ID, "permissions", u.Perms)
+	d.log.Info("koji.user may edit hosts", "koji_user", d.kojiUser, "user_id", u.ID, "permissions", u.Perms,
+		"group_permissions", u.GroupPerms)
 	return u, nil
 }
 
 // mayEditHosts is the check of CheckKojiUser inside a write transaction; it
 // returns koji.user's id.
 func (d *DB) mayEditHosts(ctx context.Context, tx pgx.Tx, gen Generation) (int64, error) {
-	u, err := checkKojiUser(ctx, tx, gen, d.kojiUser)
+	u, err := checkKojiUser(ctx, tx, gen, d.features(), d.kojiUser)
 	var pe *PermissionError
 	if errors.As(err, &pe) {
 		d.log.Warn("host change refused: koji.user may not edit hosts", "koji_user", d.kojiUser, "reason", pe.Reason)

@@ -293,19 +293,21 @@ func TestDisableWithReasonAsKoji(t *testing.T) {
 				t.Errorf("host_config rows:\n got %s\nwant %s", dump(rows), dump(want))
 			}
 
-			// Already disabled, same reason: nothing.
-			if b, a, err := db.SetEnabled(ctx, host, false, why); err != nil || b != a {
+			// Already disabled, same reason: disableHost's revision, which
+			// changes nothing; no editHost.
+			if b, a, err := db.SetEnabled(ctx, host, false, why); err != nil || b.Enabled || a.Enabled || b.Comment != a.Comment {
 				t.Errorf("same reason again: %+v -> %+v, %v", b, a, err)
 			}
-			if n := len(allConfigRows(t, dsns, host)); n != 3 {
-				t.Errorf("same reason again made rows: %d", n)
+			if n := len(allConfigRows(t, dsns, host)); n != 4 {
+				t.Errorf("same reason again: %d rows, want 4", n)
 			}
 		})
 	}
 }
 
 // TestDisableDisabledUpdatesComment: the seeded, disabled x86-02 gets a new
-// reason as editHost gives it: one event, only the comment changed.
+// reason as `koji disable-host --comment` gives it: disableHost's revision,
+// which changes nothing, then editHost's, which changes only the comment.
 func TestDisableDisabledUpdatesComment(t *testing.T) {
 	const host = "x86-02.phx2.fedoraproject.org"
 	for _, g := range gens {
@@ -331,10 +333,17 @@ func TestDisableDisabledUpdatesComment(t *testing.T) {
 				return
 			}
 			rows := allConfigRows(t, dsns, host)
-			if n != 1 || len(rows) != 2 {
-				t.Fatalf("%d events, %d rows; want editHost's one event and two rows", n, len(rows))
+			if n != 2 || len(rows) != 3 {
+				t.Fatalf("%d events, %d rows; want two events (disableHost's, which changes nothing, then editHost's) and three rows", n, len(rows))
 			}
-			old, cur := rows[0], rows[1]
+			// disableHost: a copy of the seeded row.
+			seeded, same := rows[0], rows[1]
+			seeded.CreateEvent, seeded.CreatorID, seeded.RevokeEvent, seeded.RevokerID, seeded.Active =
+				same.CreateEvent, same.CreatorID, same.RevokeEvent, same.RevokerID, same.Active
+			if !reflect.DeepEqual(seeded, same) {
+				t.Errorf("disableHost's row is not a copy of the seeded one: %s vs %s", dump([]hcRow{rows[0]}), dump([]hcRow{rows[1]}))
+			}
+			old, cur := rows[1], rows[2]
 			old.Comment, old.CreateEvent, old.CreatorID, old.RevokeEvent, old.RevokerID, old.Active =
 				ptr("decommissioned"), cur.CreateEvent, cur.CreatorID, nil, nil, ptr(true)
 			if !reflect.DeepEqual(old, cur) {

@@ -98,7 +98,12 @@ func (d *DB) Probe(ctx context.Context, needs ProbeNeeds) (Generation, []ProbeRe
 		}
 		if needs.HostWrites {
 			const w = "capacity, enable, disable"
-			for _, p := range [][2]string{{"SELECT", "events"}, {"INSERT", "events"}} {
+			privs := [][2]string{{"SELECT", "events"}, {"INSERT", "events"}}
+			if d.features().groupPerms {
+				// koji.user's permissions through its groups.
+				privs = append(privs, [2]string{"SELECT", "user_groups"})
+			}
+			for _, p := range privs {
 				if err := table(p[0], p[1], w); err != nil {
 					return err
 				}
@@ -137,7 +142,7 @@ func (d *DB) Probe(ctx context.Context, needs ProbeNeeds) (Generation, []ProbeRe
 		if needs.HostWrites {
 			// koji.user as the hub would see it (SELECT on users,
 			// permissions, user_perms were checked above).
-			_, err := checkKojiUser(ctx, conn, gen, d.kojiUser)
+			_, err := checkKojiUser(ctx, conn, gen, d.features(), d.kojiUser)
 			r := ProbeResult{What: fmt.Sprintf("koji.user %s may edit hosts", d.kojiUser), For: "capacity, enable, disable", OK: err == nil}
 			if pe, ok := err.(*PermissionError); ok {
 				r.Grant = pe.Reason + "; koji grant-permission " + map[bool]string{true: "admin", false: "host"}[gen == Legacy] + " " + d.kojiUser

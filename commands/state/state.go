@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -73,6 +74,9 @@ type JobRecord struct {
 	Owner   string
 	Command string
 	Place   string
+	// PlaceName is how Place is shown beside it: a Matrix room's alias or
+	// name; "" when there is none.
+	PlaceName string
 	// Result is "" while running, else "done", "failed: ...", "cancelled",
 	// or "interrupted: ..." for a job whose process died.
 	Result   string
@@ -168,8 +172,11 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 func (s *Store) init(ctx context.Context) error {
 	// Two processes creating the schema at once: the second waits
 	// (busy_timeout) and finds the tables there.
-	if _, err := s.db.ExecContext(ctx, schema); err != nil {
+	if _, err := s.db.ExecContext(ctx, schema+cancelSchema); err != nil {
 		return fmt.Errorf("state: creating the schema in %s: %w", s.dir, err)
+	}
+	if err := s.addColumn(ctx, "jobs", "place_name", "TEXT NOT NULL DEFAULT ''"); err != nil {
+		return fmt.Errorf("state: updating the schema in %s: %w", s.dir, err)
 	}
 	// Register and lock in one immediate transaction, so that no other
 	// process's ClaimOrphans sees this row before its lock is held.
@@ -419,11 +426,28 @@ func (s *Store) ClaimOrphans(ctx context.Context) ([]Entry, error) {
 	return out, nil
 }
 
+// addColumn adds a column that a store made by an earlier version lacks.
+// Two processes may both try: the second finds it there.
+func (s *Store) addColumn(ctx context.Context, table, column, decl string) error {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, table, column).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	_, err := s.db.ExecContext(ctx, `ALTER TABLE `+table+` ADD COLUMN `+column+` `+decl)
+	if err != nil && strings.Contains(err.Error(), "duplicate column") {
+		return nil
+	}
+	return err
+}
+
 // NewJob records a job that starts now and returns its id. Ids come from
 // the store: they never repeat, across restarts and across processes.
 func (s *Store) NewJob(ctx context.Context, j JobRecord) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO jobs (owner, command, place, started, proc, pid) VALUES (?, ?, ?, ?, ?, ?)`,
-		j.Owner, j.Command, j.Place, nanos(j.Started), s.proc, os.Getpid())
+	res, err := s.db.ExecContext(ctx, `INSERT INTO jobs (owner, command, place, place_name, started, proc, pid) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		j.Owner, j.Command, j.Place, j.PlaceName, nanos(j.Started), s.proc, os.Getpid())
 	if err != nil {
 		return 0, fmt.Errorf("state: recording a job: %w", err)
 	}
@@ -448,7 +472,7 @@ func (s *Store) FinishJob(ctx context.Context, id int64, result string, finished
 
 // RecentJobs returns up to limit jobs, newest first, of every process.
 func (s *Store) RecentJobs(ctx context.Context, limit int) ([]JobRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, owner, command, place, result, started, finished, pid
+	rows, err := s.db.QueryContext(ctx, `SELECT id, owner, command, place, place_name, result, started, finished, pid
 		FROM jobs ORDER BY id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("state: listing jobs: %w", err)
@@ -459,7 +483,7 @@ func (s *Store) RecentJobs(ctx context.Context, limit int) ([]JobRecord, error) 
 		var j JobRecord
 		var started int64
 		var finished sql.NullInt64
-		if err := rows.Scan(&j.ID, &j.Owner, &j.Command, &j.Place, &j.Result, &started, &finished, &j.PID); err != nil {
+		if err := rows.Scan(&j.ID, &j.Owner, &j.Command, &j.Place, &j.PlaceName, &j.Result, &started, &finished, &j.PID); err != nil {
 			return nil, fmt.Errorf("state: listing jobs: %w", err)
 		}
 		j.Started, j.Finished = time.Unix(0, started), fromNanos(finished)

@@ -253,6 +253,37 @@ func TestKeyValue(t *testing.T) {
 	}
 }
 
+// TestJobPlaceName: a job keeps its place's name beside the place; a store
+// made by an earlier version, without that column, is updated on open and
+// keeps its jobs.
+func TestJobPlaceName(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	old, err := s.NewJob(ctx, JobRecord{Owner: "alice", Command: "cleanup b1", Place: "#ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, `ALTER TABLE jobs DROP COLUMN place_name`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, dir)
+	defer s.Close()
+	id, err := s.NewJob(ctx, JobRecord{Owner: "bob", Command: "restart master", Place: "matrix:!abc:fedora.im", PlaceName: "#admin:fedora.im"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := s.RecentJobs(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 2 || jobs[0].ID != id || jobs[0].PlaceName != "#admin:fedora.im" || jobs[0].Place != "matrix:!abc:fedora.im" ||
+		jobs[1].ID != old || jobs[1].PlaceName != "" || jobs[1].Place != "#ops" {
+		t.Errorf("jobs %+v, want the new one named, the old one kept", jobs)
+	}
+}
+
 // helperEnv makes the test binary act as a second kojibot process.
 const helperEnv = "KOJIBOT_STATE_HELPER_DIR"
 

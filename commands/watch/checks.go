@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/alerting"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
@@ -224,25 +225,34 @@ func (w *Watcher) observe(r *round, v view) (alerting.Pending, string) {
 // emit observes v and sends what it has to say; see send.
 func (w *Watcher) emit(r *round, v view) bool {
 	p, text := w.observe(r, v)
-	return w.send(r, p, text)
+	return w.send(r, p, message(text))
 }
 
-// send sends text for p and, once it went out, commits p; a notification
+// message is the notification whose headline is text; an empty message
+// (nothing to say) for "".
+func message(text string) reply.Message {
+	if text == "" {
+		return reply.Message{}
+	}
+	return reply.Message{Kind: reply.Info, Lines: []string{text}}
+}
+
+// send sends m for p and, once it went out, commits p; a notification
 // that did not go out stays unrecorded and comes again next round. An
-// empty text (a suppressed reminder) is committed unsent. It reports
+// empty message (a suppressed reminder) is committed unsent. It reports
 // whether p is now recorded.
-func (w *Watcher) send(r *round, p alerting.Pending, text string) bool {
+func (w *Watcher) send(r *round, p alerting.Pending, m reply.Message) bool {
 	if p.Notification == alerting.None {
 		return true
 	}
-	if text != "" {
-		if !w.deps.Notify(text) {
+	if len(m.Lines) > 0 {
+		if !w.deps.Notify(m) {
 			w.log.Warn("notification not sent; it is retried at the next check",
-				"check", p.Check, "notification", p.Notification.String(), "text", text)
+				"check", p.Check, "notification", p.Notification.String(), "text", m.String())
 			return false
 		}
 		r.sent++
-		w.log.Info("notified", "check", p.Check, "notification", p.Notification.String(), "text", text)
+		w.log.Info("notified", "check", p.Check, "notification", p.Notification.String(), "text", m.String())
 	}
 	if !p.Commit() {
 		w.log.Warn("notification state not recorded: the check changed meanwhile", "check", p.Check)
@@ -312,7 +322,7 @@ func (w *Watcher) judgeMounts(r *round, hostCheck, hostLabel string, h hostDisk,
 		if after != nil {
 			after(v, p, text)
 		} else {
-			w.send(r, p, text)
+			w.send(r, p, message(text))
 		}
 	}
 	return result
@@ -366,22 +376,23 @@ func (w *Watcher) judgeShared(r *round, h hostDisk) {
 				delete(w.pending, check)
 			}
 			var draftID string
+			m := message(text)
 			switch p.Notification {
 			case alerting.Firing:
 				rd := reads[check]
 				draftID = w.draft(check, rd.mount, rd.percent, h.host, r.now)
 				if draftID != "" {
-					text += " — outage draft " + draftID + ": " + w.draftLink(draftID)
+					m.Links = []reply.Link{w.draftLink(draftID)}
 				}
 				if len(w.set.escalate) > 0 {
-					text += " — escalate: " + strings.Join(w.set.escalate, ", ")
+					m.Mentions = &reply.Mentions{Label: "escalate", Users: slices.Clone(w.set.escalate)}
 				}
 			case alerting.Repeat:
 				if id := w.drafts[check]; id != "" && text != "" {
-					text += " — outage draft " + id + ": " + w.draftLink(id)
+					m.Links = []reply.Link{w.draftLink(id)}
 				}
 			}
-			if !w.send(r, p, text) {
+			if !w.send(r, p, m) {
 				return
 			}
 			switch p.Notification {
@@ -418,16 +429,17 @@ func (w *Watcher) draft(check, mount string, percent float64, host string, now t
 	return d.ID
 }
 
-// draftLink is where an operator reads a draft: its URL under
-// http.public_url, named by the draft's random token (never its short id),
-// else the command that shows it.
-func (w *Watcher) draftLink(id string) string {
+// draftLink is the link to draft id, labelled "outage draft <id>": its URL
+// under http.public_url, named by the draft's random token (never its
+// short id), else the command that shows it.
+func (w *Watcher) draftLink(id string) reply.Link {
+	l := reply.Link{Label: "outage draft " + id, URL: "outage show " + id}
 	if w.set.publicURL != "" && w.deps.Drafts != nil {
 		if d, ok := w.deps.Drafts.Get(id); ok && d.Path() != "" {
-			return w.set.publicURL + d.Path()
+			l.URL = w.set.publicURL + d.Path()
 		}
 	}
-	return "outage show " + id
+	return l
 }
 
 // judgeStale judges every Koji host's last check-in.
@@ -502,7 +514,7 @@ func (w *Watcher) sendBatch(r *round, b *batch, what string) {
 	var order []alerting.Notification
 	for _, it := range b.items {
 		if it.p.Notification == alerting.None || it.text == "" {
-			w.send(r, it.p, it.text)
+			w.send(r, it.p, message(it.text))
 			continue
 		}
 		if _, ok := groups[it.p.Notification]; !ok {
@@ -514,7 +526,7 @@ func (w *Watcher) sendBatch(r *round, b *batch, what string) {
 		items := groups[n]
 		if len(items) <= batchAbove {
 			for _, it := range items {
-				w.send(r, it.p, it.text)
+				w.send(r, it.p, message(it.text))
 			}
 			continue
 		}
@@ -528,7 +540,7 @@ func (w *Watcher) sendBatch(r *round, b *batch, what string) {
 		}
 		tag, _, _ := strings.Cut(items[0].text, " ")
 		line := fmt.Sprintf("%s %s (%d): %s", tag, what, len(items), strings.Join(shown, ", "))
-		if !w.deps.Notify(line) {
+		if !w.deps.Notify(message(line)) {
 			w.log.Warn("notification not sent; it is retried at the next check", "what", what, "count", len(items))
 			continue
 		}

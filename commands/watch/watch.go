@@ -1,4 +1,4 @@
-// Package watch is the farm watcher of SPEC.md §7: every watch.interval it
+// Package watch is the farm watcher: every watch.interval it
 // checks the builders' and the shared mounts, stale builders and the Koji
 // database's connection count, and says so in the notify channel when a
 // check starts failing, while it fails (every watch.repeat) and when it
@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/alerting"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
@@ -106,10 +107,11 @@ type Deps struct {
 	// Drafts keeps the outage drafts made for full shared mounts; nil
 	// means no drafts are made.
 	Drafts *outage.Store
-	// Notify sends one line to irc.notify_channel and reports whether it
-	// was sent or queued. Only then is the notification recorded; one
-	// that was not is produced again by the next check. Nil only logs.
-	Notify func(text string) bool
+	// Notify sends one notification to the notify places (the IRC
+	// channel, the Matrix room) and reports whether it was sent or queued.
+	// Only then is the notification recorded; one that was not is
+	// produced again by the next check. Nil only logs.
+	Notify func(m reply.Message) bool
 	// Builders returns the names (hosts keys) of the builders whose
 	// mounts are checked, at every check.
 	Builders func() []string
@@ -212,8 +214,8 @@ func New(cfg *config.Config, deps Deps) *Watcher {
 	}
 	log := deps.Log.With("component", "watch")
 	if deps.Notify == nil {
-		deps.Notify = func(text string) bool {
-			log.Info("notification (no channel)", "text", text)
+		deps.Notify = func(m reply.Message) bool {
+			log.Info("notification (no channel)", "text", m.String())
 			return true
 		}
 	}

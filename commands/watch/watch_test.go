@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/commands/outage"
@@ -176,20 +177,32 @@ func (f *fakeDB) setHosts(h ...kojidb.Host) {
 type channel struct {
 	mu       sync.Mutex
 	lines    []string
+	messages []reply.Message
 	refused  []string
 	down     bool
 	consumed int
 }
 
-func (c *channel) Notify(text string) bool {
+func (c *channel) Notify(m reply.Message) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.down {
-		c.refused = append(c.refused, text)
+		c.refused = append(c.refused, m.String())
 		return false
 	}
-	c.lines = append(c.lines, text)
+	c.lines = append(c.lines, m.String())
+	c.messages = append(c.messages, m)
 	return true
+}
+
+// last is the last notification sent.
+func (c *channel) last() reply.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.messages) == 0 {
+		return reply.Message{}
+	}
+	return c.messages[len(c.messages)-1]
 }
 
 func (c *channel) setDown(down bool) {
@@ -372,9 +385,17 @@ func TestSharedMountDraft(t *testing.T) {
 	r.disk.set("koji-hub", "/mnt/koji", 93.5)
 	got := r.check(time.Minute)
 	expect(t, "shared mount full", got,
-		"ALERT shared mount /mnt/koji on koji-hub 93.5% full (threshold 90%) — outage draft o1: "+
+		"ALERT shared mount /mnt/koji on koji-hub 93.5% full (threshold 90%); outage draft o1: "+
 			"https://kojibot.example.org"+draftPath(t, r, "o1")+" — escalate: alice, carol")
 
+	// A structured message: the headline, the draft as a link, the
+	// people to escalate to as mentions.
+	m := r.ch.last()
+	if !slices.Equal(m.Lines, []string{"ALERT shared mount /mnt/koji on koji-hub 93.5% full (threshold 90%)"}) ||
+		!slices.Equal(m.Links, []reply.Link{{Label: "outage draft o1", URL: "https://kojibot.example.org" + draftPath(t, r, "o1")}}) ||
+		m.Mentions == nil || m.Mentions.Label != "escalate" || !slices.Equal(m.Mentions.Users, []string{"alice", "carol"}) {
+		t.Errorf("alert message %+v %+v", m, m.Mentions)
+	}
 	drafts := r.drafts.List()
 	if len(drafts) != 1 {
 		t.Fatalf("%d drafts, want 1: %+v", len(drafts), drafts)
@@ -397,8 +418,11 @@ func TestSharedMountDraft(t *testing.T) {
 		expect(t, "still full", r.check(5*time.Minute))
 	}
 	expect(t, "reminder", r.check(5*time.Minute),
-		"REMINDER shared mount /mnt/koji on koji-hub 93.5% full (threshold 90%) — failing for 6h — outage draft o1: "+
+		"REMINDER shared mount /mnt/koji on koji-hub 93.5% full (threshold 90%) — failing for 6h; outage draft o1: "+
 			"https://kojibot.example.org"+draftPath(t, r, "o1"))
+	if m := r.ch.last(); len(m.Links) != 1 || m.Mentions != nil {
+		t.Errorf("reminder message: links %+v, mentions %+v; want the draft's link and no one mentioned", m.Links, m.Mentions)
+	}
 	if n := len(r.drafts.List()); n != 1 {
 		t.Fatalf("%d drafts after the reminder, want 1", n)
 	}
@@ -411,7 +435,7 @@ func TestSharedMountDraft(t *testing.T) {
 	r.disk.set("koji-hub", "/mnt/koji", 99)
 	got = r.check(5 * time.Minute)
 	expect(t, "full again", got,
-		"ALERT shared mount /mnt/koji on koji-hub 99% full (threshold 90%) — outage draft o2: "+
+		"ALERT shared mount /mnt/koji on koji-hub 99% full (threshold 90%); outage draft o2: "+
 			"https://kojibot.example.org"+draftPath(t, r, "o2")+" — escalate: alice, carol")
 }
 
@@ -434,7 +458,10 @@ func TestSharedMountDraftWithoutPublicURL(t *testing.T) {
 	r := newRig(t, cfg)
 	r.disk.set("koji-hub", "/mnt/koji", 95)
 	expect(t, "shared mount full", r.check(0),
-		"ALERT shared mount /mnt/koji on koji-hub 95% full (threshold 90%) — outage draft o1: outage show o1")
+		"ALERT shared mount /mnt/koji on koji-hub 95% full (threshold 90%); outage draft o1: outage show o1")
+	if m := r.ch.last(); m.Mentions != nil {
+		t.Errorf("mentions %+v without disk.escalate", m.Mentions)
+	}
 	d, ok := r.drafts.Get("o1")
 	if !ok || !slices.Equal(d.To, []string{"ops@example.org"}) || len(d.Contacts) != 0 {
 		t.Fatalf("draft o1 = %+v, %v", d, ok)
@@ -449,7 +476,7 @@ func TestSharedMountRetryMakesOneDraft(t *testing.T) {
 	expect(t, "channel still down", r.check(5*time.Minute))
 	r.ch.setDown(false)
 	got := r.check(5 * time.Minute)
-	alert := "ALERT shared mount /mnt/koji on koji-hub 95% full (threshold 90%) — outage draft o1: " +
+	alert := "ALERT shared mount /mnt/koji on koji-hub 95% full (threshold 90%); outage draft o1: " +
 		"https://kojibot.example.org" + draftPath(t, r, "o1") + " — escalate: alice, carol"
 	expect(t, "channel back", got, alert)
 	if r.ch.refused[0] != alert || r.ch.refused[1] != alert {
@@ -645,7 +672,7 @@ func TestRemovedBuilderIsForgotten(t *testing.T) {
 	w := New(cfg, Deps{
 		Disk:     disk,
 		Builders: func() []string { return builders },
-		Notify:   func(s string) bool { lines = append(lines, s); return true },
+		Notify:   func(m reply.Message) bool { lines = append(lines, m.String()); return true },
 	})
 	w.CheckOnce(t.Context())
 	if want := []string{"disk:a:/var/lib/mock", "disk:b:/var/lib/mock"}; !slices.Equal(w.Firing(), want) {

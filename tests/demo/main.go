@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fedora-infra/kojibot/tests/harness"
+	"github.com/fedora-infra/kojibot/tests/harness/kojihub"
 	"github.com/fedora-infra/kojibot/tests/harness/pgsql"
 	"github.com/fedora-infra/kojibot/tests/harness/sandbox"
 )
@@ -53,6 +54,10 @@ func run() error {
 	if bot.Exited() {
 		return fmt.Errorf("kojibot exited:\n%s", bot.Output())
 	}
+	kojiCLI, err := sb.Koji.ShellCommand()
+	if err != nil {
+		return err
+	}
 	fmt.Printf(`
 kojibot is running in %[1]s on an IRC network at 127.0.0.1:%[2]d.
 
@@ -69,8 +74,9 @@ then, in irssi:
     !koji override f41 foo-1.0-1.fc41
     !koji outage draft koji /mnt/koji is full
 
-The farm: sshd "machines" koji-hub (httpd, kojira; /mnt/koji), koji-admin (a koji
-CLI stand-in), xen4 (xen configs in /srv/xen) and builders xenbuilder1-4 (kojid;
+The farm: sshd "machines" koji-hub (httpd, kojira; /mnt/koji), koji-admin (the
+upstream koji CLI, logged in to a real Koji %[12]s hub where a kojid takes the
+tasks; override tags into it), xen4 (xen configs in /srv/xen) and builders xenbuilder1-4 (kojid;
 tmpfs /var/lib/mock and /mnt/build), each in its own namespaces on 127.0.0.x.
 It has the SOP's problems: old buildroots, a plague build, a chroot with a bind
 mount and a symlink on xenbuilder2 (try the clean-up), xenbuilder3's /var/lib/mock
@@ -82,10 +88,15 @@ Run one command without IRC, as a FAS user:
   %[3]s exec --config %[5]s --as alice -- capacity ppc3 3
   %[3]s exec --config %[5]s --as bob -- capacity ppc3 3     (denied, exit 3)
 
+The real Koji hub (override's tags and builds), with the upstream CLI:
+  %[11]s list-tagged dist-f41-override
+  %[11]s list-hosts
+
 The bot's log: %[6]s; the tour of all this: make tour
 Ctrl-C stops everything.
 `, sandbox.Channel, sb.IRC.Port(), bin, sandbox.Group, cfg, filepath.Join(filepath.Dir(cfg), "kojibot.log"),
-		IrssiCommand(sb.IRC.Port()), sb.FillSharedCommand(), sandbox.FullBuilderPercent, sandbox.SharedPercent)
+		IrssiCommand(sb.IRC.Port()), sb.FillSharedCommand(), sandbox.FullBuilderPercent, sandbox.SharedPercent,
+		kojiCLI, kojihub.Version)
 	if f.mx != nil {
 		fmt.Print(MatrixHowTo(f.mx))
 	} else {

@@ -30,7 +30,8 @@ func BenchmarkHostsRoundTrip(b *testing.B) {
 	const nick = "kojibot-bench"
 	botChannel[nick] = "#bench"
 	path, err := sb.WriteConfig(ctx, sandbox.BotConfig{Nick: nick, DB: "koji", Channel: "#bench", Lenient: true,
-		Extra: map[string]any{"irc": map[string]any{"send_rate": 200, "send_burst": 200, "user_rate": 200, "user_burst": 200}}})
+		Extra: map[string]any{"irc": map[string]any{"send_rate": 200, "send_burst": 200},
+			"commands": map[string]any{"user_rate": 200, "user_burst": 200}}})
 	if err != nil {
 		b.Fatal(err)
 	}

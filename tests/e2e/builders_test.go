@@ -641,8 +641,11 @@ touch -d '10 days ago' %[2]s`, src, slow, mounts))
 			t.Errorf("second clean-up: %q lacks %q", got, p)
 		}
 	}
-	// Wait, on the builder itself, until both services are stopped: the
-	// deletion step is then under way.
+	// Wait for the bot to say it stopped both services, and check on the
+	// builder itself that they are: the deletion step is then under way.
+	stopped := bldUntil(alice, "the services stopped", func(l string) bool {
+		return strings.Contains(l, bldBuilder+": stopped kojid, plague-builder")
+	})
 	deadline := time.Now().Add(bldWait)
 	for {
 		out, err := sb.Farm.Service(bldBuilder, "is-active", "plague-builder")
@@ -655,7 +658,7 @@ touch -d '10 days ago' %[2]s`, src, slow, mounts))
 		time.Sleep(50 * time.Millisecond)
 	}
 	bldSend(alice, "cancel "+id)
-	lines := bldUntil(alice, "the cancel", func(l string) bool { return strings.HasPrefix(l, "cancelling job "+id+" (cleanup "+bldBuilder+")") })
+	lines := append(stopped, bldUntil(alice, "the cancel", func(l string) bool { return strings.HasPrefix(l, "cancelling job "+id+" (cleanup "+bldBuilder+")") })...)
 	lines = append(lines, bldJobEnd(alice, id)...)
 	ended = true
 	bldInOrder(t, lines, bldBuilder+": stopped kojid, plague-builder", bldBuilder+": started kojid, plague-builder again", "job "+id+" cancelled after ")
@@ -979,8 +982,11 @@ func TestDiskAllDownAndHung(t *testing.T) {
 }
 
 // TestOverride: override runs exactly `koji tag-build --wait <tag> <nvr>`
-// on the admin host; Koji's error comes back as error:; bad input never
-// reaches SSH.
+// on the admin host, with the release's koji CLI logged in as the admin
+// host's Koji user; the hub's tagBuild task is taken by a real kojid, and
+// the reply names that task; the hub's faults (a build that does not
+// exist, a tag the admin host may not tag into) come back as error:; bad
+// input never reaches SSH.
 func TestOverride(t *testing.T) {
 	alice := join(t, mainBot, "alice", "")
 	// Commands started on the admin host, by its sshd's log.
@@ -993,28 +999,61 @@ func TestOverride(t *testing.T) {
 		return strings.Count(log, "Starting session: command for ")
 	}
 	before := sessions()
-	run := func(nvr string) (string, []string, string) {
+	run := func(release, nvr string) (string, []string, string) {
 		t.Helper()
 		log := sb.KojiLog()
-		bldSend(alice, "override f8 "+nvr)
-		id, lines := bldStarted(alice, "override "+nvr)
+		bldSend(alice, "override "+release+" "+nvr)
+		id, lines := bldStarted(alice, "override "+release+" "+nvr)
 		lines = append(lines, bldJobEnd(alice, id)...)
 		return id, lines, strings.TrimPrefix(sb.KojiLog(), log)
 	}
-	id, lines, called := run("foo-1.0-1")
+	ctx := context.Background()
+	id, lines, called := run("f8", "foo-1.0-1")
 	if want := "tag-build\n--wait\ndist-f8-override\nfoo-1.0-1\n--\n"; called != want {
 		t.Errorf("koji called with %q, want %q", called, want)
 	}
 	bldInOrder(t, lines, "tagging foo-1.0-1 into dist-f8-override on "+sandbox.AdminHost, "tagged foo-1.0-1 into dist-f8-override (task ",
 		"job "+id+" (override f8 foo-1.0-1) done in ")
-
-	id, lines, called = run("foo-missing-1.0-1")
-	if want := "tag-build\n--wait\ndist-f8-override\nfoo-missing-1.0-1\n--\n"; called != want {
-		t.Errorf("koji called with %q, want %q", called, want)
+	// The task the reply names is the hub's: a tagBuild by the admin
+	// host's user, closed by the kojid's host; the build is tagged.
+	taskID := regexp.MustCompile(`tagged foo-1\.0-1 into dist-f8-override \(task ([0-9]+)`).FindStringSubmatch(strings.Join(lines, "\n"))
+	if taskID == nil {
+		t.Fatalf("no task id in %q", lines)
 	}
-	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "error: job "+id+" (override f8 foo-missing-1.0-1) failed") ||
-		!strings.Contains(last, "TagError: build foo-missing-1.0-1 not found") {
-		t.Errorf("Koji's error came back as %q", last)
+	anon := sb.Koji.Anonymous()
+	n, _ := strconv.Atoi(taskID[1])
+	task, err := anon.Struct(ctx, "getTaskInfo", n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := anon.Struct(ctx, "getHost", sandbox.KojidHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := anon.Struct(ctx, "getUser", task["owner"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task["method"] != "tagBuild" || task["state"] != int64(2) || task["host_id"] != host["id"] || owner["name"] != sandbox.AdminKojiUser {
+		t.Errorf("task %d: %v (owner %v); want a tagBuild by %s, CLOSED (2) on %s (host %v)", n, task, owner["name"], sandbox.AdminKojiUser, sandbox.KojidHost, host["id"])
+	}
+	tagged, err := anon.Structs(ctx, "listTagged", "dist-f8-override")
+	if err != nil || len(tagged) != 1 || tagged[0]["nvr"] != "foo-1.0-1" {
+		t.Errorf("listTagged dist-f8-override: %v, %v", tagged, err)
+	}
+
+	for _, tc := range []struct{ release, nvr, tag, fault string }{
+		{"f8", "foo-missing-1.0-1", "dist-f8-override", "GenericError: No such build: 'foo-missing-1.0-1'"},
+		{sandbox.LockedRelease, "foo-1.0-1", "dist-" + sandbox.LockedRelease + "-override", "ActionNotAllowed: tag requires admin permission"},
+	} {
+		id, lines, called = run(tc.release, tc.nvr)
+		if want := "tag-build\n--wait\n" + tc.tag + "\n" + tc.nvr + "\n--\n"; called != want {
+			t.Errorf("koji called with %q, want %q", called, want)
+		}
+		if last := lines[len(lines)-1]; !strings.HasPrefix(last, "error: job "+id+" (override "+tc.release+" "+tc.nvr+") failed") ||
+			!strings.Contains(last, tc.fault) {
+			t.Errorf("the hub's fault came back as %q, want %q in it", last, tc.fault)
+		}
 	}
 
 	log, ran := sb.KojiLog(), sessions()

@@ -58,11 +58,19 @@ func TestCheckConfigRefusesAccountIsFASUserWithFASJSON(t *testing.T) {
 	}
 }
 
-// TestExecAuditNamesUnixAndSudoUser: kojibot exec --as writes the Unix
-// user running it and SUDO_USER into the audit record.
+// TestExecAuditNamesUnixAndSudoUser: kojibot exec --as writes into the
+// audit record the Unix user running it, the kernel's login uid of its
+// session (set here as pam_loginuid sets it at login, to nobody's) with
+// that user's name, and SUDO_USER only as claimed: the caller set it, as
+// anyone can.
 func TestExecAuditNamesUnixAndSudoUser(t *testing.T) {
 	path := cliConfig(t, "kbexecaudit", nil)
-	cmd := exec.Command(binary, "exec", "--config", path, "--as", "alice", "--", "hosts", "ppc*")
+	nobody, err := osuser.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/sh", "-c", `echo "$0" > /proc/self/loginuid && exec "$@"`, nobody.Uid,
+		binary, "exec", "--config", path, "--as", "alice", "--", "hosts", "ppc*")
 	cmd.Env = append(os.Environ(), "SUDO_USER=nirik")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("exec: %v\n%s", err, out)
@@ -81,9 +89,13 @@ func TestExecAuditNamesUnixAndSudoUser(t *testing.T) {
 			decision = l
 		}
 	}
-	for _, want := range []string{`"as_fas_user":"alice"`, `"unix_user":"` + me.Username + `"`, `"sudo_user":"nirik"`} {
+	for _, want := range []string{`"as_fas_user":"alice"`, `"unix_user":"` + me.Username + `"`,
+		`"login_uid":"` + nobody.Uid + `"`, `"login_user":"nobody"`, `"sudo_user_claimed":"nirik"`} {
 		if !strings.Contains(decision, want) {
 			t.Errorf("audit record lacks %s: %s", want, decision)
 		}
+	}
+	if strings.Contains(decision, `"sudo_user":`) {
+		t.Errorf("audit record takes SUDO_USER for the sudo user: %s", decision)
 	}
 }

@@ -20,7 +20,7 @@ import (
 	"github.com/fedora-infra/kojibot/tests/harness/sandbox"
 )
 
-// Crash safety (SPEC.md §10): a job killed while the builder's services
+// Crash safety: a job killed while the builder's services
 // are stopped leaves them in the journal, and the next kojibot starts them
 // again; a SIGTERM or SIGINT to exec restores them before it exits.
 // Helpers are prefixed crash.

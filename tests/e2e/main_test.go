@@ -57,7 +57,10 @@ func setup(m *testing.M) (int, error) {
 	if binary, err = sandbox.BuildBinary(dir, true); err != nil {
 		return 1, err
 	}
-	sb, err = sandbox.Start(ctx, sandbox.Options{Dir: dir, Users: users, Members: []string{"alice", "carol"}, Farm: true})
+	sb, err = sandbox.Start(ctx, sandbox.Options{Dir: dir, Users: users, Members: []string{"alice", "carol"}, Farm: true,
+		// The pacing is tested by TestBurst and in bot/irc; elsewhere it
+		// would only make the replies slow.
+		FastBots: true})
 	if err != nil {
 		return 1, err
 	}

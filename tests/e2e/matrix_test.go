@@ -494,7 +494,10 @@ func TestMatrixCleanupProgressEdits(t *testing.T) {
 }
 
 // TestMatrixWatchNotifiesBoth: a bot serving an IRC channel and a Matrix
-// room posts a watcher notification (a full shared mount) in both.
+// room posts a watcher notification (a full shared mount) in both, as a
+// structured message: on Matrix the outage draft is a link (<a href>) and
+// the FAS users of disk.escalate are mentioned (m.mentions and pills) as
+// users of matrix.fas_server; on IRC they are named.
 func TestMatrixWatchNotifiesBoth(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -521,17 +524,36 @@ func TestMatrixWatchNotifiesBoth(t *testing.T) {
 	onIRC := waitNotice(t, u, 90*time.Second, want)
 	watcher := id.UserID("@" + watchUser + ":" + matrixhs.ServerName)
 	var onMatrix string
+	var notice *event.Event
 	alice.roomEvents(90*time.Second, "the notification on Matrix", func(e *event.Event) bool {
 		if e.Sender == watcher && strings.Contains(mBody(e), want) {
-			onMatrix = mBody(e)
+			onMatrix, notice = mBody(e), e
 			return true
 		}
 		return false
 	})
 	// The same alert: the same outage draft.
-	draft := regexp.MustCompile(`outage draft o[0-9]+`)
-	if d := draft.FindString(onIRC); d == "" || !strings.Contains(onMatrix, d) {
-		t.Errorf("the notifications differ:\nIRC    %q\nMatrix %q", onIRC, onMatrix)
+	draft := regexp.MustCompile(`outage draft (o[0-9]+): (http://\S+/drafts/[a-z0-9]+)`)
+	m := draft.FindStringSubmatch(onIRC)
+	if m == nil || !strings.Contains(onMatrix, m[0]) {
+		t.Fatalf("the notifications differ:\nIRC    %q\nMatrix %q", onIRC, onMatrix)
+	}
+	if !strings.HasSuffix(onIRC, m[2]+" — escalate: kevin, nirik") {
+		t.Errorf("IRC notification %q: want the draft's link, then the people to escalate to", onIRC)
+	}
+	html, _ := notice.Content.Raw["formatted_body"].(string)
+	for _, part := range []string{
+		`<a href="` + m[2] + `">outage draft ` + m[1] + `</a>`,
+		`escalate: <a href="https://matrix.to/#/@kevin:` + matrixhs.ServerName + `">@kevin:` + matrixhs.ServerName + `</a>, ` +
+			`<a href="https://matrix.to/#/@nirik:` + matrixhs.ServerName + `">@nirik:` + matrixhs.ServerName + `</a>`,
+	} {
+		if !strings.Contains(html, part) {
+			t.Errorf("Matrix notification's formatted_body lacks %s:\n%s", part, html)
+		}
+	}
+	mentions, _ := notice.Content.Raw["m.mentions"].(map[string]any)
+	if got, want := fmt.Sprint(mentions["user_ids"]), fmt.Sprintf("[@kevin:%[1]s @nirik:%[1]s]", matrixhs.ServerName); got != want {
+		t.Errorf("Matrix notification mentions %v, want %s", notice.Content.Raw["m.mentions"], want)
 	}
 }
 
@@ -693,6 +715,12 @@ func TestMatrixGuestsAndLongReplies(t *testing.T) {
 		if !strings.HasPrefix(got, string(reg.UserID)+": denied: ") || !strings.Contains(got, "guests are never identified") {
 			t.Errorf("guest %s: %q, want denied as a guest", reg.UserID, got)
 		}
+		// Nor is the guest identified for the read-only commands.
+		for _, cmd := range []string{"hosts", "connections", "jobs --all"} {
+			if got := guest.ask(cmd); !strings.HasPrefix(got, string(reg.UserID)+": denied: ") || !strings.Contains(got, "guests are never identified") {
+				t.Errorf("%s from guest %s: %q, want denied as a guest", cmd, reg.UserID, got)
+			}
+		}
 		if who := guest.ask("whoami"); strings.Contains(who, "FAS user "+strings.TrimPrefix(strings.Split(string(reg.UserID), ":")[0], "@")) {
 			t.Errorf("whoami of the guest: %q, want no FAS user", who)
 		}
@@ -830,7 +858,7 @@ func BenchmarkMatrixReply(b *testing.B) {
 			"password_file": pwFile, "rooms": []string{"#bench:" + matrixhs.ServerName}},
 			// The tries come faster than a person's commands: the inbound
 			// limit must not be what is measured.
-			"irc": map[string]any{"user_rate": 1000, "user_burst": 1000}}})
+			"commands": map[string]any{"user_rate": 1000, "user_burst": 1000}}})
 	if err != nil {
 		b.Fatal(err)
 	}

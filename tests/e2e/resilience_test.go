@@ -7,23 +7,42 @@ import (
 	"time"
 
 	"github.com/fedora-infra/kojibot/tests/harness/ircnet"
+	"github.com/fedora-infra/kojibot/tests/harness/sandbox"
 )
 
 // TestBurst sends commands as fast as a client can and checks every one is
 // answered and the bot, connected on a class with InspIRCd's default flood
 // limits, is not thrown off for flooding.
 func TestBurst(t *testing.T) {
-	alice := join(t, mainBot, "alice", "")
+	const paced = "kojibot-paced"
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	path, err := sb.WriteConfig(ctx, sandbox.BotConfig{Nick: paced, DB: "koji", Channel: "#paced", Paced: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := sb.StartBot(binary, paced, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	botChannel[paced], bots[paced] = "#paced", b
+	t.Cleanup(func() {
+		b.Stop()
+		delete(bots, paced)
+		delete(botChannel, paced)
+	})
+	if err := waitJoined(ctx, paced); err != nil {
+		t.Fatal(err)
+	}
+	alice := join(t, paced, "alice", "")
 	const n = 12
 	for i := 0; i < n; i++ {
 		if err := alice.c.Privmsg(alice.channel, "!koji host ppc1"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
 	got, err := alice.c.Collect(ctx, n, func(m ircnet.Message) bool {
-		return m.Command == "PRIVMSG" && m.Source == mainBot && strings.HasPrefix(m.Text, alice.nick+": ")
+		return m.Command == "PRIVMSG" && m.Source == paced && strings.HasPrefix(m.Text, alice.nick+": ")
 	})
 	if err != nil {
 		t.Fatalf("burst: %v", err)
@@ -38,11 +57,11 @@ func TestBurst(t *testing.T) {
 		t.Errorf("%d of %d commands answered", answered, n)
 	}
 	for _, m := range alice.c.Messages() {
-		if m.Source == mainBot && (m.Command == "QUIT" || m.Command == "PART") {
+		if m.Source == paced && (m.Command == "QUIT" || m.Command == "PART") {
 			t.Errorf("the bot left during the burst: %s", m.Raw)
 		}
 	}
-	if out := bots[mainBot].Output(); strings.Contains(out, "Excess Flood") || strings.Contains(out, "flood") && strings.Contains(out, "ERROR") {
+	if out := b.Output(); strings.Contains(out, "Excess Flood") || strings.Contains(out, "flood") && strings.Contains(out, "ERROR") {
 		t.Errorf("the bot was disconnected for flooding:\n%s", tail(out, 20))
 	}
 	// Still there and answering.

@@ -310,9 +310,16 @@ func TestConnectionsAlertHealthAndMetrics(t *testing.T) {
 	}
 
 	u.ask("host ppc1")
-	code, body = httpGet(t, base+"/metrics")
-	if code != 200 {
-		t.Fatalf("/metrics %d", code)
+	// The command is counted once it has returned, which may be just
+	// after its reply reached the caller.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, body = httpGet(t, base+"/metrics")
+		if code != 200 {
+			t.Fatalf("/metrics %d", code)
+		}
+		if strings.Contains(body, "kojibot_commands_total{") || time.Now().After(deadline) {
+			break
+		}
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(strings.NewReader(body))

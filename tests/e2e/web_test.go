@@ -67,8 +67,8 @@ func TestHTTPTokens(t *testing.T) {
 
 	// A job started in the channel: its short id serves nothing; a link
 	// posted for it names its token and serves its log.
-	bldSend(alice, "override f8 foo-1.0-1")
-	jobID, lines := bldStarted(alice, "override f8 foo-1.0-1")
+	bldSend(alice, "override f8 foo-1.0-2")
+	jobID, lines := bldStarted(alice, "override f8 foo-1.0-2")
 	lines = append(lines, bldJobEnd(alice, jobID)...)
 	if code, body := httpGet(t, base+"/jobs/"+jobID); code != 404 {
 		t.Errorf("/jobs/%s (the short id): %d %q, want 404", jobID, code, body)
@@ -83,7 +83,7 @@ func TestHTTPTokens(t *testing.T) {
 		if !webToken.MatchString(jobToken) || jobToken == jobID {
 			t.Errorf("job link %s does not name a random token", jobLink)
 		}
-		if code, body := httpGet(t, jobLink); code != 200 || !strings.Contains(body, "override f8 foo-1.0-1") {
+		if code, body := httpGet(t, jobLink); code != 200 || !strings.Contains(body, "override f8 foo-1.0-2") {
 			t.Errorf("job page %s: %d\n%s", jobLink, code, body)
 		}
 	}

@@ -131,8 +131,9 @@ func run(ctx context.Context, keep bool, bin string, gap time.Duration, tries, w
 	}
 	path, err := sb.WriteConfig(sctx, sandbox.BotConfig{Nick: botNick, DB: "koji", Channel: botChannel, Lenient: true,
 		Extra: map[string]any{
-			"irc": map[string]any{"send_rate": 200, "send_burst": 200, "user_rate": 1000, "user_burst": 1000},
-			"log": map[string]any{"level": "info", "file": filepath.Join(dir, "kojibot.log")},
+			"irc":      map[string]any{"send_rate": 200, "send_burst": 200},
+			"commands": map[string]any{"user_rate": 1000, "user_burst": 1000},
+			"log":      map[string]any{"level": "info", "file": filepath.Join(dir, "kojibot.log")},
 		}})
 	if err != nil {
 		return err

@@ -45,6 +45,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/watch"
 	"github.com/fedora-infra/kojibot/config"
@@ -406,7 +407,7 @@ func client(args []string) error {
 	w := watch.New(cfg, watch.Deps{
 		Disk:     rec,
 		Builders: func() []string { return names },
-		Notify:   func(string) bool { return true },
+		Notify:   func(reply.Message) bool { return true },
 	})
 	enc := json.NewEncoder(os.Stdout)
 	for i := 0; i <= j.Rounds; i++ {

@@ -10,9 +10,10 @@ import (
 
 	"github.com/fedora-infra/kojibot/tests/harness"
 	"github.com/fedora-infra/kojibot/tests/harness/builders"
+	"github.com/fedora-infra/kojibot/tests/harness/kojihub"
 )
 
-// The sandbox farm's machines, as SPEC.md §8's example names them.
+// The sandbox farm's machines, as the documented example names them.
 const (
 	HubHost   = "koji-hub"
 	AdminHost = "koji-admin"
@@ -50,30 +51,82 @@ func farmSpecs(binDir string) []builders.Spec {
 	return specs
 }
 
-// kojiStandIn prints and exits as `koji tag-build` does, and records its
-// arguments (one a line) in $KOJI_LOG for the tests. A build whose name
-// holds "missing" gives the hub's error; a tag with "nosuch" a missing tag.
-const kojiStandIn = `#!/bin/sh
+// The Koji side of the farm: the upstream hub's users, tags and builds
+// that `override` works with, and the host whose kojid takes the tasks.
+const (
+	// AdminKojiUser is the admin host's own Koji identity (a certificate
+	// login), which the bot's `koji` commands there run as.
+	AdminKojiUser = AdminHost
+	// KojidHost is the Koji host whose kojid (run beside the hub) takes
+	// the hub's tasks.
+	KojidHost = "buildvm-01.sandbox.test"
+	// LockedRelease is a release whose override tag needs the admin
+	// permission, which AdminKojiUser lacks.
+	LockedRelease = "f9"
+)
+
+// kojiSeed is what the farm's hub holds: override tags for f8 and f41
+// (open) and LockedRelease (admin only) with foo and bar on their lists,
+// builds of them (OverrideBuilds), the admin host's user, and the kojid's
+// host.
+func kojiSeed() kojihub.Seed {
+	pkgs := []string{"foo", "bar"}
+	seed := kojihub.Seed{
+		Users: map[string][]string{AdminKojiUser: nil},
+		Tags: []kojihub.SeedTag{
+			{Name: "dist-f8-override", Packages: pkgs},
+			{Name: "dist-f41-override", Packages: pkgs},
+			{Name: "dist-" + LockedRelease + "-override", Packages: pkgs, Perm: "admin"},
+		},
+		Hosts: []kojihub.SeedHost{{Name: KojidHost, Arches: "x86_64 noarch"}},
+	}
+	for _, nvr := range OverrideBuilds {
+		parts := strings.Split(nvr, "-")
+		seed.Builds = append(seed.Builds, kojihub.SeedBuild{Name: parts[0], Version: parts[1], Release: parts[2]})
+	}
+	return seed
+}
+
+// OverrideBuilds are the builds the farm's hub has (each can be tagged
+// into an override tag once).
+var OverrideBuilds = []string{"foo-1.0-1", "foo-1.0-2", "bar-1.0-1", "foo-1.0-1.fc41"}
+
+// kojiWrapper is the admin host's `koji`: it records its arguments (one a
+// line) in the sandbox's koji.log for the tests, then runs the release's
+// CLI as AdminKojiUser.
+const kojiWrapper = `#!/bin/sh
 log="$(dirname "$0")/../koji.log"
 { printf '%s\n' "$@"; echo --; } >> "$log"
-[ "$1" = tag-build ] || { echo "koji: unknown command $1" >&2; exit 2; }
-shift
-[ "$1" = --wait ] && shift
-tag=$1; shift
-[ $# -gt 0 ] || { echo "Usage: koji tag-build [options] <tag> <pkg> [<pkg> ...]" >&2; exit 2; }
-case "$tag" in *nosuch*) echo "GenericError: No such entry in table tag: $tag" >&2; exit 1;; esac
-task=$(( $(date +%s) % 100000 + 1000 ))
-for nvr in "$@"; do
-  case "$nvr" in *missing*) echo "TagError: build $nvr not found" >&2; exit 1;; esac
-done
-echo "Created task $task"
-echo "Watching tasks (this may be safely interrupted)..."
-echo "$task tagBuild (noarch): free"
-echo "$task tagBuild (noarch): free -> closed"
-echo "  0 free  0 open  1 done  0 failed"
-echo ""
-echo "$task tagBuild (noarch) completed successfully"
+exec env ENV ARGV "$@"
 `
+
+// startKoji starts the upstream hub, seeds it, starts a kojid for
+// KojidHost and writes the admin host's koji command.
+func (s *Sandbox) startKoji(ctx context.Context) error {
+	var err error
+	if s.Koji, err = kojihub.Start(ctx); err != nil {
+		return err
+	}
+	if _, err := s.Koji.Seed(ctx, kojiSeed()); err != nil {
+		return err
+	}
+	if s.kojid, err = s.Koji.StartKojid(ctx, KojidHost); err != nil {
+		return err
+	}
+	argv, env, err := s.Koji.CertCLI(filepath.Join(s.Dir, "standins", "koji"), AdminKojiUser, builders.UserID, builders.UserID)
+	if err != nil {
+		return err
+	}
+	quote := func(words []string) string {
+		q := make([]string, len(words))
+		for i, w := range words {
+			q[i] = shellQuote(w)
+		}
+		return strings.Join(q, " ")
+	}
+	script := strings.NewReplacer("ENV", quote(env), "ARGV", quote(argv)).Replace(kojiWrapper)
+	return os.WriteFile(filepath.Join(s.binDir, "koji"), []byte(script), 0o755)
+}
 
 // xlStandIn asks the sandbox to "reboot" a guest: the sandbox stops the
 // guest's sshd and starts it again with empty tmpfs and a new boot id, as
@@ -84,12 +137,13 @@ touch "$(dirname "$0")/../reboot-requests/$2"
 echo "Rebooting domain $2"
 `
 
-// startFarm starts the sshd machines, the koji and xl stand-ins and the
-// xen guest configs.
+// startFarm starts the sshd machines, the upstream Koji hub with a kojid
+// (the admin host's koji is its CLI), the xl stand-in and the xen guest
+// configs.
 func (s *Sandbox) startFarm(ctx context.Context) error {
 	dir := filepath.Join(s.Dir, "farm")
 	s.binDir = filepath.Join(s.Dir, "standins", "bin")
-	// The bot logs in as an unprivileged user: the koji stand-in it runs
+	// The bot logs in as an unprivileged user: the koji command it runs
 	// on the admin host, and its log, must be reachable by that user.
 	if err := harness.Traversable(s.Dir); err != nil {
 		return err
@@ -107,12 +161,17 @@ func (s *Sandbox) startFarm(ctx context.Context) error {
 	if err := os.Chmod(kojiLog, 0o666); err != nil { // past the umask
 		return err
 	}
+	// The hub starts beside the machines (they do not need each other).
+	kojiDone := make(chan error, 1)
+	go func() { kojiDone <- s.startKoji(ctx) }()
 	var err error
-	if s.Farm, err = builders.Start(ctx, dir, farmSpecs(s.binDir)); err != nil {
+	s.Farm, err = builders.Start(ctx, dir, farmSpecs(s.binDir))
+	kojiErr := <-kojiDone
+	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(s.binDir, "koji"), []byte(kojiStandIn), 0o755); err != nil {
-		return err
+	if kojiErr != nil {
+		return fmt.Errorf("koji: %w", kojiErr)
 	}
 	if err := os.WriteFile(filepath.Join(s.binDir, "xl"), []byte(xlStandIn), 0o755); err != nil {
 		return err
@@ -130,7 +189,7 @@ func (s *Sandbox) startFarm(ctx context.Context) error {
 	return nil
 }
 
-// KojiLog returns what the koji stand-in was called with so far.
+// KojiLog returns what the admin host's koji was called with so far.
 func (s *Sandbox) KojiLog() string {
 	b, _ := os.ReadFile(filepath.Join(s.Dir, "standins", "koji.log"))
 	return string(b)

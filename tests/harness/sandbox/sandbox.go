@@ -24,6 +24,7 @@ import (
 	"github.com/fedora-infra/kojibot/tests/harness/builders"
 	"github.com/fedora-infra/kojibot/tests/harness/fasjsonfake"
 	"github.com/fedora-infra/kojibot/tests/harness/ircnet"
+	"github.com/fedora-infra/kojibot/tests/harness/kojihub"
 	"github.com/fedora-infra/kojibot/tests/harness/pgsql"
 )
 
@@ -45,6 +46,10 @@ type Options struct {
 	Members []string
 	// Farm starts the sshd machines: hub, admin host, xen host and builders.
 	Farm bool
+	// FastBots connects every bot to the IRC port without flood limits,
+	// sending 200 lines a second, unless its BotConfig asks for Paced:
+	// for tests, where the pacing is not what most of them check.
+	FastBots bool
 }
 
 // Sandbox is a running farm.
@@ -55,6 +60,9 @@ type Sandbox struct {
 	FASJSON *fasjsonfake.Server
 	// Farm is the sshd machines, when Options.Farm.
 	Farm *builders.Farm
+	// Koji is the upstream Koji hub of the farm, when Options.Farm: the
+	// admin host's `koji` is its CLI, and a kojid takes its tasks.
+	Koji *kojihub.Hub
 	// DBs are the Koji databases by name.
 	DBs   map[string]pgsql.DSNs
 	Users map[string]string
@@ -69,6 +77,8 @@ type Sandbox struct {
 	checkins sync.WaitGroup
 	// matrix is StartMatrix's homeserver, stopped by Close.
 	matrix *Matrix
+	// kojid runs the Koji hub's tasks, when Options.Farm.
+	kojid *kojihub.Kojid
 }
 
 // Start starts IRC (with services), PostgreSQL and FASJSON, and registers
@@ -153,7 +163,11 @@ type BotConfig struct {
 	// Lenient connects to the IRC port without flood limits (default: the
 	// strict port with InspIRCd's default limits).
 	Lenient bool
-	// Extra is merged into the generated YAML (top-level sections).
+	// Paced keeps the strict port and the default outbound pacing even
+	// when Options.FastBots is set: for a test of the pacing itself.
+	Paced bool
+	// Extra is merged into the generated YAML (top-level sections); a nil
+	// value leaves that section out.
 	Extra map[string]any
 }
 
@@ -166,7 +180,9 @@ func (s *Sandbox) WriteConfig(ctx context.Context, bc BotConfig) (string, error)
 	if bc.ACLSource == "" {
 		bc.ACLSource = "static"
 	}
+	s.mu.Lock()
 	dsns, ok := s.DBs[bc.DB]
+	s.mu.Unlock()
 	if !ok {
 		return "", fmt.Errorf("sandbox: no database %q", bc.DB)
 	}
@@ -182,8 +198,9 @@ func (s *Sandbox) WriteConfig(ctx context.Context, bc BotConfig) (string, error)
 	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
 		return "", err
 	}
+	fast := s.opts.FastBots && !bc.Paced
 	port := s.IRC.StrictPort()
-	if bc.Lenient {
+	if bc.Lenient || fast {
 		port = s.IRC.Port()
 	}
 	cfg := map[string]any{
@@ -192,9 +209,9 @@ func (s *Sandbox) WriteConfig(ctx context.Context, bc BotConfig) (string, error)
 			"sasl":     map[string]any{"user": bc.Nick, "password_file": pwFile},
 			"channels": []string{bc.Channel}, "notify_channel": bc.Channel,
 			"reconnect_max": "2s",
-			// Tests and demo users type fast; the output pacing stays at its default.
-			"user_rate": 5, "user_burst": 30,
 		},
+		// Tests and demo users type fast; the output pacing stays at its default.
+		"commands": map[string]any{"user_rate": 5, "user_burst": 30},
 		"acl": map[string]any{
 			"source": bc.ACLSource, "fasjson_url": s.FASJSON.URL(), "cache_ttl": "2s", "timeout": "2s",
 			// The sandbox's own network registers FAS names as accounts;
@@ -214,6 +231,10 @@ func (s *Sandbox) WriteConfig(ctx context.Context, bc BotConfig) (string, error)
 		"outage": map[string]any{"to": []string{"fedora-infrastructure-list@lists.fedoraproject.org"}},
 		"log":    map[string]any{"level": "debug", "file": filepath.Join(botDir, "kojibot.log")},
 	}
+	if fast {
+		irc := cfg["irc"].(map[string]any)
+		irc["send_rate"], irc["send_burst"] = 200, 200
+	}
 	if s.Farm != nil {
 		for k, v := range s.farmConfig() {
 			if have, ok := cfg[k].(map[string]any); ok {
@@ -230,6 +251,10 @@ func (s *Sandbox) WriteConfig(ctx context.Context, bc BotConfig) (string, error)
 		}
 	}
 	for k, v := range bc.Extra {
+		if v == nil { // a section left out, as an operator would (irc: for a Matrix-only bot)
+			delete(cfg, k)
+			continue
+		}
 		if sub, ok := v.(map[string]any); ok {
 			if have, ok := cfg[k].(map[string]any); ok {
 				for kk, vv := range sub {
@@ -324,6 +349,12 @@ func (s *Sandbox) Close() {
 	}
 	close(s.stop)
 	s.checkins.Wait()
+	if s.kojid != nil {
+		s.kojid.Stop()
+	}
+	if s.Koji != nil {
+		s.Koji.Close()
+	}
 	if s.Farm != nil {
 		s.Farm.Stop()
 	}

@@ -47,6 +47,23 @@ CREATE TABLE user_perms (
 	UNIQUE (user_id, perm_id, active)
 );
 
+-- Group membership (versioned). A group is a users row of usertype 2; from
+-- Koji 1.34 on, the hub counts the group's user_perms for its members.
+CREATE TABLE user_groups (
+	user_id INTEGER NOT NULL REFERENCES users(id),
+	group_id INTEGER NOT NULL REFERENCES users(id),
+	create_event INTEGER NOT NULL REFERENCES events(id) DEFAULT get_event(),
+	revoke_event INTEGER REFERENCES events(id),
+	creator_id INTEGER NOT NULL REFERENCES users(id),
+	revoker_id INTEGER REFERENCES users(id),
+	active BOOLEAN DEFAULT 'true' CHECK (active),
+	CONSTRAINT active_revoke_sane CHECK (
+		(active IS NULL AND revoke_event IS NOT NULL AND revoker_id IS NOT NULL)
+		OR (active IS NOT NULL AND revoke_event IS NULL AND revoker_id IS NULL)),
+	PRIMARY KEY (create_event, user_id, group_id),
+	UNIQUE (user_id, group_id, active)
+);
+
 CREATE TABLE sessions (
 	id SERIAL NOT NULL PRIMARY KEY,
 	user_id INTEGER NOT NULL REFERENCES users(id),

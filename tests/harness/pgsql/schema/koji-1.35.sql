@@ -1,8 +1,9 @@
 -- Koji 1.33 and later (written from koji-1.35.3 schemas/schema.sql): the
 -- tables kojibot reads and writes, with upstream's columns, NOT NULLs,
 -- CHECKs, defaults and foreign keys. host_config is versioned and kojid's
--- every check-in writes host.update_time (TIMESTAMPTZ). Run as the hub's
--- role.
+-- every check-in writes host.update_time (TIMESTAMPTZ); scheduler_task_runs
+-- (Koji 1.34) is there, so a Koji 1.33 database is this without it. Run as
+-- the hub's role.
 
 CREATE TABLE events (
 	id SERIAL NOT NULL PRIMARY KEY,
@@ -44,6 +45,23 @@ CREATE TABLE user_perms (
 		OR (active IS NOT NULL AND revoke_event IS NULL AND revoker_id IS NULL)),
 	PRIMARY KEY (create_event, user_id, perm_id),
 	UNIQUE (user_id, perm_id, active)
+);
+
+-- Group membership (versioned). A group is a users row of usertype 2; from
+-- Koji 1.34 on, the hub counts the group's user_perms for its members.
+CREATE TABLE user_groups (
+	user_id INTEGER NOT NULL REFERENCES users(id),
+	group_id INTEGER NOT NULL REFERENCES users(id),
+	create_event INTEGER NOT NULL REFERENCES events(id) DEFAULT get_event(),
+	revoke_event INTEGER REFERENCES events(id),
+	creator_id INTEGER NOT NULL REFERENCES users(id),
+	revoker_id INTEGER REFERENCES users(id),
+	active BOOLEAN DEFAULT 'true' CHECK (active),
+	CONSTRAINT active_revoke_sane CHECK (
+		(active IS NULL AND revoke_event IS NOT NULL AND revoker_id IS NOT NULL)
+		OR (active IS NOT NULL AND revoke_event IS NULL AND revoker_id IS NULL)),
+	PRIMARY KEY (create_event, user_id, group_id),
+	UNIQUE (user_id, group_id, active)
 );
 
 CREATE TABLE sessions (
@@ -135,6 +153,19 @@ CREATE TABLE task (
 	UNIQUE (parent, label)
 );
 CREATE INDEX task_by_host ON task (host_id);
+
+-- New in Koji 1.34 (the task scheduler), with the hub that counts group
+-- permissions: kojibot takes this table as the sign of a 1.34+ schema.
+CREATE TABLE scheduler_task_runs (
+	id SERIAL NOT NULL PRIMARY KEY,
+	task_id INTEGER REFERENCES task (id) NOT NULL,
+	host_id INTEGER REFERENCES host (id) NOT NULL,
+	active BOOLEAN NOT NULL DEFAULT TRUE,
+	create_time TIMESTAMPTZ NOT NULL DEFAULT NOW()
+);
+CREATE INDEX scheduler_task_runs_task ON scheduler_task_runs(task_id);
+CREATE INDEX scheduler_task_runs_host ON scheduler_task_runs(host_id);
+CREATE INDEX scheduler_task_runs_create_time ON scheduler_task_runs(create_time);
 
 CREATE TABLE tag (
 	id SERIAL NOT NULL PRIMARY KEY,

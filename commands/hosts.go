@@ -2,40 +2,11 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
-	"github.com/fedora-infra/kojibot/commands/redact"
 )
-
-// systemMessage maps a known failure of a system package to a short reply
-// that names the failure, never an address (the database's host:port) or a
-// path: the caller logs the whole error.
-func systemMessage(err error) (string, bool) {
-	var perm *kojidb.PermissionError
-	switch {
-	case errors.Is(err, kojidb.ErrUnavailable):
-		return "the Koji database is unavailable right now; nothing was changed, try again later", true
-	case errors.As(err, &perm):
-		return perm.Reply(), true
-	case errors.Is(err, kojidb.ErrBadCapacity):
-		return "capacity must be a number greater than 1 (Koji's own limit)", true
-	case errors.Is(err, kojidb.ErrNoHost):
-		return redact.Text(err.Error()), true
-	case isFleetError(err):
-		return publicError(err), true
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timed out; nothing more was done", true
-	case errors.Is(err, context.Canceled):
-		return "cancelled", true
-	}
-	return "", false
-}
 
 // kojiHost resolves a caller's host name against the Koji hosts.
 func (d *Dispatcher) kojiHost(ctx context.Context, query string) (kojidb.Host, error) {
@@ -78,45 +49,6 @@ func pickHost(query string, hosts []kojidb.Host) (kojidb.Host, error) {
 		}
 	}
 	return kojidb.Host{}, fmt.Errorf("%w: %s", kojidb.ErrNoHost, name)
-}
-
-// formatNumber prints a capacity or load without useless decimals.
-func formatNumber(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
-
-// ago renders a duration for humans: 45s, 3m, 2h5m, 3d4h.
-func ago(d time.Duration) string {
-	if d < 0 {
-		d = 0
-	}
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
-}
-
-// shortDuration renders a configured age: 7d, 36h, 40m.
-func shortDuration(d time.Duration) string {
-	switch {
-	case d >= 24*time.Hour && d%(24*time.Hour) == 0:
-		return fmt.Sprintf("%dd", d/(24*time.Hour))
-	case d >= time.Hour && d%time.Hour == 0:
-		return fmt.Sprintf("%dh", d/time.Hour)
-	case d >= time.Minute && d%time.Minute == 0:
-		return fmt.Sprintf("%dm", d/time.Minute)
-	}
-	return d.String()
-}
-
-func flagWord(b bool, yes, no string) string {
-	if b {
-		return yes
-	}
-	return no
 }
 
 // hostColumns are the columns of the hosts table.
@@ -189,13 +121,6 @@ func (d *Dispatcher) runHost(ctx context.Context, c *Call) error {
 	}
 	c.Reply("%s", msg)
 	return nil
-}
-
-func orNone(s string) string {
-	if strings.TrimSpace(s) == "" {
-		return "none"
-	}
-	return s
 }
 
 func (d *Dispatcher) runCapacity(ctx context.Context, c *Call) error {

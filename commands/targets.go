@@ -1,8 +1,6 @@
 package commands
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -110,37 +108,6 @@ func (d *Dispatcher) perHostTimeout() time.Duration {
 	return t
 }
 
-// remoteMessage is a short reason for a failed remote step, for the caller
-// (who names the host): the kind of failure, never the host's address, a
-// file path or an ssh-keyscan recipe. The Fleet logs a host key failure in
-// full.
-func remoteMessage(err error) string {
-	if kind, ok := fleet.Kind(err); ok {
-		return kind
-	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timed out"
-	case errors.Is(err, context.Canceled):
-		return "cancelled"
-	}
-	return cutText(publicError(err), 200)
-}
-
-// humanBytes renders a byte count: 512 B, 3.4 MiB, 1.2 GiB.
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
-}
-
 // usageText renders a df result: "/var/lib/mock 93% (1.1 GiB free) FULL".
 func (d *Dispatcher) usageText(u fleet.Usage) string {
 	s := fmt.Sprintf("%s %.0f%% (%s free)", u.Path, u.Percent, humanBytes(u.Avail))
@@ -148,17 +115,6 @@ func (d *Dispatcher) usageText(u fleet.Usage) string {
 		s += " FULL"
 	}
 	return s
-}
-
-// firstLine is the last non-empty line of a command's stderr (where koji,
-// rm and friends put the reason), cut short.
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	l := strings.TrimSpace(lines[len(lines)-1])
-	if len(l) > 300 {
-		l = l[:300] + "…"
-	}
-	return l
 }
 
 // servicesOf returns the services of a configured host.

@@ -1,0 +1,220 @@
+package kojihub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fedora-infra/kojibot/tests/harness"
+)
+
+// KojidUser is the unprivileged account a Kojid runs as when the caller is
+// root (as root, kojid writes /var/log/kojid.log).
+const KojidUser = "nobody"
+
+// kojidShim runs builder/kojid with one change, made in memory: the task
+// manager's scan of /etc/mock/koji (the mock configurations of local
+// buildroots, which a builder without mock does not have and which must
+// not be made in this machine's /etc) finds none. Everything else is the
+// release's kojid.
+const kojidShim = `import runpy, sys
+import koji.daemon
+koji.daemon.TaskManager._scanLocalBuildroots = lambda self: {}
+sys.argv[0] = KOJID
+runpy.run_path(KOJID, run_name="__main__")
+`
+
+// Kojid is the release's builder daemon running as one Koji host.
+type Kojid struct {
+	Host string
+	Dir  string
+
+	proc   *os.Process
+	exited chan struct{}
+}
+
+// StartKojid runs builder/kojid as host name (added with addHost before),
+// logged in by its certificate (CN=name), in the foreground as KojidUser,
+// polling every second. It returns once the process runs; the host checks
+// in (host.update_time) within a few seconds. Stop it before Close.
+func (h *Hub) StartKojid(ctx context.Context, name string) (_ *Kojid, err error) {
+	dir, err := os.MkdirTemp(h.Dir, "kojid-")
+	if err != nil {
+		return nil, err
+	}
+	k := &Kojid{Host: name, Dir: dir}
+	defer func() {
+		if err != nil {
+			k.Stop()
+		}
+	}()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"work", "mock", "py/multilib"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	pem, err := h.Cert(name)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(pem)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string]string{
+		"client.pem": string(b),
+		"kojid.conf": fmt.Sprintf(`[kojid]
+server = %s
+topurl = https://%s/kojifiles
+topdir = %s
+workdir = %s/work
+mockdir = %s/mock
+cert = %s/client.pem
+serverca = %s
+sleeptime = 1
+minspace = 1
+maxjobs = 2
+log_level = INFO
+`, h.URL, ServiceHost, filepath.Join(h.Dir, "mnt", "koji"), dir, dir, dir, h.CACert()),
+		"kojid-shim.py": strings.Replace(kojidShim, "KOJID", fmt.Sprintf("%q", filepath.Join(h.Src, "builder", "kojid")), -1),
+		// multilib is imported by kojid and used only by createrepo
+		// tasks; Debian does not package it.
+		"py/multilib/__init__.py": "",
+		"py/multilib/multilib.py": "",
+	}
+	for f, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(text), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "client.pem"), 0o600); err != nil {
+		return nil, err
+	}
+	if err := harness.Chown(dir, KojidUser); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(Python, filepath.Join(dir, "kojid-shim.py"), "-c", filepath.Join(dir, "kojid.conf"), "--fg", "--force-lock", "--verbose")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"PYTHONPATH="+h.Src+":"+filepath.Join(dir, "py"),
+		"PYTHONDONTWRITEBYTECODE=1", "HOME="+dir, "LANG=C.UTF-8")
+	out, err := os.Create(filepath.Join(dir, "kojid.out"))
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := harness.AsUser(cmd, KojidUser); err != nil {
+		return nil, err
+	}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	if err := harness.Spawn(cmd); err != nil {
+		return nil, fmt.Errorf("kojihub: kojid: %w", err)
+	}
+	k.proc = cmd.Process
+	k.exited = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(k.exited) }()
+	// A kojid that cannot log in or start exits at once.
+	select {
+	case <-k.exited:
+		return nil, fmt.Errorf("kojihub: kojid for %s exited: %s", name, k.Output())
+	case <-time.After(300 * time.Millisecond):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return k, nil
+}
+
+// Output is what kojid wrote (its log goes to standard error in the
+// foreground), at most the last 4000 bytes.
+func (k *Kojid) Output() string {
+	b, _ := os.ReadFile(filepath.Join(k.Dir, "kojid.out"))
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// Running reports whether the daemon still runs.
+func (k *Kojid) Running() bool {
+	if k.exited == nil {
+		return false
+	}
+	select {
+	case <-k.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Stop stops kojid (its process group) by PID: SIGTERM, then SIGKILL after
+// 10 s. Its directory stays, for its output, until the hub's Close.
+func (k *Kojid) Stop() {
+	if k.proc == nil {
+		return
+	}
+	_ = syscall.Kill(-k.proc.Pid, syscall.SIGTERM)
+	select {
+	case <-k.exited:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-k.proc.Pid, syscall.SIGKILL)
+		<-k.exited
+	}
+	k.proc = nil
+}
+
+// errNotCheckedIn is returned by WaitCheckin when the host never checks in.
+var errNotCheckedIn = errors.New("kojihub: the host did not check in")
+
+// WaitCheckin waits until the hub records a check-in of host name after
+// since (the update_ts of getHost: host.update_time, which kojid's
+// updateHost sets every cycle), and returns its time.
+func (h *Hub) WaitCheckin(ctx context.Context, name string, since time.Time, timeout time.Duration) (time.Time, error) {
+	anon := h.Anonymous()
+	var last time.Time
+	ok := harness.WaitFor(ctx, timeout, func() bool {
+		var err error
+		last, err = h.LastCheckin(ctx, anon, name)
+		return err == nil && last.After(since)
+	})
+	if !ok {
+		return last, fmt.Errorf("%w after %v within %v (last %v)", errNotCheckedIn, since, timeout, last)
+	}
+	return last, nil
+}
+
+// LastCheckin is host name's last check-in as the hub reports it (getHost's
+// update_ts), zero when it never checked in.
+func (h *Hub) LastCheckin(ctx context.Context, c *Client, name string) (time.Time, error) {
+	host, err := c.Struct(ctx, "getHost", name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if host == nil {
+		return time.Time{}, fmt.Errorf("kojihub: no host %s", name)
+	}
+	switch ts := host["update_ts"].(type) {
+	case nil:
+		return time.Time{}, nil
+	case float64:
+		sec, frac := math.Modf(ts)
+		return time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3), nil
+	default:
+		return time.Time{}, fmt.Errorf("kojihub: getHost %s: update_ts %T %v", name, ts, ts)
+	}
+}
