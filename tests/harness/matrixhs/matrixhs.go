@@ -1,6 +1,7 @@
 // Package matrixhs starts a real Matrix homeserver, Dendrite, for kojibot's
 // end-to-end tests and `make demo`: built once from the Go module pinned in
-// go.mod (a tool dependency), run with SQLite in a temporary directory on a
+// the test tools' own module (tests/tools/go.mod, not kojibot's go.mod),
+// run with SQLite in a temporary directory on a
 // free loopback port, with the server name fedora.im and registration
 // closed except through a shared secret.
 package matrixhs
@@ -22,7 +23,7 @@ import (
 	"github.com/fedora-infra/kojibot/tests/harness"
 )
 
-// Version is the Dendrite release pinned in go.mod.
+// Version is the Dendrite release pinned in tests/tools/go.mod.
 const Version = "v0.13.8"
 
 // ServerName is the homeserver's name: Fedora's, so that matrix.fas_server
@@ -41,9 +42,15 @@ func BinDir() string {
 // commands are the Dendrite programs the harness needs.
 var commands = []string{"dendrite", "create-account", "generate-keys", "generate-config"}
 
+// ToolsDir is the directory of the test tools' module (its go.mod pins
+// Dendrite) under moduleDir, the kojibot module's root.
+func ToolsDir(moduleDir string) string {
+	return filepath.Join(moduleDir, "tests", "tools")
+}
+
 // Build builds the Dendrite binaries into BinDir unless they are there
-// already, from moduleDir (the kojibot module, whose go.mod pins them),
-// and returns BinDir.
+// already, from the test tools' module under moduleDir (the kojibot
+// module's root; see ToolsDir), and returns BinDir.
 func Build(ctx context.Context, moduleDir string) (string, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
@@ -62,14 +69,8 @@ func Build(ctx context.Context, moduleDir string) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	args := []string{"build", "-o", tmp + "/"}
-	for _, c := range commands {
-		args = append(args, "github.com/matrix-org/dendrite/cmd/"+c)
-	}
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = moduleDir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("matrixhs: building dendrite: %w\n%s", err, out)
+	if err := build(ctx, moduleDir, tmp); err != nil {
+		return "", err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
@@ -81,6 +82,21 @@ func Build(ctx context.Context, moduleDir string) (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// build runs `go build` of the Dendrite commands in the test tools'
+// module, writing the binaries into out.
+func build(ctx context.Context, moduleDir, out string) error {
+	args := []string{"build", "-o", out + "/"}
+	for _, c := range commands {
+		args = append(args, "github.com/matrix-org/dendrite/cmd/"+c)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = ToolsDir(moduleDir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("matrixhs: building dendrite in %s: %w\n%s", cmd.Dir, err, out)
+	}
+	return nil
 }
 
 // Server is one running Dendrite.

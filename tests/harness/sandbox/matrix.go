@@ -28,7 +28,7 @@ type Matrix struct {
 	Section map[string]any
 }
 
-// StartMatrix builds Dendrite from the module's pinned version (minutes
+// StartMatrix builds Dendrite from the version tests/tools/go.mod pins (minutes
 // the first time; then cached in matrixhs.BinDir), starts it under the
 // sandbox's directory, creates the users (name → password) and the bot's
 // account, and has the first user (by name) create the ops room. Close
