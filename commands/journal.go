@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -17,7 +18,7 @@ import (
 type StateStore interface {
 	Record(ctx context.Context, e state.Entry) (int64, error)
 	Done(ctx context.Context, id int64) error
-	ClaimOrphans(ctx context.Context) ([]state.Entry, error)
+	Claim(ctx context.Context) ([]state.Entry, []state.Unverified, error)
 	NewJob(ctx context.Context, j state.JobRecord) (int64, error)
 	FinishJob(ctx context.Context, id int64, result string, finished time.Time) error
 	RecentJobs(ctx context.Context, limit int) ([]state.JobRecord, error)
@@ -193,6 +194,14 @@ type Recovery struct {
 	// Mounts are the mount points a dead job had unmounted (or was
 	// unmounting): the bot cannot mount them again, so they are reported.
 	Mounts []state.Entry
+	// Refused are records of services that are not among their host's
+	// configured services (hosts.<host>.services): never started, only
+	// reported, and closed.
+	Refused []state.Entry
+	// Unverified says, one line each, which earlier processes could not
+	// be checked through their lock file; their records are left alone
+	// while their process id still runs.
+	Unverified []string
 }
 
 // RecoveryFailure is a service Recover could not start.
@@ -203,7 +212,7 @@ type RecoveryFailure struct {
 
 // Empty reports whether the journal had nothing open.
 func (r Recovery) Empty() bool {
-	return len(r.Restored) == 0 && len(r.Failed) == 0 && len(r.Mounts) == 0
+	return len(r.Restored) == 0 && len(r.Failed) == 0 && len(r.Mounts) == 0 && len(r.Refused) == 0 && len(r.Unverified) == 0
 }
 
 func entryText(e state.Entry) string {
@@ -250,6 +259,16 @@ func (r Recovery) Lines() []string {
 		}
 		out = append(out, "recovery: an interrupted clean-up was unmounting, check these mounts by hand: "+strings.Join(parts, ", "))
 	}
+	if len(r.Refused) > 0 {
+		var parts []string
+		for _, e := range r.Refused {
+			parts = append(parts, entryText(e))
+		}
+		out = append(out, "recovery: not started, not among the host's configured services (hosts.<host>.services): "+strings.Join(parts, ", "))
+	}
+	for _, u := range r.Unverified {
+		out = append(out, "recovery: "+u)
+	}
 	return out
 }
 
@@ -262,7 +281,9 @@ var (
 // Recover takes over the journal records that processes now gone left
 // open (a crash, a SIGKILL, a shutdown that ran out of time) and starts
 // every service they list as stopped, with retries, marking each done once
-// it is active. Mount records are reported and closed. Records of a live
+// it is active; only a host's configured services (hosts.<host>.services)
+// are started, any other record is reported and closed. Mount records are
+// reported and closed. Records of a live
 // process (a `run` beside this `exec`) are left alone. Call it before
 // serving anything. Without a store it does nothing.
 func (d *Dispatcher) Recover(ctx context.Context) (Recovery, error) {
@@ -270,9 +291,13 @@ func (d *Dispatcher) Recover(ctx context.Context) (Recovery, error) {
 	if d.deps.State == nil {
 		return r, nil
 	}
-	orphans, err := d.deps.State.ClaimOrphans(ctx)
+	orphans, unverified, err := d.deps.State.Claim(ctx)
 	if err != nil {
 		return r, fmt.Errorf("recovery: reading the journal: %w", err)
+	}
+	for _, u := range unverified {
+		r.Unverified = append(r.Unverified, u.String())
+		d.deps.Log.Error("recovery: cannot tell whether an earlier kojibot process is gone", "pid", u.PID, "lock", u.Lock, "error", u.Err, "running", u.Running)
 	}
 	if len(orphans) == 0 {
 		return r, nil
@@ -282,6 +307,12 @@ func (d *Dispatcher) Recover(ctx context.Context) (Recovery, error) {
 	for _, e := range orphans {
 		if e.Kind == state.KindMount {
 			r.Mounts = append(r.Mounts, e)
+			continue
+		}
+		// The journal is a file: whoever can write it must not be able to
+		// make recovery start anything but a host's own services.
+		if h, ok := d.deps.Config.Hosts[e.Host]; ok && !slices.Contains(h.Services, e.Name) {
+			r.Refused = append(r.Refused, e)
 			continue
 		}
 		if _, ok := byHost[e.Host]; !ok {
@@ -326,15 +357,16 @@ func (d *Dispatcher) Recover(ctx context.Context) (Recovery, error) {
 	} else {
 		f.Each(ctx, hosts, restore)
 	}
-	for _, e := range r.Mounts {
+	for _, e := range append(slices.Clone(r.Mounts), r.Refused...) {
 		dctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 		if derr := d.deps.State.Done(dctx, e.ID); derr != nil {
-			d.deps.Log.Error("recovery: marking done", "host", e.Host, "mount", e.Name, "error", derr)
+			d.deps.Log.Error("recovery: marking done", "host", e.Host, "kind", e.Kind, "name", e.Name, "error", derr)
 		}
 		cancel()
 	}
 	sortEntries(r.Restored)
 	sortEntries(r.Mounts)
+	sortEntries(r.Refused)
 	sort.Slice(r.Failed, func(a, b int) bool { return r.Failed[a].Entry.ID < r.Failed[b].Entry.ID })
 	for _, e := range r.Restored {
 		d.deps.Log.Warn("recovery: service started again", "host", e.Host, "service", e.Name, "job", e.Job, "owner", e.Owner, "stopped_at", e.Opened)
@@ -344,6 +376,9 @@ func (d *Dispatcher) Recover(ctx context.Context) (Recovery, error) {
 	}
 	for _, e := range r.Mounts {
 		d.deps.Log.Warn("recovery: mount left by an interrupted job", "host", e.Host, "mount", e.Name, "job", e.Job, "owner", e.Owner)
+	}
+	for _, e := range r.Refused {
+		d.deps.Log.Error("recovery: journal record of a service not configured for its host: not started", "host", e.Host, "service", e.Name, "job", e.Job, "owner", e.Owner)
 	}
 	return r, nil
 }

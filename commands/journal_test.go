@@ -520,3 +520,53 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Recovery starts only a host's configured services: a journal record
+// naming anything else (written by whoever can write the store) is
+// reported and closed, never started.
+func TestRecoverOnlyConfiguredServices(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	dead, err := state.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []state.Entry{
+		{Host: "b1", Kind: state.KindService, Name: "kojid", Job: "4", Owner: "alice"},
+		{Host: "b1", Kind: state.KindService, Name: "sshd", Job: "4", Owner: "alice"},
+		{Host: "b2", Kind: state.KindService, Name: "plague-builder", Job: "5", Owner: "carol"},
+	} {
+		if _, err := dead.Record(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead.Close()
+	st, err := state.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fl := newServiceFleet()
+	d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: fl, ACL: fakeACL{}, State: st})
+	defer d.Close()
+	r, err := d.Recover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := fl.count("b1 start sshd") + fl.count("b2 start plague-builder"); n != 0 {
+		t.Errorf("started %d services that are not configured for their host: %q", n, fl.calls)
+	}
+	if fl.count("b1 start kojid") != 1 || len(r.Restored) != 1 || r.Restored[0].Name != "kojid" {
+		t.Errorf("restored %+v, calls %q", r.Restored, fl.calls)
+	}
+	if len(r.Refused) != 2 {
+		t.Errorf("refused %+v", r.Refused)
+	}
+	text := strings.Join(r.Lines(), "\n")
+	if !strings.Contains(text, "not started, not among the host's configured services (hosts.<host>.services): sshd on b1 (job 4 by alice), plague-builder on b2 (job 5 by carol)") {
+		t.Errorf("report:\n%s", text)
+	}
+	if open, _ := st.OpenEntries(ctx, ""); len(open) != 0 {
+		t.Errorf("still open: %+v", open)
+	}
+}

@@ -83,7 +83,15 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return exitError{1}
 			}
-			for _, w := range configWarnings(cfg) {
+			stateErrs, stateWarns := cfg.CheckStateDir()
+			if len(stateErrs) > 0 {
+				fmt.Fprintf(stderr, "%s: invalid configuration:\n", configPath)
+				for _, e := range stateErrs {
+					fmt.Fprintln(stderr, "  -", e)
+				}
+				return exitError{1}
+			}
+			for _, w := range append(configWarnings(cfg), stateWarns...) {
 				fmt.Fprintln(stderr, "warning:", w)
 			}
 			fmt.Fprintf(stdout, "%s: configuration is valid\n", configPath)

@@ -2,16 +2,25 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"os"
 	"os/signal"
+	"os/user"
+	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/commands/state"
 )
+
+// errorLine is said when the journal cannot be read.
+const errorLine = "recovery: could not read the journal in state.dir; services an earlier kojibot stopped may still be down: check by hand"
 
 // recoverJournal restores what earlier kojibot processes left stopped
 // and returns the lines that say what it found and did;
@@ -21,7 +30,7 @@ func recoverJournal(ctx context.Context, sys *system) []string {
 	lines := r.Lines()
 	if err != nil {
 		sys.log.Error("recovery failed", "error", err)
-		lines = append(lines, "recovery: could not read the journal in state.dir; services an earlier kojibot stopped may still be down: check by hand")
+		lines = append(lines, errorLine)
 	}
 	for _, l := range lines {
 		sys.log.Warn(l)
@@ -49,14 +58,15 @@ func (s *system) shutdownJobs() {
 	})
 }
 
-// signalContext is a context cancelled by the first SIGINT or SIGTERM;
+// signalContext is a context cancelled by the first SIGINT, SIGTERM,
+// SIGHUP (the operator's terminal or SSH session went away) or SIGQUIT;
 // caught() tells which one it was (nil when none). Later signals are
 // caught too, and only said to be ignored on stderr: the job is
 // restoring what it stopped.
 func signalContext(parent context.Context, stderr io.Writer) (ctx context.Context, caught func() os.Signal, stop func()) {
 	ctx, cancel := context.WithCancel(parent)
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	var mu sync.Mutex
 	var first os.Signal
 	done := make(chan struct{})
@@ -73,6 +83,7 @@ func signalContext(parent context.Context, stderr io.Writer) (ctx context.Contex
 					continue
 				}
 				mu.Unlock()
+				// The terminal may be gone (SIGHUP): a failed write is no reason to stop.
 				fmt.Fprintf(stderr, "kojibot: %v: still restoring services, please wait\n", s)
 			case <-done:
 				return
@@ -117,5 +128,99 @@ func waitJobs(ctx context.Context, sys *system) {
 	}
 }
 
+// becomeStateOwner makes a kojibot started as root run as the owner of
+// dir (state.dir) from now on: its uid, its primary group and its
+// supplementary groups. Call it after the secrets only root may read are
+// read, and before the store is opened, so that whatever kojibot writes in
+// dir belongs to that owner (the `kojibot` user of `run`), and no file
+// there, link or not, is ever opened with root's rights. A missing dir is
+// left to the store to create; under any other uid nothing changes here
+// (the store refuses a dir that is not its own).
+func becomeStateOwner(dir string, log *slog.Logger) error {
+	if os.Geteuid() != 0 || dir == "" {
+		return nil
+	}
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 || !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory (a symbolic link is refused)", dir)
+	}
+	uid, gid, ok := state.OwnerOf(fi)
+	if !ok || uid == 0 {
+		return nil
+	}
+	groups := []int{}
+	name := "uid " + strconv.Itoa(uid)
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		name = u.Username
+		if g, err := strconv.Atoi(u.Gid); err == nil {
+			gid = g
+		}
+		if ids, err := u.GroupIds(); err == nil {
+			for _, id := range ids {
+				if g, err := strconv.Atoi(id); err == nil {
+					groups = append(groups, g)
+				}
+			}
+		}
+	}
+	// Groups first: once the uid is dropped they cannot be changed. Go
+	// applies each call to every thread of the process.
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("switching to %s, the owner of %s: setgroups: %w", name, dir, err)
+	}
+	if err := syscall.Setresgid(gid, gid, gid); err != nil {
+		return fmt.Errorf("switching to %s, the owner of %s: setresgid: %w", name, dir, err)
+	}
+	if err := syscall.Setresuid(uid, uid, uid); err != nil {
+		return fmt.Errorf("switching to %s, the owner of %s: setresuid: %w", name, dir, err)
+	}
+	log.Info("started as root: now running as the owner of state.dir", "user", name, "uid", uid, "gid", gid)
+	return nil
+}
+
 // The embedded store is what the commands need of a state store.
 var _ commands.StateStore = (*state.Store)(nil)
+
+// claimOrphansEvery runs the recovery every interval until ctx ends, and
+// tells what it found and did to notify. A process that cannot be checked
+// and still runs is told once, not at every round; so is a journal that
+// cannot be read.
+func claimOrphansEvery(ctx context.Context, sys *system, interval time.Duration, notify func(string)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	told := map[string]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r, err := sys.dispatcher.Recover(ctx)
+		var fresh []string
+		for _, u := range r.Unverified {
+			if !told[u] {
+				told[u] = true
+				fresh = append(fresh, u)
+			}
+		}
+		r.Unverified = fresh
+		lines := r.Lines()
+		if err != nil && ctx.Err() == nil {
+			sys.log.Error("recovery failed", "error", err)
+			if !told[errorLine] {
+				told[errorLine] = true
+				lines = append(lines, errorLine)
+			}
+		}
+		for _, l := range lines {
+			sys.log.Warn(l)
+			notify(l)
+		}
+	}
+}

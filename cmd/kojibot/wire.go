@@ -115,6 +115,31 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 		}
 	}
 	sys := &system{log: log, db: db, acl: checker, drafts: outage.NewStore(0, nil), template: tmpl, cfg: cfg}
+	deps := commands.Deps{
+		Config:   cfg,
+		DB:       db,
+		ACL:      checker,
+		Drafts:   sys.drafts,
+		Template: tmpl,
+		Audit:    log.With("log", "audit"),
+		Log:      log,
+		Observe:  observe,
+	}
+	if len(cfg.Hosts) > 0 {
+		// Reads ssh.key_file, which may be root's alone.
+		if sys.fleet, err = fleet.New(cfg.SSH, cfg.Hosts, log.With("component", "fleet")); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("ssh: %w", err)
+		}
+		closers = append(closers, sys.fleet.Close)
+		deps.Fleet = sys.fleet
+	}
+	// Started as root (exec, to read the secrets): from here on, run as
+	// the owner of state.dir, so that the store stays that user's.
+	if err := becomeStateOwner(cfg.State.Dir, log); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("state.dir: %w", err)
+	}
 	// The journal is what makes a crash safe: without it, nothing runs.
 	if sys.state, err = state.Open(ctx, cfg.State.Dir); err != nil {
 		closeAll()
@@ -125,25 +150,7 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 			log.Error("closing the state store", "error", err)
 		}
 	})
-	deps := commands.Deps{
-		Config:   cfg,
-		DB:       db,
-		ACL:      checker,
-		Drafts:   sys.drafts,
-		Template: tmpl,
-		Audit:    log.With("log", "audit"),
-		Log:      log,
-		Observe:  observe,
-		State:    sys.state,
-	}
-	if len(cfg.Hosts) > 0 {
-		if sys.fleet, err = fleet.New(cfg.SSH, cfg.Hosts, log.With("component", "fleet")); err != nil {
-			closeAll()
-			return nil, fmt.Errorf("ssh: %w", err)
-		}
-		closers = append(closers, sys.fleet.Close)
-		deps.Fleet = sys.fleet
-	}
+	deps.State = sys.state
 	sys.dispatcher = commands.New(deps)
 	// Jobs get shutdown_timeout to restore what they stopped.
 	closers = append(closers, sys.shutdownJobs)
@@ -270,8 +277,15 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		watchDeps.Disk = sys.fleet
 	}
 	w := watch.New(cfg, watchDeps)
-	workers.Add(2)
+	workers.Add(3)
 	go func() { defer workers.Done(); w.Run(ctx) }()
+	// An exec (or another run) that dies while this one is up leaves its
+	// records to be claimed: look every watch interval, restore what it
+	// stopped and say so where the watcher speaks.
+	go func() {
+		defer workers.Done()
+		claimOrphansEvery(ctx, sys, w.Interval(), func(line string) { notifyAll(reply.Text(reply.Info, line)) })
+	}()
 	go func() {
 		defer workers.Done()
 		t := time.NewTicker(5 * time.Second)
@@ -356,6 +370,9 @@ func (o *terminalOutput) exitCode() int {
 // runExec runs one command as fasUser and returns exec's exit status.
 func runExec(ctx context.Context, cfg *config.Config, fasUser string, yes bool, args []string,
 	stdin io.Reader, stdout, stderr io.Writer) int {
+	// Who started exec, before build switches a root exec to the owner
+	// of state.dir.
+	unixUser := localUser()
 	sys, err := build(ctx, cfg, stderr, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
@@ -373,7 +390,7 @@ func runExec(ctx context.Context, cfg *config.Config, fasUser string, yes bool, 
 	answers := bufio.NewReader(stdin)
 	loginUID, loginName := loginUser(procLoginUID)
 	req := commands.Request{FASUser: fasUser, Place: "exec", Text: strings.Join(args, " "),
-		LocalUser: localUser(), SudoUser: os.Getenv("SUDO_USER"),
+		LocalUser: unixUser, SudoUser: os.Getenv("SUDO_USER"),
 		LoginUID: loginUID, LoginUser: loginName,
 		AutoConfirm: func(plan reply.Message) bool {
 			fmt.Fprintln(stdout, plan.String())

@@ -57,7 +57,15 @@ func (s *Store) JobStatus(ctx context.Context, id int64) (st JobStatus, ok bool,
 	}
 	st.Started, st.Finished = time.Unix(0, started), fromNanos(finished)
 	st.Here = proc == s.proc
-	st.Alive = s.alive(proc)
+	var procStarted int64
+	switch err := s.db.QueryRowContext(ctx, `SELECT started FROM procs WHERE id = ?`, proc).Scan(&procStarted); {
+	case errors.Is(err, sql.ErrNoRows):
+		st.Alive = st.Here // its process handle was swept: gone
+	case err != nil:
+		return JobStatus{}, false, fmt.Errorf("state: reading the process of job %d: %w", id, err)
+	default:
+		st.Alive, _ = s.alive(proc, st.PID, time.Unix(0, procStarted))
+	}
 	return st, true, nil
 }
 

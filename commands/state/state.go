@@ -14,6 +14,7 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -131,17 +132,45 @@ CREATE TABLE IF NOT EXISTS kv (
 `
 
 // Open opens (creating it if needed) the store in dir, which is created
-// 0700 when missing. The caller must Close it.
+// 0700 when missing. dir, its procs/ directory and the SQLite files must
+// be real directories and files (no symbolic links) owned by this
+// process's effective uid, and dir must not be group- or world-writable:
+// a kojibot started as root switches to the owner of dir before it opens
+// the store (see OwnerOf), never works in someone else's directory. The
+// caller must Close it.
 func Open(ctx context.Context, dir string) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("state: no directory (state.dir)")
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("state: creating %s: %w", dir, err)
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("state: creating %s: %w", dir, err)
+		}
+	}
+	if err := CheckOwned(dir, true); err != nil {
+		return nil, err
 	}
 	locks := filepath.Join(dir, "procs")
-	if err := os.MkdirAll(locks, 0o700); err != nil {
+	if err := os.Mkdir(locks, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("state: creating %s: %w", locks, err)
+	}
+	if err := CheckOwned(locks, true); err != nil {
+		return nil, err
+	}
+	// SQLite opens its files by name, following links: make the database
+	// file here (never through a link) and check every file it will use.
+	// Between the check and SQLite's open only the owner of dir, which this
+	// process is, can change them.
+	db := filepath.Join(dir, FileName)
+	f, err := os.OpenFile(db, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
+	switch {
+	case err == nil:
+		f.Close()
+	case !errors.Is(err, fs.ErrExist):
+		return nil, fmt.Errorf("state: creating %s: %w", db, err)
+	}
+	if err := checkFiles(dir); err != nil {
+		return nil, err
 	}
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
@@ -152,20 +181,77 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Set("_txlock", "immediate")
-	dsn := "file:" + filepath.Join(dir, FileName) + "?" + q.Encode()
-	db, err := sql.Open("sqlite", dsn)
+	sqldb, err := sql.Open("sqlite", "file:"+db+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("state: opening %s: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir}
-	if err := s.init(ctx); err != nil {
-		db.Close()
+	s := &Store{db: sqldb, dir: dir}
+	err = s.init(ctx)
+	if err == nil {
+		// The files SQLite made (-wal, -shm) are checked too.
+		err = checkFiles(dir)
+	}
+	if err != nil {
 		if s.lock != nil {
-			s.lock.Close()
+			s.Close()
+		} else {
+			sqldb.Close()
 		}
 		return nil, err
 	}
 	return s, nil
+}
+
+// dbFiles are the names SQLite uses in state.dir.
+var dbFiles = []string{FileName, FileName + "-wal", FileName + "-shm", FileName + "-journal"}
+
+// checkFiles checks that the SQLite files in dir that exist are regular
+// files owned by this process's effective uid.
+func checkFiles(dir string) error {
+	for _, name := range dbFiles {
+		p := filepath.Join(dir, name)
+		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := CheckOwned(p, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckOwned checks, without following links, that path is a directory
+// (dir) or a regular file owned by this process's effective uid; a
+// directory must also not be group- or world-writable.
+func CheckOwned(path string, dir bool) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("state: %s is a symbolic link: state.dir and what is in it must be real directories and files", path)
+	case dir && !fi.IsDir():
+		return fmt.Errorf("state: %s is not a directory", path)
+	case !dir && !fi.Mode().IsRegular():
+		return fmt.Errorf("state: %s is not a regular file", path)
+	}
+	if uid, _, ok := OwnerOf(fi); ok && uid != os.Geteuid() {
+		return fmt.Errorf("state: %s belongs to uid %d, not to uid %d that runs this kojibot: run it as the owner of state.dir (started as root, kojibot switches to that owner)", path, uid, os.Geteuid())
+	}
+	if dir && fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("state: %s is group- or world-writable (mode %04o): make it 0700", path, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// OwnerOf returns the owner uid and gid of a file's FileInfo.
+func OwnerOf(fi fs.FileInfo) (uid, gid int, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return int(st.Uid), int(st.Gid), true
 }
 
 // init creates the schema and registers this handle as a live process.
@@ -192,7 +278,9 @@ func (s *Store) init(ctx context.Context) error {
 	if s.proc, err = res.LastInsertId(); err != nil {
 		return fmt.Errorf("state: registering: %w", err)
 	}
-	f, err := os.OpenFile(s.lockPath(s.proc), os.O_CREATE|os.O_RDWR, 0o600)
+	// O_EXCL: the lock file is new (ids never repeat), never something
+	// already there, and O_NOFOLLOW never a link.
+	f, err := os.OpenFile(s.lockPath(s.proc), os.O_CREATE|os.O_EXCL|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("state: lock file: %w", err)
 	}
@@ -213,25 +301,119 @@ func (s *Store) lockPath(proc int64) string {
 	return filepath.Join(s.dir, "procs", strconv.FormatInt(proc, 10)+".lock")
 }
 
-// alive reports whether the process (handle) proc still holds its lock.
-// Its own handle is alive by definition.
-func (s *Store) alive(proc int64) bool {
-	if proc == s.proc {
-		return true
+// Unverified is an earlier process whose lock file could not be checked
+// (unreadable, or not a regular file). Whether it is gone is then told by
+// its process id: when no process has that id any more, or the one that
+// has it started after the record was made, its records are taken over;
+// otherwise they are left alone, and reported again at the next claim.
+type Unverified struct {
+	PID  int
+	Lock string
+	Err  error
+	// Running says the process id still runs: its records were left alone.
+	Running bool
+}
+
+// String says what was found, for the operators.
+func (u Unverified) String() string {
+	if u.Running {
+		return fmt.Sprintf("cannot check kojibot process %d through its lock file %s (%v); that process id still runs, so its journal records are left alone until it ends", u.PID, u.Lock, u.Err)
 	}
-	f, err := os.OpenFile(s.lockPath(proc), os.O_RDWR, 0)
+	return fmt.Sprintf("kojibot process %d is gone (its lock file %s could not be checked: %v): its journal records were taken over", u.PID, u.Lock, u.Err)
+}
+
+// alive reports whether the process (handle) proc, which registered as
+// pid at started, still holds its lock. Its own handle is alive by
+// definition. A lock file that cannot be checked is reported (u) and the
+// process id decides.
+func (s *Store) alive(proc int64, pid int, started time.Time) (alive bool, u *Unverified) {
+	if proc == s.proc {
+		return true, nil
+	}
+	path := s.lockPath(proc)
+	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		return false // it closed (or was swept) without leaving a lock
+		return false, nil // it closed (or was swept) without leaving a lock
+	}
+	if err == nil {
+		defer f.Close()
+		var fi fs.FileInfo
+		if fi, err = f.Stat(); err == nil && !fi.Mode().IsRegular() {
+			err = errors.New("not a regular file")
+		}
 	}
 	if err != nil {
-		return true // cannot tell: leave its records alone
+		if errors.Is(err, syscall.ELOOP) {
+			err = errors.New("a symbolic link")
+		}
+		u := &Unverified{PID: pid, Lock: path, Err: err, Running: pidRunning(pid, started)}
+		return u.Running, u
 	}
-	defer f.Close()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return true
+		return true, nil
 	}
 	// We got the lock: the owner is gone. Closing f drops it again.
-	return false
+	return false, nil
+}
+
+// pidRunning reports whether the process pid, registered at started, may
+// still run: a process has that id and did not start after started.
+func pidRunning(pid int, started time.Time) bool {
+	if pid <= 0 {
+		return false
+	}
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	at, ok := processStart(pid)
+	// Start times have a resolution of a clock tick, boot time of a second.
+	return !ok || !at.After(started.Add(2*time.Second))
+}
+
+// processStart is when process pid started, from /proc.
+func processStart(pid int) (time.Time, bool) {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return time.Time{}, false
+	}
+	// The fields after the command name (which may hold anything) start
+	// after its last ')'; starttime is the 22nd field, the 20th of these.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return time.Time{}, false
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 20 {
+		return time.Time{}, false
+	}
+	ticks, err := strconv.ParseInt(fields[19], 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	boot, ok := bootTime()
+	if !ok {
+		return time.Time{}, false
+	}
+	const clockTicks = 100 // USER_HZ, fixed at 100 on Linux
+	return boot.Add(time.Duration(ticks) * time.Second / clockTicks), true
+}
+
+// bootTime is the btime line of /proc/stat.
+func bootTime() (time.Time, bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return time.Time{}, false
+			}
+			return time.Unix(n, 0), true
+		}
+	}
+	return time.Time{}, false
 }
 
 // Dir is the directory the store lives in.
@@ -347,83 +529,99 @@ func (s *Store) OpenEntries(ctx context.Context, job string) ([]Entry, error) {
 // "interrupted". Entries of a live process (a `run` next to an `exec`) are
 // never taken.
 func (s *Store) ClaimOrphans(ctx context.Context) ([]Entry, error) {
+	out, _, err := s.Claim(ctx)
+	return out, err
+}
+
+// Claim is ClaimOrphans, and it also returns the earlier processes whose
+// lock file could not be checked (see Unverified).
+func (s *Store) Claim(ctx context.Context) ([]Entry, []Unverified, error) {
 	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: one claimer at a time
 	if err != nil {
-		return nil, fmt.Errorf("state: claiming orphans: %w", err)
+		return nil, nil, fmt.Errorf("state: claiming orphans: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT id FROM procs WHERE id != ?`, s.proc)
+	rows, err := tx.QueryContext(ctx, `SELECT id, pid, started FROM procs WHERE id != ?`, s.proc)
 	if err != nil {
-		return nil, fmt.Errorf("state: claiming orphans: %w", err)
+		return nil, nil, fmt.Errorf("state: claiming orphans: %w", err)
 	}
-	var procs []int64
+	type proc struct {
+		id, started int64
+		pid         int
+	}
+	var procs []proc
 	for rows.Next() {
-		var p int64
-		if err := rows.Scan(&p); err != nil {
+		var p proc
+		if err := rows.Scan(&p.id, &p.pid, &p.started); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("state: claiming orphans: %w", err)
+			return nil, nil, fmt.Errorf("state: claiming orphans: %w", err)
 		}
 		procs = append(procs, p)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("state: claiming orphans: %w", err)
+		return nil, nil, fmt.Errorf("state: claiming orphans: %w", err)
 	}
 	var dead []int64
+	var unverified []Unverified
 	for _, p := range procs {
-		if !s.alive(p) {
-			dead = append(dead, p)
+		alive, u := s.alive(p.id, p.pid, time.Unix(0, p.started))
+		if u != nil {
+			unverified = append(unverified, *u)
+		}
+		if !alive {
+			dead = append(dead, p.id)
 		}
 	}
 	var claimed []int64
 	for _, p := range dead {
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM journal WHERE closed IS NULL AND proc = ?`, p)
 		if err != nil {
-			return nil, fmt.Errorf("state: claiming orphans: %w", err)
+			return nil, nil, fmt.Errorf("state: claiming orphans: %w", err)
 		}
 		for rows.Next() {
 			var id int64
 			if err := rows.Scan(&id); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("state: claiming orphans: %w", err)
+				return nil, nil, fmt.Errorf("state: claiming orphans: %w", err)
 			}
 			claimed = append(claimed, id)
 		}
 		rows.Close()
 		if _, err := tx.ExecContext(ctx, `UPDATE journal SET proc = ?, pid = ? WHERE closed IS NULL AND proc = ?`,
 			s.proc, os.Getpid(), p); err != nil {
-			return nil, fmt.Errorf("state: claiming orphans: %w", err)
+			return nil, nil, fmt.Errorf("state: claiming orphans: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET result = 'interrupted: kojibot stopped before the job ended', finished = ?
 			WHERE proc = ? AND result = ''`, time.Now().UnixNano(), p); err != nil {
-			return nil, fmt.Errorf("state: closing the jobs of a dead process: %w", err)
+			return nil, nil, fmt.Errorf("state: closing the jobs of a dead process: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM procs WHERE id = ?`, p); err != nil {
-			return nil, fmt.Errorf("state: forgetting a dead process: %w", err)
+			return nil, nil, fmt.Errorf("state: forgetting a dead process: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("state: claiming orphans: %w", err)
+		return nil, nil, fmt.Errorf("state: claiming orphans: %w", err)
 	}
 	for _, p := range dead {
 		os.Remove(s.lockPath(p))
 	}
 	if len(claimed) == 0 {
-		return nil, nil
+		return nil, unverified, nil
 	}
 	var out []Entry
 	for _, id := range claimed {
 		rows, err := s.db.QueryContext(ctx, `SELECT `+entryColumns+` FROM journal WHERE id = ?`, id)
 		if err != nil {
-			return nil, fmt.Errorf("state: journal: %w", err)
+			return nil, nil, fmt.Errorf("state: journal: %w", err)
 		}
 		es, err := scanEntries(rows)
 		if err != nil {
-			return nil, fmt.Errorf("state: journal: %w", err)
+			return nil, nil, fmt.Errorf("state: journal: %w", err)
 		}
 		out = append(out, es...)
 	}
-	return out, nil
+	return out, unverified, nil
 }
 
 // addColumn adds a column that a store made by an earlier version lacks.

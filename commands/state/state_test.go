@@ -293,6 +293,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(helperEnv); dir != "" {
 		runHelper(dir)
 	}
+	if role := os.Getenv(roleEnv); role != "" {
+		runRole(role, os.Getenv(roleDirEnv))
+	}
 	os.Exit(m.Run())
 }
 

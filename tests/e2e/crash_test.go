@@ -219,11 +219,12 @@ func TestCrashExecKilledRunRestores(t *testing.T) {
 	}
 }
 
-// TestExecSignal: SIGTERM (or SIGINT) to exec in the middle of a clean-up
-// cancels the job, which starts the builder's services again, and exec
-// exits 143 (130); the journal is left with nothing to recover.
+// TestExecSignal: SIGTERM, SIGINT, SIGHUP (the operator's SSH session
+// dropped) or SIGQUIT to exec in the middle of a clean-up cancels the job,
+// which starts the builder's services again, and exec exits 128 + the
+// signal; the journal is left with nothing to recover.
 func TestExecSignal(t *testing.T) {
-	for i, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+	for i, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			count := crashSlowEntry(t, 1051+i)
 			path, _ := crashConfig(t, fmt.Sprintf("kojibot-sig%d", i), "#sig")
@@ -267,5 +268,82 @@ func TestExecSignal(t *testing.T) {
 				t.Errorf("the journal was left open:\n%s", again)
 			}
 		})
+	}
+}
+
+// TestRunClaimsOrphansWhileUp: an exec that dies (SIGKILL) while a `run`
+// with the same state dir is up leaves the builder's services stopped;
+// that run claims its records at its next watch interval, starts the
+// services again and says so in the notify channel.
+func TestRunClaimsOrphansWhileUp(t *testing.T) {
+	const nick, channel = "kojibot-claim", "#claim"
+	count := crashSlowEntry(t, 1061)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*bldWait)
+	defer cancel()
+	stateDir := t.TempDir()
+	path, err := sb.WriteConfig(ctx, sandbox.BotConfig{Nick: nick, DB: "koji", Channel: channel,
+		Extra: map[string]any{"state": map[string]any{"dir": stateDir}, "watch": map[string]any{"interval": "3s"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := ircnet.Dial(ctx, sb.IRC.Addr(), fmt.Sprintf("claimw%d", time.Now().UnixNano()%100000), ircnet.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Quit()
+	if err := w.Join(ctx, channel); err != nil {
+		t.Fatal(err)
+	}
+	b, err := sb.StartBot(binary, nick, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	botChannel[nick], bots[nick] = channel, b
+	t.Cleanup(func() {
+		b.Stop()
+		delete(bots, nick)
+		delete(botChannel, nick)
+	})
+	if err := waitJoined(ctx, nick); err != nil {
+		t.Fatalf("%v\nbot output:\n%s", err, tail(b.Output(), 40))
+	}
+	journal := bldJournal(t, bldBuilder)
+
+	cmd, out, done := crashExec(t, path, "cleanup", bldBuilder)
+	crashWaitStopped(t, count, out, done)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Fatalf("exec was not killed:\n%s", out)
+	}
+	done <- nil
+	killed := time.Now()
+
+	// A few watch intervals, and the time to start two services.
+	rctx, rcancel := context.WithTimeout(ctx, time.Minute)
+	defer rcancel()
+	var said []string
+	for !slices.ContainsFunc(said, func(l string) bool { return strings.Contains(l, "recovery: started again") }) {
+		m, err := w.Expect(rctx, func(m ircnet.Message) bool {
+			return (m.Command == "PRIVMSG" || m.Command == "NOTICE") && m.Source == nick && m.Target() == channel
+		})
+		if err != nil {
+			t.Fatalf("waiting for the recovery report; got %q: %v\nbot output:\n%s", said, err, tail(b.Output(), 40))
+		}
+		if strings.Contains(m.Text, "recovery:") {
+			said = append(said, m.Text)
+		}
+	}
+	t.Logf("restored %v after the kill", time.Since(killed).Round(time.Second))
+	text := strings.Join(said, "\n")
+	for _, want := range []string{"listed 2 services left stopped", "started again: kojid on " + bldBuilder + " (job ", "by alice)", "plague-builder on " + bldBuilder} {
+		if !strings.Contains(text, want) {
+			t.Errorf("recovery report lacks %q:\n%s", want, text)
+		}
+	}
+	bldActive(t, bldBuilder, bldServices...)
+	if got := bldJournalSince(t, bldBuilder, journal); !slices.Equal(got, bldStopStart) {
+		t.Errorf("services journal %q, want %q", got, bldStopStart)
 	}
 }
