@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/fedora-infra/kojibot/commands/fleet"
 )
 
 func TestClassify(t *testing.T) {
@@ -45,8 +47,8 @@ func TestMountsUnder(t *testing.T) {
 
 func TestUnescapeMount(t *testing.T) {
 	for in, want := range map[string]string{`/mnt/a\040b`: "/mnt/a b", `/x\011y`: "/x\ty", `/plain`: "/plain", `/trail\04`: `/trail\04`, `/bs\134`: `/bs\`} {
-		if got := unescapeMount(in); got != want {
-			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
+		if got := fleet.UnescapeMountField(in); got != want {
+			t.Errorf("UnescapeMountField(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

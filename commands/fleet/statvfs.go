@@ -388,7 +388,7 @@ func parseMounts(text string) mountTable {
 		if len(fields) < 2 {
 			continue
 		}
-		t[unescapeOctal(fields[1])] = unescapeOctal(fields[0])
+		t[UnescapeMountField(fields[1])] = UnescapeMountField(fields[0])
 	}
 	return t
 }
@@ -406,9 +406,10 @@ func (t mountTable) holding(p string) mountOf {
 	}
 }
 
-// unescapeOctal undoes the kernel's \ooo escapes of space, tab, newline
-// and backslash in /proc/mounts fields.
-func unescapeOctal(s string) string {
+// UnescapeMountField undoes the kernel's \ooo escapes of space, tab,
+// newline and backslash in a /proc/mounts field: the one decoder of those
+// fields, for the disk checks and the clean-up alike.
+func UnescapeMountField(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}

@@ -56,8 +56,8 @@ tmpfs /var/lib/mock tmpfs rw,size=4096k 0 0
 			t.Errorf("holding(%q) = %+v, want %s on %s", c.path, got, c.source, c.mount)
 		}
 	}
-	if got := unescapeOctal(`a\134b\011c\0`); got != "a\\b\tc\\0" {
-		t.Errorf("unescapeOctal = %q", got)
+	if got := UnescapeMountField(`a\134b\011c\0`); got != "a\\b\tc\\0" {
+		t.Errorf("UnescapeMountField = %q", got)
 	}
 }
 
