@@ -9,30 +9,19 @@ import (
 	"github.com/fedora-infra/kojibot/commands/outage"
 )
 
-// draftLink is where a draft can be read: its HTTP page, under its random
-// token, when http.public_url is set, else the command that shows it.
-func (d *Dispatcher) draftLink(dr outage.Draft) string {
-	if u := d.draftURL(dr); u != "" {
-		return u
-	}
-	return d.deps.Config.IRC.CommandPrefix + " outage show " + dr.ID
-}
-
-// draftURL is the address of dr's page under http.public_url, or "".
-func (d *Dispatcher) draftURL(dr outage.Draft) string {
-	if u := d.deps.Config.HTTP.PublicURL; u != "" && dr.Path() != "" {
-		return strings.TrimRight(u, "/") + dr.Path()
-	}
-	return ""
+// draftWhere is outage.Draft.Where with this bot's public URL and prefix.
+func (d *Dispatcher) draftWhere(dr outage.Draft) (string, bool) {
+	return dr.Where(d.deps.Config.HTTP.PublicURL, d.deps.Config.IRC.CommandPrefix)
 }
 
 // draftMessage is a reply naming dr with head: with its page as a link,
 // or without a public URL, the command that shows it.
 func (d *Dispatcher) draftMessage(dr outage.Draft, head string) reply.Message {
-	if u := d.draftURL(dr); u != "" {
-		return reply.Message{Lines: []string{head}, Links: []reply.Link{{Label: "draft", URL: u}}}
+	where, isURL := d.draftWhere(dr)
+	if isURL {
+		return reply.Message{Lines: []string{head}, Links: []reply.Link{{Label: "draft", URL: where}}}
 	}
-	return reply.Message{Lines: []string{head + " — " + d.draftLink(dr)}}
+	return reply.Message{Lines: []string{head + " — " + where}}
 }
 
 func (d *Dispatcher) runOutageDraft(ctx context.Context, c *Call) error {
@@ -77,7 +66,7 @@ func (d *Dispatcher) runOutageShow(ctx context.Context, c *Call) error {
 			if err != nil {
 				subject = dr.Service
 			}
-			table.Rows = append(table.Rows, []string{dr.ID, orNone(dr.CreatedBy), subject, d.draftLink(dr)})
+			table.Rows = append(table.Rows, []string{dr.ID, orNone(dr.CreatedBy), subject, first(d.draftWhere(dr))})
 		}
 		c.Say(reply.Message{Lines: []string{fmt.Sprintf("%s, newest first:", Count(len(drafts), "outage draft", "outage drafts"))}, Table: table})
 		return nil
@@ -93,3 +82,6 @@ func (d *Dispatcher) runOutageShow(ctx context.Context, c *Call) error {
 	c.Say(reply.Message{Lines: []string{fmt.Sprintf("outage draft %s:", dr.ID)}, Pre: strings.Split(strings.TrimRight(body, "\n"), "\n")})
 	return nil
 }
+
+// first is the first of two results.
+func first[T, U any](t T, _ U) T { return t }

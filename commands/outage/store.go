@@ -114,6 +114,18 @@ func (d Draft) Path() string {
 	return "/drafts/" + d.Token
 }
 
+// Where says where d can be read, the one rule for every reply and
+// notification: its page under publicURL (http.public_url), named by its
+// random token, never its short id; without a public URL (or for a draft
+// never stored), the command that shows it, "<prefix> outage show <id>".
+// isURL tells which.
+func (d Draft) Where(publicURL, prefix string) (where string, isURL bool) {
+	if publicURL != "" && d.Path() != "" {
+		return strings.TrimRight(publicURL, "/") + d.Path(), true
+	}
+	return strings.TrimSpace(prefix + " outage show " + d.ID), false
+}
+
 // List returns the kept drafts, newest first.
 func (s *Store) List() []Draft {
 	s.mu.Lock()

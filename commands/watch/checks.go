@@ -429,17 +429,17 @@ func (w *Watcher) draft(check, mount string, percent float64, host string, now t
 	return d.ID
 }
 
-// draftLink is the link to draft id, labelled "outage draft <id>": its URL
-// under http.public_url, named by the draft's random token (never its
-// short id), else the command that shows it.
+// draftLink is the link to draft id, labelled "outage draft <id>", where
+// outage.Draft.Where says it can be read.
 func (w *Watcher) draftLink(id string) reply.Link {
-	l := reply.Link{Label: "outage draft " + id, URL: "outage show " + id}
-	if w.set.publicURL != "" && w.deps.Drafts != nil {
-		if d, ok := w.deps.Drafts.Get(id); ok && d.Path() != "" {
-			l.URL = w.set.publicURL + d.Path()
+	d := outage.Draft{ID: id}
+	if w.deps.Drafts != nil {
+		if stored, ok := w.deps.Drafts.Get(id); ok {
+			d = stored
 		}
 	}
-	return l
+	where, _ := d.Where(w.set.publicURL, w.set.commandPrefix)
+	return reply.Link{Label: "outage draft " + id, URL: where}
 }
 
 // judgeStale judges every Koji host's last check-in.

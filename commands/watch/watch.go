@@ -133,24 +133,26 @@ type settings struct {
 	escalate, to                 []string
 	dbUser                       string
 	publicURL                    string
+	commandPrefix                string
 	parallel                     int
 }
 
 func newSettings(cfg *config.Config) settings {
 	s := settings{
-		interval:     cfg.Watch.Interval,
-		staleAfter:   cfg.Watch.StaleAfter,
-		repeat:       cfg.Watch.Repeat,
-		fullPercent:  cfg.Disk.FullPercent,
-		connPercent:  cfg.Watch.ConnectionsPercent,
-		mounts:       slices.Clone(cfg.Disk.Mounts),
-		sharedMounts: slices.Clone(cfg.Disk.SharedMounts),
-		sharedFrom:   cfg.Disk.SharedFrom,
-		escalate:     slices.Clone(cfg.Disk.Escalate),
-		to:           slices.Clone(cfg.Outage.To),
-		dbUser:       cfg.Koji.DBUser,
-		publicURL:    strings.TrimRight(cfg.HTTP.PublicURL, "/"),
-		parallel:     cfg.SSH.Parallel,
+		interval:      cfg.Watch.Interval,
+		staleAfter:    cfg.Watch.StaleAfter,
+		repeat:        cfg.Watch.Repeat,
+		fullPercent:   cfg.Disk.FullPercent,
+		connPercent:   cfg.Watch.ConnectionsPercent,
+		mounts:        slices.Clone(cfg.Disk.Mounts),
+		sharedMounts:  slices.Clone(cfg.Disk.SharedMounts),
+		sharedFrom:    cfg.Disk.SharedFrom,
+		escalate:      slices.Clone(cfg.Disk.Escalate),
+		to:            slices.Clone(cfg.Outage.To),
+		dbUser:        cfg.Koji.DBUser,
+		publicURL:     strings.TrimRight(cfg.HTTP.PublicURL, "/"),
+		commandPrefix: cfg.IRC.CommandPrefix,
+		parallel:      cfg.SSH.Parallel,
 	}
 	if len(s.mounts) == 0 {
 		s.mounts = slices.Clone(cfg.Cleanup.Dirs)

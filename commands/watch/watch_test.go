@@ -458,7 +458,7 @@ func TestSharedMountDraftWithoutPublicURL(t *testing.T) {
 	r := newRig(t, cfg)
 	r.disk.set("koji-hub", "/mnt/koji", 95)
 	expect(t, "shared mount full", r.check(0),
-		"ALERT shared mount /mnt/koji on koji-hub 95% full (threshold 90%); outage draft o1: outage show o1")
+		"ALERT shared mount /mnt/koji on koji-hub 95% full (threshold 90%); outage draft o1: !koji outage show o1")
 	if m := r.ch.last(); m.Mentions != nil {
 		t.Errorf("mentions %+v without disk.escalate", m.Mentions)
 	}
