@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
+
+	"github.com/fedora-infra/kojibot/bot/reply"
 )
 
 // Authenticator adds credentials to a FASJSON request before it is sent.
@@ -173,13 +174,5 @@ func clean(s string) string {
 		}
 		return r
 	}, s)
-	s = strings.TrimSpace(s)
-	if len(s) > 200 {
-		cut := 200
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
+	return reply.Cut(strings.TrimSpace(s), 200)
 }

@@ -43,7 +43,7 @@ func (d *Dispatcher) runConnections(ctx context.Context, c *Call) error {
 		{Name: "started", Right: true}, {Name: "query"}}}
 	now := d.deps.Now()
 	for _, b := range backends {
-		q := cutText(strings.Join(strings.Fields(b.Query), " "), 80)
+		q := reply.Cut(strings.Join(strings.Fields(b.Query), " "), 80)
 		table.Rows = append(table.Rows, []string{fmt.Sprint(b.PID), b.State, orNone(b.ClientAddr),
 			ago(now.Sub(b.QueryStart)) + " ago", orNone(q)})
 	}

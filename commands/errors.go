@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/commands/redact"
@@ -92,7 +93,7 @@ func remoteMessage(err error) string {
 	case errors.Is(err, context.Canceled):
 		return "cancelled"
 	}
-	return cutText(publicError(err), 200)
+	return reply.Cut(publicError(err), 200)
 }
 
 // UserError is an error whose message is fit for the caller as it is.

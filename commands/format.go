@@ -5,7 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/fedora-infra/kojibot/bot/reply"
 )
 
 // formatNumber prints a capacity or load without useless decimals.
@@ -68,26 +69,12 @@ func humanBytes(n uint64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }
 
-// firstLine is the last non-empty line of a command's stderr (where koji,
+// lastLine is the last non-empty line of a command's stderr (where koji,
 // rm and friends put the reason), cut short.
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	l := strings.TrimSpace(lines[len(lines)-1])
-	if len(l) > 300 {
-		l = l[:300] + "…"
-	}
-	return l
-}
-
-// cutText shortens s to at most n bytes on a rune boundary, marking the cut.
-func cutText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
+	return reply.Cut(l, 300)
 }
 
 // Count is n followed by the noun's singular (one) or plural (many) form:

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 )
 
@@ -124,7 +125,7 @@ func nulRecords(out string) ([]string, error) {
 	}
 	if !strings.HasSuffix(out, "\x00") {
 		last := out[strings.LastIndexByte(out, 0)+1:]
-		return nil, fmt.Errorf("%w: last record %q is not NUL-terminated", fleet.ErrOutputTruncated, cutText(last, 80))
+		return nil, fmt.Errorf("%w: last record %q is not NUL-terminated", fleet.ErrOutputTruncated, reply.Cut(last, 80))
 	}
 	var recs []string
 	for _, rec := range strings.Split(strings.TrimSuffix(out, "\x00"), "\x00") {
@@ -198,13 +199,13 @@ func parseMounts(text string) ([]mount, error) {
 	}
 	if !strings.HasSuffix(text, "\n") {
 		last := text[strings.LastIndexByte(text, '\n')+1:]
-		return nil, fmt.Errorf("reading /proc/mounts: %w: last line %q has no newline", fleet.ErrOutputTruncated, cutText(last, 80))
+		return nil, fmt.Errorf("reading /proc/mounts: %w: last line %q has no newline", fleet.ErrOutputTruncated, reply.Cut(last, 80))
 	}
 	var out []mount
 	for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
 		fields := strings.Fields(line)
 		if len(fields) != 6 {
-			return nil, fmt.Errorf("reading /proc/mounts: unexpected line %q", cutText(line, 120))
+			return nil, fmt.Errorf("reading /proc/mounts: unexpected line %q", reply.Cut(line, 120))
 		}
 		raw := fields[1]
 		m := mount{Literal: fleet.UnescapeMountField(raw)}

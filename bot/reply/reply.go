@@ -369,3 +369,16 @@ func (t *Table) line(cells []string, width []int) string {
 	}
 	return strings.TrimRight(b.String(), " ")
 }
+
+// Cut shortens s to at most n bytes, cutting on a rune boundary and
+// marking the cut with "…": the one way kojibot shortens text, in replies,
+// notifications and error messages alike.
+func Cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/redact"
 )
 
@@ -56,12 +56,5 @@ func reason(text string) string {
 	if text == "" {
 		return "unknown error"
 	}
-	if len(text) <= maxReason {
-		return text
-	}
-	cut := maxReason
-	for cut > 0 && !utf8.RuneStart(text[cut]) {
-		cut--
-	}
-	return text[:cut] + "…"
+	return reply.Cut(text, maxReason)
 }
