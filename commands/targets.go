@@ -20,47 +20,13 @@ func (d *Dispatcher) fleetOrError() (Fleet, error) {
 }
 
 // hostNames lists the configured SSH hosts, sorted.
-func (d *Dispatcher) hostNames() []string {
-	names := make([]string, 0, len(d.deps.Config.Hosts))
-	for n := range d.deps.Config.Hosts {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func (d *Dispatcher) hostNames() []string { return d.deps.Config.HostNames() }
 
-// infraHosts are the configured hosts that are not builders: the hubs,
-// the admin host, the shared-mount host and the xen hosts.
-func (d *Dispatcher) infraHosts() map[string]bool {
-	cfg := d.deps.Config
-	infra := map[string]bool{}
-	for _, h := range cfg.Koji.Hubs {
-		infra[h] = true
-	}
-	if cfg.Koji.AdminHost != "" {
-		infra[cfg.Koji.AdminHost] = true
-	}
-	if cfg.Disk.SharedFrom != "" {
-		infra[cfg.Disk.SharedFrom] = true
-	}
-	for _, x := range cfg.Xen.Guests {
-		infra[x] = true
-	}
-	return infra
-}
+// infraHosts are the configured hosts that are not builders.
+func (d *Dispatcher) infraHosts() map[string]bool { return d.deps.Config.InfraHosts() }
 
-// Builders lists the configured hosts that are builders: every hosts entry
-// that is not a hub, the admin host, the shared-mount host or a xen host.
-func (d *Dispatcher) Builders() []string {
-	infra := d.infraHosts()
-	var out []string
-	for _, n := range d.hostNames() {
-		if !infra[n] {
-			out = append(out, n)
-		}
-	}
-	return out
-}
+// Builders lists the configured hosts that are builders (config.Builders).
+func (d *Dispatcher) Builders() []string { return d.deps.Config.Builders() }
 
 // machine resolves a caller's name against the configured SSH hosts.
 func (d *Dispatcher) machine(query string) (string, error) {

@@ -44,32 +44,11 @@ func parseHelperCheck(out string) helperView {
 	return v
 }
 
-// builderHosts are the hosts entries that are builders: not a hub, the
-// admin host, the shared mounts' host or a xen host.
+// builderHosts are the hosts entries that are builders, as a set.
 func builderHosts(cfg *config.Config) map[string]bool {
-	other := map[string]bool{cfg.Koji.AdminHost: true, cfg.Disk.SharedFrom: true}
-	for _, h := range cfg.Koji.Hubs {
-		other[h] = true
-	}
-	for _, x := range cfg.Xen.Guests {
-		other[x] = true
-	}
 	out := map[string]bool{}
-	for name := range cfg.Hosts {
-		if !other[name] {
-			out[name] = true
-		}
-	}
-	return out
-}
-
-// xenHosts are the hosts entries that carry xen guests.
-func xenHosts(cfg *config.Config) map[string]bool {
-	out := map[string]bool{}
-	for _, x := range cfg.Xen.Guests {
-		if x != "disabled" {
-			out[x] = true
-		}
+	for _, b := range cfg.Builders() {
+		out[b] = true
 	}
 	return out
 }
@@ -127,7 +106,7 @@ func runSSHProbe(ctx context.Context, cfg *config.Config, stdout, stderr io.Writ
 	defer f.Close()
 	ctx, cancel := context.WithTimeout(ctx, 2*cfg.SSH.ConnectTimeout+30*time.Second)
 	defer cancel()
-	builders, xen := builderHosts(cfg), xenHosts(cfg)
+	builders, xen := builderHosts(cfg), cfg.XenHosts()
 	var mu sync.Mutex
 	lines := map[string]string{}
 	ok := func(host, line string) {

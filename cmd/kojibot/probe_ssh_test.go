@@ -21,7 +21,7 @@ func TestHelperGaps(t *testing.T) {
 	}
 	cfg.Xen.Guests = map[string]string{"xenbuilder2": "xen4"}
 	cfg.Cleanup.Dirs = []string{"/var/lib/mock", "/srv/build"}
-	b, x := builderHosts(cfg), xenHosts(cfg)
+	b, x := builderHosts(cfg), cfg.XenHosts()
 	if !b["xenbuilder2"] || b["xen4"] || !x["xen4"] {
 		t.Fatalf("builders %v, xen hosts %v", b, x)
 	}
