@@ -268,20 +268,10 @@ func (d *Dispatcher) stopServices(ctx context.Context, f Fleet, c *Call, host st
 		if err := d.journalOpen(c, host, state.KindService, s); err != nil {
 			return stopped, err
 		}
-		res, err := f.Service(ctx, host, "stop", s)
+		err := serviceStep(ctx, f, host, "stop", s)
 		stopped = append(stopped, s) // even a failed stop may have stopped it
 		if err != nil {
-			return stopped, fmt.Errorf("stopping %s: %w", s, err)
-		}
-		if res.ExitCode != 0 {
-			return stopped, fmt.Errorf("stopping %s: exit %d: %s", s, res.ExitCode, lastLine(res.Stderr+res.Stdout))
-		}
-		res, err = f.Service(ctx, host, "is-active", s)
-		if err != nil {
-			return stopped, fmt.Errorf("checking %s: %w", s, err)
-		}
-		if res.ExitCode == 0 {
-			return stopped, fmt.Errorf("%s is still active after stop", s)
+			return stopped, err
 		}
 	}
 	if len(services) > 0 {
@@ -298,18 +288,9 @@ func (d *Dispatcher) startServices(f Fleet, c *Call, host string, services []str
 	var errs []error
 	var started []string
 	for _, s := range services {
-		res, err := f.Service(ctx, host, "start", s)
-		if err == nil && res.ExitCode != 0 {
-			err = fmt.Errorf("exit %d: %s", res.ExitCode, lastLine(res.Stderr+res.Stdout))
-		}
-		if err == nil {
-			res, err = f.Service(ctx, host, "is-active", s)
-			if err == nil && res.ExitCode != 0 {
-				err = errors.New("not active after start")
-			}
-		}
+		err := serviceStep(ctx, f, host, "start", s)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("starting %s: %w", s, err))
+			errs = append(errs, err)
 			continue
 		}
 		d.journalDone(c, host, state.KindService, s)

@@ -416,18 +416,5 @@ func (d *Dispatcher) recoverService(ctx context.Context, f Fleet, host, service 
 func (d *Dispatcher) startOne(ctx context.Context, f Fleet, host, service string) error {
 	ctx, cancel := context.WithTimeout(ctx, d.deps.Config.SSH.CommandTimeout+d.deps.Config.SSH.ConnectTimeout)
 	defer cancel()
-	res, err := f.Service(ctx, host, "start", service)
-	if err == nil && res.ExitCode != 0 {
-		err = fmt.Errorf("exit %d: %s", res.ExitCode, lastLine(res.Stderr+res.Stdout))
-	}
-	if err == nil {
-		res, err = f.Service(ctx, host, "is-active", service)
-		if err == nil && res.ExitCode != 0 {
-			err = errors.New("not active after start")
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("starting %s: %w", service, err)
-	}
-	return nil
+	return serviceStep(ctx, f, host, "start", service)
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/commands/state"
 )
@@ -20,19 +21,11 @@ func (d *Dispatcher) restartService(ctx context.Context, f Fleet, c *Call, host,
 	if err := d.journalOpen(c, host, state.KindService, service); err != nil {
 		return fmt.Errorf("%s on %s: %w", service, host, err)
 	}
-	res, err := f.Service(ctx, host, "restart", service)
-	if err != nil {
-		return fmt.Errorf("%s on %s: %s", service, host, remoteMessage(err))
-	}
-	if res.ExitCode != 0 {
-		return fmt.Errorf("%s on %s: restart failed (exit %d): %s", service, host, res.ExitCode, lastLine(res.Stderr+res.Stdout))
-	}
-	res, err = f.Service(ctx, host, "is-active", service)
-	if err != nil {
-		return fmt.Errorf("%s on %s: checking: %s", service, host, remoteMessage(err))
-	}
-	if res.ExitCode != 0 {
-		return fmt.Errorf("%s on %s is not active after the restart", service, host)
+	if err := serviceStep(ctx, f, host, "restart", service); err != nil {
+		if kind, ok := fleet.Kind(err); ok { // the kind only, never an address
+			return fmt.Errorf("%s on %s: %s", service, host, kind)
+		}
+		return fmt.Errorf("%s: %w", host, err)
 	}
 	d.journalDone(c, host, state.KindService, service)
 	return nil
