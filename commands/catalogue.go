@@ -50,12 +50,31 @@ type Flag struct {
 	Help string
 }
 
+// Tier is who may run a command that acl.commands has no entry for.
+type Tier int
+
+// The tiers. The zero value is the safe one.
+const (
+	// NeedsEntry: nobody, until acl.commands names the command (every
+	// command that changes something).
+	NeedsEntry Tier = iota
+	// AnyIdentified: any identified caller (the read-only commands, and
+	// confirm and cancel, whose own action's rule is checked again).
+	AnyIdentified
+)
+
 // Spec declares one command. Name may hold a subcommand ("connections kill").
+// The dispatcher is the only place that checks what a Spec asks: its Tier
+// (with acl.commands), and NeedsFleet.
 type Spec struct {
-	Name     string
-	Args     []Arg
-	Flags    []Flag
-	ReadOnly bool
+	Name  string
+	Args  []Arg
+	Flags []Flag
+	// Tier is who may run it without an acl.commands entry.
+	Tier Tier
+	// NeedsFleet commands act over SSH: without ssh: and hosts: configured
+	// they are refused before their handler runs.
+	NeedsFleet bool
 	// Destructive commands answer "confirm:" with their plan first.
 	Destructive bool
 	Summary     string

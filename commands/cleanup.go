@@ -119,10 +119,7 @@ func (d *Dispatcher) DraftForFullMount(u fleet.Usage, host string) (outage.Draft
 }
 
 func (d *Dispatcher) runCleanup(ctx context.Context, c *Call) error {
-	f, err := d.fleetOrError()
-	if err != nil {
-		return err
-	}
+	f := d.deps.Fleet // the dispatcher checked it is there (NeedsFleet)
 	cfg := d.deps.Config
 	builder, err := d.builder(c.Arg("builder"))
 	if err != nil {

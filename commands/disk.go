@@ -65,10 +65,7 @@ func (d *Dispatcher) dfRows(ctx context.Context, f Fleet, host string, mounts []
 }
 
 func (d *Dispatcher) runDisk(ctx context.Context, c *Call) error {
-	f, err := d.fleetOrError()
-	if err != nil {
-		return err
-	}
+	f := d.deps.Fleet // the dispatcher checked it is there (NeedsFleet)
 	cfg := d.deps.Config
 	switch target := strings.ToLower(c.Arg("target")); target {
 	case "shared":

@@ -178,7 +178,7 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	}
 	log = log.With("command", spec.Name, "args", words[used:])
 	caller := callerOf(req)
-	dec := d.deps.ACL.Authorize(ctx, caller, spec.Name, spec.ReadOnly)
+	dec := d.deps.ACL.Authorize(ctx, caller, spec.Name, spec.Tier == AnyIdentified)
 	log = log.With("fas_user", dec.FASUser, "rule", dec.Rule)
 	if !dec.Allowed {
 		sendText(out, Denied, redact.Text(dec.Reason)) // FASJSON's failure may name its address; the audit record has it whole
@@ -190,6 +190,12 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	if err != nil {
 		sendText(out, Usage, err.Error()+"; usage: "+spec.Usage())
 		log.Info("result", "result", "error", "reason", err.Error(), "duration", d.deps.Now().Sub(start))
+		return
+	}
+	if spec.NeedsFleet && d.deps.Fleet == nil {
+		const msg = "SSH is not configured (ssh: and hosts: in the configuration); nothing was done"
+		sendText(out, Error, msg)
+		log.Info("result", "result", "error", "reason", msg, "duration", d.deps.Now().Sub(start))
 		return
 	}
 	call := &Call{Parsed: parsed, Req: req, FASUser: dec.FASUser, out: out, d: d, ctx: ctx,

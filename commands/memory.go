@@ -119,10 +119,7 @@ func (d *Dispatcher) readMemory(ctx context.Context, f Fleet, xen, file string) 
 }
 
 func (d *Dispatcher) runMemory(ctx context.Context, c *Call) error {
-	f, err := d.fleetOrError()
-	if err != nil {
-		return err
-	}
+	f := d.deps.Fleet // the dispatcher checked it is there (NeedsFleet)
 	builder, err := d.builder(c.Arg("builder"))
 	if err != nil {
 		return err

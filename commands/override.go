@@ -12,10 +12,7 @@ import (
 var reCreatedTask = regexp.MustCompile(`(?m)^Created task:? ([0-9]+)`)
 
 func (d *Dispatcher) runOverride(ctx context.Context, c *Call) error {
-	f, err := d.fleetOrError()
-	if err != nil {
-		return err
-	}
+	f := d.deps.Fleet // the dispatcher checked it is there (NeedsFleet)
 	cfg := d.deps.Config
 	if cfg.Koji.AdminHost == "" {
 		return Userf("no admin host configured (koji.admin_host)")

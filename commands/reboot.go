@@ -45,10 +45,7 @@ func bootID(ctx context.Context, f Fleet, host string) (string, error) {
 }
 
 func (d *Dispatcher) runReboot(ctx context.Context, c *Call) error {
-	f, err := d.fleetOrError()
-	if err != nil {
-		return err
-	}
+	f := d.deps.Fleet // the dispatcher checked it is there (NeedsFleet)
 	builder, err := d.builder(c.Arg("builder"))
 	if err != nil {
 		return err

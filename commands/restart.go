@@ -99,10 +99,7 @@ func (d *Dispatcher) restartTargets(names []string) ([]string, error) {
 }
 
 func (d *Dispatcher) runRestart(ctx context.Context, c *Call) error {
-	f, err := d.fleetOrError()
-	if err != nil {
-		return err
-	}
+	f := d.deps.Fleet // the dispatcher checked it is there (NeedsFleet)
 	cfg := d.deps.Config
 	what := c.Arg("what")
 	names := c.Args["hosts"]

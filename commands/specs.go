@@ -11,48 +11,48 @@ import (
 func (d *Dispatcher) specs() []*Spec {
 	return []*Spec{
 		{
-			Name: "help", ReadOnly: true,
+			Name: "help", Tier: AnyIdentified,
 			Args:     []Arg{{Name: "command", Type: Word, Optional: true}},
 			Summary:  "list the commands you may run, or show one command's usage and examples",
 			Examples: []string{"help", "help capacity"},
 			Run:      d.runHelp,
 		},
 		{
-			Name: "whoami", ReadOnly: true,
+			Name: "whoami", Tier: AnyIdentified,
 			Summary:  "show your services account, the FAS user it maps to and what you may run",
 			Examples: []string{"whoami"},
 			Run:      d.runWhoami,
 		},
 		{
-			Name: "hosts", ReadOnly: true,
+			Name: "hosts", Tier: AnyIdentified,
 			Args:     []Arg{{Name: "glob", Type: HostGlob, Optional: true}},
 			Summary:  "list Koji build hosts with load/capacity, enabled, ready and last check-in",
 			Examples: []string{"hosts", "hosts ppc*", "hosts xenbuilder?"},
 			Run:      d.runHosts,
 		},
 		{
-			Name: "host", ReadOnly: true,
+			Name: "host", Tier: AnyIdentified,
 			Args:     []Arg{{Name: "host", Type: HostName}},
 			Summary:  "show one Koji build host in detail",
 			Examples: []string{"host ppc3", "host ppc3.fedora.redhat.com"},
 			Run:      d.runHost,
 		},
 		{
-			Name: "confirm", ReadOnly: true,
+			Name: "confirm", Tier: AnyIdentified,
 			Args:     []Arg{{Name: "token", Type: Token}},
 			Summary:  "go ahead with a destructive action you asked for (the token is single-use, yours, here, for confirm.ttl)",
 			Examples: []string{"confirm k3m9xq2a"},
 			Run:      d.runConfirm,
 		},
 		{
-			Name: "jobs", ReadOnly: true,
+			Name: "jobs", Tier: AnyIdentified,
 			Flags:    []Flag{{Name: "all", Bool: true, Help: "also the recent finished jobs, of earlier runs too"}},
 			Summary:  "list the running jobs with their ids, owners and ages (--all: the recent ones, finished too)",
 			Examples: []string{"jobs", "jobs --all"},
 			Run:      d.runJobs,
 		},
 		{
-			Name: "cancel", ReadOnly: true, // the job's own command decides who may cancel it
+			Name: "cancel", Tier: AnyIdentified, // the job's own command decides who may cancel it
 			Args:     []Arg{{Name: "job", Type: JobID}},
 			Summary:  "cancel a running job: the remote command is stopped and stopped services are started again",
 			Examples: []string{"cancel 7"},
@@ -66,14 +66,14 @@ func (d *Dispatcher) specs() []*Spec {
 			Run:      d.runCapacity,
 		},
 		{
-			Name: "disk", ReadOnly: true,
+			Name: "disk", NeedsFleet: true, Tier: AnyIdentified,
 			Args:     []Arg{{Name: "target", Type: HostName}},
 			Summary:  "df of a host's mounts, of every builder (all) or of the shared mounts (shared); flags those at or over disk.full_percent",
 			Examples: []string{"disk xenbuilder2", "disk all", "disk shared"},
 			Run:      d.runDisk,
 		},
 		{
-			Name: "cleanup", Destructive: true,
+			Name: "cleanup", NeedsFleet: true, Destructive: true,
 			Args: []Arg{{Name: "builder", Type: HostName}},
 			Flags: []Flag{
 				{Name: "older", Type: Duration, Help: "age of what goes (default cleanup.min_age)"},
@@ -85,7 +85,7 @@ func (d *Dispatcher) specs() []*Spec {
 			Run:      d.runCleanup,
 		},
 		{
-			Name: "restart", Destructive: true,
+			Name: "restart", NeedsFleet: true, Destructive: true,
 			Args: []Arg{{Name: "what", Type: Word, Choices: []string{"master", "builders", "all"}},
 				{Name: "hosts", Type: HostName, Optional: true, Variadic: true}},
 			Summary:  "restart the hub (httpd, then kojira), builders' services, or all: the hub, then only builders that did not reconnect within koji.reconnect_grace",
@@ -93,28 +93,28 @@ func (d *Dispatcher) specs() []*Spec {
 			Run:      d.runRestart,
 		},
 		{
-			Name: "reboot", Destructive: true,
+			Name: "reboot", NeedsFleet: true, Destructive: true,
 			Args:     []Arg{{Name: "builder", Type: HostName}},
 			Summary:  "reboot a builder through its xen host (or over SSH) and wait for SSH to come back",
 			Examples: []string{"reboot xenbuilder2"},
 			Run:      d.runReboot,
 		},
 		{
-			Name: "memory", Destructive: true,
+			Name: "memory", NeedsFleet: true, Destructive: true,
 			Args:     []Arg{{Name: "builder", Type: HostName}, {Name: "size", Type: Size, Optional: true}},
 			Summary:  "show, or set (with confirmation and a backup), memory = N in the builder's xen config",
 			Examples: []string{"memory xenbuilder2", "memory xenbuilder2 6G"},
 			Run:      d.runMemory,
 		},
 		{
-			Name:     "override",
+			Name: "override", NeedsFleet: true,
 			Args:     []Arg{{Name: "release", Type: Release}, {Name: "nvr", Type: NVR, Variadic: true}},
 			Summary:  "tag builds into the release's buildroot override tag (koji tag-build --wait on the admin host)",
 			Examples: []string{"override f8 foo-1.0-1", "override f41 foo-1.0-1.fc41 bar-2.1-3.fc41"},
 			Run:      d.runOverride,
 		},
 		{
-			Name: "connections", ReadOnly: true,
+			Name: "connections", Tier: AnyIdentified,
 			Flags:    []Flag{{Name: "older", Type: Duration, Help: "default 40m"}},
 			Summary:  "list the Koji hub role's database backends whose query started longer ago than --older",
 			Examples: []string{"connections", "connections --older 2h"},
@@ -135,7 +135,7 @@ func (d *Dispatcher) specs() []*Spec {
 			Run:      d.runOutageDraft,
 		},
 		{
-			Name: "outage show", ReadOnly: true,
+			Name: "outage show", Tier: AnyIdentified,
 			Args:     []Arg{{Name: "id", Type: DraftID, Optional: true}},
 			Summary:  "list the outage drafts, or show one in full",
 			Examples: []string{"outage show", "outage show o1"},
@@ -161,7 +161,7 @@ func (d *Dispatcher) specs() []*Spec {
 // may reports whether caller may run spec, without auditing (help, whoami).
 func (d *Dispatcher) may(ctx context.Context, c *Call, s *Spec) bool {
 	caller := callerOf(c.Req)
-	return d.deps.ACL.Authorize(ctx, caller, s.Name, s.ReadOnly).Allowed
+	return d.deps.ACL.Authorize(ctx, caller, s.Name, s.Tier == AnyIdentified).Allowed
 }
 
 // allowed lists the command names caller may run.

@@ -11,14 +11,6 @@ import (
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 )
 
-// fleetOrError returns the fleet, or a UserError when SSH is not configured.
-func (d *Dispatcher) fleetOrError() (Fleet, error) {
-	if d.deps.Fleet == nil {
-		return nil, Userf("SSH is not configured (ssh: and hosts: in the configuration); nothing was done")
-	}
-	return d.deps.Fleet, nil
-}
-
 // hostNames lists the configured SSH hosts, sorted.
 func (d *Dispatcher) hostNames() []string { return d.deps.Config.HostNames() }
 

@@ -53,7 +53,7 @@ func configWarnings(cfg *config.Config) []*config.KeyError {
 	defer d.Close()
 	var mutating []string
 	for _, name := range d.Catalogue().Names() {
-		if s := d.Catalogue().Spec(name); s != nil && !s.ReadOnly && strings.Contains(name, " ") {
+		if s := d.Catalogue().Spec(name); s != nil && s.Tier != commands.AnyIdentified && strings.Contains(name, " ") {
 			mutating = append(mutating, name)
 		}
 	}
