@@ -125,14 +125,14 @@ func (d *Dispatcher) runCleanup(ctx context.Context, c *Call) error {
 	if err != nil {
 		return err
 	}
-	older := cfg.Cleanup.MinAge
-	if v, ok := c.Flags["older"]; ok {
-		older, _ = ParseDuration(v)
+	older, err := c.Duration("older", cfg.Cleanup.MinAge)
+	if err != nil {
+		return err
 	}
 	if older < time.Hour {
 		return Userf("--older must be at least 1h, got %s: younger buildroots may be in use", c.Flags["older"])
 	}
-	dryRun := c.Flags["dry-run"] != ""
+	dryRun := c.Bool("dry-run")
 	// A plan made while another job works on the builder would be stale
 	// (or fail on entries vanishing under it): refuse now, not at confirm.
 	if err := d.jobs.refuseBusy(c, builder); err != nil {
@@ -166,7 +166,7 @@ func (d *Dispatcher) runCleanup(ctx context.Context, c *Call) error {
 	if err != nil {
 		return err
 	}
-	plan.NoKojiCheck = c.Flags["no-koji-check"] != ""
+	plan.NoKojiCheck = c.Bool("no-koji-check")
 	if plan.KojiProblem != "" && !plan.NoKojiCheck && !dryRun {
 		return Userf("%s: the active-buildroot check needs exactly one Koji host, so active buildroots cannot be protected; "+
 			"nothing was done (give --no-koji-check to clean up anyway)", plan.KojiProblem)

@@ -14,18 +14,17 @@ import (
 const defaultOlder = 40 * time.Minute
 
 // olderFlag reads --older, defaulting to the SOP's 40 minutes.
-func olderFlag(c *Call) time.Duration {
-	if v, ok := c.Flags["older"]; ok {
-		d, _ := ParseDuration(v)
-		return d
-	}
-	return defaultOlder
+func olderFlag(c *Call) (time.Duration, error) {
+	return c.Duration("older", defaultOlder)
 }
 
 // oldBackends reads the Koji role's backends older than --older; when
 // there are none it says so to the caller (with suffix) and returns nil.
 func (d *Dispatcher) oldBackends(ctx context.Context, c *Call, suffix string) (string, time.Duration, []kojidb.Backend, error) {
-	older := olderFlag(c)
+	older, err := olderFlag(c)
+	if err != nil {
+		return "", 0, nil, err
+	}
 	role := d.deps.Config.Koji.DBUser
 	backends, err := d.deps.DB.Backends(ctx, role, older)
 	if err == nil && len(backends) == 0 {

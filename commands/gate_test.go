@@ -3,6 +3,7 @@ package commands
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestGateRefusesFleetCommandsWithoutSSH: without ssh: and hosts:, every
@@ -34,5 +35,25 @@ func TestGateRefusesFleetCommandsWithoutSSH(t *testing.T) {
 	}
 	if got := run(d, "alice", "hosts"); strings.Contains(got, "SSH is not configured") {
 		t.Errorf("hosts, which needs no SSH, was refused: %q", got)
+	}
+}
+
+// TestFlagAccessors: a flag's value is read through a typed accessor that
+// reports a bad value instead of dropping it (a zero duration would make
+// `cleanup --older` plan everything).
+func TestFlagAccessors(t *testing.T) {
+	p := &Parsed{Flags: map[string]string{"older": "bogus", "dry-run": "true"}}
+	if _, err := p.Duration("older", time.Hour); err == nil {
+		t.Error("Duration of a bad value: no error")
+	}
+	if d, err := p.Duration("since", time.Hour); err != nil || d != time.Hour {
+		t.Errorf("Duration of a missing flag = %v, %v; want the default", d, err)
+	}
+	p.Flags["older"] = "7d"
+	if d, err := p.Duration("older", time.Hour); err != nil || d != 7*24*time.Hour {
+		t.Errorf("Duration(7d) = %v, %v", d, err)
+	}
+	if !p.Bool("dry-run") || p.Bool("all") {
+		t.Error("Bool: wrong")
 	}
 }

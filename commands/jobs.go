@@ -444,7 +444,7 @@ const recentJobs = 20
 const privateSlack = 5
 
 func (d *Dispatcher) runJobs(ctx context.Context, c *Call) error {
-	if c.Flags["all"] != "" {
+	if c.Bool("all") {
 		return d.runJobsAll(ctx, c)
 	}
 	var jobs []*Job

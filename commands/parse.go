@@ -299,6 +299,27 @@ func (p *Parsed) Number(name string) float64 {
 	return f
 }
 
+// Bool reports whether the Bool flag name was given.
+func (p *Parsed) Bool(name string) bool {
+	_, ok := p.Flags[name]
+	return ok
+}
+
+// Duration returns the value of the Duration flag name, or def when it was
+// not given. Parse has checked the value; one that does not parse anyway
+// is an error, never a zero duration.
+func (p *Parsed) Duration(name string, def time.Duration) (time.Duration, error) {
+	v, ok := p.Flags[name]
+	if !ok {
+		return def, nil
+	}
+	d, err := ParseDuration(v)
+	if err != nil {
+		return 0, Userf("--%s: %v", name, err)
+	}
+	return d, nil
+}
+
 // Arg returns the first value of the argument name, or "".
 func (p *Parsed) Arg(name string) string {
 	if v := p.Args[name]; len(v) > 0 {
