@@ -59,12 +59,35 @@ func (j *Job) Log() []string {
 	return append([]string(nil), j.log...)
 }
 
+// JobState is where a job is in its life.
+type JobState string
+
+// The job states. A failed job's Result adds the reason: "failed: …".
+const (
+	JobRunning   JobState = "running"
+	JobDone      JobState = "done"
+	JobFailed    JobState = "failed"
+	JobCancelled JobState = "cancelled"
+)
+
+// failedResult is the Result of a job that failed for reason.
+func failedResult(reason string) string { return string(JobFailed) + ": " + reason }
+
+// State returns the job's state, without a failure's reason.
+func (j *Job) State() JobState {
+	r := j.Result()
+	if strings.HasPrefix(r, string(JobFailed)+":") {
+		return JobFailed
+	}
+	return JobState(r)
+}
+
 // Result returns "running", "done", "failed: ..." or "cancelled".
 func (j *Job) Result() string {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.result == "" {
-		return "running"
+		return string(JobRunning)
 	}
 	return j.result
 }
@@ -211,14 +234,14 @@ func (t *jobTable) start(spec *Spec, owner string, req Request, command string, 
 		if settle != nil {
 			settle(j, panicked)
 		}
-		result := "done"
+		result := string(JobDone)
 		switch {
 		case panicked:
-			result = "failed: " + errJobPanic.Error()
+			result = failedResult(errJobPanic.Error())
 		case err != nil && errors.Is(ctx.Err(), context.Canceled):
-			result = "cancelled"
+			result = string(JobCancelled)
 		case err != nil:
-			result = "failed: " + publicError(err) // shown in channels and on /jobs; the log has it whole
+			result = failedResult(publicError(err)) // shown in channels and on /jobs; the log has it whole
 		}
 		j.mu.Lock()
 		j.result, j.finished = result, t.now()
@@ -286,7 +309,7 @@ func (t *jobTable) running() []*Job {
 	defer t.mu.Unlock()
 	var out []*Job
 	for _, j := range t.jobs {
-		if j.Result() == "running" {
+		if j.State() == JobRunning {
 			out = append(out, j)
 		}
 	}
@@ -335,9 +358,8 @@ func (c *Call) StartJob(hosts []string, fn func(ctx context.Context, c *Call) er
 		d.settleJournal(c.forJob(context.Background(), j), j, panicked)
 	}, func(j *Job, err error) {
 		took := d.deps.Now().Sub(j.Started).Round(time.Second)
-		res := j.Result()
 		switch {
-		case res == "cancelled":
+		case j.State() == JobCancelled:
 			SendResult(c.out, reply.Text(Info, fmt.Sprintf("job %s cancelled after %s", j.ID, took)))
 		case err != nil:
 			SendResult(c.out, reply.Text(Error, fmt.Sprintf("job %s (%s) failed after %s: %s", j.ID, j.Command, took, d.userMessage(c, err))))
@@ -345,7 +367,7 @@ func (c *Call) StartJob(hosts []string, fn func(ctx context.Context, c *Call) er
 			SendResult(c.out, reply.Text(Info, fmt.Sprintf("job %s (%s) done in %s", j.ID, j.Command, took)))
 		}
 		d.deps.Audit.Info("job result", append(placeAttrs(c.Req), "job", j.ID, "command", j.Command, "fas_user", owner,
-			"account", c.Req.Account, "result", res, "duration", took)...)
+			"account", c.Req.Account, "result", j.Result(), "duration", took)...)
 	})
 	if err != nil {
 		return err
@@ -511,7 +533,7 @@ func (d *Dispatcher) runJobsAll(ctx context.Context, c *Call) error {
 		if res == "" {
 			// Running here, or in another live process (exec beside run).
 			res = "running for " + ago(now.Sub(r.Started))
-			if j, ok := d.jobs.get(id); ok && j.Result() != "running" {
+			if j, ok := d.jobs.get(id); ok && j.State() != JobRunning {
 				res = j.Result()
 			}
 		} else if !r.Finished.IsZero() {
@@ -537,7 +559,7 @@ func (d *Dispatcher) runCancel(ctx context.Context, c *Call) error {
 	if !ok {
 		return d.cancelElsewhere(ctx, c)
 	}
-	if r := j.Result(); r != "running" {
+	if r := j.Result(); j.State() != JobRunning {
 		return Userf("job %s is not running (%s)", j.ID, r)
 	}
 	// Whoever may run the job's command may cancel it.
@@ -642,7 +664,7 @@ func (d *Dispatcher) pollCancels(ctx context.Context, every time.Duration) {
 // takeCancel cancels the job of r, which another process was asked for.
 func (d *Dispatcher) takeCancel(r state.CancelRequest) {
 	j, ok := d.jobs.get(strconv.FormatInt(r.Job, 10))
-	if !ok || j.Result() != "running" {
+	if !ok || j.State() != JobRunning {
 		return
 	}
 	d.deps.Audit.Info("job cancel requested from another process", "job", j.ID, "command", j.Command, "fas_user", r.By,
