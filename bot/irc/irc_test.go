@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -33,6 +34,10 @@ const (
 var shared *ircnet.Network
 
 func TestMain(m *testing.M) {
+	if flag.Parse(); testing.Short() {
+		fmt.Println("skipped with -short: these tests start real servers")
+		os.Exit(0)
+	}
 	os.Exit(runMain(m))
 }
 

@@ -26,6 +26,9 @@ import (
 
 // startFarm starts real sshd builders for one test.
 func startFarm(t *testing.T, specs ...builders.Spec) *builders.Farm {
+	if testing.Short() {
+		t.Skip("needs sshd builders (not with -short)")
+	}
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

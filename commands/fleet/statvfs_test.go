@@ -64,6 +64,9 @@ tmpfs /var/lib/mock tmpfs rw,size=4096k 0 0
 // sftpFarm starts builders whose sshd has the Subsystem line line (none
 // when empty), in dir.
 func sftpFarm(t *testing.T, line string, specs ...builders.Spec) (farm *builders.Farm, dir string) {
+	if testing.Short() {
+		t.Skip("needs sshd builders (not with -short)")
+	}
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

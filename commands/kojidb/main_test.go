@@ -2,6 +2,7 @@ package kojidb
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -19,6 +20,10 @@ import (
 var cluster *pgsql.Cluster
 
 func TestMain(m *testing.M) {
+	if flag.Parse(); testing.Short() {
+		fmt.Println("skipped with -short: these tests start real servers")
+		os.Exit(0)
+	}
 	os.Exit(run(m))
 }
 

@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -38,6 +39,10 @@ const (
 var botChannel = map[string]string{mainBot: sandbox.Channel, legacyBot: "#legacy", fasBot: "#fas", noFASBot: "#nofas"}
 
 func TestMain(m *testing.M) {
+	if flag.Parse(); testing.Short() {
+		fmt.Println("skipped with -short: these tests start real servers")
+		os.Exit(0)
+	}
 	code, err := setup(m)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e setup:", err)

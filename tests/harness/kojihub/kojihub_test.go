@@ -2,6 +2,7 @@ package kojihub
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +18,10 @@ import (
 var hub *Hub
 
 func TestMain(m *testing.M) {
+	if flag.Parse(); testing.Short() {
+		fmt.Println("skipped with -short: these tests start real servers")
+		os.Exit(0)
+	}
 	os.Exit(run(m))
 }
 

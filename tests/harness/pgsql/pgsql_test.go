@@ -3,6 +3,7 @@ package pgsql
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -17,6 +18,10 @@ import (
 var cluster *Cluster
 
 func TestMain(m *testing.M) {
+	if flag.Parse(); testing.Short() {
+		fmt.Println("skipped with -short: these tests start real servers")
+		os.Exit(0)
+	}
 	os.Exit(run(m))
 }
 
