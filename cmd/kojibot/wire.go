@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/fedora-infra/kojibot/acl"
 	"github.com/fedora-infra/kojibot/bot"
@@ -72,49 +73,48 @@ type system struct {
 	// state is the embedded store: journal, job records.
 	state *state.Store
 	cfg   *config.Config
-	close func()
+	// lc releases all of the above, in reverse order (lc.stop).
+	lc *lifecycle
 
 	shutdownOnce sync.Once
 }
 
 // build opens the Koji DB (lazily: a database down at start is reported
 // by the commands, not fatal), the ACL and the dispatcher.
-func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe func(command, result string, d time.Duration)) (*system, error) {
+func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe func(command, result string, d time.Duration)) (_ *system, err error) {
 	log, logCloser, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		return nil, err
 	}
+	lc := &lifecycle{log: log}
+	lc.push("log", func() { logCloser.Close() })
+	defer func() {
+		if err != nil { // whatever was acquired is released, in reverse
+			lc.stop()
+		}
+	}()
 	db, err := kojidb.Open(ctx, cfg.Koji.DB.DSN.Reveal(), cfg.Koji.User, log.With("component", "kojidb"),
 		kojidb.WithHubTimeZone(cfg.Koji.DBTimezone))
 	if err != nil {
-		logCloser.Close()
 		return nil, fmt.Errorf("koji database: %w", err)
 	}
-	closers := []func(){func() { logCloser.Close() }, db.Close}
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
+	lc.push("koji database", db.Close)
 	auth, err := fasjsonAuthenticator(cfg.ACL, log.With("component", "acl"))
 	if err != nil {
-		closeAll()
 		return nil, fmt.Errorf("acl: %w", err)
 	}
 	checker, err := acl.New(cfg.ACL, acl.Options{HTTPClient: &http.Client{}, Authenticator: auth, Logger: log.With("component", "acl"),
 		MatrixFASServer: cfg.Matrix.FASServer})
 	if err != nil {
-		closeAll()
 		return nil, fmt.Errorf("acl: %w", err)
 	}
 	tmpl := outage.Builtin()
 	if cfg.Outage.TemplateFile != "" {
 		if tmpl, err = outage.LoadTemplate(cfg.Outage.TemplateFile); err != nil {
-			closeAll()
 			return nil, fmt.Errorf("outage.template_file: %w", err)
 		}
 	}
-	sys := &system{log: log, db: db, acl: checker, drafts: outage.NewStore(0, nil), template: tmpl, cfg: cfg}
+	sys := &system{log: log, db: db, acl: checker, drafts: outage.NewStore(0, nil), template: tmpl, cfg: cfg, lc: lc}
 	deps := commands.Deps{
 		Config:   cfg,
 		DB:       db,
@@ -128,24 +128,21 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 	if len(cfg.Hosts) > 0 {
 		// Reads ssh.key_file, which may be root's alone.
 		if sys.fleet, err = fleet.New(cfg.SSH, cfg.Hosts, log.With("component", "fleet")); err != nil {
-			closeAll()
 			return nil, fmt.Errorf("ssh: %w", err)
 		}
-		closers = append(closers, sys.fleet.Close)
+		lc.push("ssh connections", sys.fleet.Close)
 		deps.Fleet = sys.fleet
 	}
 	// Started as root (exec, to read the secrets): from here on, run as
 	// the owner of state.dir, so that the store stays that user's.
 	if err := becomeStateOwner(cfg.State.Dir, log); err != nil {
-		closeAll()
 		return nil, fmt.Errorf("state.dir: %w", err)
 	}
 	// The journal is what makes a crash safe: without it, nothing runs.
 	if sys.state, err = state.Open(ctx, cfg.State.Dir); err != nil {
-		closeAll()
 		return nil, fmt.Errorf("state.dir: %w", err)
 	}
-	closers = append(closers, func() {
+	lc.push("state store", func() {
 		if err := sys.state.Close(); err != nil {
 			log.Error("closing the state store", "error", err)
 		}
@@ -153,8 +150,7 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 	deps.State = sys.state
 	sys.dispatcher = commands.New(deps)
 	// Jobs get shutdown_timeout to restore what they stopped.
-	closers = append(closers, sys.shutdownJobs)
-	sys.close = closeAll
+	lc.push("jobs", sys.shutdownJobs)
 	return sys, nil
 }
 
@@ -167,7 +163,7 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "error:", err)
 		return exitError{1}
 	}
-	defer sys.close()
+	defer sys.lc.stop()
 	if sys.fleet != nil {
 		sys.fleet.ObserveDials(metrics.SSHDial)
 		sys.fleet.ObserveDiskFallback(metrics.DiskFallback)
@@ -258,16 +254,12 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 			fmt.Fprintln(stderr, "error: http.listen:", err)
 			return exitError{1}
 		}
-		defer func() {
+		sys.lc.push("http server", func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			_ = srv.Shutdown(sctx)
-		}()
+		})
 	}
-	var workers sync.WaitGroup
-	defer workers.Wait()
-	ctx, cancel := context.WithCancel(ctx) // every goroutine above got its ctx by value
-	defer cancel()
 	watchDeps := watch.Deps{
 		DB: sys.db, Drafts: sys.drafts, Builders: sys.dispatcher.Builders, Metrics: metrics,
 		Notify: func(m reply.Message) bool { notifyAll(m); return true },
@@ -277,48 +269,53 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		watchDeps.Disk = sys.fleet
 	}
 	w := watch.New(cfg, watchDeps)
-	workers.Add(3)
-	go func() { defer workers.Done(); w.Run(ctx) }()
+	// systemd (Type=notify): READY=1 once on IRC and in its channels, STOPPING=1 on SIGTERM.
+	sdNotify := newSystemdNotifier(sys.log.With("component", "systemd"))
+	sys.log.Info("kojibot starting", "version", versionString(), "transports", strings.Join(transportNames(cfg), ", "),
+		"irc", cfg.IRC.Server, "matrix", cfg.Matrix.UserID, "http", cfg.HTTP.Listen)
+	// Everything that runs, under one group: the first to fail for good
+	// (IRC refusing the bot's login) ends the others, as SIGTERM does.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { w.Run(gctx); return nil })
 	// An exec (or another run) that dies while this one is up leaves its
 	// records to be claimed: look every watch interval, restore what it
 	// stopped and say so where the watcher speaks.
-	go func() {
-		defer workers.Done()
-		claimOrphansEvery(ctx, sys, w.Interval(), func(line string) { notifyAll(reply.Text(reply.Info, line)) })
-	}()
-	go func() {
-		defer workers.Done()
+	g.Go(func() error {
+		claimOrphansEvery(gctx, sys, w.Interval(), func(line string) { notifyAll(reply.Text(reply.Info, line)) })
+		return nil
+	})
+	g.Go(func() error {
 		t := time.NewTicker(5 * time.Second)
 		defer t.Stop()
 		for {
 			metrics.SetIRCConnected(b != nil && b.Connected())
 			select {
-			case <-ctx.Done():
-				return
+			case <-gctx.Done():
+				return nil
 			case <-t.C:
 			}
 		}
-	}()
-	// systemd (Type=notify): READY=1 once on IRC and in its channels, STOPPING=1 on SIGTERM.
-	sdNotify := newSystemdNotifier(sys.log.With("component", "systemd"))
-	workers.Add(1)
-	go func() { defer workers.Done(); sdNotify.run(ctx, connected, cfg.IRC.Server) }()
-	sys.log.Info("kojibot starting", "version", versionString(), "transports", strings.Join(transportNames(cfg), ", "),
-		"irc", cfg.IRC.Server, "matrix", cfg.Matrix.UserID, "http", cfg.HTTP.Listen)
+	})
+	g.Go(func() error { sdNotify.run(gctx, connected, cfg.IRC.Server); return nil })
 	if mb != nil {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			if err := mb.Run(ctx); err != nil {
+		g.Go(func() error {
+			// Matrix keeps retrying by itself; it never ends the bot.
+			if err := mb.Run(gctx); err != nil {
 				sys.log.Error("matrix stopped", "error", err)
 			}
-		}()
+			return nil
+		})
 	}
 	if b != nil {
-		err = b.Run(ctx)
-	} else {
-		<-ctx.Done()
+		g.Go(func() error {
+			err := b.Run(gctx)
+			if err == nil && gctx.Err() == nil {
+				err = errors.New("irc: the bot stopped")
+			}
+			return err
+		})
 	}
+	err = g.Wait()
 	// SIGTERM or SIGINT (or a fatal bot error): no more commands; the
 	// running jobs are cancelled and restore what they stopped, within
 	// shutdown_timeout.
@@ -378,7 +375,7 @@ func runExec(ctx context.Context, cfg *config.Config, fasUser string, yes bool, 
 		fmt.Fprintln(stderr, "error:", err)
 		return 1
 	}
-	defer sys.close()
+	defer sys.lc.stop()
 	// Before anything else: start what a crashed kojibot left stopped.
 	for _, line := range recoverJournal(ctx, sys) {
 		fmt.Fprintln(stderr, line)
