@@ -40,7 +40,7 @@ func identityOf(r Request) string {
 	if r.Account != "" {
 		return transport(r) + ":" + r.Account
 	}
-	return "fas:" + r.FASUser
+	return "fas:" + r.TrustedFASUser
 }
 
 // newToken returns a short random token that is easy to type.

@@ -23,12 +23,28 @@ const (
 	Confirm = reply.Confirm // "confirm: ..." with a token
 )
 
+// Transport names the way a request reached kojibot.
+type Transport string
+
+// The transports.
+const (
+	TransportIRC    Transport = "irc"
+	TransportMatrix Transport = "matrix"
+	TransportExec   Transport = "exec"
+)
+
 // Request is one command line from a caller, already stripped of the prefix.
 type Request struct {
 	// Account is the caller's services account; "" when not logged in.
 	Account string
-	// FASUser, when set, is trusted as the caller's FAS user (kojibot exec --as).
-	FASUser string
+	// Transport is the transport the request came through: it decides
+	// how the caller's identity is resolved (a Matrix id by the Matrix
+	// rules) and is recorded in the audit.
+	Transport Transport
+	// TrustedFASUser, when set, is taken as the caller's FAS user without
+	// any check: only kojibot exec --as sets it, for an operator on the
+	// bot's host. No chat transport may.
+	TrustedFASUser string
 	// LocalUser is, for kojibot exec, the Unix user running it (its real
 	// uid), for the audit record.
 	LocalUser string

@@ -39,7 +39,7 @@ func TestExecAuditNamesTheUnixUser(t *testing.T) {
 	d := New(Deps{DB: &fakeDB{hosts: testHosts(time.Now())}, ACL: fakeACL{members: map[string]bool{"alice": true}},
 		Audit: slog.New(slog.NewJSONHandler(&buf, nil))})
 	defer d.Close()
-	d.Handle(context.Background(), Request{FASUser: "alice", LocalUser: "root", LoginUID: "1000", LoginUser: "kevin",
+	d.Handle(context.Background(), Request{Transport: TransportExec, TrustedFASUser: "alice", LocalUser: "root", LoginUID: "1000", LoginUser: "kevin",
 		SudoUser: "nirik", Place: "exec", Text: "hosts"}, &recorder{})
 	for _, want := range []string{`"unix_user":"root"`, `"login_uid":"1000"`, `"login_user":"kevin"`,
 		`"sudo_user_claimed":"nirik"`, `"as_fas_user":"alice"`} {

@@ -144,8 +144,8 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	log := d.deps.Audit.With(append([]any{"transport", transport(req), "account", req.Account}, placeAttrs(req)...)...)
-	if req.FASUser != "" {
-		log = log.With("as_fas_user", req.FASUser)
+	if req.TrustedFASUser != "" {
+		log = log.With("as_fas_user", req.TrustedFASUser)
 	}
 	if req.LocalUser != "" {
 		log = log.With("unix_user", req.LocalUser)
@@ -273,25 +273,24 @@ func (d *Dispatcher) topNames() []string {
 }
 
 // MatrixPlacePrefix starts the place of a request from a Matrix room
-// ("matrix:!id:server"); it is how the core tells the transports apart.
+// ("matrix:!id:server"), so that places of the two transports never meet.
 const MatrixPlacePrefix = "matrix:"
 
-// transport names where a request came from, for the audit: "matrix",
-// "exec" or "irc".
+// transport names where a request came from: its Transport. A request
+// that does not say is taken for IRC's, the transport whose identities
+// are the narrowest (services accounts, never a Matrix id).
 func transport(r Request) string {
-	switch {
-	case strings.HasPrefix(r.Place, MatrixPlacePrefix):
-		return "matrix"
-	case r.Place == "exec" || r.AutoConfirm != nil:
-		return "exec"
+	switch r.Transport {
+	case TransportMatrix, TransportExec:
+		return string(r.Transport)
 	}
-	return "irc"
+	return string(TransportIRC)
 }
 
 // callerOf is who the ACL is asked about: a Matrix caller's account is the
 // sender's Matrix id, resolved by the Matrix rules.
 func callerOf(r Request) acl.Caller {
-	return acl.Caller{Account: r.Account, FASUser: r.FASUser, Matrix: transport(r) == "matrix"}
+	return acl.Caller{Account: r.Account, FASUser: r.TrustedFASUser, Matrix: r.Transport == TransportMatrix}
 }
 
 // placeAttrs are the audit attributes of r's place: "place", and

@@ -1,9 +1,13 @@
 package commands
 
 import (
+	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fedora-infra/kojibot/acl"
 )
 
 // TestGateRefusesFleetCommandsWithoutSSH: without ssh: and hosts:, every
@@ -55,5 +59,40 @@ func TestFlagAccessors(t *testing.T) {
 	}
 	if !p.Bool("dry-run") || p.Bool("all") {
 		t.Error("Bool: wrong")
+	}
+}
+
+// callerACL records the callers it is asked about.
+type callerACL struct{ callers *[]acl.Caller }
+
+func (a callerACL) Authorize(ctx context.Context, c acl.Caller, command string, readOnly bool) acl.Decision {
+	*a.callers = append(*a.callers, c)
+	return acl.Decision{Allowed: true, FASUser: "alice", Rule: "test"}
+}
+
+func (a callerACL) MemberOf(ctx context.Context, user string) ([]string, error) { return nil, nil }
+
+// TestTransportDecidesIdentityRules: whether a caller is resolved by the
+// Matrix rules is the request's Transport, never the look of its place;
+// only exec's TrustedFASUser reaches the ACL as a trusted FAS user.
+func TestTransportDecidesIdentityRules(t *testing.T) {
+	var callers []acl.Caller
+	d := New(Deps{DB: &fakeDB{hosts: testHosts(time.Now())}, ACL: callerACL{&callers}})
+	for _, req := range []Request{
+		{Transport: TransportIRC, Account: "alice", Place: "matrix:!looks:like.matrix", Text: "whoami"},
+		{Transport: TransportMatrix, Account: "@alice:fedora.im", Place: "matrix:!abc:fedora.im", Text: "whoami"},
+		{Transport: TransportExec, TrustedFASUser: "alice", Place: "exec", Text: "whoami"},
+	} {
+		d.Handle(context.Background(), req, &recorder{})
+	}
+	var asked []acl.Caller // each caller once, in order (whoami asks about every command)
+	for _, c := range callers {
+		if len(asked) == 0 || asked[len(asked)-1] != c {
+			asked = append(asked, c)
+		}
+	}
+	want := []acl.Caller{{Account: "alice"}, {Account: "@alice:fedora.im", Matrix: true}, {FASUser: "alice"}}
+	if !reflect.DeepEqual(asked, want) {
+		t.Errorf("the ACL was asked about %+v, want %+v", asked, want)
 	}
 }

@@ -72,11 +72,12 @@ func (b *Bot) runJob(ctx context.Context, j job) {
 		}
 	}
 	req := commands.Request{
-		Account:  account,
-		Nick:     j.nick,
-		Place:    j.place,
-		Text:     j.text,
-		Received: j.received,
+		Transport: commands.TransportIRC,
+		Account:   account,
+		Nick:      j.nick,
+		Place:     j.place,
+		Text:      j.text,
+		Received:  j.received,
 	}
 	b.h.Handle(ctx, req, out)
 }

@@ -859,6 +859,7 @@ func (b *Bot) handleEvent(ctx context.Context, room id.RoomID, evt *event.Event,
 	return command{
 		t: taken{Room: room, Event: evt.ID, Sender: caller, Text: text},
 		req: commands.Request{
+			Transport: commands.TransportMatrix,
 			Account:   string(caller),
 			Nick:      string(caller),
 			Place:     PlacePrefix + string(room),

@@ -386,7 +386,7 @@ func runExec(ctx context.Context, cfg *config.Config, fasUser string, yes bool, 
 	out := &terminalOutput{w: stdout}
 	answers := bufio.NewReader(stdin)
 	loginUID, loginName := loginUser(procLoginUID)
-	req := commands.Request{FASUser: fasUser, Place: "exec", Text: strings.Join(args, " "),
+	req := commands.Request{Transport: commands.TransportExec, TrustedFASUser: fasUser, Place: "exec", Text: strings.Join(args, " "),
 		LocalUser: unixUser, SudoUser: os.Getenv("SUDO_USER"),
 		LoginUID: loginUID, LoginUser: loginName,
 		AutoConfirm: func(plan reply.Message) bool {
