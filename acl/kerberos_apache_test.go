@@ -1,4 +1,8 @@
-package kdc_test
+package acl_test
+
+// The Kerberos tests of the acl package, against a real MIT KDC and Apache
+// with mod_auth_gssapi in front of the FASJSON stand-in, as FASJSON is
+// deployed (tests/harness/kdc).
 
 import (
 	"context"
@@ -36,6 +40,9 @@ type stack struct {
 // Apache between the two. A missing program is a failure.
 func startStack(t *testing.T) *stack {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a KDC and Apache (not with -short)")
+	}
 	s := &stack{dir: t.TempDir()}
 	k, err := kdc.StartKDC()
 	if err != nil {
