@@ -153,7 +153,7 @@ func (d *Dispatcher) runConfirm(ctx context.Context, c *Call) error {
 		c.Send(kind, msg)
 		return nil
 	}
-	dec := d.deps.ACL.Authorize(ctx, callerOf(c.Req), p.spec.Name, p.spec.Tier == AnyIdentified)
+	dec := d.authorize(ctx, c.Req, p.spec)
 	if !dec.Allowed {
 		c.Send(Denied, dec.Reason)
 		return nil

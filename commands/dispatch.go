@@ -177,8 +177,7 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 		return
 	}
 	log = log.With("command", spec.Name, "args", words[used:])
-	caller := callerOf(req)
-	dec := d.deps.ACL.Authorize(ctx, caller, spec.Name, spec.Tier == AnyIdentified)
+	dec := d.authorize(ctx, req, spec)
 	log = log.With("fas_user", dec.FASUser, "rule", dec.Rule)
 	if !dec.Allowed {
 		sendText(out, Denied, redact.Text(dec.Reason)) // FASJSON's failure may name its address; the audit record has it whole
@@ -285,6 +284,15 @@ func transport(r Request) string {
 		return string(r.Transport)
 	}
 	return string(TransportIRC)
+}
+
+// authorize asks the ACL whether req's caller may run spec: its
+// acl.commands rule, or without one its Tier. It is the only place that
+// asks: the gate for every command line, and again confirm (for the action
+// confirmed), cancel (for the job's command) and help and whoami (for
+// what they list).
+func (d *Dispatcher) authorize(ctx context.Context, req Request, spec *Spec) acl.Decision {
+	return d.deps.ACL.Authorize(ctx, callerOf(req), spec.Name, spec.Tier == AnyIdentified)
 }
 
 // callerOf is who the ACL is asked about: a Matrix caller's account is the

@@ -2,6 +2,9 @@ package commands
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -94,5 +97,32 @@ func TestTransportDecidesIdentityRules(t *testing.T) {
 	want := []acl.Caller{{Account: "alice"}, {Account: "@alice:fedora.im", Matrix: true}, {FASUser: "alice"}}
 	if !reflect.DeepEqual(asked, want) {
 		t.Errorf("the ACL was asked about %+v, want %+v", asked, want)
+	}
+}
+
+// TestOneAuthorize: the commands ask the ACL in one place only
+// (Dispatcher.authorize), so that every check follows one rule.
+func TestOneAuthorize(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls []string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(src), "\n") {
+			if strings.Contains(line, ".ACL.Authorize(") {
+				calls = append(calls, fmt.Sprintf("%s:%d", f, i+1))
+			}
+		}
+	}
+	if len(calls) != 1 {
+		t.Errorf("the ACL is asked at %v; want one place, Dispatcher.authorize", calls)
 	}
 }

@@ -563,7 +563,7 @@ func (d *Dispatcher) runCancel(ctx context.Context, c *Call) error {
 		return Userf("job %s is not running (%s)", j.ID, r)
 	}
 	// Whoever may run the job's command may cancel it.
-	dec := d.deps.ACL.Authorize(ctx, callerOf(c.Req), j.spec.Name, j.spec.Tier == AnyIdentified)
+	dec := d.authorize(ctx, c.Req, j.spec)
 	if !dec.Allowed {
 		c.Send(Denied, "cancelling job "+j.ID+": "+dec.Reason)
 		return nil
@@ -614,7 +614,7 @@ func (d *Dispatcher) cancelElsewhere(ctx context.Context, c *Call) error {
 		return Userf("job %d runs %s, which this kojibot does not know; cancel it where it runs", id, quoteShort(st.Command))
 	}
 	// Whoever may run the job's command may cancel it.
-	dec := d.deps.ACL.Authorize(ctx, callerOf(c.Req), spec.Name, spec.Tier == AnyIdentified)
+	dec := d.authorize(ctx, c.Req, spec)
 	if !dec.Allowed {
 		c.Send(Denied, fmt.Sprintf("cancelling job %d: %s", id, dec.Reason))
 		return nil

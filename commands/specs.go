@@ -160,8 +160,7 @@ func (d *Dispatcher) specs() []*Spec {
 
 // may reports whether caller may run spec, without auditing (help, whoami).
 func (d *Dispatcher) may(ctx context.Context, c *Call, s *Spec) bool {
-	caller := callerOf(c.Req)
-	return d.deps.ACL.Authorize(ctx, caller, s.Name, s.Tier == AnyIdentified).Allowed
+	return d.authorize(ctx, c.Req, s).Allowed
 }
 
 // allowed lists the command names caller may run.
