@@ -79,7 +79,9 @@ type Spec struct {
 	Destructive bool
 	Summary     string
 	Examples    []string
-	Run         func(ctx context.Context, c *Call) error
+	// Run is the handler: a method of the Dispatcher, so that the table
+	// is static.
+	Run func(d *Dispatcher, ctx context.Context, c *Call) error
 }
 
 // Usage returns the usage line: name, flags and arguments.
@@ -114,6 +116,10 @@ type Catalogue struct {
 	specs map[string]*Spec
 	order []string
 }
+
+// Commands is the static catalogue of every command, for what needs their
+// names or tiers without running them (check-config).
+func Commands() *Catalogue { return NewCatalogue(specs()) }
 
 // NewCatalogue builds a catalogue from specs; a duplicate name panics, as it
 // is a programming error.

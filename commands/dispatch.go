@@ -79,7 +79,7 @@ func New(deps Deps) *Dispatcher {
 		confirms: &confirmations{pending: map[string]*pendingAction{}, now: deps.Now},
 		jobs:     newJobTable(base, deps.Now, deps.State, deps.Log),
 		journal:  journal{open: map[string][]journalEntry{}}}
-	d.catalogue = NewCatalogue(d.specs())
+	d.catalogue = Commands()
 	if deps.State != nil {
 		every := cancelPoll // read once, here: tests change it
 		d.polling.Add(1)
@@ -245,7 +245,7 @@ func (d *Dispatcher) run(ctx context.Context, c *Call) (err error) {
 			err = fmt.Errorf("internal error in %s", c.Spec.Name)
 		}
 	}()
-	return c.Spec.Run(ctx, c)
+	return c.Spec.Run(d, ctx, c)
 }
 
 // unknownCommand says a command does not exist, with the nearest names.

@@ -36,9 +36,7 @@ import (
 // validate checks the configuration, including that acl.commands names
 // only commands that exist.
 func validate(cfg *config.Config) error {
-	d := commands.New(commands.Deps{Config: cfg})
-	defer d.Close()
-	err := cfg.ValidateWith(d.Catalogue().Names())
+	err := cfg.ValidateWith(commands.Commands().Names())
 	if cfg.Outage.TemplateFile != "" {
 		if _, terr := outage.LoadTemplate(cfg.Outage.TemplateFile); terr != nil {
 			err = errors.Join(err, &config.KeyError{Key: "outage.template_file", Problem: terr.Error()})
@@ -50,11 +48,10 @@ func validate(cfg *config.Config) error {
 // configWarnings are check-config's warnings: settings that work but that
 // an operator probably did not mean.
 func configWarnings(cfg *config.Config) []*config.KeyError {
-	d := commands.New(commands.Deps{Config: cfg})
-	defer d.Close()
+	catalogue := commands.Commands()
 	var mutating []string
-	for _, name := range d.Catalogue().Names() {
-		if s := d.Catalogue().Spec(name); s != nil && s.Tier != commands.AnyIdentified && strings.Contains(name, " ") {
+	for _, name := range catalogue.Names() {
+		if s := catalogue.Spec(name); s != nil && s.Tier != commands.AnyIdentified && strings.Contains(name, " ") {
 			mutating = append(mutating, name)
 		}
 	}
