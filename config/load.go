@@ -79,13 +79,14 @@ func Load(path string) (*Config, error) {
 	errs = append(errs, badSections...)
 
 	cfg := new(Config)
+	var md mapstructure.Metadata
 	err := v.Unmarshal(cfg, func(dc *mapstructure.DecoderConfig) {
 		dc.DecodeHook = decodeHook()
-		dc.ErrorUnused = true
+		dc.Metadata = &md
 		dc.WeaklyTypedInput = false
 	})
 	settings := v.AllSettings()
-	for _, ke := range decodeErrors(err, settings) {
+	for _, ke := range append(unusedKeys(&md), decodeErrors(err, settings)...) {
 		if !underAny(ke.Key, badSections) && !slices.ContainsFunc(errs, ke.sameAs) {
 			if env := envSource(ke.Key, os.LookupEnv); env != "" {
 				ke.Problem += " (from " + env + ")"
@@ -136,30 +137,69 @@ func envSource(path string, lookupEnv func(string) (string, bool)) string {
 
 // fileUnknownKeys names every unknown key of the YAML file data, as written.
 // Viper drops a key whose value is null or an empty mapping before decoding
-// ("irc: {chanels: }"), so the file's own tree is decoded too, with
-// mapstructure's ErrorUnused, and only its unknown keys kept: its values
-// may still be overridden by the environment.
+// ("irc: {chanels: }"), so the file's own tree is decoded too, and the keys
+// that decoding did not use are kept (its values may still be overridden
+// by the environment, and are checked from viper's settings).
 func fileUnknownKeys(data []byte) []*KeyError {
 	var raw map[string]any
 	if err := yaml.Unmarshal(data, &raw); err != nil || raw == nil {
 		return nil // viper has parsed it already; nothing more to learn
 	}
 	var scratch Config
+	var md mapstructure.Metadata
 	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
-		DecodeHook:  decodeHook(),
-		ErrorUnused: true,
-		Result:      &scratch,
+		DecodeHook: keysOnly,
+		Metadata:   &md,
+		Result:     &scratch,
 	})
 	if err != nil {
 		return []*KeyError{{Problem: err.Error()}}
 	}
-	var unknown []*KeyError
-	for _, ke := range decodeErrors(dec.Decode(raw), nil) {
-		if strings.HasPrefix(ke.Problem, unknownProblem) {
-			unknown = append(unknown, ke)
-		}
+	_ = dec.Decode(raw) // only its unused keys matter here
+	return unusedKeys(&md)
+}
+
+// keysOnly is the decode hook of a decoding that looks at keys only: every
+// value but a section (or a map of sections) decodes as its zero value, so
+// that no bad value stops the decoding before all its keys are seen
+// (mapstructure records a section's unused keys only when the section
+// decodes without error). Values are checked by the real decoding.
+func keysOnly(from, to reflect.Type, data any) (any, error) {
+	switch {
+	case to.Kind() == reflect.Struct && from.Kind() == reflect.Map:
+		return data, nil
+	case to.Kind() == reflect.Map && to.Elem().Kind() == reflect.Struct && from.Kind() == reflect.Map:
+		return data, nil
 	}
-	return unknown
+	return reflect.Zero(to).Interface(), nil
+}
+
+// unusedKeys reports, as unknown, every key a decoding did not use:
+// mapstructure's Metadata.Unused, full paths such as "irc.chanels" or
+// "hosts[koji-hub].adress".
+func unusedKeys(md *mapstructure.Metadata) []*KeyError {
+	out := make([]*KeyError, 0, len(md.Unused))
+	for _, path := range md.Unused {
+		segs := splitPath(path)
+		if len(segs) == 0 {
+			continue
+		}
+		out = append(out, unknownKey(joinPath(segs[:len(segs)-1]), segs[len(segs)-1]))
+	}
+	return out
+}
+
+// joinPath is the inverse of splitPath: "hosts", "[a.b]", "services" is
+// "hosts[a.b].services".
+func joinPath(segs []string) string {
+	var b strings.Builder
+	for i, seg := range segs {
+		if i > 0 && !strings.HasPrefix(seg, "[") {
+			b.WriteByte('.')
+		}
+		b.WriteString(seg)
+	}
+	return b.String()
 }
 
 // register declares every key to v: each leaf key gets its default and its
@@ -425,9 +465,6 @@ func jsonMapHook(from, to reflect.Type, data any) (any, error) {
 	return out, nil
 }
 
-// invalidKeys is how mapstructure words the keys ErrorUnused found.
-const invalidKeys = "has invalid keys: "
-
 // movedKeys names the new home of a key an older kojibot read: such a key
 // is refused, and the message says where it went.
 var movedKeys = map[string]string{
@@ -439,9 +476,9 @@ var movedKeys = map[string]string{
 const unknownProblem = "unknown key"
 
 // decodeErrors turns the error of mapstructure's decoding into one KeyError
-// per problem: an unknown key each, named by its full path, and each value
-// mapstructure or a hook refused, shown from settings (what was decoded)
-// unless it is a secret.
+// per value mapstructure or a hook refused, shown from settings (what was
+// decoded) unless it is a secret. Unknown keys come from the decoding's
+// Metadata (unusedKeys), never from an error's text.
 func decodeErrors(err error, settings map[string]any) []*KeyError {
 	var out []*KeyError
 	var walk func(error)
@@ -460,12 +497,6 @@ func decodeErrors(err error, settings map[string]any) []*KeyError {
 				return
 			}
 			msg := inner.Error()
-			if list, ok := strings.CutPrefix(msg, invalidKeys); ok {
-				for key := range strings.SplitSeq(list, ", ") {
-					out = append(out, unknownKey(e.Name(), key))
-				}
-				return
-			}
 			var ve *valueError
 			if !errors.As(inner, &ve) {
 				msg = badValue(e.Name(), settings)
