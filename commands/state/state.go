@@ -627,16 +627,19 @@ func (s *Store) Claim(ctx context.Context) ([]Entry, []Unverified, error) {
 // addColumn adds a column that a store made by an earlier version lacks.
 // Two processes may both try: the second finds it there.
 func (s *Store) addColumn(ctx context.Context, table, column, decl string) error {
-	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, table, column).Scan(&n); err != nil {
+	has := func() (bool, error) {
+		var n int
+		err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, table, column).Scan(&n)
+		return n > 0, err
+	}
+	if ok, err := has(); err != nil || ok {
 		return err
 	}
-	if n > 0 {
-		return nil
-	}
 	_, err := s.db.ExecContext(ctx, `ALTER TABLE `+table+` ADD COLUMN `+column+` `+decl)
-	if err != nil && strings.Contains(err.Error(), "duplicate column") {
-		return nil
+	if err != nil {
+		if ok, again := has(); again == nil && ok {
+			return nil // another process added it meanwhile
+		}
 	}
 	return err
 }
