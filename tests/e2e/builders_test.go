@@ -882,7 +882,7 @@ func TestUnknownHostKey(t *testing.T) {
 
 	alice := join(t, nick, "alice", "")
 	bldSend(alice, "disk xenbuilder4")
-	text := strings.Join(bldQuiet(alice, 10*time.Second), " ")
+	text := strings.Join(bldQuiet(alice, 3*time.Second), " ")
 	if want := "error: xenbuilder4: unknown SSH host key (see the log)"; text != want {
 		t.Errorf("reply %q, want %q", text, want)
 	}
