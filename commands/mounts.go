@@ -100,6 +100,15 @@ func (d *Dispatcher) listEntries(ctx context.Context, f Fleet, host, dir string)
 	if err != nil {
 		return nil, fmt.Errorf("sizing %s: %w", dir, err)
 	}
+	// du names each child under the directory it was given, which the
+	// helper resolves first: match the children by their name below the
+	// directory's own record (the shortest path), not by dir's spelling.
+	type sized struct {
+		path  string
+		bytes uint64
+	}
+	var all []sized
+	root := ""
 	for _, rec := range recs {
 		size, p, ok := strings.Cut(rec, "\t")
 		if !ok {
@@ -109,8 +118,22 @@ func (d *Dispatcher) listEntries(ctx context.Context, f Fleet, host, dir string)
 		if err != nil {
 			return nil, fmt.Errorf("sizing %s: bad size in du output %q", dir, rec)
 		}
-		if e := byPath[p]; e != nil {
-			e.Bytes = n
+		all = append(all, sized{p, n})
+		if root == "" || len(p) < len(root) {
+			root = p
+		}
+	}
+	byName := make(map[string]*entry, len(byPath))
+	for _, e := range byPath {
+		byName[e.Name] = e
+	}
+	for _, r := range all {
+		name, ok := strings.CutPrefix(r.path, strings.TrimSuffix(root, "/")+"/")
+		if !ok || strings.Contains(name, "/") {
+			continue
+		}
+		if e := byName[name]; e != nil {
+			e.Bytes = r.bytes
 		}
 	}
 	return entries, nil

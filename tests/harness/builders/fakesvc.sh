@@ -1,5 +1,5 @@
 #!/bin/bash
-# fakesvc ACTION SERVICE — the stand-in for "systemctl ACTION SERVICE" on a
+# fakesvc [--no-pager] ACTION SERVICE — the stand-in for "systemctl ACTION SERVICE" on a
 # kojibot test builder (tests/harness/builders). Each running service is a
 # real process, "fakesvc:SERVICE" in ps/pgrep -f, whose pid file lives in the
 # builder's own tmpfs at /run/fakesvc, so every builder has its own services
@@ -16,6 +16,10 @@
 # /run/fakesvc/journal.
 set -u
 state=/run/fakesvc
+# --no-pager, as systemctl takes it: there is no pager here anyway.
+if [ "${1:-}" = --no-pager ]; then
+	shift
+fi
 action=${1:-}
 svc=${2:-}
 
