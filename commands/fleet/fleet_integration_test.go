@@ -610,7 +610,7 @@ func TestService(t *testing.T) {
 }
 
 func TestJumpHost(t *testing.T) {
-	farm := startFarm(t, builders.Spec{Name: "bastion"}, builders.Spec{Name: "b2"})
+	farm := startFarm(t, builders.Spec{Name: "bastion", Bastion: true}, builders.Spec{Name: "b2"})
 	jump := farm.Address("bastion")
 	f := newFleet(t, farm, func(c *config.SSH) { c.JumpHost = jump })
 	ctx := testCtx(t, 30*time.Second)

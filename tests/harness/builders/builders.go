@@ -75,6 +75,10 @@ type Spec struct {
 	Services []string
 	// Port is sshd's port; 0 picks a free one.
 	Port int
+	// Bastion lets the bot's key forward connections through this machine
+	// (its authorized_keys entry adds port-forwarding to restrict), for a
+	// jump host.
+	Bastion bool
 	// HelperConf are extra lines for the machine's /etc/kojibot-helper.conf
 	// (for example "xen_config_dir /srv/xen" on a xen host). The farm
 	// writes the rest: the fakesvc stand-in as systemctl, a service line
@@ -213,6 +217,9 @@ func Start(ctx context.Context, dir string, specs []Spec) (*Farm, error) {
 		if err := os.WriteFile(filepath.Join(h.dir, "helper.conf"), []byte(f.helperConf(s)), 0o644); err != nil {
 			return nil, fmt.Errorf("builders: %w", err)
 		}
+		if err := os.WriteFile(filepath.Join(h.dir, "authorized_keys"), []byte(AuthorizedKeyOptions(s.Bastion)+" "+string(pub)), 0o644); err != nil {
+			return nil, fmt.Errorf("builders: %w", err)
+		}
 		if err := os.MkdirAll(filepath.Join(h.dir, "etc-layer"), 0o700); err != nil {
 			return nil, fmt.Errorf("builders: %w", err)
 		}
@@ -250,7 +257,7 @@ Port %d
 AddressFamily inet
 HostKey %s
 PidFile none
-AuthorizedKeysFile .ssh/authorized_keys
+AuthorizedKeysFile /etc/ssh/authorized_keys/%%u
 PermitRootLogin no
 AllowUsers %s
 PubkeyAuthentication yes
@@ -266,6 +273,20 @@ PrintLastLog no
 LogLevel DEBUG1
 Subsystem sftp internal-sftp
 `, h.spec.Name, h.ip, h.port, filepath.Join(h.dir, "ssh_host_ed25519_key"), User)
+}
+
+// BotAddress is where the bot connects from in the farm (loopback).
+const BotAddress = "127.0.0.1"
+
+// AuthorizedKeyOptions are the options of the bot's key on every machine,
+// as docs/deploying.md gives them: no pty, forwarding, agent or X11
+// (restrict), and only from the bot's address; a jump host also forwards.
+func AuthorizedKeyOptions(bastion bool) string {
+	opts := `restrict,from="` + BotAddress + `"`
+	if bastion {
+		opts += ",port-forwarding"
+	}
+	return opts
 }
 
 // helperConf is a machine's /etc/kojibot-helper.conf.
@@ -310,6 +331,12 @@ cp "$farm/sudoers" "$layer/upper/sudoers.d/kojibot"
 chmod 0440 "$layer/upper/sudoers.d/kojibot"
 cp "$host/helper.conf" "$layer/upper/kojibot-helper.conf"
 chmod 0644 "$layer/upper/kojibot-helper.conf"
+# The bot's key is root's to grant (a key the bot's user adds to its own
+# ~/.ssh is never read), restricted to the bot's address.
+mkdir -p "$layer/upper/ssh/authorized_keys"
+cp "$host/authorized_keys" "$layer/upper/ssh/authorized_keys/$user"
+chmod 0755 "$layer/upper/ssh" "$layer/upper/ssh/authorized_keys"
+chmod 0644 "$layer/upper/ssh/authorized_keys/$user"
 mount -t overlay overlay -o "lowerdir=/etc,upperdir=$layer/upper,workdir=$layer/work" /etc
 helper=` + contrib.HelperPath + `
 mkdir -p "$(dirname "$helper")" /home # mount points; both exist on Debian
@@ -318,10 +345,8 @@ cp "$farm/bin/kojibot-helper" "$helper"
 chmod 0755 "$helper"
 mount -t tmpfs -o size=1m,mode=0755 tmpfs /home
 mkdir -p "/home/$user/.ssh"
-cp "$farm/authorized_keys" "/home/$user/.ssh/authorized_keys"
 chown -R "$id:$id" "/home/$user"
 chmod 0700 "/home/$user/.ssh"
-chmod 0600 "/home/$user/.ssh/authorized_keys"
 mkdir -p /run/sshd
 while [ $# -gt 0 ]; do
 	mkdir -p "$2"
