@@ -20,8 +20,11 @@ func (d *Dispatcher) runOverride(ctx context.Context, c *Call) error {
 	release := strings.ToLower(c.Arg("release"))
 	tag := strings.ReplaceAll(cfg.Koji.OverrideTag, "{release}", release)
 	nvrs := c.Args["nvr"]
-	argv := append(strings.Fields(cfg.Koji.Command), "tag-build", "--wait", tag)
-	argv = append(argv, nvrs...)
+	// With the helper, the admin host's root runs the koji CLI with a Koji
+	// identity only root can read, into a tag its own configuration allows
+	// (override_tag); without it, koji.command runs as the bot's user.
+	direct := append(strings.Fields(cfg.Koji.Command), "tag-build", "--wait", tag)
+	argv := d.privileged(append(direct, nvrs...), "tag-build", append([]string{tag}, nvrs...)...)
 	return c.StartJob(nil, func(ctx context.Context, c *Call) error {
 		c.Reply("tagging %s into %s on %s", strings.Join(nvrs, ", "), tag, cfg.Koji.AdminHost)
 		res, err := f.Run(ctx, cfg.Koji.AdminHost, argv, fleet.RunOptions{})
@@ -31,6 +34,10 @@ func (d *Dispatcher) runOverride(ctx context.Context, c *Call) error {
 		var tasks []string
 		for _, m := range reCreatedTask.FindAllStringSubmatch(res.Stdout, -1) {
 			tasks = append(tasks, m[1])
+		}
+		switch {
+		case res.ExitCode == exitHelperRefused && d.usesHelper():
+			return Userf("the admin host's helper refused: %s", lastLine(res.Stderr))
 		}
 		switch res.ExitCode {
 		case 0:

@@ -72,3 +72,39 @@ func TestHelperServiceStatusRefused(t *testing.T) {
 		t.Errorf("service is-active: exit %d: %s", res.ExitCode, res.Stderr)
 	}
 }
+
+// TestHelperTagBuildOnlyOverrideTags: the helper's tag-build tags only
+// into a tag an override_tag pattern of its configuration allows, and
+// refuses anything that is not a tag or build name; a machine without an
+// override_tag tags nothing.
+func TestHelperTagBuildOnlyOverrideTags(t *testing.T) {
+	farm, f := helperFarm(t)
+	for _, args := range [][]string{
+		{"tag-build", "dist-f41-override", "foo-1.0-1"}, // no override_tag yet
+	} {
+		if res := helper(t, f, args...); res.ExitCode != 64 || !strings.Contains(res.Stderr, "no override_tag") {
+			t.Errorf("%q: exit %d, %q; want refused: no override_tag", args, res.ExitCode, res.Stderr)
+		}
+	}
+	root(t, farm, `set -e
+printf '#!/bin/sh\necho "koji $*"\necho "Created task: 42"\n' > /mnt/koji/fake-koji
+chmod 0755 /mnt/koji/fake-koji
+printf 'override_tag dist-*-override\nkoji /mnt/koji/fake-koji\n' >> /etc/kojibot-helper.conf`)
+	refused := [][]string{
+		{"tag-build", "dist-f41-updates", "foo-1.0-1"},       // not an override tag
+		{"tag-build", "dist-f41-override"},                   // no build
+		{"tag-build", "dist-f41-override", "foo;id"},         // not a build name
+		{"tag-build", "dist-f41-override", "--help"},         // an option
+		{"tag-build", "--eval=x-override", "foo-1.0-1"},      // an option for a tag
+		{"tag-build", "dist-f41-override/../x", "foo-1.0-1"}, // not a tag name
+	}
+	for _, args := range refused {
+		if res := helper(t, f, args...); res.ExitCode != 64 || !strings.Contains(res.Stderr, "refused:") {
+			t.Errorf("%q: exit %d, %q; want a refusal", args, res.ExitCode, res.Stderr)
+		}
+	}
+	res := helper(t, f, "tag-build", "dist-f41-override", "foo-1.0-1", "bar-2.0-1.fc41")
+	if res.ExitCode != 0 || !strings.Contains(res.Stdout, "koji tag-build --wait dist-f41-override foo-1.0-1 bar-2.0-1.fc41") {
+		t.Errorf("tag-build: exit %d, stdout %q, stderr %q", res.ExitCode, res.Stdout, res.Stderr)
+	}
+}

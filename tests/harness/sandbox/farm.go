@@ -33,7 +33,10 @@ var Builders = []string{"xenbuilder1", "xenbuilder2", "xenbuilder3", "xenbuilder
 func farmSpecs(binDir string) []builders.Spec {
 	specs := []builders.Spec{
 		{Name: HubHost, Mounts: map[string]int{SharedMount: 16}, Services: []string{"httpd", "kojira"}, MockMiB: 4, BuildMiB: 4},
-		{Name: AdminHost, MockMiB: 4, BuildMiB: 4},
+		// The admin host's root runs the koji CLI for `override`, with a
+		// Koji identity only root can read, into override tags only.
+		{Name: AdminHost, MockMiB: 4, BuildMiB: 4,
+			HelperConf: []string{"override_tag dist-*-override", "koji " + filepath.Join(binDir, "koji")}},
 		{Name: XenHost, Mounts: map[string]int{XenConfigDir: 1}, MockMiB: 4, BuildMiB: 4,
 			HelperConf: []string{"xen_config_dir " + XenConfigDir, "xl " + filepath.Join(binDir, "xl"), "guest xenbuilder1", "guest xenbuilder2"}},
 	}
@@ -113,7 +116,9 @@ func (s *Sandbox) startKoji(ctx context.Context) error {
 	if s.kojid, err = s.Koji.StartKojid(ctx, KojidHost); err != nil {
 		return err
 	}
-	argv, env, err := s.Koji.CertCLI(filepath.Join(s.Dir, "standins", "koji"), AdminKojiUser, builders.UserID, builders.UserID)
+	// The certificate is root's alone: the bot's user reaches it only
+	// through the helper's tag-build.
+	argv, env, err := s.Koji.CertCLI(filepath.Join(s.Dir, "standins", "koji"), AdminKojiUser, 0, 0)
 	if err != nil {
 		return err
 	}
