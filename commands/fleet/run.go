@@ -413,11 +413,13 @@ func (c *capped) truncated() bool {
 }
 
 // Service actions accepted by Service.
-var serviceActions = map[string]bool{"start": true, "stop": true, "restart": true, "is-active": true, "status": true}
+// No "status": on a terminal systemctl pages it (a shell away, as root);
+// the bot never needs it, and the helper refuses it.
+var serviceActions = map[string]bool{"start": true, "stop": true, "restart": true, "is-active": true}
 
 // ServiceCommand returns the command line Service runs: ssh.service_command
 // with {action} and {service} replaced by the quoted, validated values.
-// action is one of start, stop, restart, is-active, status; service is a
+// action is one of start, stop, restart, is-active; service is a
 // config.ValidServiceName. The placeholders must not be inside quotes in
 // the template.
 func (f *Fleet) ServiceCommand(action, service string) (string, error) {
@@ -426,7 +428,7 @@ func (f *Fleet) ServiceCommand(action, service string) (string, error) {
 
 func expandService(template, action, service string) (string, error) {
 	if !serviceActions[action] {
-		return "", fmt.Errorf("fleet: %w: service action %q is not one of start, stop, restart, is-active, status", ErrInvalid, action)
+		return "", fmt.Errorf("fleet: %w: service action %q is not one of start, stop, restart, is-active", ErrInvalid, action)
 	}
 	if !config.ValidServiceName(service) {
 		return "", fmt.Errorf("fleet: %w: service name %q (letters, digits and @._- only, starting with a letter or digit)", ErrInvalid, service)
