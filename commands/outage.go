@@ -66,7 +66,8 @@ func (d *Dispatcher) runOutageShow(ctx context.Context, c *Call) error {
 			if err != nil {
 				subject = dr.Service
 			}
-			table.Rows = append(table.Rows, []string{dr.ID, orNone(dr.CreatedBy), subject, first(d.draftWhere(dr))})
+			where, _ := d.draftWhere(dr)
+			table.Rows = append(table.Rows, []string{dr.ID, orNone(dr.CreatedBy), subject, where})
 		}
 		c.Say(reply.Message{Lines: []string{fmt.Sprintf("%s, newest first:", Count(len(drafts), "outage draft", "outage drafts"))}, Table: table})
 		return nil
@@ -82,6 +83,3 @@ func (d *Dispatcher) runOutageShow(ctx context.Context, c *Call) error {
 	c.Say(reply.Message{Lines: []string{fmt.Sprintf("outage draft %s:", dr.ID)}, Pre: strings.Split(strings.TrimRight(body, "\n"), "\n")})
 	return nil
 }
-
-// first is the first of two results.
-func first[T, U any](t T, _ U) T { return t }
