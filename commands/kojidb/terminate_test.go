@@ -65,6 +65,20 @@ func TestTerminateOnlyWhatWasShown(t *testing.T) {
 	if err := gone.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The server ends that backend a moment after the client closed:
+	// until then it is still listed, and may be terminated.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		now, err := db.Backends(ctx, pgsql.HubRole, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(pids(now), gonePID) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backend %d still listed 10 s after its client closed", gonePID)
+		}
+	}
 
 	terminated, skipped, err := db.TerminateBackends(ctx, pgsql.HubRole, older, shown)
 	if err != nil {
