@@ -11,24 +11,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fedora-infra/kojibot/tests/harness/kojihub"
+	"github.com/fedora-infra/kojibot/tests/harness/realkoji"
 )
 
 // The upstream hub, started by the first test that needs it and shared by
 // every test here; TestMain stops it.
 var (
 	realHubOnce sync.Once
-	realHub     *kojihub.Hub
+	realHub     *realkoji.Hub
 	realHubErr  error
 )
 
 // upstreamHub returns the shared hub with a fresh database.
-func upstreamHub(t *testing.T) *kojihub.Hub {
+func upstreamHub(t *testing.T) *realkoji.Hub {
 	t.Helper()
 	realHubOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		realHub, realHubErr = kojihub.Start(ctx)
+		realHub, realHubErr = realkoji.Start(ctx)
 	})
 	if realHubErr != nil {
 		// A missing package or Koji source is a failure, never a skip.
@@ -55,13 +55,13 @@ const (
 )
 
 // twinSeed is the seed of both twins: made identically, through the API.
-func twinSeed() kojihub.Seed {
-	twin := func(name string) kojihub.SeedHost {
-		return kojihub.SeedHost{Name: name, Arches: "ppc ppc64", Capacity: 4, Description: "POWER7, rack 12"}
+func twinSeed() realkoji.Seed {
+	twin := func(name string) realkoji.SeedHost {
+		return realkoji.SeedHost{Name: name, Arches: "ppc ppc64", Capacity: 4, Description: "POWER7, rack 12"}
 	}
-	return kojihub.Seed{
+	return realkoji.Seed{
 		Users: map[string][]string{kojiUser: {"host"}},
-		Hosts: []kojihub.SeedHost{twin(botHost), twin(cliHost)},
+		Hosts: []realkoji.SeedHost{twin(botHost), twin(cliHost)},
 	}
 }
 
@@ -135,7 +135,7 @@ func TestWritesMatchKojiCLI(t *testing.T) {
 
 // compareTwins requires every view of botHost to equal the same view of
 // cliHost, once the names, ids and times are taken out.
-func compareTwins(t *testing.T, hub *kojihub.Hub, step string) {
+func compareTwins(t *testing.T, hub *realkoji.Hub, step string) {
 	t.Helper()
 	ctx := context.Background()
 	var listHosts string // one run of `koji list-hosts` shows both
@@ -223,7 +223,7 @@ func hubHost(v map[string]any) string {
 // hostConfigRows shows every host_config row of host, by create_event:
 // each column but host_id, with events numbered in order of appearance
 // among the host's rows, and users by name.
-func hostConfigRows(t *testing.T, hub *kojihub.Hub, host string) string {
+func hostConfigRows(t *testing.T, hub *realkoji.Hub, host string) string {
 	t.Helper()
 	conn := connect(t, hub.AdminDSN())
 	rows, err := conn.Query(context.Background(), `
@@ -286,7 +286,7 @@ func deref[T any](p *T) any {
 }
 
 // hostRow shows host's own row but its id, name, user_id and update_time.
-func hostRow(t *testing.T, hub *kojihub.Hub, host string) string {
+func hostRow(t *testing.T, hub *realkoji.Hub, host string) string {
 	t.Helper()
 	var load float64
 	var ready bool
@@ -299,7 +299,7 @@ func hostRow(t *testing.T, hub *kojihub.Hub, host string) string {
 }
 
 // eventCount is how many events the hub's database has.
-func eventCount(t *testing.T, hub *kojihub.Hub) int64 {
+func eventCount(t *testing.T, hub *realkoji.Hub) int64 {
 	t.Helper()
 	var n int64
 	if err := connect(t, hub.AdminDSN()).QueryRow(context.Background(), "SELECT count(*) FROM events").Scan(&n); err != nil {
@@ -316,18 +316,18 @@ func TestActiveBuildrootsMatchHub(t *testing.T) {
 	hub := upstreamHub(t)
 	ctx := context.Background()
 	hosts := map[string][]int{
-		"xenbuilder2.fedora.redhat.com": {kojihub.BuildrootInit, kojihub.BuildrootExpired, kojihub.BuildrootWaiting,
-			kojihub.BuildrootBuilding, kojihub.BuildrootExpired, kojihub.BuildrootBuilding},
-		"xenbuilder3.fedora.redhat.com": {kojihub.BuildrootExpired, kojihub.BuildrootBuilding},
-		"xenbuilder4.fedora.redhat.com": {kojihub.BuildrootExpired},
+		"xenbuilder2.fedora.redhat.com": {realkoji.BuildrootInit, realkoji.BuildrootExpired, realkoji.BuildrootWaiting,
+			realkoji.BuildrootBuilding, realkoji.BuildrootExpired, realkoji.BuildrootBuilding},
+		"xenbuilder3.fedora.redhat.com": {realkoji.BuildrootExpired, realkoji.BuildrootBuilding},
+		"xenbuilder4.fedora.redhat.com": {realkoji.BuildrootExpired},
 		"xenbuilder5.fedora.redhat.com": nil,
 	}
-	seed := kojihub.Seed{
-		Tags:     []kojihub.SeedTag{{Name: "dist-f8-build", Arches: "x86_64"}},
+	seed := realkoji.Seed{
+		Tags:     []realkoji.SeedTag{{Name: "dist-f8-build", Arches: "x86_64"}},
 		BuildTag: "dist-f8-build",
 	}
 	for name, states := range hosts {
-		seed.Hosts = append(seed.Hosts, kojihub.SeedHost{Name: name, Arches: "x86_64 noarch", Buildroots: states})
+		seed.Hosts = append(seed.Hosts, realkoji.SeedHost{Name: name, Arches: "x86_64 noarch", Buildroots: states})
 	}
 	sort.Slice(seed.Hosts, func(i, j int) bool { return seed.Hosts[i].Name < seed.Hosts[j].Name })
 	seeded, err := hub.Seed(ctx, seed)
@@ -341,7 +341,7 @@ func TestActiveBuildrootsMatchHub(t *testing.T) {
 	t.Cleanup(db.Close)
 	for name := range hosts {
 		brs, err := hub.Anonymous().Structs(ctx, "listBuildroots",
-			kojihub.Kwargs{"hostID": seeded.HostIDs[name], "state": []int{kojihub.BuildrootInit, kojihub.BuildrootWaiting, kojihub.BuildrootBuilding}})
+			realkoji.Kwargs{"hostID": seeded.HostIDs[name], "state": []int{realkoji.BuildrootInit, realkoji.BuildrootWaiting, realkoji.BuildrootBuilding}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -375,7 +375,7 @@ func TestCheckinsOfRealKojid(t *testing.T) {
 		running = "buildvm-01.fedora.redhat.com"
 		silent  = "buildvm-02.fedora.redhat.com"
 	)
-	_, err := hub.Seed(ctx, kojihub.Seed{Hosts: []kojihub.SeedHost{
+	_, err := hub.Seed(ctx, realkoji.Seed{Hosts: []realkoji.SeedHost{
 		{Name: running, Arches: "x86_64 noarch"}, {Name: silent, Arches: "x86_64 noarch"}}})
 	if err != nil {
 		t.Fatal(err)

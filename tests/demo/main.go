@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/fedora-infra/kojibot/tests/harness"
-	"github.com/fedora-infra/kojibot/tests/harness/kojihub"
 	"github.com/fedora-infra/kojibot/tests/harness/pgsql"
+	"github.com/fedora-infra/kojibot/tests/harness/realkoji"
 	"github.com/fedora-infra/kojibot/tests/harness/sandbox"
 )
 
@@ -96,7 +96,7 @@ The bot's log: %[6]s; the tour of all this: make tour
 Ctrl-C stops everything.
 `, sandbox.Channel, sb.IRC.Port(), bin, sandbox.Group, cfg, filepath.Join(filepath.Dir(cfg), "kojibot.log"),
 		IrssiCommand(sb.IRC.Port()), sb.FillSharedCommand(), sandbox.FullBuilderPercent, sandbox.SharedPercent,
-		kojiCLI, kojihub.Version)
+		kojiCLI, realkoji.Version)
 	if f.mx != nil {
 		fmt.Print(MatrixHowTo(f.mx))
 	} else {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/fedora-infra/kojibot/tests/harness"
 	"github.com/fedora-infra/kojibot/tests/harness/builders"
-	"github.com/fedora-infra/kojibot/tests/harness/kojihub"
+	"github.com/fedora-infra/kojibot/tests/harness/realkoji"
 )
 
 // The sandbox farm's machines, as the documented example names them.
@@ -72,20 +72,20 @@ const (
 // (open) and LockedRelease (admin only) with foo and bar on their lists,
 // builds of them (OverrideBuilds), the admin host's user, and the kojid's
 // host.
-func kojiSeed() kojihub.Seed {
+func kojiSeed() realkoji.Seed {
 	pkgs := []string{"foo", "bar"}
-	seed := kojihub.Seed{
+	seed := realkoji.Seed{
 		Users: map[string][]string{AdminKojiUser: nil},
-		Tags: []kojihub.SeedTag{
+		Tags: []realkoji.SeedTag{
 			{Name: "dist-f8-override", Packages: pkgs},
 			{Name: "dist-f41-override", Packages: pkgs},
 			{Name: "dist-" + LockedRelease + "-override", Packages: pkgs, Perm: "admin"},
 		},
-		Hosts: []kojihub.SeedHost{{Name: KojidHost, Arches: "x86_64 noarch"}},
+		Hosts: []realkoji.SeedHost{{Name: KojidHost, Arches: "x86_64 noarch"}},
 	}
 	for _, nvr := range OverrideBuilds {
 		parts := strings.Split(nvr, "-")
-		seed.Builds = append(seed.Builds, kojihub.SeedBuild{Name: parts[0], Version: parts[1], Release: parts[2]})
+		seed.Builds = append(seed.Builds, realkoji.SeedBuild{Name: parts[0], Version: parts[1], Release: parts[2]})
 	}
 	return seed
 }
@@ -107,7 +107,7 @@ exec env ENV ARGV "$@"
 // KojidHost and writes the admin host's koji command.
 func (s *Sandbox) startKoji(ctx context.Context) error {
 	var err error
-	if s.Koji, err = kojihub.Start(ctx); err != nil {
+	if s.Koji, err = realkoji.Start(ctx); err != nil {
 		return err
 	}
 	if _, err := s.Koji.Seed(ctx, kojiSeed()); err != nil {

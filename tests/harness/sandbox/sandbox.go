@@ -24,8 +24,8 @@ import (
 	"github.com/fedora-infra/kojibot/tests/harness/builders"
 	"github.com/fedora-infra/kojibot/tests/harness/fasjsonfake"
 	"github.com/fedora-infra/kojibot/tests/harness/ircnet"
-	"github.com/fedora-infra/kojibot/tests/harness/kojihub"
 	"github.com/fedora-infra/kojibot/tests/harness/pgsql"
+	"github.com/fedora-infra/kojibot/tests/harness/realkoji"
 )
 
 // Channel is the ops channel the sandbox's bots join.
@@ -62,7 +62,7 @@ type Sandbox struct {
 	Farm *builders.Farm
 	// Koji is the upstream Koji hub of the farm, when Options.Farm: the
 	// admin host's `koji` is its CLI, and a kojid takes its tasks.
-	Koji *kojihub.Hub
+	Koji *realkoji.Hub
 	// DBs are the Koji databases by name.
 	DBs   map[string]pgsql.DSNs
 	Users map[string]string
@@ -78,7 +78,7 @@ type Sandbox struct {
 	// matrix is StartMatrix's homeserver, stopped by Close.
 	matrix *Matrix
 	// kojid runs the Koji hub's tasks, when Options.Farm.
-	kojid *kojihub.Kojid
+	kojid *realkoji.Kojid
 }
 
 // Start starts IRC (with services), PostgreSQL and FASJSON, and registers

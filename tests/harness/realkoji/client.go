@@ -1,4 +1,4 @@
-package kojihub
+package realkoji
 
 import (
 	"bytes"
@@ -65,16 +65,16 @@ func (c *Client) post(ctx context.Context, url, method string, args []any) (any,
 	c.mu.Unlock()
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("kojihub: %s: %w", method, err)
+		return nil, fmt.Errorf("realkoji: %s: %w", method, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 2000))
-		return nil, fmt.Errorf("kojihub: %s: HTTP %s: %s", method, resp.Status, b)
+		return nil, fmt.Errorf("realkoji: %s: HTTP %s: %s", method, resp.Status, b)
 	}
 	v, err := decodeResponse(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("kojihub: %s: %w", method, err)
+		return nil, fmt.Errorf("realkoji: %s: %w", method, err)
 	}
 	return v, nil
 }
@@ -93,12 +93,12 @@ func (c *Client) SSLLogin(ctx context.Context, kw Kwargs) error {
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return fmt.Errorf("kojihub: sslLogin answered %v", v)
+		return fmt.Errorf("realkoji: sslLogin answered %v", v)
 	}
 	id, _ := m["session-id"].(int64)
 	key, _ := m["session-key"].(string)
 	if id == 0 || key == "" {
-		return fmt.Errorf("kojihub: sslLogin answered %v", m)
+		return fmt.Errorf("realkoji: sslLogin answered %v", m)
 	}
 	c.mu.Lock()
 	c.session, c.key, c.callnum = strconv.FormatInt(id, 10), key, 0
@@ -123,7 +123,7 @@ func (c *Client) Int(ctx context.Context, method string, args ...any) (int64, er
 	}
 	n, ok := v.(int64)
 	if !ok {
-		return 0, fmt.Errorf("kojihub: %s answered %T %v, not an integer", method, v, v)
+		return 0, fmt.Errorf("realkoji: %s answered %T %v, not an integer", method, v, v)
 	}
 	return n, nil
 }
@@ -137,7 +137,7 @@ func (c *Client) Struct(ctx context.Context, method string, args ...any) (map[st
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("kojihub: %s answered %T, not a struct", method, v)
+		return nil, fmt.Errorf("realkoji: %s answered %T, not a struct", method, v)
 	}
 	return m, nil
 }
@@ -150,12 +150,12 @@ func (c *Client) Structs(ctx context.Context, method string, args ...any) ([]map
 	}
 	a, ok := v.([]any)
 	if !ok {
-		return nil, fmt.Errorf("kojihub: %s answered %T, not an array", method, v)
+		return nil, fmt.Errorf("realkoji: %s answered %T, not an array", method, v)
 	}
 	out := make([]map[string]any, len(a))
 	for i, e := range a {
 		if out[i], ok = e.(map[string]any); !ok {
-			return nil, fmt.Errorf("kojihub: %s answered an array of %T", method, e)
+			return nil, fmt.Errorf("realkoji: %s answered an array of %T", method, e)
 		}
 	}
 	return out, nil

@@ -1,4 +1,4 @@
-package kojihub
+package realkoji
 
 import (
 	"bytes"
@@ -42,7 +42,7 @@ const fallbackVendor = "/work/shared/vendor"
 func RepoRoot() (string, error) {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
-		return "", errors.New("kojihub: cannot locate the source tree")
+		return "", errors.New("realkoji: cannot locate the source tree")
 	}
 	return filepath.Abs(filepath.Join(filepath.Dir(file), "..", "..", ".."))
 }
@@ -89,7 +89,7 @@ func Source(ctx context.Context, dest string) (string, error) {
 func findSource(ctx context.Context, dest, kojiSrc string, candidates []string, clone func(context.Context, string) error) (string, error) {
 	if kojiSrc != "" {
 		if err := checkTree(kojiSrc); err != nil {
-			return "", fmt.Errorf("kojihub: KOJI_SRC=%s: %w", kojiSrc, err)
+			return "", fmt.Errorf("realkoji: KOJI_SRC=%s: %w", kojiSrc, err)
 		}
 		return filepath.Abs(kojiSrc)
 	}
@@ -100,7 +100,7 @@ func findSource(ctx context.Context, dest, kojiSrc string, candidates []string, 
 		return dest, unpack(ctx, tb, dest)
 	}
 	if err := clone(ctx, dest); err != nil {
-		return "", fmt.Errorf("kojihub: no Koji %s source: KOJI_SRC is not set, no tarball at %s, and %w",
+		return "", fmt.Errorf("realkoji: no Koji %s source: KOJI_SRC is not set, no tarball at %s, and %w",
 			Version, strings.Join(candidates, ", "), err)
 	}
 	return dest, nil
@@ -121,11 +121,11 @@ func checkTree(dir string) error {
 func VerifyTarball(tb string) error {
 	sumFile, err := os.ReadFile(tb + ".sha256")
 	if err != nil {
-		return fmt.Errorf("kojihub: checksum of %s: %w", tb, err)
+		return fmt.Errorf("realkoji: checksum of %s: %w", tb, err)
 	}
 	fields := strings.Fields(string(sumFile))
 	if len(fields) == 0 || len(fields[0]) != 64 {
-		return fmt.Errorf("kojihub: %s.sha256 holds no SHA-256", tb)
+		return fmt.Errorf("realkoji: %s.sha256 holds no SHA-256", tb)
 	}
 	f, err := os.Open(tb)
 	if err != nil {
@@ -134,10 +134,10 @@ func VerifyTarball(tb string) error {
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("kojihub: %s: %w", tb, err)
+		return fmt.Errorf("realkoji: %s: %w", tb, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, fields[0]) {
-		return fmt.Errorf("kojihub: %s has SHA-256 %s, %s.sha256 says %s", tb, got, tb, fields[0])
+		return fmt.Errorf("realkoji: %s has SHA-256 %s, %s.sha256 says %s", tb, got, tb, fields[0])
 	}
 	return nil
 }
@@ -152,7 +152,7 @@ func unpack(ctx context.Context, tb, dest string) error {
 	}
 	cmd := exec.CommandContext(ctx, "tar", "-xzf", tb, "-C", dest, "--strip-components=1", "--no-same-owner")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("kojihub: unpack %s: %w: %s", tb, err, bytes.TrimSpace(out))
+		return fmt.Errorf("realkoji: unpack %s: %w: %s", tb, err, bytes.TrimSpace(out))
 	}
 	return checkTree(dest)
 }

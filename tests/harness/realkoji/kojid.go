@@ -1,4 +1,4 @@
-package kojihub
+package realkoji
 
 import (
 	"context"
@@ -123,7 +123,7 @@ log_level = INFO
 	cmd.SysProcAttr.Setpgid = true
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	if err := harness.Spawn(cmd); err != nil {
-		return nil, fmt.Errorf("kojihub: kojid: %w", err)
+		return nil, fmt.Errorf("realkoji: kojid: %w", err)
 	}
 	k.proc = cmd.Process
 	k.exited = make(chan struct{})
@@ -131,7 +131,7 @@ log_level = INFO
 	// A kojid that cannot log in or start exits at once.
 	select {
 	case <-k.exited:
-		return nil, fmt.Errorf("kojihub: kojid for %s exited: %s", name, k.Output())
+		return nil, fmt.Errorf("realkoji: kojid for %s exited: %s", name, k.Output())
 	case <-time.After(300 * time.Millisecond):
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -179,7 +179,7 @@ func (k *Kojid) Stop() {
 }
 
 // errNotCheckedIn is returned by WaitCheckin when the host never checks in.
-var errNotCheckedIn = errors.New("kojihub: the host did not check in")
+var errNotCheckedIn = errors.New("realkoji: the host did not check in")
 
 // WaitCheckin waits until the hub records a check-in of host name after
 // since (the update_ts of getHost: host.update_time, which kojid's
@@ -206,7 +206,7 @@ func (h *Hub) LastCheckin(ctx context.Context, c *Client, name string) (time.Tim
 		return time.Time{}, err
 	}
 	if host == nil {
-		return time.Time{}, fmt.Errorf("kojihub: no host %s", name)
+		return time.Time{}, fmt.Errorf("realkoji: no host %s", name)
 	}
 	switch ts := host["update_ts"].(type) {
 	case nil:
@@ -215,6 +215,6 @@ func (h *Hub) LastCheckin(ctx context.Context, c *Client, name string) (time.Tim
 		sec, frac := math.Modf(ts)
 		return time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3), nil
 	default:
-		return time.Time{}, fmt.Errorf("kojihub: getHost %s: update_ts %T %v", name, ts, ts)
+		return time.Time{}, fmt.Errorf("realkoji: getHost %s: update_ts %T %v", name, ts, ts)
 	}
 }

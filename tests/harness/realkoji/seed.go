@@ -1,4 +1,4 @@
-package kojihub
+package realkoji
 
 import (
 	"context"
@@ -77,7 +77,7 @@ func (h *Hub) Seed(ctx context.Context, s Seed) (*Seeded, error) {
 	call := func(method string, args ...any) (any, error) {
 		v, err := admin.Call(ctx, method, args...)
 		if err != nil {
-			return nil, fmt.Errorf("kojihub: seed: %s%v: %w", method, args, err)
+			return nil, fmt.Errorf("realkoji: seed: %s%v: %w", method, args, err)
 		}
 		return v, nil
 	}
@@ -122,7 +122,7 @@ func (h *Hub) Seed(ctx context.Context, s Seed) (*Seeded, error) {
 	for _, sh := range s.Hosts {
 		id, err := admin.Int(ctx, "addHost", sh.Name, splitArches(sh.Arches))
 		if err != nil {
-			return nil, fmt.Errorf("kojihub: seed: addHost %s: %w", sh.Name, err)
+			return nil, fmt.Errorf("realkoji: seed: addHost %s: %w", sh.Name, err)
 		}
 		out.HostIDs[sh.Name] = id
 		edit := Kwargs{}
@@ -168,11 +168,11 @@ func (h *Hub) Seed(ctx context.Context, s Seed) (*Seeded, error) {
 func (h *Hub) buildroots(ctx context.Context, admin *Client, tag string, sh SeedHost) ([]int64, error) {
 	channel := "only-" + sh.Name
 	if _, err := admin.Call(ctx, "addHostToChannel", sh.Name, channel, Kwargs{"create": true}); err != nil {
-		return nil, fmt.Errorf("kojihub: seed: channel for %s: %w", sh.Name, err)
+		return nil, fmt.Errorf("realkoji: seed: channel for %s: %w", sh.Name, err)
 	}
 	task, err := admin.Int(ctx, "makeTask", "sleep", []any{3600}, Kwargs{"channel": channel})
 	if err != nil {
-		return nil, fmt.Errorf("kojihub: seed: task for %s: %w", sh.Name, err)
+		return nil, fmt.Errorf("realkoji: seed: task for %s: %w", sh.Name, err)
 	}
 	host, err := h.Login(ctx, sh.Name, nil)
 	if err != nil {
@@ -182,7 +182,7 @@ func (h *Hub) buildroots(ctx context.Context, admin *Client, tag string, sh Seed
 	step := func(method string, args ...any) (any, error) {
 		v, err := host.Call(ctx, method, args...)
 		if err != nil {
-			return nil, fmt.Errorf("kojihub: seed: as %s: %s%v: %w", sh.Name, method, args, err)
+			return nil, fmt.Errorf("realkoji: seed: as %s: %s%v: %w", sh.Name, method, args, err)
 		}
 		return v, nil
 	}
@@ -198,12 +198,12 @@ func (h *Hub) buildroots(ctx context.Context, admin *Client, tag string, sh Seed
 	}
 	repo, ok := v.([]any)
 	if !ok || len(repo) == 0 {
-		return nil, fmt.Errorf("kojihub: seed: repoInit answered %v", v)
+		return nil, fmt.Errorf("realkoji: seed: repoInit answered %v", v)
 	}
 	repoID, _ := repo[0].(int64)
 	arch := splitArches(sh.Arches)
 	if len(arch) == 0 {
-		return nil, fmt.Errorf("kojihub: seed: host %s has no arches", sh.Name)
+		return nil, fmt.Errorf("realkoji: seed: host %s has no arches", sh.Name)
 	}
 	var ids []int64
 	for _, state := range sh.Buildroots {

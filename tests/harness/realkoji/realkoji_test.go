@@ -1,4 +1,4 @@
-package kojihub
+package realkoji
 
 import (
 	"context"
@@ -35,7 +35,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "FAIL: cannot start the Koji hub:", err)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "kojihub: hub up in %v\n", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "realkoji: hub up in %v\n", time.Since(start).Round(time.Millisecond))
 	defer h.Close()
 	hub = h
 	return m.Run()

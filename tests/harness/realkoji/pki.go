@@ -1,4 +1,4 @@
-package kojihub
+package realkoji
 
 import (
 	"crypto/ecdsa"
@@ -121,7 +121,7 @@ func writePEM(path string, mode os.FileMode, blocks ...pem.Block) error {
 	for _, b := range blocks {
 		if err := pem.Encode(f, &b); err != nil {
 			f.Close()
-			return fmt.Errorf("kojihub: %s: %w", path, err)
+			return fmt.Errorf("realkoji: %s: %w", path, err)
 		}
 	}
 	return f.Close()

@@ -1,4 +1,4 @@
-package kojihub
+package realkoji
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-// Package kojihub runs the upstream Koji hub for kojibot's tests: the
+// Package realkoji runs the upstream Koji hub for kojibot's tests: the
 // release's kojihub under Apache (prefork) with mod_wsgi, mod_ssl and
 // mod_auth_gssapi (GSSAPI and certificate login on /kojihub/ssllogin),
 // against a throwaway PostgreSQL cluster loaded with the release's own
@@ -7,7 +7,7 @@
 // the API, as Koji's admin, and every row is one Koji itself wrote.
 // Everything lives in temporary directories, listens on loopback and is
 // stopped by PID; nothing here needs a *testing.T.
-package kojihub
+package realkoji
 
 import (
 	"bytes"
@@ -138,7 +138,7 @@ func Start(ctx context.Context) (_ *Hub, err error) {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("kojihub: %w", err)
+		return nil, fmt.Errorf("realkoji: %w", err)
 	}
 	if err := h.Reset(ctx); err != nil {
 		return nil, err
@@ -223,7 +223,7 @@ func (h *Hub) AdminDSN() string { return h.PG.AdminDSN(DBName) }
 func (h *Hub) Reset(ctx context.Context) error {
 	conn, err := pgx.Connect(ctx, h.PG.AdminDSN("postgres"))
 	if err != nil {
-		return fmt.Errorf("kojihub: reset: %w", err)
+		return fmt.Errorf("realkoji: reset: %w", err)
 	}
 	defer conn.Close(context.Background())
 	for _, q := range []string{
@@ -231,7 +231,7 @@ func (h *Hub) Reset(ctx context.Context) error {
 		"CREATE DATABASE " + DBName + " TEMPLATE " + TemplateDB + " OWNER " + pgsql.HubRole,
 	} {
 		if _, err := conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("kojihub: reset: %s: %w", q, err)
+			return fmt.Errorf("realkoji: reset: %s: %w", q, err)
 		}
 	}
 	return nil
@@ -328,7 +328,7 @@ func (h *Hub) Login(ctx context.Context, name string, kw Kwargs) (*Client, error
 	}
 	c := newClient(h.URL, h.pki.pool, &cert)
 	if err := c.SSLLogin(ctx, kw); err != nil {
-		return nil, fmt.Errorf("kojihub: login as %s: %w", name, err)
+		return nil, fmt.Errorf("realkoji: login as %s: %w", name, err)
 	}
 	return c, nil
 }
@@ -468,7 +468,7 @@ Alias /kojihub "%[5]s/kojihub/app/kojiapp.py"
 	cmd.SysProcAttr.Setpgid = true
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	if err := harness.Spawn(cmd); err != nil {
-		return fmt.Errorf("kojihub: apache2: %w", err)
+		return fmt.Errorf("realkoji: apache2: %w", err)
 	}
 	h.proc = cmd.Process
 	h.exited = make(chan struct{})
@@ -491,11 +491,11 @@ Alias /kojihub "%[5]s/kojihub/app/kojiapp.py"
 	})
 	select {
 	case <-h.exited:
-		return fmt.Errorf("kojihub: apache2 exited: %s", h.Logs())
+		return fmt.Errorf("realkoji: apache2 exited: %s", h.Logs())
 	default:
 	}
 	if !up {
-		return fmt.Errorf("kojihub: the hub does not answer on %s (%v): %s", h.URL, last, h.Logs())
+		return fmt.Errorf("realkoji: the hub does not answer on %s (%v): %s", h.URL, last, h.Logs())
 	}
 	return nil
 }
@@ -545,7 +545,7 @@ func (h *Hub) CLI(ctx context.Context, name string, args ...string) (string, err
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("kojihub: koji %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		return stdout.String(), fmt.Errorf("realkoji: koji %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.String(), nil
 }
