@@ -27,7 +27,7 @@ type tcpProxy struct {
 	cuts atomic.Int32
 	// conns counts the connections accepted.
 	conns atomic.Int32
-	wg   sync.WaitGroup
+	wg    sync.WaitGroup
 }
 
 // newProxy starts a proxy to the host of hubURL and returns it with the
