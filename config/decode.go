@@ -232,22 +232,29 @@ func badValue(path string, settings map[string]any) string {
 	t := typeAt(path)
 	var val any = settings
 	for _, seg := range segments(path) {
-		m, _ := val.(map[string]any)
-		val = m[strings.Trim(seg, "[]")]
+		key := strings.Trim(seg, "[]")
+		switch c := val.(type) {
+		case map[string]any:
+			val = c[key]
+		case []any:
+			i, err := strconv.Atoi(key)
+			val = nil
+			if err == nil && i >= 0 && i < len(c) {
+				val = c[i]
+			}
+		default:
+			val = nil
+		}
 	}
 	got := "a value of the wrong type"
 	switch kind := valueKind(val); {
 	case val == nil:
-	case kind == "string" && t != reflect.TypeFor[Secret]():
+	case t == reflect.TypeFor[Secret]() || kind == "list" || kind == "mapping":
+		got = "a " + kind // a secret's value is never shown
+	case kind == "string":
 		got = strconv.Quote(truncate(val.(string), 60))
-	case kind == "number" || kind == "boolean":
-		if t != reflect.TypeFor[Secret]() {
-			got = fmt.Sprintf("%v (a %s)", val, kind)
-			break
-		}
-		fallthrough
 	default:
-		got = "a " + kind
+		got = fmt.Sprintf("%v (a %s)", val, kind)
 	}
 	return "got " + got + "; expected " + describe(t)
 }

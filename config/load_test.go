@@ -370,6 +370,7 @@ func TestLoadBadValues(t *testing.T) {
 		{"bad environment value", "", map[string]string{"KOJIBOT_IRC_PORT": "x7"}, map[string]string{"irc.port": `got "x7"; expected a whole number (from KOJIBOT_IRC_PORT)`}},
 		{"bad environment JSON", "", map[string]string{"KOJIBOT_ACL_GROUPS": "[1,2]"}, map[string]string{"acl.groups": "not a JSON object"}},
 		{"bad size", "ssh: {max_output: 12XiB}\n", nil, map[string]string{"ssh.max_output": `"12XiB" is not a size`}},
+		{"in a list", "irc: {channels: ['#ok', 7]}\n", nil, map[string]string{"irc.channels[1]": "got 7 (a number); expected a string"}},
 		{"in a dotted hosts entry", "hosts: {ppc3.fedora.redhat.com: {address: 22}}\n", nil,
 			map[string]string{"hosts[ppc3.fedora.redhat.com].address": "got 22 (a number); expected a string"}},
 		{"unknown in a dotted environment entry", "", map[string]string{"KOJIBOT_HOSTS": `{"a.b": {"adress": "a:22"}}`},
