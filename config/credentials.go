@@ -106,7 +106,8 @@ func resolveSecrets(cfg *Config, base string, lookupEnv func(string) (string, bo
 			errs = append(errs, &KeyError{Key: key, Problem: fmt.Sprintf("both %s and %s are set; set only one", key, fileKey)})
 			continue
 		}
-		if *file = ""; from == "" {
+		*file = "" // the path actually read, once read
+		if from == "" {
 			continue
 		}
 		path, err := CredentialPath(from, base, lookupEnv)
