@@ -22,6 +22,8 @@ var credentialKeys = []struct {
 	{"ssh.key_file", func(c *Config) *string { return &c.SSH.KeyFile }},
 	{"ssh.known_hosts", func(c *Config) *string { return &c.SSH.KnownHosts }},
 	{"acl.keytab", func(c *Config) *string { return &c.ACL.Keytab }},
+	{"koji.hub.keytab", func(c *Config) *string { return &c.Koji.Hub.Keytab }},
+	{"koji.hub.cert_file", func(c *Config) *string { return &c.Koji.Hub.CertFile }},
 }
 
 // SecretKeys are the keys that hold a Secret, each of which may instead be

@@ -345,6 +345,7 @@ func (c *Config) validateKoji(v *validator) {
 	if strings.TrimSpace(k.Command) == "" {
 		v.addf("koji.command", "is empty; expected the koji CLI, e.g. \"koji\"")
 	}
+	c.validateKojiHub(v)
 }
 
 func (c *Config) validateSSH(v *validator) {
