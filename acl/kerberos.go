@@ -21,10 +21,6 @@ import (
 	"github.com/jcmturner/gokrb5/v8/types"
 )
 
-// DefaultKrb5Conf is the Kerberos configuration read when
-// KerberosOptions.Krb5Conf is empty.
-const DefaultKrb5Conf = "/etc/krb5.conf"
-
 // KerberosOptions configures NewKerberos.
 type KerberosOptions struct {
 	// Keytab is the path of the bot's keytab (acl.keytab). It is read at
@@ -34,8 +30,7 @@ type KerberosOptions struct {
 	// (acl.principal); empty means the keytab's first principal. Without a
 	// realm, krb5.conf's default_realm is used.
 	Principal string
-	// Krb5Conf is the krb5.conf to read (acl.krb5_conf); empty means
-	// DefaultKrb5Conf.
+	// Krb5Conf is the krb5.conf to read (acl.krb5_conf).
 	Krb5Conf string
 	// Logger receives logins and renewals; nil discards.
 	Logger *slog.Logger
@@ -139,9 +134,6 @@ func kerberosDetail(err error) string {
 func NewKerberos(opts KerberosOptions) (*Kerberos, error) {
 	if opts.Keytab == "" {
 		return nil, errors.New("kerberos: no keytab configured (acl.keytab)")
-	}
-	if opts.Krb5Conf == "" {
-		opts.Krb5Conf = DefaultKrb5Conf
 	}
 	if opts.Service == "" {
 		opts.Service = "FASJSON"

@@ -19,6 +19,8 @@ import (
 
 // Deps are what the dispatcher and its handlers are built from.
 type Deps struct {
+	// Config is a validated configuration (nil: config.Default()); the
+	// handlers fill in no defaults of their own.
 	Config *config.Config
 	DB     KojiDB
 	ACL    Authorizer
@@ -140,7 +142,7 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	}
 	// A command that is not a job has commands.timeout to answer; a job
 	// runs on its own context once started.
-	timeout := d.commandTimeout()
+	timeout := d.deps.Config.Commands.Timeout
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	log := d.deps.Audit.With(append([]any{"transport", transport(req), "account", req.Account}, placeAttrs(req)...)...)
@@ -224,18 +226,6 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 
 // sendText sends out a text message of kind.
 func sendText(out Output, kind Kind, text string) { out.Send(reply.Text(kind, text)) }
-
-// DefaultCommandTimeout is the deadline of a command that is not a job
-// when commands.timeout is not set.
-const DefaultCommandTimeout = 30 * time.Second
-
-// commandTimeout is commands.timeout, or its default.
-func (d *Dispatcher) commandTimeout() time.Duration {
-	if t := d.deps.Config.Commands.Timeout; t > 0 {
-		return t
-	}
-	return DefaultCommandTimeout
-}
 
 // run calls the handler, turning a panic into an error.
 func (d *Dispatcher) run(ctx context.Context, c *Call) (err error) {

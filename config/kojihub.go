@@ -35,6 +35,9 @@ func (c *Config) validateKojiHub(v *validator) {
 		} else if problem := keytabProblem(h.Keytab); problem != "" {
 			v.addf("koji.hub.keytab", "%q %s", h.Keytab, problem)
 		}
+		if c.ACL.Krb5Conf == "" && c.ACL.Keytab == "" { // with acl.keytab, validateKerberos says it
+			v.addf("acl.krb5_conf", "is empty with koji.hub.auth: kerberos; expected the Kerberos configuration, e.g. \"/etc/krb5.conf\"")
+		}
 		if h.Principal != "" && !principalRE.MatchString(h.Principal) {
 			v.addf("koji.hub.principal", "%q is not a principal; expected e.g. \"kojibot/bot.example.org@FEDORAPROJECT.ORG\", or \"\" for the keytab's first", h.Principal)
 		}

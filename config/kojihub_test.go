@@ -80,6 +80,7 @@ func TestValidateKojiHub(t *testing.T) {
 		{"cert_file missing", hub(KojiHub{Auth: "certificate", CertFile: missing}), "koji.hub.cert_file", []string{"does not exist"}},
 		{"ca_file missing", hub(KojiHub{Keytab: keytab, CAFile: missing}), "koji.hub.ca_file", []string{"does not exist"}},
 		{"weburl", func(c *Config) { c.Koji.WebURL = "koji.example.org/koji" }, "koji.weburl", []string{`"koji.example.org/koji"`, "http(s) URL"}},
+		{"kerberos without krb5.conf", func(c *Config) { hub(KojiHub{Keytab: keytab})(c); c.ACL.Krb5Conf = "" }, "acl.krb5_conf", []string{"empty", "koji.hub.auth"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,18 +19,26 @@ import (
 // report it. Key is the key's full path as written in the file, with the
 // entries of a map in brackets: "irc.port", "hosts[koji-hub].address",
 // "acl.commands[capacity]". Problem says what is wrong with the value and
-// what is expected; it never holds a secret's value.
+// what is expected; it never holds a secret's value. Line is the line of
+// the configuration file that set the key, or 0 when the file did not (a
+// default, the environment, or a check of the whole configuration).
 type KeyError struct {
 	Key     string
 	Problem string
+	Line    int
 }
 
-// Error implements error: "key: problem".
+// Error implements error: "key: problem", after "line N: " when Line is
+// known.
 func (e *KeyError) Error() string {
-	if e.Key == "" {
-		return e.Problem
+	msg := e.Problem
+	if e.Key != "" {
+		msg = e.Key + ": " + msg
 	}
-	return e.Key + ": " + e.Problem
+	if e.Line > 0 {
+		msg = "line " + strconv.Itoa(e.Line) + ": " + msg
+	}
+	return msg
 }
 
 // joinKeyErrors joins errs with errors.Join; nil when there are none.

@@ -209,7 +209,7 @@ func splitErrors(err error) []string {
 // newLogger builds the JSON logger for the audit and operational log.
 func newLogger(cfg config.Log, stderr io.Writer) (*slog.Logger, io.Closer, error) {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(orDefault(cfg.Level, "info"))); err != nil {
+	if err := level.UnmarshalText([]byte(cfg.Level)); err != nil {
 		return nil, nil, fmt.Errorf("log.level: %w", err)
 	}
 	w, closer := stderr, io.Closer(io.NopCloser(nil))
@@ -221,11 +221,4 @@ func newLogger(cfg config.Log, stderr io.Writer) (*slog.Logger, io.Closer, error
 		w, closer = f, f
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), closer, nil
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

@@ -26,13 +26,7 @@ import (
 	"github.com/fedora-infra/kojibot/config"
 )
 
-// Defaults used when the matching config.SSH field is zero.
 const (
-	DefaultConnectTimeout = 10 * time.Second
-	DefaultCommandTimeout = 10 * time.Minute
-	DefaultParallel       = 32
-	DefaultMaxOutput      = 1 << 20
-	DefaultServiceCommand = "sudo systemctl {action} {service}"
 	// DefaultKeepalive is how often an idle cached connection is probed
 	// with a keepalive@openssh.com request.
 	DefaultKeepalive = 30 * time.Second
@@ -149,10 +143,11 @@ func (l *link) alive() bool {
 	}
 }
 
-// New checks cfg and returns a Fleet for hosts (name → address). It reads
-// cfg.KeyFile now, or, when that is empty, expects an ssh-agent at
-// $SSH_AUTH_SOCK; it connects to nothing until a host is used. log may be
-// nil.
+// New checks cfg and returns a Fleet for hosts (name → address). cfg is a
+// validated ssh: section (config.Default holds the defaults): New fills in
+// nothing. It reads cfg.KeyFile now, or, when that is empty, expects an
+// ssh-agent at $SSH_AUTH_SOCK; it connects to nothing until a host is
+// used. log may be nil.
 func New(cfg config.SSH, hosts map[string]config.Host, log *slog.Logger) (*Fleet, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -165,21 +160,6 @@ func New(cfg config.SSH, hosts map[string]config.Host, log *slog.Logger) (*Fleet
 	}
 	if _, err := knownhosts.New(cfg.KnownHosts); err != nil {
 		return nil, fmt.Errorf("fleet: ssh.known_hosts: %w", err)
-	}
-	if cfg.ConnectTimeout <= 0 {
-		cfg.ConnectTimeout = DefaultConnectTimeout
-	}
-	if cfg.CommandTimeout <= 0 {
-		cfg.CommandTimeout = DefaultCommandTimeout
-	}
-	if cfg.Parallel <= 0 {
-		cfg.Parallel = DefaultParallel
-	}
-	if cfg.MaxOutput <= 0 {
-		cfg.MaxOutput = DefaultMaxOutput
-	}
-	if cfg.ServiceCommand == "" {
-		cfg.ServiceCommand = DefaultServiceCommand
 	}
 	if !strings.Contains(cfg.ServiceCommand, "{action}") || !strings.Contains(cfg.ServiceCommand, "{service}") {
 		return nil, fmt.Errorf("fleet: ssh.service_command %q must contain {action} and {service}", cfg.ServiceCommand)

@@ -68,8 +68,7 @@ type Options struct {
 	// Kerberos identity; an empty Principal means the keytab's first.
 	Principal string
 	Keytab    string
-	// Krb5Conf is the Kerberos configuration (acl.krb5_conf); empty
-	// means /etc/krb5.conf.
+	// Krb5Conf is the Kerberos configuration (acl.krb5_conf).
 	Krb5Conf string
 	// CertFile (koji.hub.cert_file) is a PEM file with the client
 	// certificate and its key, for AuthCertificate.

@@ -85,18 +85,6 @@ const Hysteresis = 2.0
 // watch.interval, when shorter), giving the bot time to connect first.
 const FirstCheckDelay = 15 * time.Second
 
-// Defaults used for a zero value in the configuration given to New (Load
-// and Validate never leave one).
-const (
-	DefaultInterval           = 5 * time.Minute
-	DefaultStaleAfter         = 10 * time.Minute
-	DefaultRepeat             = 6 * time.Hour
-	DefaultFullPercent        = 90.0
-	DefaultConnectionsPercent = 80.0
-	DefaultParallel           = 32
-	DefaultDBUser             = "koji"
-)
-
 // Deps are the watcher's collaborators. Disk, DB and Builders may be nil:
 // the checks that need them are then not run.
 type Deps struct {
@@ -123,7 +111,8 @@ type Deps struct {
 	Log *slog.Logger
 }
 
-// settings are the configuration keys the watcher reads, defaulted.
+// settings are the configuration keys the watcher reads, from a validated
+// Config (config.Default holds the defaults).
 type settings struct {
 	interval, staleAfter, repeat time.Duration
 	fullPercent, connPercent     float64
@@ -138,7 +127,7 @@ type settings struct {
 }
 
 func newSettings(cfg *config.Config) settings {
-	s := settings{
+	return settings{
 		interval:      cfg.Watch.Interval,
 		staleAfter:    cfg.Watch.StaleAfter,
 		repeat:        cfg.Watch.Repeat,
@@ -154,31 +143,6 @@ func newSettings(cfg *config.Config) settings {
 		commandPrefix: cfg.IRC.CommandPrefix,
 		parallel:      cfg.SSH.Parallel,
 	}
-	if len(s.mounts) == 0 {
-		s.mounts = slices.Clone(cfg.Cleanup.Dirs)
-	}
-	if s.interval <= 0 {
-		s.interval = DefaultInterval
-	}
-	if s.staleAfter <= 0 {
-		s.staleAfter = DefaultStaleAfter
-	}
-	if s.repeat <= 0 {
-		s.repeat = DefaultRepeat
-	}
-	if s.fullPercent <= 0 {
-		s.fullPercent = DefaultFullPercent
-	}
-	if s.connPercent <= 0 {
-		s.connPercent = DefaultConnectionsPercent
-	}
-	if s.parallel <= 0 {
-		s.parallel = DefaultParallel
-	}
-	if s.dbUser == "" {
-		s.dbUser = DefaultDBUser
-	}
-	return s
 }
 
 // Watcher runs the checks and owns their notification state. It is safe
@@ -203,7 +167,8 @@ type Watcher struct {
 }
 
 // New returns a Watcher for cfg's disk, watch, koji.db_user, outage.to and
-// http.public_url keys and deps. It starts nothing: call Run.
+// http.public_url keys and deps. cfg is a validated Config: New fills in
+// no defaults. It starts nothing: call Run.
 func New(cfg *config.Config, deps Deps) *Watcher {
 	if cfg == nil {
 		cfg = config.Default()

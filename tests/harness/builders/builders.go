@@ -600,22 +600,16 @@ func (f *Farm) WriteSSHConfig(path string, names []string, login string, extra .
 // "DIR/bin/fakesvc {action} {service}".
 func (f *Farm) ServiceCommand() string { return f.svcCommand }
 
-// SSH returns an ssh: configuration that reaches the farm: user User, the
-// farm's key and known_hosts, every privileged step through the helper
+// SSH returns an ssh: configuration that reaches the farm, the defaults
+// but for: user User, the farm's key and known_hosts, every privileged step through the helper
 // (HelperCommand), and short timeouts fit for tests. ServiceCommand is
 // set too (fakesvc, which needs root) for tests of ssh.helper "".
 func (f *Farm) SSH() config.SSH {
-	return config.SSH{
-		User:           User,
-		KeyFile:        f.keyFile,
-		KnownHosts:     f.knownHosts,
-		ConnectTimeout: 5 * time.Second,
-		CommandTimeout: time.Minute,
-		Parallel:       8,
-		Helper:         HelperCommand,
-		ServiceCommand: f.svcCommand,
-		MaxOutput:      1 << 20,
-	}
+	c := config.Default().SSH
+	c.User, c.KeyFile, c.KnownHosts = User, f.keyFile, f.knownHosts
+	c.ConnectTimeout, c.CommandTimeout, c.Parallel = 5*time.Second, time.Minute, 8
+	c.Helper, c.ServiceCommand = HelperCommand, f.svcCommand
+	return c
 }
 
 // Log returns a builder's sshd log (LogLevel DEBUG1).
