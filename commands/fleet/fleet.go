@@ -11,12 +11,14 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -435,15 +437,23 @@ func (f *Fleet) dial(ctx context.Context, label, addr string, jump *ssh.Client) 
 		}
 		return nil
 	}
-	auth, closeAuth, err := f.authMethod()
+	signers, closeAuth, err := f.signers()
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("fleet: %s: %w", label, err)
 	}
 	defer closeAuth()
+	// offered says the handshake got as far as offering our keys: a
+	// handshake that fails after that, other than by the connection
+	// breaking, is the host refusing them (x/crypto/ssh gives that
+	// refusal no error type of its own).
+	var offered bool
 	cc := &ssh.ClientConfig{
-		User:              f.cfg.User,
-		Auth:              []ssh.AuthMethod{auth},
+		User: f.cfg.User,
+		Auth: []ssh.AuthMethod{ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+			offered = true
+			return signers()
+		})},
 		HostKeyCallback:   check,
 		HostKeyAlgorithms: f.knownAlgorithms(known, addr),
 		Timeout:           f.cfg.ConnectTimeout,
@@ -465,7 +475,7 @@ func (f *Fleet) dial(ctx context.Context, label, addr string, jump *ssh.Client) 
 		case keyErr != nil:
 			f.log.Error("ssh host key check failed", "host", label, "err", keyErr)
 			return nil, keyErr
-		case strings.Contains(err.Error(), "unable to authenticate"):
+		case offered && !brokenConnection(err):
 			return nil, fmt.Errorf("fleet: %s: %w for user %s: %w", label, ErrAuth, f.cfg.User, err)
 		}
 		return nil, fmt.Errorf("fleet: %s: %w: ssh handshake: %w", label, ErrUnreachable, err)
@@ -547,16 +557,24 @@ func (f *Fleet) knownAlgorithms(known ssh.HostKeyCallback, addr string) []string
 	return algos
 }
 
-// authMethod returns the public key method: the key file's signer, or the
-// agent's keys over a connection to $SSH_AUTH_SOCK that the returned func
-// closes.
-func (f *Fleet) authMethod() (ssh.AuthMethod, func(), error) {
+// signers returns what gives the keys to offer: the key file's signer, or
+// the agent's keys over a connection to $SSH_AUTH_SOCK that the returned
+// func closes.
+func (f *Fleet) signers() (func() ([]ssh.Signer, error), func(), error) {
 	if f.signer != nil {
-		return ssh.PublicKeys(f.signer), func() {}, nil
+		return func() ([]ssh.Signer, error) { return []ssh.Signer{f.signer}, nil }, func() {}, nil
 	}
 	c, err := net.Dial("unix", f.agentSock)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ssh-agent at SSH_AUTH_SOCK: %w", err)
 	}
-	return ssh.PublicKeysCallback(agent.NewClient(c).Signers), func() { c.Close() }, nil
+	return agent.NewClient(c).Signers, func() { c.Close() }, nil
+}
+
+// brokenConnection says whether err is the connection itself failing (closed,
+// reset, timed out) rather than the other side refusing a request on it.
+func brokenConnection(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
