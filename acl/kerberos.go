@@ -344,7 +344,11 @@ func fileProblem(err error) string {
 }
 
 // kerberosCauses maps what gokrb5 and the KDC say to a short reason an
-// operator can act on, most specific first.
+// operator can act on, most specific first. This is the one place kojibot
+// reads an error's text: gokrb5 folds the KDC's KRB-ERROR into its
+// message (krberror.Errorf keeps no typed cause), so the KDC's codes are
+// matched by their RFC 4120 names, which the protocol fixes, and gokrb5's
+// root-cause names; an unmatched error keeps the fallback reason.
 var kerberosCauses = []struct{ marker, reason string }{
 	{"KRB_AP_ERR_SKEW", "clock skew: this machine's clock and the KDC's differ too much"},
 	{"KDC_ERR_PREAUTH_FAILED", "the KDC refused the keytab's key (wrong or outdated key)"},
