@@ -108,14 +108,38 @@ type ProgressOutput interface {
 	SendProgress(jobID string, m reply.Message)
 }
 
-// KojiDB is what the commands need of the Koji database.
-type KojiDB interface {
+// KojiHosts is what the commands read and change of Koji's build hosts:
+// through the hub's API (koji.hub.url, *kojihub.Farm) or, without it,
+// through the database (*kojidb.DB). Both return the same values and the
+// same before/after semantics, so that the replies do not depend on the
+// path.
+type KojiHosts interface {
+	// Hosts returns every build host, sorted by name.
 	Hosts(ctx context.Context) ([]kojidb.Host, error)
+	// SetCapacity sets a host's capacity and returns it before and after;
+	// after equals before when it already had that capacity.
 	SetCapacity(ctx context.Context, host string, capacity float64) (before, after kojidb.Host, err error)
+	// SetEnabled enables or disables a host and, when comment is not
+	// empty, sets its comment, as `koji enable-host` / `koji disable-host
+	// --comment` do.
 	SetEnabled(ctx context.Context, host string, enabled bool, comment string) (before, after kojidb.Host, err error)
+	// ActiveBuildroots returns the ids of a host's buildroots in state
+	// INIT, WAITING or BUILDING, ascending.
 	ActiveBuildroots(ctx context.Context, host string) ([]int64, error)
+}
+
+// KojiBackends is what only the Koji database can tell: the hub role's
+// backends (`connections`).
+type KojiBackends interface {
 	Backends(ctx context.Context, role string, olderThan time.Duration) ([]kojidb.Backend, error)
 	TerminateBackends(ctx context.Context, role string, olderThan time.Duration, shown []kojidb.Backend) (terminated, skipped []kojidb.Backend, err error)
+}
+
+// KojiDB is what the commands need of the Koji database when it is the
+// way to Koji's hosts as well (no koji.hub.url): *kojidb.DB.
+type KojiDB interface {
+	KojiHosts
+	KojiBackends
 }
 
 // Fleet is what the commands need of the machines reached over SSH.

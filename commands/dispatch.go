@@ -20,8 +20,14 @@ import (
 // Deps are what the dispatcher and its handlers are built from.
 type Deps struct {
 	Config *config.Config
-	DB     KojiDB
-	ACL    Authorizer
+	// DB is the Koji database (koji.db); nil when it is not configured,
+	// which leaves `connections` unavailable.
+	DB KojiDB
+	// Hub, when set (koji.hub.url), is the way to Koji's hosts: every
+	// host read and change goes through it, and DB serves `connections`
+	// alone.
+	Hub KojiHosts
+	ACL Authorizer
 	// Fleet reaches the hub, builders and xen hosts; nil when ssh is not set up.
 	Fleet Fleet
 	// Drafts keeps outage announcement drafts.

@@ -1,0 +1,50 @@
+package commands
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fedora-infra/kojibot/commands/kojidb"
+)
+
+// hostsOnly is a KojiHosts that is not a KojiDB, as the hub is.
+type hostsOnly struct{ *fakeDB }
+
+// TestHostsGoThroughTheHub: with Deps.Hub set, every host read and change
+// goes through it and none through the database, whose only use left is
+// `connections`; without a database, `connections` says it needs koji.db.
+func TestHostsGoThroughTheHub(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	for _, withDB := range []bool{true, false} {
+		hub := &fakeDB{hosts: testHosts(now)}
+		db := &fakeDB{hosts: testHosts(now), down: true, backends: []kojidb.Backend{{PID: 7, User: "koji", State: "idle"}}}
+		deps := Deps{Hub: hostsOnly{hub}, ACL: fakeACL{members: map[string]bool{"alice": true}}, Now: func() time.Time { return now }}
+		if withDB {
+			deps.DB = db
+		}
+		d := New(deps)
+		for _, c := range []struct{ text, want string }{
+			{"hosts", "4 hosts, 3 enabled, 1 ready"},
+			{"host ppc3", "ppc3.fedora.redhat.com: enabled, ready"},
+			{"capacity ppc3 2", "ppc3.fedora.redhat.com capacity 4 → 2"},
+			{"disable ppc3 bad fan", "ppc3.fedora.redhat.com disabled"},
+			{"enable ppc3", "ppc3.fedora.redhat.com enabled"},
+		} {
+			if got := run(d, "alice", c.text); !strings.Contains(got, c.want) || strings.Contains(got, "error:") {
+				t.Errorf("db %v: %q: %q, want %q", withDB, c.text, got, c.want)
+			}
+		}
+		if hub.sets != 3 || db.sets != 0 {
+			t.Errorf("db %v: %d writes through the hub, %d through the database; want 3 and 0", withDB, hub.sets, db.sets)
+		}
+		got := run(d, "alice", "connections")
+		if withDB && !strings.Contains(got, "koji backends") {
+			t.Errorf("connections with koji.db: %q", got)
+		}
+		if !withDB && got != "error: connections needs koji.db (the Koji database's connections are not in the hub's API); koji.db.dsn is not set, nothing was done" {
+			t.Errorf("connections without koji.db: %q", got)
+		}
+		d.Close()
+	}
+}
