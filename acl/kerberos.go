@@ -39,6 +39,11 @@ type KerberosOptions struct {
 	Krb5Conf string
 	// Logger receives logins and renewals; nil discards.
 	Logger *slog.Logger
+	// Service names the service the tickets are for in log records and
+	// reasons ("the Koji hub"); empty means "FASJSON". The error text
+	// keeps the FASJSON wording; other users read the short reason with
+	// KerberosReason.
+	Service string
 }
 
 // Kerberos is an Authenticator that sends SPNEGO ("Authorization:
@@ -106,6 +111,17 @@ func krbFail(reason, format string, args ...any) error {
 	return &kerberosError{reason: reason, detail: "kerberos: " + fmt.Sprintf(format, args...)}
 }
 
+// KerberosReason returns the short reason of a failure of Kerberos's
+// Authenticate ("cannot reach a KDC", "clock skew: ..."), which names no
+// principal, service principal, KDC or file, and whether err is one.
+func KerberosReason(err error) (string, bool) {
+	var ke *kerberosError
+	if errors.As(err, &ke) {
+		return ke.reason, true
+	}
+	return "", false
+}
+
 // kerberosDetail is what the log says of err: the detail of a Kerberos
 // failure, else its text.
 func kerberosDetail(err error) string {
@@ -127,6 +143,9 @@ func NewKerberos(opts KerberosOptions) (*Kerberos, error) {
 	if opts.Krb5Conf == "" {
 		opts.Krb5Conf = DefaultKrb5Conf
 	}
+	if opts.Service == "" {
+		opts.Service = "FASJSON"
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -141,7 +160,7 @@ func NewKerberos(opts KerberosOptions) (*Kerberos, error) {
 func (k *Kerberos) Authenticate(req *http.Request) error {
 	err := k.authenticate(req)
 	if err != nil {
-		k.log.Warn("kerberos: cannot authenticate to FASJSON", "host", req.URL.Host, "err", kerberosDetail(err))
+		k.log.Warn("kerberos: cannot authenticate to "+k.opts.Service, "host", req.URL.Host, "err", kerberosDetail(err))
 	}
 	return err
 }
@@ -212,7 +231,7 @@ func (k *Kerberos) newServiceTicket(spn, host string) (*ticket, error) {
 	princ := types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, spn)
 	_, rep, err := k.cl.TGSREQGenerateAndExchange(princ, realm, tgt.tkt, tgt.key, false)
 	if err != nil {
-		return nil, krbFail(kerberosReason(err, "no ticket for FASJSON's service"), "ticket for %s@%s: %s", spn, realm, describeKerberos(err))
+		return nil, krbFail(kerberosReason(err, "no ticket for "+k.opts.Service+"'s service"), "ticket for %s@%s: %s", spn, realm, describeKerberos(err))
 	}
 	return &ticket{tkt: rep.Ticket, key: rep.DecryptedEncPart.Key, start: startOf(rep.DecryptedEncPart), end: rep.DecryptedEncPart.EndTime}, nil
 }
