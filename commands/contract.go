@@ -8,6 +8,7 @@ import (
 	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
+	"github.com/fedora-infra/kojibot/commands/kojihub"
 )
 
 // Kind says what a reply is, which decides its prefix and the exit code of
@@ -133,6 +134,19 @@ type KojiHosts interface {
 type KojiBackends interface {
 	Backends(ctx context.Context, role string, olderThan time.Duration) ([]kojidb.Backend, error)
 	TerminateBackends(ctx context.Context, role string, olderThan time.Duration, shown []kojidb.Backend) (terminated, skipped []kojidb.Backend, err error)
+}
+
+// KojiTagger tags builds through the hub's API (tagBuild, under Koji's
+// own tag policy) and follows the tasks it makes: *kojihub.Farm.
+type KojiTagger interface {
+	// TagBuild asks the hub to tag nvr into tag and returns the task id.
+	TagBuild(ctx context.Context, tag, nvr string) (int64, error)
+	// WaitTask asks for the task's state every poll until it ends.
+	WaitTask(ctx context.Context, id int64, poll time.Duration) (kojihub.TaskOutcome, error)
+	// CancelTask cancels the task.
+	CancelTask(ctx context.Context, id int64) error
+	// TaskURL is the task's page on the hub's web UI, or "".
+	TaskURL(id int64) string
 }
 
 // KojiDB is what the commands need of the Koji database when it is the

@@ -27,6 +27,9 @@ type Deps struct {
 	// host read and change goes through it, and DB serves `connections`
 	// alone.
 	Hub KojiHosts
+	// Tagger, when set (koji.hub.url), runs `override` through the hub's
+	// tagBuild instead of the koji CLI on koji.admin_host over SSH.
+	Tagger KojiTagger
 	ACL Authorizer
 	// Fleet reaches the hub, builders and xen hosts; nil when ssh is not set up.
 	Fleet Fleet
@@ -197,7 +200,7 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 		log.Info("result", "result", "error", "reason", err.Error(), "duration", d.deps.Now().Sub(start))
 		return
 	}
-	if spec.NeedsFleet && d.deps.Fleet == nil {
+	if spec.NeedsFleet && d.deps.Fleet == nil && !d.throughHub(spec) {
 		const msg = "SSH is not configured (ssh: and hosts: in the configuration); nothing was done"
 		sendText(out, Error, msg)
 		log.Info("result", "result", "error", "reason", msg, "duration", d.deps.Now().Sub(start))

@@ -2,6 +2,10 @@ package kojihub_test
 
 import (
 	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -150,4 +154,168 @@ func TestHubNotAnswering(t *testing.T) {
 			t.Errorf("%s: %q", cmd, got)
 		}
 	}
+}
+
+// overrideSeed is a hub with the override tag of f41, foo on its list, the
+// build foo-1.0-1, a build host and the bot's user with the tag
+// permission.
+func overrideSeed(t *testing.T) *realkoji.Hub {
+	t.Helper()
+	return kojihub.SeededHub(t, realkoji.Seed{
+		Tags:   []realkoji.SeedTag{{Name: "dist-f41-override", Packages: []string{"foo"}}},
+		Builds: []realkoji.SeedBuild{{Name: "foo", Version: "1.0", Release: "1"}},
+		Hosts:  []realkoji.SeedHost{{Name: builder, Arches: "x86_64 noarch"}},
+	}, "tag")
+}
+
+// builder is the host whose kojid takes the tagBuild tasks.
+const builder = "buildvm-01.fedora.redhat.com"
+
+// webURL is the hub's web UI in these tests.
+const webURL = "https://koji.example.org/koji"
+
+// tagged lists the builds in tag.
+func tagged(t *testing.T, hub *realkoji.Hub, tag string) []string {
+	t.Helper()
+	builds, err := hub.Anonymous().Structs(context.Background(), "listTagged", tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nvrs []string
+	for _, b := range builds {
+		nvrs = append(nvrs, fmt.Sprint(b["nvr"]))
+	}
+	return nvrs
+}
+
+// TestOverrideThroughTheHub: with the hub, `override` needs no SSH: it
+// calls tagBuild as the bot's Koji user, says the task and its page on the
+// web UI, waits while the release's kojid takes the task, and reports the
+// outcome; the build is then in the tag. A second override of the same
+// build fails in Koji, and the reply says why.
+func TestOverrideThroughTheHub(t *testing.T) {
+	hub := overrideSeed(t)
+	ctx := context.Background()
+	farm := kojihub.NewFarm(kojihub.CertClient(t, hub, nil), kojihub.FarmOptions{WebURL: webURL})
+	bot := dispatcher(t, commands.Deps{Hub: farm, Tagger: farm})
+	k, err := hub.StartKojid(ctx, builder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Stop()
+	got := say(bot, "override f41 foo-1.0-1")
+	t.Logf("replies:\n%s", got)
+	task := regexp.MustCompile(`Koji task (\d+) `).FindStringSubmatch(got)
+	if task == nil {
+		t.Fatalf("no task in %q\n%s", got, k.Output())
+	}
+	for _, want := range []string{
+		"tagging foo-1.0-1 into dist-f41-override: Koji task " + task[1] + " " + webURL + "/taskinfo?taskID=" + task[1],
+		"tagged into dist-f41-override: foo-1.0-1 (task " + task[1] + ")",
+		"(override f41 foo-1.0-1) done in",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("replies lack %q:\n%s", want, got)
+		}
+	}
+	if nvrs := tagged(t, hub, "dist-f41-override"); !slices.Equal(nvrs, []string{"foo-1.0-1"}) {
+		t.Errorf("dist-f41-override holds %q", nvrs)
+	}
+	v, err := hub.Anonymous().Struct(ctx, "getTaskInfo", mustInt(t, task[1]))
+	if err != nil || v["owner"] == nil {
+		t.Fatalf("getTaskInfo: %v %v", v, err)
+	}
+	owner, err := hub.Anonymous().Struct(ctx, "getUser", v["owner"])
+	if err != nil || owner["name"] != kojihub.BotUser {
+		t.Errorf("the task's owner is %v (%v), want %s", owner["name"], err, kojihub.BotUser)
+	}
+
+	again := say(bot, "override f41 foo-1.0-1")
+	t.Logf("replies:\n%s", again)
+	if !strings.Contains(again, "error: job") || !strings.Contains(again, "not tagged into dist-f41-override: foo-1.0-1: Koji task") ||
+		!strings.Contains(again, "failed: ") || !strings.Contains(again, "already tagged") {
+		t.Errorf("second override:\n%s", again)
+	}
+}
+
+// TestOverrideRefusedByTheHub: a bot user without the tag permission is
+// refused by Koji's tag policy, in the documented words; nothing is
+// tagged and no task is made.
+func TestOverrideRefusedByTheHub(t *testing.T) {
+	hub := kojihub.SeededHub(t, realkoji.Seed{
+		Tags:   []realkoji.SeedTag{{Name: "dist-f41-override", Packages: []string{"foo"}, Perm: "admin"}},
+		Builds: []realkoji.SeedBuild{{Name: "foo", Version: "1.0", Release: "1"}},
+	})
+	farm := kojihub.NewFarm(kojihub.CertClient(t, hub, nil), kojihub.FarmOptions{})
+	bot := dispatcher(t, commands.Deps{Hub: farm, Tagger: farm})
+	got := say(bot, "override f41 foo-1.0-1")
+	if !strings.Contains(got, "kojibot's Koji user lacks the tag permission") {
+		t.Errorf("override without the permission:\n%s", got)
+	}
+	if nvrs := tagged(t, hub, "dist-f41-override"); len(nvrs) != 0 {
+		t.Errorf("dist-f41-override holds %q", nvrs)
+	}
+	tasks, err := hub.Anonymous().Structs(context.Background(), "listTasks")
+	if err != nil || len(tasks) != 0 {
+		t.Errorf("tasks made: %v %v", tasks, err)
+	}
+}
+
+// TestCancelWaitingOverride: `cancel` of an override waiting for its task
+// (no kojid takes it) cancels the Koji task, and the build stays out of
+// the tag.
+func TestCancelWaitingOverride(t *testing.T) {
+	hub := overrideSeed(t)
+	ctx := context.Background()
+	farm := kojihub.NewFarm(kojihub.CertClient(t, hub, nil), kojihub.FarmOptions{})
+	bot := dispatcher(t, commands.Deps{Hub: farm, Tagger: farm})
+	r := &replies{}
+	bot.Handle(ctx, commands.Request{Account: "alice", Nick: "alice", Place: "#fedora-admin", Text: "override f41 foo-1.0-1"}, r)
+	var job, task string
+	deadline := time.Now().Add(30 * time.Second)
+	for task == "" && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		text := r.text()
+		if m := regexp.MustCompile(`job (\S+) started`).FindStringSubmatch(text); m != nil {
+			job = m[1]
+		}
+		if m := regexp.MustCompile(`Koji task (\d+)`).FindStringSubmatch(text); m != nil {
+			task = m[1]
+		}
+	}
+	if job == "" || task == "" {
+		t.Fatalf("the override did not start its task:\n%s", r.text())
+	}
+	state := func() int64 {
+		v, err := hub.Anonymous().Struct(ctx, "getTaskInfo", mustInt(t, task))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v["state"].(int64)
+	}
+	if s := state(); s != kojihub.TaskFree {
+		t.Fatalf("task %s is in state %d before the cancel, want FREE", task, s)
+	}
+	if got := say(bot, "cancel "+job); strings.Contains(got, "error:") {
+		t.Fatalf("cancel %s: %q", job, got)
+	}
+	bot.Wait()
+	if s := state(); s != kojihub.TaskCanceled {
+		t.Errorf("task %s is in state %d after the cancel, want CANCELED", task, s)
+	}
+	if got := r.text(); !strings.Contains(got, "cancelled Koji task "+task+" (foo-1.0-1)") || !strings.Contains(got, "job "+job+" cancelled") {
+		t.Errorf("replies:\n%s", got)
+	}
+	if nvrs := tagged(t, hub, "dist-f41-override"); len(nvrs) != 0 {
+		t.Errorf("dist-f41-override holds %q", nvrs)
+	}
+}
+
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -33,6 +33,10 @@ type FarmOptions struct {
 	// Now is the clock the check-in ages are computed against; nil is
 	// time.Now.
 	Now func() time.Time
+	// WebURL (koji.weburl) is the hub's web UI, e.g.
+	// https://koji.fedoraproject.org/koji, for links to tasks; empty
+	// means no links.
+	WebURL string
 }
 
 // NewFarm returns the hosts of the hub c talks to. The check-in ages are
@@ -350,4 +354,13 @@ func (f *Farm) ActiveBuildroots(ctx context.Context, host string) ([]int64, erro
 	}
 	slices.Sort(ids)
 	return ids, nil
+}
+
+// TaskURL is the page of task id on the hub's web UI (FarmOptions.WebURL),
+// or "" without one.
+func (f *Farm) TaskURL(id int64) string {
+	if f.opts.WebURL == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s/taskinfo?taskID=%d", strings.TrimRight(f.opts.WebURL, "/"), id)
 }
