@@ -30,7 +30,7 @@ type Deps struct {
 	// Tagger, when set (koji.hub.url), runs `override` through the hub's
 	// tagBuild instead of the koji CLI on koji.admin_host over SSH.
 	Tagger KojiTagger
-	ACL Authorizer
+	ACL    Authorizer
 	// Fleet reaches the hub, builders and xen hosts; nil when ssh is not set up.
 	Fleet Fleet
 	// Drafts keeps outage announcement drafts.
