@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/fedora-infra/kojibot/tests/harness/realkoji"
 )
 
@@ -43,6 +45,11 @@ func upstreamHub(t *testing.T) *realkoji.Hub {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		realHub, realHubErr = realkoji.Start(ctx)
+		if realHubErr == nil {
+			// The bot may log in its callers (act_as_caller), by Kerberos
+			// and by certificate.
+			realHubErr = realHub.AllowProxy(ctx, []string{botUser}, []string{botUser})
+		}
 	})
 	if realHubErr != nil {
 		// A missing package or Koji source is a failure, never a skip.
@@ -89,6 +96,28 @@ func certClient(t *testing.T, hub *realkoji.Hub, mod func(*Options)) *Client {
 	}
 	t.Cleanup(c.Close)
 	return c
+}
+
+// hubDB opens the hub's database as its superuser, closed when the test
+// ends.
+func hubDB(t *testing.T, hub *realkoji.Hub) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), hub.AdminDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// scalar runs a one-value query in the hub's database.
+func scalar[T any](t *testing.T, db *pgx.Conn, sql string, args ...any) T {
+	t.Helper()
+	var v T
+	if err := db.QueryRow(context.Background(), sql, args...).Scan(&v); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return v
 }
 
 func testLogger(t *testing.T) *slog.Logger {
