@@ -364,3 +364,15 @@ func (f *Farm) TaskURL(id int64) string {
 	}
 	return fmt.Sprintf("%s/taskinfo?taskID=%d", strings.TrimRight(f.opts.WebURL, "/"), id)
 }
+
+// Ping checks that the hub answers (getAPIVersion), for /healthz: a fault
+// is an answer; a hub that cannot be reached, or a login that fails, is
+// not.
+func (f *Farm) Ping(ctx context.Context) error {
+	_, err := f.c.Call(ctx, "getAPIVersion")
+	var fault *Fault
+	if errors.As(err, &fault) {
+		return nil
+	}
+	return err
+}

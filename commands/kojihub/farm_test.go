@@ -307,3 +307,21 @@ func anonClient(t *testing.T, hub *realkoji.Hub) *Client {
 	t.Cleanup(c.Close)
 	return c
 }
+
+// TestFarmPing: Ping succeeds on the real hub and fails, as
+// ErrNotAnswering, once Apache no longer listens.
+func TestFarmPing(t *testing.T) {
+	hub := seededHub(t, realkoji.Seed{})
+	ctx := context.Background()
+	if err := testFarm(t, hub).Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	down, err := New(Options{URL: "https://127.0.0.1:1/kojihub", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(down.Close)
+	if err := NewFarm(down, FarmOptions{}).Ping(ctx); !errors.Is(err, ErrNotAnswering) {
+		t.Errorf("Ping of a closed port: %v, want ErrNotAnswering", err)
+	}
+}
