@@ -14,7 +14,7 @@ const CredentialsEnv = "CREDENTIALS_DIRECTORY"
 
 // credentialKeys are the keys, besides the secrets' <key>_file keys, that
 // name a file the bot reads and that may come from a systemd credential.
-var credentialKeys = []string{"ssh.key_file", "ssh.known_hosts", "acl.keytab"}
+var credentialKeys = []string{"ssh.key_file", "ssh.known_hosts", "acl.keytab", "koji.hub.keytab", "koji.hub.cert_file"}
 
 // CredentialPath resolves the path given to a *_file key (or acl.keytab,
 // ssh.key_file, ssh.known_hosts): an absolute path is kept as it is; a relative one is

@@ -337,6 +337,7 @@ func (c *Config) validateKoji(v *validator) {
 	if strings.TrimSpace(k.Command) == "" {
 		v.addf("koji.command", "is empty; expected the koji CLI, e.g. \"koji\"")
 	}
+	c.validateKojiHub(v)
 }
 
 func (c *Config) validateSSH(v *validator) {
