@@ -75,6 +75,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Short: "validate the configuration and name every problem",
 		Long: "check-config validates the configuration offline. With --probe it also connects to the\n" +
 			"Koji database and checks every privilege the configured commands need, and koji.user;\n" +
+			"logs in to the Koji hub (koji.hub.url) and checks the bot's permissions and proxy login;\n" +
 			"and logs in to every hosts entry, where ssh.helper must run and allow what the\n" +
 			"configuration asks of that machine (its services, cleanup dirs, xen config dir).",
 		Args: cobra.NoArgs,
@@ -97,6 +98,9 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 			fmt.Fprintf(stdout, "%s: configuration is valid\n", configPath)
 			if probe {
 				code := runProbe(cmd.Context(), cfg, stdout, stderr)
+				if c := runHubProbe(cmd.Context(), cfg, stdout, stderr); c != 0 {
+					code = c
+				}
 				if c := runSSHProbe(cmd.Context(), cfg, stdout, stderr); c != 0 {
 					code = c
 				}
