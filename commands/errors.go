@@ -72,11 +72,10 @@ func systemMessage(err error) (string, bool) {
 	case errors.As(err, &hubPerm):
 		return redact.Text(hubPerm.Reply()), true
 	case errors.Is(err, kojihub.ErrLogin):
-		msg := "kojibot cannot log in to the Koji hub"
 		if errors.As(err, &fault) {
-			msg += ": " + fault.Message()
+			return redact.Text("the Koji hub refused the login (Koji: " + fault.Message() + "); nothing was done"), true
 		}
-		return redact.Text(msg + "; nothing was done"), true
+		return "kojibot cannot log in to the Koji hub (its log says why); nothing was done", true
 	case errors.As(err, &refused):
 		return redact.Text(refused.Error()), true
 	case errors.As(err, &fault):

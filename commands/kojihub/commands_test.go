@@ -319,3 +319,51 @@ func mustInt(t *testing.T, s string) int64 {
 	}
 	return n
 }
+
+// sayAs runs text as account (its FAS user too) and returns the replies.
+func sayAs(d *commands.Dispatcher, account, text string) string {
+	r := &replies{}
+	d.Handle(context.Background(), commands.Request{Account: account, Nick: account, Place: "#fedora-admin", Text: text}, r)
+	d.Wait()
+	return r.text()
+}
+
+// TestActAsCaller: with act_as_caller (the hub lets the bot's certificate
+// log in other users), a change is made in the caller's session and
+// `koji list-history` says "by alice"; a caller whose Koji user lacks the
+// host permission is refused in their name, and one without a Koji
+// account cannot be logged in: the bot says why, and nothing changed.
+func TestActAsCaller(t *testing.T) {
+	const host = "ppc3.fedora.redhat.com"
+	hub := kojihub.SeededHub(t, realkoji.Seed{
+		Users: map[string][]string{"alice": {"host"}, "bob": nil},
+		Hosts: []realkoji.SeedHost{{Name: host, Arches: "ppc64", Capacity: 4}},
+	})
+	ctx := context.Background()
+	if err := hub.AllowProxy(ctx, nil, []string{kojihub.BotUser}); err != nil {
+		t.Fatal(err)
+	}
+	client := kojihub.CertClient(t, hub, func(o *kojihub.Options) { o.ActAsCaller = true })
+	farm := kojihub.NewFarm(client, kojihub.FarmOptions{ActAsCaller: true})
+	bot := dispatcher(t, commands.Deps{Hub: farm, Tagger: farm})
+	if got := sayAs(bot, "alice", "capacity ppc3 2"); got != host+" capacity 4 → 2 (load 0)" {
+		t.Fatalf("capacity as alice: %q", got)
+	}
+	history, err := hub.CLI(ctx, kojihub.BotUser, "--noauth", "list-history", "--host", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(history, "altered by alice") || strings.Contains(history, "by "+kojihub.BotUser) {
+		t.Errorf("list-history after alice's capacity:\n%s", history)
+	}
+	if got := sayAs(bot, "bob", "capacity ppc3 3"); !strings.HasPrefix(got, "error: Koji user bob lacks the host permission") {
+		t.Errorf("capacity as bob: %q", got)
+	}
+	if got := sayAs(bot, "carol", "disable ppc3 broken"); !strings.HasPrefix(got, "error: the Koji hub refused the login (Koji: ") ||
+		!strings.Contains(got, "carol") {
+		t.Errorf("disable as carol (no Koji account): %q", got)
+	}
+	if got := say(bot, "host ppc3"); !strings.Contains(got, "enabled") || !strings.Contains(got, "capacity 2") {
+		t.Errorf("after the refusals: %q", got)
+	}
+}

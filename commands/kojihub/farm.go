@@ -110,10 +110,10 @@ func (e *RefusedError) Unwrap() error { return e.Fault }
 
 // refusal turns a fault of call op, made for caller, into a
 // PermissionError (ActionNotAllowed, naming perm) or a RefusedError; any
-// other error is returned as it is.
+// other error, and a refused login (ErrLogin), is returned as it is.
 func refusal(err error, op, perm, caller string) error {
 	var f *Fault
-	if !errors.As(err, &f) {
+	if !errors.As(err, &f) || errors.Is(err, ErrLogin) {
 		return err
 	}
 	if f.Code == FaultActionNotAllowed && perm != "" {
