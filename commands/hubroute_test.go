@@ -1,7 +1,10 @@
 package commands
 
 import (
+	"context"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,5 +49,39 @@ func TestHostsGoThroughTheHub(t *testing.T) {
 			t.Errorf("connections without koji.db: %q", got)
 		}
 		d.Close()
+	}
+}
+
+// guardHub is a hub whose ActiveBuildroots says buildroot 1001 is active,
+// recording the hosts asked.
+type guardHub struct {
+	hostsOnly
+	mu    sync.Mutex
+	asked []string
+}
+
+func (g *guardHub) ActiveBuildroots(_ context.Context, host string) ([]int64, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.asked = append(g.asked, host)
+	return []int64{1001}, nil
+}
+
+// TestCleanupGuardThroughTheHub: with the hub, the clean-up's
+// active-buildroot guard asks it (listBuildroots), never the database, and
+// keeps what it says is active.
+func TestCleanupGuardThroughTheHub(t *testing.T) {
+	b := &fakeBuilder{names: []string{"f40-build-1001-55", "f40-build-1002-55"}}
+	d, _ := cleanupDispatcher(t, b)
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	hub := &guardHub{hostsOnly: hostsOnly{&fakeDB{hosts: testHosts(now)}}}
+	d.deps.Hub = hub
+	d.deps.DB = &fakeDB{down: true}
+	out := run(d, "alice", "cleanup ppc3 --dry-run")
+	if !slices.Equal(hub.asked, []string{"ppc3.fedora.redhat.com"}) {
+		t.Errorf("the hub was asked for the active buildroots of %q; reply:\n%s", hub.asked, out)
+	}
+	if !strings.Contains(out, "active in Koji") || strings.Contains(out, "error:") {
+		t.Errorf("reply:\n%s", out)
 	}
 }
