@@ -78,6 +78,36 @@ http: {listen: ""}
 		t.Fatal(err)
 	}
 	defer k.Stop()
+	runHubCommands(ctx, t, hub, cfg, host)
+
+	// The hub beside a database that does not answer: every host command
+	// goes through the hub all the same (no SQL for them), and only
+	// `connections` needs the database.
+	cfg.Koji.DB.DSN = "postgres://kojibot@127.0.0.1:1/koji?connect_timeout=2"
+	if err := validate(cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+		code int
+	}{
+		{[]string{"capacity", "ppc3", "3"}, host + " capacity 2 → 3", 0},
+		{[]string{"host", "ppc3"}, host + ": enabled", 0},
+		{[]string{"connections"}, "error: the Koji database is unavailable", 1},
+	} {
+		var out, errOut bytes.Buffer
+		code := runExec(ctx, cfg, "alice", true, c.args, strings.NewReader(""), &out, &errOut)
+		if got := out.String(); code != c.code || !strings.Contains(got, c.want) {
+			t.Errorf("with a database down: exec %s: exit %d, %q; want exit %d and %q", strings.Join(c.args, " "), code, got, c.code, c.want)
+		}
+	}
+}
+
+// runHubCommands runs the commands of TestHubOnlyConfig with cfg, and checks the
+// changes in `koji list-history`.
+func runHubCommands(ctx context.Context, t *testing.T, hub *realkoji.Hub, cfg *config.Config, host string) {
+	t.Helper()
 	exec := func(args ...string) (string, int) {
 		var out, errOut bytes.Buffer
 		code := runExec(ctx, cfg, "alice", true, args, strings.NewReader(""), &out, &errOut)
