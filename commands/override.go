@@ -147,8 +147,17 @@ func (d *Dispatcher) overrideThroughHub(c *Call, tag string, nvrs []string) erro
 }
 
 // cancelTasks cancels, after the job's ctx ended, the tasks that have not
-// ended, and says so.
+// ended, and says so. When kojibot is shutting down rather than the job
+// being cancelled, the tasks are left to Koji: they go on without the bot.
 func (d *Dispatcher) cancelTasks(ctx context.Context, c *Call, tasks []*hubTask) {
+	if d.jobs.base.Err() != nil {
+		for _, task := range tasks {
+			if !task.ended {
+				c.Reply("kojibot is shutting down: Koji task %d (%s) goes on without it", task.id, task.nvr)
+			}
+		}
+		return
+	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelTimeout)
 	defer cancel()
 	for _, task := range tasks {
