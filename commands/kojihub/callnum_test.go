@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -35,6 +36,8 @@ type fakeHub struct {
 	loseNext int
 	// expireNext answers the next calls with AuthExpired.
 	expireNext int
+	// conns counts the connections clients opened.
+	conns int
 }
 
 type fakeCall struct {
@@ -95,7 +98,15 @@ func (f *fakeHub) recorded() []fakeCall {
 func newFakeHub(t *testing.T) (*fakeHub, *Client) {
 	t.Helper()
 	f := &fakeHub{}
-	srv := httptest.NewTLSServer(f)
+	srv := httptest.NewUnstartedServer(f)
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			f.mu.Lock()
+			f.conns++
+			f.mu.Unlock()
+		}
+	}
+	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.pem")
@@ -227,4 +238,19 @@ func testClientPEM(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return append(pemOf(der), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})...)
+}
+
+// TestKeepAlive: calls reuse one kept-alive connection.
+func TestKeepAlive(t *testing.T) {
+	f, c := newFakeHub(t)
+	for range 5 {
+		if _, err := c.Call(context.Background(), "getHost", "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conns != 1 {
+		t.Fatalf("6 exchanges (a login, 5 calls) opened %d connections, want 1", f.conns)
+	}
 }

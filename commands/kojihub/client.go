@@ -240,8 +240,9 @@ type Caller struct {
 // As returns the calls made for user, a FAS user name: with ActAsCaller
 // in a session of user's (sslLogin with proxyuser=user, which the hub
 // allows only to principals listed in its ProxyPrincipals or ProxyDNs),
-// made when first needed and logged out after IdleTimeout unused;
-// otherwise, or when user is "", in the bot's own session.
+// made when first needed; once unused for IdleTimeout it is logged out
+// at the next call of any caller (or by Close), and made again when
+// needed. Otherwise, or when user is "", As is the bot's own session.
 func (c *Client) As(user string) *Caller {
 	if !c.opts.ActAsCaller {
 		user = ""

@@ -66,10 +66,14 @@ func TestSessionReused(t *testing.T) {
 // does) or forgets it (closed): the client logs in again once, and both a
 // read and a write go through, the write exactly once.
 func TestSessionLost(t *testing.T) {
-	for _, how := range []string{"expired", "closed"} {
-		t.Run(how, func(t *testing.T) {
+	for _, tc := range []struct{ how, auth string }{{"expired", AuthCertificate}, {"closed", AuthCertificate}, {"expired", AuthKerberos}} {
+		how := tc.how
+		t.Run(how+" "+tc.auth, func(t *testing.T) {
 			hub := seededHub(t, hostSeed(), "host")
 			c := certClient(t, hub, nil)
+			if tc.auth == AuthKerberos {
+				c = krbClient(t, hub, nil)
+			}
 			ctx := context.Background()
 			db := hubDB(t, hub)
 			lose := func() {
