@@ -80,7 +80,10 @@ func hubView(t *testing.T, hub *realkoji.Hub, host string) string {
 // same user), and after each step requires `koji list-history --host` and
 // getHost to be the same for both but for the names and times: the same
 // entries, each "by kojibot". It also checks what the Farm returns as
-// before and after, which the replies are made of.
+// before and after, which the replies are made of. Before some steps the
+// bot's session is expired (as the hub's SessionRenewalTimeout does) or
+// the hub's Apache restarted: the Farm logs in again or reconnects, and
+// the history shows no double write.
 func TestFarmWritesMatchKojiCLI(t *testing.T) {
 	hub := seededHub(t, twinSeed(), "host")
 	f := testFarm(t, hub)
@@ -94,6 +97,18 @@ func TestFarmWritesMatchKojiCLI(t *testing.T) {
 		enabled  bool
 		comment  string
 	}
+	expire := func() {
+		if _, err := hubDB(t, hub).Exec(ctx, "UPDATE sessions SET expired = true"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restart := func() {
+		if err := hub.RestartApache(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	disrupt := map[string]func(){"capacity 2 again": expire, "disable with a reason": expire,
+		"disable again with a new reason": restart, "enable": expire}
 	steps := []struct {
 		name          string
 		bot           func() (before, after kojidb.Host, err error)
@@ -120,6 +135,9 @@ func TestFarmWritesMatchKojiCLI(t *testing.T) {
 			[]string{"edit-host", "--capacity", "7.5", farmCLIHost}, state{2, true, why2}, state{7.5, true, why2}},
 	}
 	for _, s := range steps {
+		if d := disrupt[s.name]; d != nil {
+			d()
+		}
 		before, after, err := s.bot()
 		if err != nil {
 			t.Fatalf("%s: the Farm: %v", s.name, err)
@@ -143,6 +161,12 @@ func TestFarmWritesMatchKojiCLI(t *testing.T) {
 		if bv, cv := hubView(t, hub, farmBotHost), hubView(t, hub, farmCLIHost); bv != cv {
 			t.Fatalf("after %s, getHost differs:\nthe Farm's:\n%s\nthe koji CLI's:\n%s", s.name, bv, cv)
 		}
+	}
+	// The Farm logged in by certificate (authtype 2) once, then once after
+	// each expiry; the CLI's logins are Kerberos (3).
+	if n := scalar[int64](t, hubDB(t, hub), `SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE u.name = $1 AND s.authtype = 2`, botUser); n != 4 {
+		t.Errorf("the Farm opened %d sessions, want 4 (one, and one after each of 3 expiries)", n)
 	}
 	// Every change after the seed (Koji's admin's) is the bot's user's.
 	h := history(t, hub, farmBotHost)
