@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/fedora-infra/kojibot/config"
 	"github.com/fedora-infra/kojibot/tests/harness/realkoji"
 )
@@ -137,6 +139,21 @@ func runHubCommands(ctx context.Context, t *testing.T, hub *realkoji.Hub, cfg *c
 	}
 	if n := strings.Count(history, "altered by kojibot"); n != 4 {
 		t.Errorf("list-history has %d changes by kojibot, want 4 (capacity, disable, its comment, enable):\n%s", n, history)
+	}
+	// Each exec logged in once (its commands share the session) and its
+	// lifecycle logged out at the end.
+	db, err := pgx.Connect(ctx, hub.AdminDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
+	var opened, open int
+	if err := db.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE NOT s.closed AND NOT s.expired)
+		FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.name = 'kojibot' AND s.authtype = 2`).Scan(&opened, &open); err != nil {
+		t.Fatal(err)
+	}
+	if opened == 0 || open != 0 {
+		t.Errorf("the bot's sessions: %d opened, %d left open; want every one logged out", opened, open)
 	}
 }
 
