@@ -27,6 +27,8 @@ func probeNeeds(cfg *config.Config) kojidb.ProbeNeeds {
 		HostWrites:   mutating("capacity", "enable", "disable"),
 		SeeBackends:  !listed || len(groups) > 0,
 		KillBackends: mutating("connections kill"),
+		// With the hub, the database serves connections alone.
+		HubHosts: cfg.Koji.Hub.URL != "",
 	}
 }
 
