@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
@@ -120,7 +121,12 @@ func (d *Dispatcher) runHost(ctx context.Context, c *Call) error {
 	if h.Comment != "" {
 		msg += "; comment: " + h.Comment
 	}
-	c.Reply("%s", msg)
+	m := reply.Text(Info, msg)
+	if web := strings.TrimRight(d.deps.Config.Koji.WebURL, "/"); web != "" && h.ID > 0 {
+		// The host's page on the hub's web UI (koji.weburl).
+		m.Links = []reply.Link{{Label: "Koji", URL: fmt.Sprintf("%s/hostinfo?hostID=%d", web, h.ID)}}
+	}
+	c.Say(m)
 	return nil
 }
 

@@ -85,3 +85,18 @@ func TestCleanupGuardThroughTheHub(t *testing.T) {
 		t.Errorf("reply:\n%s", out)
 	}
 }
+
+// TestHostLinksToWebUI: with koji.weburl, `host` links the host's page on
+// the hub's web UI; without it, no link.
+func TestHostLinksToWebUI(t *testing.T) {
+	d, _ := newTestDispatcher(t)
+	defer d.Close()
+	if got := run(d, "alice", "host ppc3"); strings.Contains(got, "hostinfo") {
+		t.Errorf("without koji.weburl: %q", got)
+	}
+	d.deps.Config.Koji.WebURL = "https://koji.example.org/koji/"
+	got := run(d, "alice", "host ppc3")
+	if !strings.HasPrefix(got, "ppc3.fedora.redhat.com: enabled") || !strings.HasSuffix(got, "; Koji: https://koji.example.org/koji/hostinfo?hostID=1") {
+		t.Errorf("with koji.weburl: %q", got)
+	}
+}
