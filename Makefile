@@ -84,7 +84,9 @@ bench: bench-deps
 	@$(MAKE) --no-print-directory bench-reply bench-disk-peers bench-disk bench-sweep bench-go
 
 # bench-reply: `!koji host ppc3` through InspIRCd beside the floor (two
-# clients echoing) and Limnoria's echo. REPLYFLAGS="-tries 2000"
+# clients echoing) and Limnoria's echo. REPLYFLAGS="-tries 2000"; with
+# REPLYFLAGS="-koji hub" the bot answers through the upstream Koji hub,
+# beside the same hub call made raw.
 bench-reply: bench-deps
 	$(GO) run ./tests/bench/reply $(REPLYFLAGS)
 

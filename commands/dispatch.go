@@ -22,7 +22,16 @@ type Deps struct {
 	// Config is a validated configuration (nil: config.Default()); the
 	// handlers fill in no defaults of their own.
 	Config *config.Config
-	DB     KojiDB
+	// DB is the Koji database (koji.db); nil when it is not configured,
+	// which leaves `connections` unavailable.
+	DB KojiDB
+	// Hub, when set (koji.hub.url), is the way to Koji's hosts: every
+	// host read and change goes through it, and DB serves `connections`
+	// alone.
+	Hub KojiHosts
+	// Tagger, when set (koji.hub.url), runs `override` through the hub's
+	// tagBuild instead of the koji CLI on koji.admin_host over SSH.
+	Tagger KojiTagger
 	ACL    Authorizer
 	// Fleet reaches the hub, builders and xen hosts; nil when ssh is not set up.
 	Fleet Fleet
@@ -193,7 +202,7 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 		log.Info("result", "result", "error", "reason", err.Error(), "duration", d.deps.Now().Sub(start))
 		return
 	}
-	if spec.NeedsFleet && d.deps.Fleet == nil {
+	if spec.NeedsFleet && d.deps.Fleet == nil && !d.throughHub(spec) {
 		const msg = "SSH is not configured (ssh: and hosts: in the configuration); nothing was done"
 		sendText(out, Error, msg)
 		log.Info("result", "result", "error", "reason", msg, "duration", d.deps.Now().Sub(start))

@@ -317,8 +317,10 @@ func (c *Config) validateACL(v *validator, knownCommands []string) {
 
 func (c *Config) validateKoji(v *validator) {
 	k := &c.Koji
-	if strings.TrimSpace(k.DB.DSN.Reveal()) == "" {
-		v.addf("koji.db.dsn", "is empty; expected a PostgreSQL connection string such as \"postgres://kojibot@db/koji\", or koji.db.dsn_file")
+	// With the hub's API (koji.hub.url) the database is needed only for
+	// `connections` and the connections watch, which are then off.
+	if strings.TrimSpace(k.DB.DSN.Reveal()) == "" && k.Hub.URL == "" {
+		v.addf("koji.db.dsn", "is empty and koji.hub.url is empty; expected koji.hub.url (the hub's API, recommended) or a PostgreSQL connection string such as \"postgres://kojibot@db/koji\", or koji.db.dsn_file")
 	}
 	if !dbRoleRE.MatchString(k.DBUser) {
 		v.addf("koji.db_user", "%q is not a database role name; expected the hub's role, e.g. \"koji\"", k.DBUser)

@@ -29,14 +29,25 @@ type DiskReader interface {
 	DiskUsage(ctx context.Context, host string, paths []string) ([]fleet.Usage, error)
 }
 
-// FarmDB is what the watcher reads of the Koji database, as *kojidb.DB
-// does.
-type FarmDB interface {
+// HostReader reads Koji's build hosts, as *kojihub.Farm (through the hub)
+// and *kojidb.DB do.
+type HostReader interface {
 	// Hosts returns every Koji build host.
 	Hosts(ctx context.Context) ([]kojidb.Host, error)
+}
+
+// ConnCounter counts a database role's connections, as *kojidb.DB does.
+type ConnCounter interface {
 	// ConnectionCount returns role's client connections and
 	// max_connections.
 	ConnectionCount(ctx context.Context, role string) (count, max int, err error)
+}
+
+// FarmDB is what the watcher reads of the Koji database, as *kojidb.DB
+// does.
+type FarmDB interface {
+	HostReader
+	ConnCounter
 }
 
 // Observer receives the watcher's metrics, e.g. *web.Metrics.
@@ -85,13 +96,17 @@ const Hysteresis = 2.0
 // watch.interval, when shorter), giving the bot time to connect first.
 const FirstCheckDelay = 15 * time.Second
 
-// Deps are the watcher's collaborators. Disk, DB and Builders may be nil:
-// the checks that need them are then not run.
+// Deps are the watcher's collaborators. Disk, DB, Hub and Builders may be
+// nil: the checks that need them are then not run.
 type Deps struct {
 	// Disk reads mounts on builders and on disk.shared_from.
 	Disk DiskReader
-	// DB reads Koji's hosts and connection count.
+	// DB reads the Koji database's connection count and, when Hub is nil,
+	// Koji's hosts. Nil (no koji.db): the connections check is off.
 	DB FarmDB
+	// Hub, when set (koji.hub.url), reads Koji's hosts for the stale
+	// check instead of DB.
+	Hub HostReader
 	// Drafts keeps the outage drafts made for full shared mounts; nil
 	// means no drafts are made.
 	Drafts *outage.Store
