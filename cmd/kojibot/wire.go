@@ -207,6 +207,17 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 			}
 		}(ctx) // ctx is re-bound below: pass today's value, not the variable
 	}
+	// Through the hub: one call at start, so that the log says at once
+	// which Koji answers (the client logs its Koji-Version header).
+	if sys.hub != nil {
+		go func(ctx context.Context) {
+			cctx, cancel := context.WithTimeout(ctx, kojidb.CallTimeout)
+			defer cancel()
+			if err := sys.hub.Ping(cctx); err != nil && ctx.Err() == nil {
+				sys.log.Warn("the Koji hub did not answer at start", "error", err)
+			}
+		}(ctx)
+	}
 	var srv *web.Server
 	var opts []irc.Option
 	if cfg.HTTP.Listen != "" && cfg.HTTP.PublicURL != "" {
