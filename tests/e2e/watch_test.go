@@ -71,9 +71,9 @@ func watchBot(t *testing.T, nick string, extra map[string]any) (*user, string) {
 	return u, base
 }
 
-// keepCheckingIn makes every enabled host but silent check in every
-// second, as kojid does, until the test ends.
-func keepCheckingIn(t *testing.T, silent string) {
+// keepCheckingIn makes every enabled host but the silent ones check in
+// every second, as kojid does, until the test ends.
+func keepCheckingIn(t *testing.T, silent ...string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -81,7 +81,7 @@ func keepCheckingIn(t *testing.T, silent string) {
 	go func() {
 		defer wg.Done()
 		for ctx.Err() == nil {
-			_, _ = sb.DBs["koji"].Exec(ctx, `UPDATE host SET update_time = now() WHERE name <> $1`, silent)
+			_, _ = sb.DBs["koji"].Exec(ctx, `UPDATE host SET update_time = now() WHERE name <> ALL($1)`, silent)
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):

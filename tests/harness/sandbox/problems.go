@@ -119,9 +119,10 @@ func fillScript(mount, file string, mib, percent int) string {
 // SeedProblems gives the farm (Options.Farm) and its Koji database db the
 // SOP's problems, for the demo and the tour (the end-to-end tests build
 // their own): the CleanupFixture on MessyBuilder with its buildroots in
-// db, FullBuilder's /var/lib/mock at FullBuilderPercent, StaleBuilder not
-// checked in for an hour while every other enabled host checks in every
-// second until Close (as kojid does), and SharedMount at SharedPercent.
+// db, FullBuilder's /var/lib/mock at FullBuilderPercent, StaleBuilder's
+// kojid stopped and its host not checked in for an hour while the hosts
+// without a kojid (the SOP's others) check in through the hub until Close,
+// and SharedMount at SharedPercent.
 func (s *Sandbox) SeedProblems(ctx context.Context, db string) error {
 	if s.Farm == nil {
 		return fmt.Errorf("sandbox: SeedProblems needs the farm")
@@ -143,18 +144,30 @@ func (s *Sandbox) SeedProblems(ctx context.Context, db string) error {
 	if out, err := s.Farm.Exec(HubHost, fillScript(SharedMount, "packages.img", 16, SharedPercent)); err != nil {
 		return fmt.Errorf("sandbox: %s: %v: %s", HubHost, err, out)
 	}
+	// The stale builder's kojid is stopped, as after a crash an hour ago.
+	if out, err := s.Farm.Service(StaleBuilder, "stop", "kojid"); err != nil {
+		return fmt.Errorf("sandbox: %s: stop kojid: %v: %s", StaleBuilder, err, out)
+	}
 	if _, err := dsns.Exec(ctx, `UPDATE host SET update_time = now() - interval '1 hour' WHERE name = $1`, StaleBuilder+KojiDomain); err != nil {
 		return err
 	}
+	// The hosts without a kojid check in as themselves, through the
+	// hub, every half minute (well within watch.stale_after).
 	s.checkins.Add(1)
 	go func() {
 		defer s.checkins.Done()
 		for {
-			_, _ = dsns.Exec(context.Background(), `UPDATE host SET update_time = now() WHERE name <> $1 AND update_time > now() - interval '10 minutes'`, StaleBuilder+KojiDomain)
 			select {
 			case <-s.stop:
 				return
-			case <-time.After(time.Second):
+			case <-time.After(30 * time.Second):
+			}
+			for _, h := range sopHosts() {
+				if h.CheckIn {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					_ = s.Koji.CheckIn(ctx, h.Name, h.TaskLoad, true)
+					cancel()
+				}
 			}
 		}
 	}()
