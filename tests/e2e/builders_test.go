@@ -322,11 +322,26 @@ func bldStartBot(t *testing.T, nick, channel string, extra map[string]any) {
 }
 
 // bldAddBuildroot adds a Koji buildroot of xenbuilder2 for the test's
-// length.
+// length: an active one (state 0-2) for a task its kojid runs (the kojid
+// expires any other), an expired one as it is left.
 func bldAddBuildroot(t *testing.T, id int64, state int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	if state < 3 {
+		release, err := sb.HoldBuildroot(ctx, "koji", bldBuilder, id, state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := release(ctx); err != nil {
+				t.Errorf("releasing buildroot %d: %v", id, err)
+			}
+		})
+		return
+	}
 	if err := sb.DBs["koji"].AddBuildroot(ctx, bldKojiName, id, state); err != nil {
 		t.Fatal(err)
 	}
@@ -742,7 +757,7 @@ func TestRestartAll(t *testing.T) {
 	// The restarted kojids are real: their hosts check in again.
 	for _, b := range sandbox.Builders {
 		if _, err := sb.Koji.WaitCheckin(ctx, names[b], stoodStill, 30*time.Second); err != nil {
-			t.Errorf("%s after the restart: %v", b, err)
+			t.Errorf("%s after the restart: %v\n%s", b, err, sb.KojidLog(b))
 		}
 	}
 }

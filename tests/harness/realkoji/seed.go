@@ -200,18 +200,29 @@ func (h *Hub) checkIns(ctx context.Context, hosts []SeedHost) error {
 	return errors.Join(all...)
 }
 
-// CheckIn logs in as host name (its certificate) in an exclusive session
-// and calls host.updateHost(taskLoad, ready), as kojid does every cycle.
-func (h *Hub) CheckIn(ctx context.Context, name string, taskLoad float64, ready bool) error {
+// HostSession logs in as host name (its certificate) and makes the
+// session the host's exclusive one, as kojid does: host.* calls need it.
+// The caller logs out.
+func (h *Hub) HostSession(ctx context.Context, name string) (*Client, error) {
 	c, err := h.Login(ctx, name, nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Call(ctx, "exclusiveSession", Kwargs{"force": true}); err != nil {
+		_ = c.Logout(context.Background())
+		return nil, fmt.Errorf("realkoji: exclusiveSession of %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// CheckIn opens a session of host name (HostSession) and calls
+// host.updateHost(taskLoad, ready), as kojid does every cycle.
+func (h *Hub) CheckIn(ctx context.Context, name string, taskLoad float64, ready bool) error {
+	c, err := h.HostSession(ctx, name)
 	if err != nil {
 		return fmt.Errorf("realkoji: check-in of %s: %w", name, err)
 	}
 	defer func() { _ = c.Logout(context.Background()) }()
-	// As kojid: host calls need the host's exclusive session.
-	if _, err := c.Call(ctx, "exclusiveSession", Kwargs{"force": true}); err != nil {
-		return fmt.Errorf("realkoji: check-in of %s: exclusiveSession: %w", name, err)
-	}
 	if _, err := c.Call(ctx, "host.updateHost", taskLoad, ready); err != nil {
 		return fmt.Errorf("realkoji: check-in of %s: host.updateHost: %w", name, err)
 	}

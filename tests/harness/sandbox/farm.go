@@ -104,8 +104,10 @@ func sopHosts() []realkoji.SeedHost {
 		h("ppc3.fedora.redhat.com", "ppc ppc64", 4, 1.5),
 	}
 	for _, b := range Builders {
-		// Checked in by their kojids.
-		hosts = append(hosts, realkoji.SeedHost{Name: b + KojiDomain, Arches: "i386 x86_64", Capacity: 2})
+		// Checked in by their kojids; each in a channel of its own, for
+		// the tasks of HoldBuildroot.
+		hosts = append(hosts, realkoji.SeedHost{Name: b + KojiDomain, Arches: "i386 x86_64", Capacity: 2,
+			Channels: []string{onlyChannel(b)}})
 	}
 	return append(hosts,
 		h("x86-01.phx2.fedoraproject.org", "i386 x86_64", 2, 0),
@@ -113,6 +115,73 @@ func sopHosts() []realkoji.SeedHost {
 		realkoji.SeedHost{Name: "x86-02.phx2.fedoraproject.org", Arches: "i386 x86_64", Capacity: 2,
 			Disabled: true, Comment: "retired with phx2"},
 	)
+}
+
+// onlyChannel is the Koji channel that holds builder b alone.
+func onlyChannel(b string) string { return "only-" + b }
+
+// HoldBuildroot gives builder b's Koji host the active buildroot id (state
+// 0, 1 or 2), as Koji has one: a task that b's kojid runs (sleep, in b's
+// own channel) and the buildroot of that task. A running kojid expires
+// every active buildroot of its host whose task it does not run, so this
+// is the only kind a builder with a live kojid keeps. The hub has no call
+// to make a buildroot for a task an other session holds (newBuildRoot
+// needs the host's exclusive session, which its kojid has), so the
+// buildroot's rows are written as newBuildRoot writes them, through db's
+// admin connection. release cancels the task and removes the rows.
+func (s *Sandbox) HoldBuildroot(ctx context.Context, db, b string, id int64, state int) (release func(context.Context) error, err error) {
+	dsns, ok := s.DBs[db]
+	if !ok {
+		return nil, fmt.Errorf("sandbox: no database %q", db)
+	}
+	admin, err := s.Koji.AdminClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = admin.Logout(context.Background()) }()
+	name := b + KojiDomain
+	host, err := admin.Struct(ctx, "getHost", name)
+	if err != nil {
+		return nil, err
+	}
+	task, err := admin.Int(ctx, "makeTask", "sleep", []any{3600}, realkoji.Kwargs{"channel": onlyChannel(b)})
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: sleep task for %s: %w", b, err)
+	}
+	cancel := func(ctx context.Context) error {
+		c, err := s.Koji.AdminClient(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = c.Logout(context.Background()) }()
+		_, err = c.Call(ctx, "cancelTask", task)
+		return err
+	}
+	var info map[string]any
+	if !harness.WaitFor(ctx, 60*time.Second, func() bool {
+		info, err = admin.Struct(ctx, "getTaskInfo", task)
+		return err == nil && info["state"] == int64(1) && info["host_id"] == host["id"]
+	}) {
+		_ = cancel(ctx)
+		return nil, fmt.Errorf("sandbox: %s's kojid did not take task %d: %v %v\n%s", b, task, info, err, s.KojidLog(b))
+	}
+	_, err = dsns.Exec(ctx, `WITH b AS (INSERT INTO buildroot (id, br_type, container_type, container_arch, host_os, host_arch)
+		VALUES ($1, 0, 'chroot', 'x86_64', 'fedora', 'x86_64') RETURNING id)
+		INSERT INTO standard_buildroot (buildroot_id, host_id, repo_id, task_id, state)
+		SELECT b.id, $2, (SELECT min(id) FROM repo), $3, $4 FROM b`, id, host["id"], task, state)
+	if err != nil {
+		_ = cancel(ctx)
+		return nil, fmt.Errorf("sandbox: buildroot %d: %w", id, err)
+	}
+	return func(ctx context.Context) error {
+		err := cancel(ctx)
+		for _, q := range []string{"DELETE FROM standard_buildroot WHERE buildroot_id = $1", "DELETE FROM buildroot WHERE id = $1"} {
+			if _, e := dsns.Exec(ctx, q, id); e != nil && err == nil {
+				err = e
+			}
+		}
+		return err
+	}, nil
 }
 
 // kojiSeed is what the farm's hub holds: the SOP's hosts (sopHosts) and
@@ -159,9 +228,18 @@ func (s *Sandbox) startKoji(ctx context.Context) error {
 	if s.Koji, err = realkoji.Start(ctx); err != nil {
 		return err
 	}
-	if _, err := s.Koji.Seed(ctx, kojiSeed(s.opts.KojiHosts)); err != nil {
+	seed := kojiSeed(s.opts.KojiHosts)
+	if _, err := s.Koji.Seed(ctx, seed); err != nil {
 		return err
 	}
+	var standIns []realkoji.SeedHost
+	for _, h := range seed.Hosts {
+		if h.CheckIn {
+			standIns = append(standIns, h)
+		}
+	}
+	s.checkins.Add(1)
+	go s.keepCheckingIn(standIns)
 	s.mu.Lock()
 	s.DBs[KojiDB] = pgsql.DSNs{Kojibot: s.Koji.BotDSN(), Koji: s.Koji.HubDSN(), Admin: s.Koji.AdminDSN(),
 		Database: realkoji.DBName, Gen: pgsql.KojiCurrent}
@@ -181,6 +259,70 @@ func (s *Sandbox) startKoji(ctx context.Context) error {
 	}
 	script := strings.NewReplacer("ENV", quote(env), "ARGV", quote(argv)).Replace(kojiWrapper)
 	return os.WriteFile(filepath.Join(s.binDir, "koji"), []byte(script), 0o755)
+}
+
+// CheckInEvery is how often the hosts without a kojid check in (as
+// themselves, through the hub), until Close: well within the hub's
+// ReadyTimeout (180 s), after which it marks a silent host not ready.
+const CheckInEvery = time.Minute
+
+// keepCheckingIn checks hosts in every CheckInEvery, each in a session of
+// its own kept open, as their kojids would, until the sandbox closes.
+func (s *Sandbox) keepCheckingIn(hosts []realkoji.SeedHost) {
+	defer s.checkins.Done()
+	sessions := map[string]*realkoji.Client{}
+	defer func() {
+		for _, c := range sessions {
+			_ = c.Logout(context.Background())
+		}
+	}()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(CheckInEvery):
+		}
+		for _, h := range hosts {
+			s.mu.Lock()
+			hushed := s.hushed[h.Name] > 0
+			s.mu.Unlock()
+			if hushed {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			c := sessions[h.Name]
+			if c == nil {
+				var err error
+				if c, err = s.Koji.HostSession(ctx, h.Name); err != nil {
+					cancel()
+					continue
+				}
+				sessions[h.Name] = c
+			}
+			if _, err := c.Call(ctx, "host.updateHost", h.TaskLoad, true); err != nil {
+				delete(sessions, h.Name) // a new session next time
+			}
+			cancel()
+		}
+	}
+}
+
+// Hush stops the check-ins of the named hosts without a kojid (see
+// CheckInEvery) until resume is called: they go silent, as a dead
+// builder does.
+func (s *Sandbox) Hush(names ...string) (resume func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range names {
+		s.hushed[n]++
+	}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, n := range names {
+			s.hushed[n]--
+		}
+	}
 }
 
 // hubAsService makes the hub machine's httpd service the Koji hub's

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/fedora-infra/kojibot/tests/harness/builders"
 )
@@ -75,17 +74,19 @@ func (f CleanupFixture) RemoveScript() string {
 	return UnmountUnder(mock+"/chroot-old") + "\nrm -rf " + strings.Join(paths, " ") + " " + f.Src + " " + f.Target + "\n"
 }
 
-// AddBuildroots adds the fixture's Koji buildroots of host to database db:
-// ActiveID waiting (state 1), ExpiredID expired (state 3).
-func (f CleanupFixture) AddBuildroots(ctx context.Context, s *Sandbox, db, host string) error {
+// AddBuildroots adds the fixture's Koji buildroots of builder b to the
+// farm's hub database db: ActiveID waiting (state 1) for a task b's kojid
+// runs (HoldBuildroot, until the sandbox closes), ExpiredID expired
+// (state 3).
+func (f CleanupFixture) AddBuildroots(ctx context.Context, s *Sandbox, db, b string) error {
 	dsns, ok := s.DBs[db]
 	if !ok {
 		return fmt.Errorf("sandbox: no database %q", db)
 	}
-	if err := dsns.AddBuildroot(ctx, host, f.ActiveID, 1); err != nil {
+	if _, err := s.HoldBuildroot(ctx, db, b, f.ActiveID, 1); err != nil {
 		return err
 	}
-	return dsns.AddBuildroot(ctx, host, f.ExpiredID, 3)
+	return dsns.AddBuildroot(ctx, b+KojiDomain, f.ExpiredID, 3)
 }
 
 // UnmountUnder is a script line that unmounts everything under dir,
@@ -120,8 +121,8 @@ func fillScript(mount, file string, mib, percent int) string {
 // SOP's problems, for the demo and the tour (the end-to-end tests build
 // their own): the CleanupFixture on MessyBuilder with its buildroots in
 // db, FullBuilder's /var/lib/mock at FullBuilderPercent, StaleBuilder's
-// kojid stopped and its host not checked in for an hour while the hosts
-// without a kojid (the SOP's others) check in through the hub until Close,
+// kojid stopped and its host not checked in for an hour (the hosts
+// without a kojid keep checking in: see Start),
 // and SharedMount at SharedPercent.
 func (s *Sandbox) SeedProblems(ctx context.Context, db string) error {
 	if s.Farm == nil {
@@ -135,7 +136,7 @@ func (s *Sandbox) SeedProblems(ctx context.Context, db string) error {
 	if out, err := s.Farm.Exec(MessyBuilder, fx.Script()); err != nil {
 		return fmt.Errorf("sandbox: %s: %v: %s", MessyBuilder, err, out)
 	}
-	if err := fx.AddBuildroots(ctx, s, db, MessyBuilder+KojiDomain); err != nil {
+	if err := fx.AddBuildroots(ctx, s, db, MessyBuilder); err != nil {
 		return fmt.Errorf("sandbox: buildroots: %w", err)
 	}
 	if out, err := s.Farm.Exec(FullBuilder, fillScript(builders.MockDir, "f40-build-2001-55.tar", 32, FullBuilderPercent)); err != nil {
@@ -151,26 +152,6 @@ func (s *Sandbox) SeedProblems(ctx context.Context, db string) error {
 	if _, err := dsns.Exec(ctx, `UPDATE host SET update_time = now() - interval '1 hour' WHERE name = $1`, StaleBuilder+KojiDomain); err != nil {
 		return err
 	}
-	// The hosts without a kojid check in as themselves, through the
-	// hub, every half minute (well within watch.stale_after).
-	s.checkins.Add(1)
-	go func() {
-		defer s.checkins.Done()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-time.After(30 * time.Second):
-			}
-			for _, h := range sopHosts() {
-				if h.CheckIn {
-					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-					_ = s.Koji.CheckIn(ctx, h.Name, h.TaskLoad, true)
-					cancel()
-				}
-			}
-		}
-	}()
 	return nil
 }
 

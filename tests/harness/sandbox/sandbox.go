@@ -84,6 +84,8 @@ type Sandbox struct {
 	matrix *Matrix
 	// kojidDirs are the builders' kojid directories (their logs).
 	kojidDirs map[string]string
+	// hushed counts the Hush calls in force per host name.
+	hushed map[string]int
 }
 
 // Start starts IRC (with services), PostgreSQL and FASJSON, and registers
@@ -102,7 +104,7 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 	// The daemons run unprivileged and must reach their directories.
 	_ = os.Chmod(dir, 0o755)
 	s := &Sandbox{Dir: dir, DBs: map[string]pgsql.DSNs{}, Users: opts.Users, opts: opts, stop: make(chan struct{}),
-		kojidDirs: map[string]string{}}
+		kojidDirs: map[string]string{}, hushed: map[string]int{}}
 	var err error
 	if s.IRC, err = ircnet.Start(ctx, filepath.Join(dir, "irc"), ircnet.Options{NoAccountTag: opts.NoAccountTag}); err != nil {
 		return nil, fmt.Errorf("sandbox: irc: %w", err)
