@@ -719,6 +719,15 @@ func TestRestartAll(t *testing.T) {
 	// A kojid stopped mid-cycle may have checked in once more.
 	time.Sleep(time.Second)
 	stoodStill := time.Now()
+	// The hub machine's httpd is the Koji hub's Apache.
+	hubPID := func() string {
+		t.Helper()
+		return strings.TrimSpace(bldExec(t, sandbox.HubHost, "cat "+builders.ServiceStateDir+"/httpd.pid"))
+	}
+	apacheBefore := hubPID()
+	if out := bldExec(t, sandbox.HubHost, "tr '\\0' ' ' </proc/"+apacheBefore+"/cmdline"); !strings.Contains(out, "apache2") {
+		t.Fatalf("the hub machine's httpd is %q, not the hub's Apache", out)
+	}
 	journals := map[string][]string{}
 	for _, h := range append([]string{sandbox.HubHost}, sandbox.Builders...) {
 		journals[h] = bldJournal(t, h)
@@ -754,6 +763,13 @@ func TestRestartAll(t *testing.T) {
 	}
 	bldActive(t, sandbox.HubHost, "httpd", "kojira")
 	bldActive(t, bldBuilder, bldServices...)
+	// The hub itself was restarted, and answers.
+	if after := hubPID(); after == apacheBefore {
+		t.Errorf("the hub's Apache still runs as %s: not restarted", after)
+	}
+	if err := sb.Koji.WaitUp(ctx, 30*time.Second); err != nil {
+		t.Error(err)
+	}
 	// The restarted kojids are real: their hosts check in again.
 	for _, b := range sandbox.Builders {
 		if _, err := sb.Koji.WaitCheckin(ctx, names[b], stoodStill, 30*time.Second); err != nil {
