@@ -143,7 +143,8 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 	return s, nil
 }
 
-// CreateDB creates a Koji database of generation gen with the default seed.
+// CreateDB creates a Koji database of generation gen with the default seed
+// (a fixture; with Options.Farm, KojiDB is the hub's and taken).
 func (s *Sandbox) CreateDB(ctx context.Context, name string, gen pgsql.Generation) (pgsql.DSNs, error) {
 	return s.CreateDBSeed(ctx, name, gen, pgsql.DefaultSeed())
 }
@@ -151,6 +152,9 @@ func (s *Sandbox) CreateDB(ctx context.Context, name string, gen pgsql.Generatio
 // CreateDBSeed is CreateDB with the given seed instead of the default one
 // (e.g. the default with a TimeZone of its own).
 func (s *Sandbox) CreateDBSeed(ctx context.Context, name string, gen pgsql.Generation, seed pgsql.Seed) (pgsql.DSNs, error) {
+	if s.opts.Farm && name == KojiDB {
+		return pgsql.DSNs{}, fmt.Errorf("sandbox: %q is the farm's Koji hub database", name)
+	}
 	dsns, err := s.PG.CreateKojiDB(ctx, name, gen, seed)
 	if err != nil {
 		return dsns, err
