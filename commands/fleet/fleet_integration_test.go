@@ -542,6 +542,8 @@ func TestEachWithHungAndDeadBuilders(t *testing.T) {
 }
 
 func TestService(t *testing.T) {
+	// The farm's stand-in services: this is the fleet's service control,
+	// with no Koji hub for a real kojid to log in to.
 	farm := startFarm(t, builders.Spec{Name: "b1", Services: []string{"kojid", "plague-builder"}})
 	f := newFleet(t, farm, nil)
 	ctx := testCtx(t, 30*time.Second)
