@@ -22,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fedora-infra/kojibot/commands/kojihub/xmlrpc"
 )
 
 // fakeHub is a small stand-in for the hub that records the session
@@ -83,7 +85,7 @@ func (f *fakeHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `<?xml version='1.0'?><methodResponse><fault><value><struct><member><name>faultCode</name><value><int>%d</int></value></member><member><name>faultString</name><value><string>%s</string></value></member></struct></value></fault></methodResponse>`, fault.Code, fault.String)
 		return
 	}
-	doc, _ := encodeResponse(answer)
+	doc, _ := xmlrpc.EncodeResponse(answer)
 	_, _ = w.Write(doc)
 }
 

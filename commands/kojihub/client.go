@@ -19,6 +19,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fedora-infra/kojibot/bot/reply"
+
+	"github.com/fedora-infra/kojibot/commands/kojihub/xmlrpc"
+
 	"github.com/fedora-infra/kojibot/acl"
 )
 
@@ -309,7 +313,7 @@ const (
 )
 
 func (c *Client) do(ctx context.Context, user string, write bool, check Check, method string, args []any) (any, error) {
-	body, err := encodeCall(method, args)
+	body, err := xmlrpc.EncodeCall(method, args)
 	if err != nil {
 		return nil, fmt.Errorf("kojihub: %s: %w", method, err)
 	}
@@ -480,7 +484,7 @@ func (c *Client) exchange(ctx context.Context, target, method string, body []byt
 		return nil, attemptFailed, fmt.Errorf("kojihub: %s: the hub's answer is larger than %d MiB", method, maxAnswer>>20)
 	}
 	if resp.StatusCode != http.StatusOK {
-		c.log.Warn("kojihub: HTTP error", "method", method, "status", resp.Status, "body", truncate(string(data)))
+		c.log.Warn("kojihub: HTTP error", "method", method, "status", resp.Status, "body", reply.Cut(string(data), 200))
 		err := fmt.Errorf("the Koji hub answered %s to %s", resp.Status, method)
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
@@ -492,7 +496,7 @@ func (c *Client) exchange(ctx context.Context, target, method string, body []byt
 		}
 		return nil, attemptFailed, err
 	}
-	v, err := decodeResponse(bytes.NewReader(data))
+	v, err := xmlrpc.DecodeResponse(bytes.NewReader(data))
 	if err != nil {
 		var f *Fault
 		if errors.As(err, &f) {

@@ -13,15 +13,6 @@
 // reads (Call), and writes whose caller's check says the effect has not
 // happened (CallWrite).
 //
-// The XML-RPC codec is our own, on purpose. The one Go module for
-// XML-RPC is untagged (no release to pin or audit) and mishandles nil: it
-// sends a nil as an untyped empty <value/>, which the hub reads as "" (so
-// editHost(comment=None) would set an empty comment), and leaves a reused
-// target unchanged on <nil/>. Koji needs little of XML-RPC: <nil/> both
-// ways, <int>/<i4>/<i8> in and <i8> out beyond int32, <double>,
-// <boolean>, <string>, arrays, structs, keyword arguments as a trailing
-// struct with __starstar, and faults. That is a few hundred lines,
-// strict (a malformed document is an error, never a guess) and fuzzed.
-// <dateTime.iso8601> and <base64> are refused both ways: Koji sends times
-// as strings or doubles.
+// The XML-RPC codec is the package xmlrpc below this one (our own, on
+// purpose: its doc says why).
 package kojihub

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fedora-infra/kojibot/commands/kojihub/xmlrpc"
 )
 
 // oldHub answers as a hub older than Koji 1.33, whose hosts carry no
@@ -77,7 +79,7 @@ func (o *oldHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unexpected "+method, http.StatusBadRequest)
 		return
 	}
-	doc, _ := encodeResponse(answer)
+	doc, _ := xmlrpc.EncodeResponse(answer)
 	_, _ = w.Write(doc)
 }
 

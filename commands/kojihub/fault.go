@@ -3,15 +3,19 @@ package kojihub
 import (
 	"errors"
 	"strings"
+
+	"github.com/fedora-infra/kojibot/commands/kojihub/xmlrpc"
 )
 
 // Fault is an XML-RPC fault the hub answered with: Koji's exception class
-// as Code (see the Fault* constants) and its text, which may carry a
-// traceback, as String.
-type Fault struct {
-	Code   int
-	String string
-}
+// as Code (see the Fault* constants) and its text as String.
+type Fault = xmlrpc.Fault
+
+// Kwargs are the keyword arguments of a call (editHost's capacity=...,
+// sslLogin's proxyuser=...). Given as the last argument of Call, they are
+// sent as a trailing struct with the member __starstar set to true, the
+// way Koji's own client sends them.
+type Kwargs = xmlrpc.Kwargs
 
 // The fault codes of Koji's exceptions (koji/__init__.py).
 const (
@@ -59,24 +63,10 @@ var faultNames = map[int]string{
 	FaultGSSAPIAuth: "GSSAPIAuthError", FaultNameValidation: "NameValidationError",
 }
 
-// Error returns the fault's message: the last line of faultString (the
-// hub may send a traceback before it).
-func (f *Fault) Error() string { return f.Message() }
-
-// Message is the last non-empty line of faultString, e.g.
-// "koji.ActionNotAllowed: host permission required" loses nothing but
-// the traceback before it.
-func (f *Fault) Message() string {
-	s := strings.TrimSpace(f.String)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = strings.TrimSpace(s[i+1:])
-	}
-	return s
-}
-
-// Name is the name of Koji's exception for the fault's code, e.g.
-// "ActionNotAllowed", or "" for a code Koji does not define.
-func (f *Fault) Name() string { return faultNames[f.Code] }
+// FaultName is the name of Koji's exception for the code of the Fault in
+// err's chain, e.g. "ActionNotAllowed", or "" for none or a code Koji does
+// not define.
+func FaultName(err error) string { return faultNames[FaultCode(err)] }
 
 // FaultCode returns the code of the Fault in err's chain, or 0.
 func FaultCode(err error) int {

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/fedora-infra/kojibot/commands/kojihub/xmlrpc"
 )
 
 // loginLocked opens a session for s with sslLogin on URL/ssllogin: the
@@ -18,7 +20,7 @@ func (c *Client) loginLocked(ctx context.Context, s *session) error {
 	if s.user != "" {
 		args = append(args, Kwargs{"proxyuser": s.user})
 	}
-	body, err := encodeCall("sslLogin", args)
+	body, err := xmlrpc.EncodeCall("sslLogin", args)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrLogin, err)
 	}
@@ -54,7 +56,7 @@ func (c *Client) logout(s *session) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), min(c.opts.Timeout, 10*time.Second))
 	defer cancel()
-	body, _ := encodeCall("logout", nil)
+	body, _ := xmlrpc.EncodeCall("logout", nil)
 	hdr := http.Header{}
 	hdr.Set("Koji-Session-Id", strconv.FormatInt(s.id, 10))
 	hdr.Set("Koji-Session-Key", s.key)

@@ -11,7 +11,16 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/fedora-infra/kojibot/commands/kojihub/xmlrpc"
 )
+
+// Kwargs are keyword arguments of a hub call, sent as kojibot's client
+// sends them (a trailing struct with __starstar).
+type Kwargs = xmlrpc.Kwargs
+
+// Fault is an XML-RPC fault the hub answered with.
+type Fault = xmlrpc.Fault
 
 // Client calls the hub's XML-RPC API, anonymously or in a session opened
 // by a certificate login. It is safe for concurrent use.
@@ -46,7 +55,7 @@ func (c *Client) Call(ctx context.Context, method string, args ...any) (any, err
 }
 
 func (c *Client) post(ctx context.Context, url, method string, args []any) (any, error) {
-	body, err := encodeCall(method, args)
+	body, err := xmlrpc.EncodeCall(method, args)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +81,7 @@ func (c *Client) post(ctx context.Context, url, method string, args []any) (any,
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 2000))
 		return nil, fmt.Errorf("realkoji: %s: HTTP %s: %s", method, resp.Status, b)
 	}
-	v, err := decodeResponse(resp.Body)
+	v, err := xmlrpc.DecodeResponse(resp.Body)
 	if err != nil {
 		return nil, fmt.Errorf("realkoji: %s: %w", method, err)
 	}

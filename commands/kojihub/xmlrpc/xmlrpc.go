@@ -1,4 +1,18 @@
-package kojihub
+// Package xmlrpc is the XML-RPC codec kojibot speaks to the Koji hub
+// with: a methodCall out, a methodResponse or a fault in.
+//
+// It is our own, on purpose. The one Go module for XML-RPC is untagged
+// (no release to pin or audit) and mishandles nil: it sends a nil as an
+// untyped empty <value/>, which the hub reads as "" (so
+// editHost(comment=None) would set an empty comment), and leaves a reused
+// target unchanged on <nil/>. Koji needs little of XML-RPC: <nil/> both
+// ways, <int>/<i4>/<i8> in and <i8> out beyond int32, <double>,
+// <boolean>, <string>, arrays, structs, keyword arguments as a trailing
+// struct with __starstar, and faults. That is a few hundred lines,
+// strict (a malformed document is an error, never a guess) and fuzzed.
+// <dateTime.iso8601> and <base64> are refused both ways: Koji sends times
+// as strings or doubles.
+package xmlrpc
 
 import (
 	"bytes"
@@ -12,6 +26,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/fedora-infra/kojibot/bot/reply"
 )
 
 // Kwargs are the keyword arguments of a call (editHost's capacity=...,
@@ -30,9 +46,9 @@ func codecErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errCodec, fmt.Sprintf(format, args...))
 }
 
-// encodeCall returns the methodCall document of method with params. A
+// EncodeCall returns the methodCall document of method with params. A
 // Kwargs is allowed only as the last parameter.
-func encodeCall(method string, params []any) ([]byte, error) {
+func EncodeCall(method string, params []any) ([]byte, error) {
 	if method == "" || !validText(method) {
 		return nil, codecErr("invalid method name %q", method)
 	}
@@ -238,7 +254,7 @@ func (p *parser) next() (xml.Token, error) {
 		}
 		if cd, ok := t.(xml.CharData); ok {
 			if len(bytes.TrimSpace(cd)) != 0 {
-				return nil, codecErr("text %q out of place", truncate(string(cd)))
+				return nil, codecErr("text %q out of place", shorten(string(cd)))
 			}
 			continue
 		}
@@ -310,8 +326,8 @@ func (p *parser) epilog(root string) error {
 	}
 }
 
-// decodeResponse reads a methodResponse: its one value, or a *Fault.
-func decodeResponse(r io.Reader) (any, error) {
+// DecodeResponse reads a methodResponse: its one value, or a *Fault.
+func DecodeResponse(r io.Reader) (any, error) {
 	p := newParser(r)
 	if err := p.prolog("methodResponse"); err != nil {
 		return nil, err
@@ -437,11 +453,11 @@ func (p *parser) typed(typ string) (any, error) {
 		}
 		s = strings.TrimSpace(s)
 		if !intRE.MatchString(s) {
-			return nil, codecErr("<%s> %q is not an integer", typ, truncate(s))
+			return nil, codecErr("<%s> %q is not an integer", typ, shorten(s))
 		}
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || (typ != "i8" && (n < math.MinInt32 || n > math.MaxInt32)) {
-			return nil, codecErr("<%s> %q is out of range", typ, truncate(s))
+			return nil, codecErr("<%s> %q is out of range", typ, shorten(s))
 		}
 		return n, nil
 	case "double":
@@ -451,11 +467,11 @@ func (p *parser) typed(typ string) (any, error) {
 		}
 		s = strings.TrimSpace(s)
 		if !floatRE.MatchString(s) {
-			return nil, codecErr("<double> %q is not a number", truncate(s))
+			return nil, codecErr("<double> %q is not a number", shorten(s))
 		}
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil || math.IsInf(f, 0) {
-			return nil, codecErr("<double> %q is out of range", truncate(s))
+			return nil, codecErr("<double> %q is out of range", shorten(s))
 		}
 		return f, nil
 	case "boolean":
@@ -469,7 +485,7 @@ func (p *parser) typed(typ string) (any, error) {
 		case "0":
 			return false, nil
 		}
-		return nil, codecErr("<boolean> %q is neither 0 nor 1", truncate(s))
+		return nil, codecErr("<boolean> %q is neither 0 nor 1", shorten(s))
 	case "dateTime.iso8601":
 		return nil, codecErr("<dateTime.iso8601> is not supported (Koji sends times as strings or doubles)")
 	case "base64":
@@ -562,7 +578,7 @@ func (p *parser) structure() (any, error) {
 				return nil, err
 			}
 			if _, dup := out[name]; dup {
-				return nil, codecErr("member %q twice in a struct", truncate(name))
+				return nil, codecErr("member %q twice in a struct", shorten(name))
 			}
 			v, err := p.value()
 			if err != nil {
@@ -586,15 +602,44 @@ func describe(t xml.Token) string {
 	case xml.EndElement:
 		return "</" + x.Name.Local + ">"
 	case xml.CharData:
-		return fmt.Sprintf("text %q", truncate(string(x)))
+		return fmt.Sprintf("text %q", shorten(string(x)))
 	}
 	return fmt.Sprintf("%T", t)
 }
 
-// truncate shortens s for an error message.
-func truncate(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
+// EncodeResponse is the methodResponse document of v, as the hub sends
+// one: for stand-in hubs in tests.
+func EncodeResponse(v any) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString("<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n")
+	if err := encodeValue(&b, v, 0, false); err != nil {
+		return nil, err
+	}
+	b.WriteString("</param>\n</params>\n</methodResponse>\n")
+	return b.Bytes(), nil
+}
+
+// Fault is an XML-RPC fault the server answered with: its code (for Koji,
+// its exception class) and its text, which may carry a traceback.
+type Fault struct {
+	Code   int
+	String string
+}
+
+// Error returns the fault's message: the last line of faultString (the
+// hub may send a traceback before it).
+func (f *Fault) Error() string { return f.Message() }
+
+// Message is the last non-empty line of faultString, e.g.
+// "koji.ActionNotAllowed: host permission required" loses nothing but
+// the traceback before it.
+func (f *Fault) Message() string {
+	s := strings.TrimSpace(f.String)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = strings.TrimSpace(s[i+1:])
 	}
 	return s
 }
+
+// shorten keeps an error message's quote of a document short.
+func shorten(s string) string { return reply.Cut(s, 40) }
