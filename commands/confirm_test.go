@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/fedora-infra/kojibot/bot/reply"
-	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/config"
 )
@@ -103,47 +102,10 @@ func TestConfirmFlow(t *testing.T) {
 	}
 }
 
-// blockingFleet is a Fleet whose service restarts wait for release.
-type blockingFleet struct {
-	release chan struct{}
-	mu      sync.Mutex
-	calls   []string
-}
-
-func (f *blockingFleet) Run(ctx context.Context, host string, argv []string, _ fleet.RunOptions) (fleet.Result, error) {
-	return fleet.Result{}, nil
-}
-
-func (f *blockingFleet) Service(ctx context.Context, host, action, service string) (fleet.Result, error) {
-	f.mu.Lock()
-	f.calls = append(f.calls, host+" "+action+" "+service)
-	f.mu.Unlock()
-	if action == "restart" {
-		select {
-		case <-f.release:
-		case <-ctx.Done():
-			return fleet.Result{ExitCode: -1}, ctx.Err()
-		}
-	}
-	return fleet.Result{}, nil
-}
-
-func (f *blockingFleet) Each(ctx context.Context, hosts []string, fn func(ctx context.Context, host string) error) map[string]error {
-	out := map[string]error{}
-	for _, h := range hosts {
-		out[h] = fn(ctx, h)
-	}
-	return out
-}
-
-func (f *blockingFleet) DiskUsage(ctx context.Context, host string, paths []string) ([]fleet.Usage, error) {
-	return nil, nil
-}
-
 func TestJobsLockAndCancel(t *testing.T) {
 	cfg := config.Default()
 	cfg.Hosts = map[string]config.Host{"xenbuilder2": {Address: "127.0.0.2:22", Services: []string{"kojid"}}}
-	fl := &blockingFleet{release: make(chan struct{})}
+	fl := &fakeFleet{hold: make(chan struct{})}
 	d := New(Deps{Config: cfg, DB: &fakeDB{}, Fleet: fl, ACL: fakeACL{members: map[string]bool{"alice": true, "carol": true}}})
 	defer d.Close()
 	out := &recorder{}

@@ -106,8 +106,8 @@ func TestCancelAcrossProcesses(t *testing.T) {
 		t.Cleanup(func() { d.Close(); st.Close() })
 		return d
 	}
-	fl := newServiceFleet()
-	run, exec := newProc(fl), newProc(newServiceFleet())
+	fl := &fakeFleet{}
+	run, exec := newProc(fl), newProc(&fakeFleet{})
 
 	out := &recorder{}
 	c := jobCall(run, "cleanup", out)

@@ -19,71 +19,6 @@ import (
 	"github.com/fedora-infra/kojibot/config"
 )
 
-// fakeFleet is a Fleet whose commands are answered by run; services are
-// tracked in memory.
-type fakeFleet struct {
-	mu     sync.Mutex
-	calls  []string
-	run    func(ctx context.Context, host string, argv []string) (fleet.Result, error)
-	active map[string]bool
-}
-
-func (f *fakeFleet) Run(ctx context.Context, host string, argv []string, opts fleet.RunOptions) (fleet.Result, error) {
-	f.mu.Lock()
-	f.calls = append(f.calls, strings.Join(argv, " "))
-	f.mu.Unlock()
-	return f.run(ctx, host, argv)
-}
-
-func (f *fakeFleet) Service(ctx context.Context, host, action, service string) (fleet.Result, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, action+" "+service)
-	if f.active == nil {
-		f.active = map[string]bool{}
-	}
-	switch action {
-	case "start":
-		f.active[service] = true
-	case "stop":
-		f.active[service] = false
-	case "is-active":
-		if !f.active[service] {
-			return fleet.Result{ExitCode: 3}, nil
-		}
-	}
-	return fleet.Result{}, nil
-}
-
-func (f *fakeFleet) Each(ctx context.Context, hosts []string, fn func(ctx context.Context, host string) error) map[string]error {
-	out := map[string]error{}
-	for _, h := range hosts {
-		out[h] = fn(ctx, h)
-	}
-	return out
-}
-
-func (f *fakeFleet) DiskUsage(ctx context.Context, host string, paths []string) ([]fleet.Usage, error) {
-	var out []fleet.Usage
-	for _, p := range paths {
-		out = append(out, fleet.Usage{Path: p, Mount: p, Filesystem: "tmpfs", Size: 100 << 20, Used: 50 << 20, Avail: 50 << 20, Percent: 50})
-	}
-	return out, nil
-}
-
-// ran returns the commands run so far that start with prefix.
-func (f *fakeFleet) ran(prefix string) []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for _, c := range f.calls {
-		if strings.HasPrefix(c, prefix) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // fakeMount is a mount of the fake builder: as /proc/mounts names it
 // (escaped), and the path umount reaches it by.
 type fakeMount struct{ raw, reach string }
@@ -162,7 +97,7 @@ func cleanupDispatcher(t *testing.T, b *fakeBuilder) (*Dispatcher, *fakeFleet) {
 	cfg.Cleanup.Dirs = []string{fakeMock}
 	cfg.Disk.SharedFrom, cfg.Disk.SharedMounts = "", nil
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	f := &fakeFleet{run: b.run, active: map[string]bool{"kojid": true}}
+	f := &fakeFleet{run: b.run}
 	d := New(Deps{Config: cfg, DB: &fakeDB{hosts: testHosts(now)}, Fleet: f,
 		ACL: fakeACL{members: map[string]bool{"alice": true}}, Now: func() time.Time { return now }})
 	t.Cleanup(d.Close)
@@ -275,8 +210,8 @@ func TestCleanupRefusesCutOutput(t *testing.T) {
 			if !strings.HasPrefix(out, "error:") && !strings.Contains(out, "\nerror:") || !strings.Contains(out, tc.want) {
 				t.Errorf("reply %q, want error: with %q", out, tc.want)
 			}
-			if len(plans) > 0 || len(b.removed) > 0 || len(f.ran("stop")) > 0 {
-				t.Errorf("planned %q, removed %q, ran %q", plans, b.removed, f.ran("stop"))
+			if len(plans) > 0 || len(b.removed) > 0 || len(f.ran("ppc3 stop")) > 0 {
+				t.Errorf("planned %q, removed %q, ran %q", plans, b.removed, f.ran("ppc3 stop"))
 			}
 		})
 	}
@@ -293,8 +228,8 @@ func TestCleanupRefusesCutOutput(t *testing.T) {
 	if !strings.Contains(out, "error: job") || !strings.Contains(out, "started kojid again") || len(b.removed) > 0 {
 		t.Errorf("cut /proc/mounts: reply %q, removed %q", out, b.removed)
 	}
-	if !slices.Equal(f.ran("st"), []string{"stop kojid", "start kojid"}) {
-		t.Errorf("services: %q", f.ran("st"))
+	if !slices.Equal(f.ran("ppc3 st"), []string{"ppc3 stop kojid", "ppc3 start kojid"}) {
+		t.Errorf("services: %q", f.ran("ppc3 st"))
 	}
 }
 
@@ -311,8 +246,8 @@ func TestCleanupKojiHostCheck(t *testing.T) {
 		if !strings.Contains(out, "error: "+tc.want) || !strings.Contains(out, "--no-koji-check") || len(plans) > 0 {
 			t.Errorf("%s: reply %q, plans %q", tc.builder, out, plans)
 		}
-		if len(b.removed) > 0 || len(f.ran("stop")) > 0 {
-			t.Errorf("%s: refused clean-up removed %q, ran %q", tc.builder, b.removed, f.ran("stop"))
+		if len(b.removed) > 0 || len(f.ran(tc.builder+" stop")) > 0 {
+			t.Errorf("%s: refused clean-up removed %q, ran %q", tc.builder, b.removed, f.ran(tc.builder+" stop"))
 		}
 
 		out = run(d, "alice", "cleanup "+tc.builder+" --dry-run")
