@@ -83,8 +83,6 @@ type Options struct {
 	MaxReplies int
 	// Log receives the server's log (nil: discarded).
 	Log *slog.Logger
-	// Now is the clock of the /healthz cache (nil: time.Now).
-	Now func() time.Time
 }
 
 // Server is the HTTP server. Its lifecycle is New, Start, Shutdown.
@@ -114,9 +112,6 @@ func New(opts Options) *Server {
 	}
 	if opts.MaxReplies <= 0 {
 		opts.MaxReplies = DefaultMaxReplies
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
 	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
 	s := &Server{
@@ -272,7 +267,7 @@ type dbHealth struct {
 func (s *Server) dbErr(ctx context.Context) error {
 	h := &s.health
 	h.mu.Lock()
-	if !h.at.IsZero() && s.opts.Now().Sub(h.at) < HealthCacheTTL {
+	if !h.at.IsZero() && time.Now().Sub(h.at) < HealthCacheTTL {
 		err := h.err
 		h.mu.Unlock()
 		return err
@@ -327,7 +322,7 @@ func (s *Server) pingOnce(done chan struct{}) {
 		s.log.Warn("health check: the Koji database does not answer", "err", err)
 	}
 	h.mu.Lock()
-	h.at, h.err, h.wait = s.opts.Now(), err, nil
+	h.at, h.err, h.wait = time.Now(), err, nil
 	h.mu.Unlock()
 	close(done)
 }
