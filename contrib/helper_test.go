@@ -2,6 +2,8 @@ package contrib_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/contrib"
 	"github.com/fedora-infra/kojibot/tests/harness/builders"
+	"golang.org/x/crypto/ssh"
 )
 
 // helperFarm starts one machine whose /etc/kojibot-helper.conf allows the
@@ -226,6 +229,100 @@ func TestSudoersRule(t *testing.T) {
 	if len(rules) != 1 || rules[0] != "kojibot ALL=(root) NOPASSWD: "+contrib.HelperPath {
 		t.Fatalf("sudoers rules %q; want only the helper, with no argument pattern", rules)
 	}
+}
+
+// The machine takes no root login; the bot's user may run the helper
+// through sudo -n, and nothing else as root, with Debian's real sudo. The
+// test machine's own /etc is untouched.
+func TestNoRootLoginSudoOnlyTheHelper(t *testing.T) {
+	farm, _ := helperFarm(t)
+	if c, err := dialAs(t, farm, "m1", "root"); err == nil {
+		c.Close()
+		t.Fatal("root logged in over SSH")
+	}
+	c, err := dialAs(t, farm, "m1", builders.User)
+	if err != nil {
+		t.Fatalf("dial as %s: %v", builders.User, err)
+	}
+	defer c.Close()
+	if out, _ := output(t, c, "id -un"); strings.TrimSpace(out) != builders.User {
+		t.Fatalf("logged in as %q, want %s", out, builders.User)
+	}
+	for _, line := range []string{"sudo -n id", "sudo -n rm -rf /etc", "sudo -n /bin/sh -c id", "sudo -n -u root true"} {
+		out, code := output(t, c, line)
+		if code == 0 || !strings.Contains(out, "password is required") {
+			t.Errorf("%s: exit %d, %q; want sudo's refusal", line, code, out)
+		}
+	}
+	if out, err := farm.Exec("m1", "ls /etc/passwd /etc/hostname"); err != nil || strings.Count(out, "\n") != 2 {
+		t.Fatalf("/etc inside m1 after the refusals: %q, %v", out, err)
+	}
+	out, code := output(t, c, "sudo -n "+contrib.HelperPath+" check")
+	if code != 0 || !strings.Contains(out, "services: kojid") || !strings.Contains(out, builders.MockDir) {
+		t.Fatalf("helper check: exit %d, %q", code, out)
+	}
+	out, code = output(t, c, "sudo -n "+contrib.HelperPath+" rm /etc/passwd")
+	if code != 64 || !strings.Contains(out, "refused") {
+		t.Fatalf("helper rm /etc/passwd: exit %d, %q; want a refusal (64)", code, out)
+	}
+	host, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(host), builders.User+":x:") {
+		t.Fatalf("the test machine's /etc/passwd has %s: the farm must not touch the host", builders.User)
+	}
+}
+
+// dialAs logs in to a machine of farm as user with the farm's key,
+// checking its host key.
+func dialAs(t *testing.T, farm *builders.Farm, name, user string) (*ssh.Client, error) {
+	t.Helper()
+	pem, err := os.ReadFile(farm.KeyFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey(pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.DialTimeout("tcp", farm.Address(name), 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Now().Add(2 * time.Second))
+	conn, chans, reqs, err := ssh.NewClientConn(nc, farm.Address(name), &ssh.ClientConfig{
+		User:            user,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: ssh.FixedHostKey(farm.HostKey(name)),
+	})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return ssh.NewClient(conn, chans, reqs), nil
+}
+
+// output runs line in a new session of c and returns its combined output
+// and exit status.
+func output(t *testing.T, c *ssh.Client, line string) (string, int) {
+	t.Helper()
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatalf("session: %v", err)
+	}
+	defer sess.Close()
+	out, err := sess.CombinedOutput(line)
+	if err == nil {
+		return string(out), 0
+	}
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitStatus()
+	}
+	t.Fatalf("%s: %v", line, err)
+	return "", -1
 }
 
 // A site that keeps its own commands (ssh.helper "") still has
