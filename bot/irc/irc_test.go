@@ -38,6 +38,7 @@ func TestMain(m *testing.M) {
 		fmt.Println("skipped with -short: these tests start real servers")
 		os.Exit(0)
 	}
+	harness.ServerBound()
 	os.Exit(runMain(m))
 }
 
