@@ -38,7 +38,8 @@ func TestMain(m *testing.M) {
 		fmt.Println("skipped with -short: these tests start real servers")
 		os.Exit(0)
 	}
-	harness.ServerBound()
+	// The tests wait on pacing and on the server, not on the CPU.
+	harness.ServerBound(16)
 	os.Exit(runMain(m))
 }
 

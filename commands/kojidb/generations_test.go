@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,14 @@ var zonePairs = []struct{ db, client string }{
 // the database's own timezone dbZone, and opens it as the bot with opts.
 func newKojiIn(t *testing.T, gen pgsql.Generation, dbZone string, opts ...Option) (pgsql.DSNs, *DB) {
 	t.Helper()
+	return newKojiZones(t, gen, dbZone, "", opts...)
+}
+
+// newKojiZones is newKojiIn with the bot's own zone botZone (when not "")
+// in its DSN's timezone parameter, where PGTZ would put it too: unlike
+// t.Setenv("PGTZ"), it lets the test run in parallel.
+func newKojiZones(t *testing.T, gen pgsql.Generation, dbZone, botZone string, opts ...Option) (pgsql.DSNs, *DB) {
+	t.Helper()
 	ctx := context.Background()
 	seed := pgsql.DefaultSeed()
 	seed.TimeZone = dbZone
@@ -47,7 +56,18 @@ func newKojiIn(t *testing.T, gen pgsql.Generation, dbZone string, opts ...Option
 	if err != nil {
 		t.Fatalf("CreateKojiDB %v: %v", gen, err)
 	}
-	db, err := Open(ctx, dsns.Kojibot, "kojibot", testLogger(t), opts...)
+	dsn := dsns.Kojibot
+	if botZone != "" {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("timezone", botZone)
+		u.RawQuery = q.Encode()
+		dsn = u.String()
+	}
+	db, err := Open(ctx, dsn, "kojibot", testLogger(t), opts...)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -65,16 +85,17 @@ func near(t *testing.T, what string, got, want time.Duration) {
 
 // TestGenerationsReadAndWrite runs Hosts, Host, SetCapacity, SetEnabled,
 // ActiveBuildroots and the check-in age on every upstream generation, with
-// the bot's PGTZ different from the database's own zone: a check-in must
-// not move by the zones' difference.
+// the bot's zone (the DSN's timezone, as PGTZ sets it) different from the
+// database's own zone: a check-in must not move by the zones' difference.
 func TestGenerationsReadAndWrite(t *testing.T) {
+	t.Parallel()
 	seed := pgsql.DefaultSeed()
 	for _, g := range upstreamGens {
 		for _, z := range zonePairs[:2] {
 			t.Run(fmt.Sprintf("%v/db=%s/bot=%s", g.harness, z.db, z.client), func(t *testing.T) {
-				t.Setenv("PGTZ", z.client)
+				t.Parallel() // each in its own database
 				ctx := context.Background()
-				dsns, db := newKojiIn(t, g.harness, z.db)
+				dsns, db := newKojiZones(t, g.harness, z.db, z.client)
 
 				gen, err := db.Generation(ctx)
 				if err != nil || gen != g.want {

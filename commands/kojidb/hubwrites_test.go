@@ -84,9 +84,10 @@ var legacyHostCols = []string{"id", "user_id", "name", "arches", "task_load", "c
 //
 // The caller is koji.user (kojibot). Events are checked to be exactly the
 // ones stated, their time is the hub's clock in the hub's zone (the bot's
-// PGTZ differs), and every other row of host, host_config, users and
+// zone, in its DSN, differs), and every other row of host, host_config, users and
 // user_perms is left as it was.
 func TestHostWritesAsKoji(t *testing.T) {
+	t.Parallel()
 	const (
 		host = "ppc3.fedora.redhat.com" // seeded: ppc ppc64, capacity 4, load 1.5, ready, enabled
 		desc = "POWER7, rack 12"
@@ -154,9 +155,9 @@ func TestHostWritesAsKoji(t *testing.T) {
 	const hubZone, botZone = "Asia/Tokyo", "UTC"
 	for _, g := range allGens {
 		t.Run(g.harness.String(), func(t *testing.T) {
-			t.Setenv("PGTZ", botZone)
+			t.Parallel() // each in its own database
 			ctx := context.Background()
-			dsns, db := newKojiIn(t, g.harness, hubZone)
+			dsns, db := newKojiZones(t, g.harness, hubZone, botZone)
 			if gen, err := db.Generation(ctx); err != nil || gen != g.want {
 				t.Fatalf("Generation = %v, %v; want %v", gen, err, g.want)
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/fedora-infra/kojibot/tests/harness"
 	"github.com/fedora-infra/kojibot/tests/harness/pgsql"
 )
 
@@ -24,6 +25,9 @@ func TestMain(m *testing.M) {
 		fmt.Println("skipped with -short: these tests start real servers")
 		os.Exit(0)
 	}
+	// Four at a time: each holds a pool and a few admin connections of
+	// the cluster's pgsql.MaxConnections.
+	harness.ServerBound(4)
 	os.Exit(run(m))
 }
 

@@ -74,6 +74,7 @@ func twinSeed() realkoji.Seed {
 // the events the step took, `koji list-history --host`, `koji list-hosts`,
 // and the hub's own reading of the hosts (getHost, listHosts).
 func TestWritesMatchKojiCLI(t *testing.T) {
+	t.Parallel() // alone on the hub: the other tests of the hub are not parallel
 	hub := upstreamHub(t)
 	ctx := context.Background()
 	if _, err := hub.Seed(ctx, twinSeed()); err != nil {

@@ -176,18 +176,15 @@ func StopProcess(p *os.Process, grace time.Duration) {
 	}
 }
 
-// WaitingParallel is how many parallel tests a package whose tests wait on
-// servers (not on the CPU) runs at once; see ServerBound.
-const WaitingParallel = 16
-
-// ServerBound raises go test's -parallel to WaitingParallel unless the
-// command line set it: the parallel tests of a package that mostly waits
-// on its servers (pacing, handshakes, timeouts) then wait together instead
-// of GOMAXPROCS at a time. Call it from TestMain after flag.Parse.
-func ServerBound() {
+// ServerBound raises go test's -parallel to n unless the command line set
+// it: the parallel tests of a package that mostly waits on its servers
+// (pacing, handshakes, timeouts) then wait together instead of GOMAXPROCS
+// at a time. n is what the servers bear (a PostgreSQL cluster's
+// connections, say). Call it from TestMain after flag.Parse.
+func ServerBound(n int) {
 	set := false
 	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
 	if !set && flag.Lookup("test.parallel") != nil {
-		_ = flag.Set("test.parallel", strconv.Itoa(WaitingParallel))
+		_ = flag.Set("test.parallel", strconv.Itoa(n))
 	}
 }
