@@ -63,6 +63,7 @@ func tail(out []byte, n int) []byte {
 }
 
 func TestRPM(t *testing.T) {
+	t.Parallel() // the longest: the others that wait run beside it
 	pkg, tarball := buildRPM(t)
 	t.Run("tarball", func(t *testing.T) { checkTarball(t, tarball) })
 	out, err := exec.Command("rpm", "-qlvp", pkg).CombinedOutput()
