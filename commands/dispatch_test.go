@@ -1,13 +1,20 @@
 package commands
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fedora-infra/kojibot/acl"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
+	"github.com/fedora-infra/kojibot/config"
 )
 
 func testHosts(now time.Time) []kojidb.Host {
@@ -88,158 +95,12 @@ func TestDispatch(t *testing.T) {
 	}
 }
 
-// TestKojiUserMayNotEditHosts: when kojidb refuses a write because
-// koji.user may not edit hosts, the reply is exactly the documented one,
-// without the reason (which is for the log).
-func TestKojiUserMayNotEditHosts(t *testing.T) {
-	const want = "error: koji.user kojibot may not edit hosts (needs the host or admin permission)"
-	for _, text := range []string{"capacity ppc3 2", "disable ppc3 broken disk", "enable x86-01.iad2.fedoraproject.org"} {
-		d, db := newTestDispatcher(t)
-		db.deny = &kojidb.PermissionError{User: "kojibot", Reason: "the user is blocked (users.status 1)"}
-		got := strings.TrimSpace(run(d, "alice", text))
-		if !strings.HasSuffix(got, want) || strings.Contains(got, "blocked") {
-			t.Errorf("%q: reply %q, want %q", text, got, want)
-		}
-		if h := db.hosts[0]; h.Capacity != 4 || !h.Enabled || db.hosts[3].Enabled {
-			t.Errorf("%q: refused write changed %+v", text, db.hosts)
-		}
-	}
-}
-
-// TestDisableAlreadyDisabled: disabling a disabled host with a reason
-// updates its comment (Koji's editHost); without a reason nothing changes.
-func TestDisableAlreadyDisabled(t *testing.T) {
-	d, db := newTestDispatcher(t)
-	db.hosts[3].Comment = "old reason"
-	got := run(d, "alice", "disable x86-01.iad2.fedoraproject.org noisy fan")
-	if !strings.Contains(got, "already disabled; comment: noisy fan (alice via kojibot)") {
-		t.Errorf("reply %q", got)
-	}
-	if c := db.hosts[3].Comment; c != "noisy fan (alice via kojibot)" {
-		t.Errorf("comment %q", c)
-	}
-	got = run(d, "alice", "disable x86-01.iad2.fedoraproject.org")
-	if !strings.Contains(got, "already disabled; nothing changed") || db.hosts[3].Comment != "noisy fan (alice via kojibot)" {
-		t.Errorf("disable without a reason: %q, comment %q", got, db.hosts[3].Comment)
-	}
-}
-
 func TestDatabaseDown(t *testing.T) {
 	d, db := newTestDispatcher(t)
 	db.down = true
 	got := run(d, "alice", "capacity ppc3 2")
 	if !strings.HasPrefix(got, "error:") || !strings.Contains(got, "unavailable") {
 		t.Fatalf("reply %q, want an error: saying the database is unavailable", got)
-	}
-}
-
-// TestHelpExamplesParse runs every help example through the parser.
-func TestHelpExamplesParse(t *testing.T) {
-	d, _ := newTestDispatcher(t)
-	for _, name := range d.Catalogue().Names() {
-		s := d.Catalogue().Spec(name)
-		if len(s.Examples) == 0 {
-			t.Errorf("%s has no example", name)
-		}
-		for _, ex := range s.Examples {
-			words, err := Tokenize(ex)
-			if err != nil {
-				t.Fatalf("%s: %v", ex, err)
-			}
-			spec, used := d.Catalogue().Lookup(words)
-			if spec != s {
-				t.Errorf("example %q finds %v, want %s", ex, spec, name)
-				continue
-			}
-			if _, err := Parse(spec, words[used:]); err != nil {
-				t.Errorf("example %q does not parse: %v", ex, err)
-			}
-		}
-	}
-}
-
-func TestParseFlags(t *testing.T) {
-	spec := &Spec{Name: "cleanup", Args: []Arg{{Name: "builder", Type: HostName}},
-		Flags: []Flag{{Name: "older", Type: Duration}, {Name: "dry-run", Bool: true}}}
-	p, err := Parse(spec, []string{"--dry-run", "xenbuilder2", "--older", "3d"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := p.Normalized(), "cleanup xenbuilder2 --older=3d --dry-run"; got != want {
-		t.Errorf("Normalized = %q, want %q", got, want)
-	}
-	q, err := Parse(spec, []string{"xenbuilder2", "--older=3d", "--dry-run"})
-	if err != nil || q.Normalized() != p.Normalized() {
-		t.Errorf("same action, different normal form: %v %q", err, q.Normalized())
-	}
-	for _, bad := range [][]string{{"x", "--older"}, {"x", "--older", "3"}, {"x", "--dry-run=1"}, {"x", "--force"}, {"x", "--older", "1d", "--older", "2d"}} {
-		if _, err := Parse(spec, bad); err == nil {
-			t.Errorf("Parse(%q) succeeded, want an error", bad)
-		}
-	}
-}
-
-func TestParseDurationAndSize(t *testing.T) {
-	if d, err := ParseDuration("7d"); err != nil || d != 168*time.Hour {
-		t.Errorf("7d = %v, %v", d, err)
-	}
-	if _, err := ParseDuration("7"); err == nil {
-		t.Error("7 accepted as a duration")
-	}
-	for in, want := range map[string]int64{"4096": 4096, "4G": 4096, "512M": 512, "6g": 6144} {
-		if got, err := ParseSizeMiB(in); err != nil || got != want {
-			t.Errorf("ParseSizeMiB(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"0", "4T", "-1", "4.5G", ""} {
-		if _, err := ParseSizeMiB(bad); err == nil {
-			t.Errorf("ParseSizeMiB(%q) accepted", bad)
-		}
-	}
-}
-
-func TestResolveName(t *testing.T) {
-	names := []string{"ppc3.fedora.redhat.com", "x86-01.phx2.fedoraproject.org", "x86-01.iad2.fedoraproject.org"}
-	if n, err := ResolveName("host", "PPC3", names); err != nil || n != names[0] {
-		t.Errorf("PPC3 → %q, %v", n, err)
-	}
-	if _, err := ResolveName("host", "x86-01", names); err == nil || !strings.Contains(err.Error(), "ambiguous") {
-		t.Errorf("x86-01: %v, want ambiguous", err)
-	}
-	if n, err := ResolveName("host", "x86-01.iad2.fedoraproject.org", names); err != nil || n != names[2] {
-		t.Errorf("full name → %q, %v", n, err)
-	}
-	// Any unique leading run of whole labels.
-	for q, want := range map[string]string{"x86-01.iad2": names[2], "X86-01.PHX2.fedoraproject": names[1], "ppc3.fedora": names[0]} {
-		if n, err := ResolveName("host", q, names); err != nil || n != want {
-			t.Errorf("%s → %q, %v; want %s", q, n, err, want)
-		}
-	}
-	// Not a part of a label, nor a trailing dot.
-	for _, q := range []string{"x86-01.iad", "ppc", "ppc3.", "fedora.redhat.com"} {
-		if n, err := ResolveName("host", q, names); err == nil {
-			t.Errorf("%s → %q, want an error", q, n)
-		}
-	}
-}
-
-// TestHelpFitsBudget: help without arguments, for the caller who may run
-// every command, is one line that fits an IRC message (so within any
-// irc.max_lines) and points to help <command>.
-func TestHelpFitsBudget(t *testing.T) {
-	d, _ := newTestDispatcher(t)
-	got := strings.TrimSpace(run(d, "alice", "help"))
-	if strings.Contains(got, "\n") || len(got) > 400 || !strings.Contains(got, "help <command> for usage") {
-		t.Errorf("help: %d bytes %q, want one line of at most 400 bytes pointing to help <command>", len(got), got)
-	}
-}
-
-// TestCount: the plural only where it belongs.
-func TestCount(t *testing.T) {
-	for n, want := range map[int]string{0: "0 entries", 1: "1 entry", 2: "2 entries"} {
-		if got := Count(n, "entry", "entries"); got != want {
-			t.Errorf("Count(%d) = %q, want %q", n, got, want)
-		}
 	}
 }
 
@@ -277,24 +138,137 @@ func FuzzDispatch(f *testing.F) {
 	})
 }
 
-// TestHostsTable: hosts decides a table, not text: a column per fact,
-// a row per host, in the database's order.
-func TestHostsTable(t *testing.T) {
+// TestCommandDeadline: a command that is not a job gets commands.timeout
+// to answer; a hung database does not hold the worker beyond it.
+func TestCommandDeadline(t *testing.T) {
+	cfg := config.Default()
+	cfg.Commands.Timeout = 200 * time.Millisecond
+	db := &fakeDB{hosts: testHosts(time.Now()), hang: true}
+	d := New(Deps{Config: cfg, DB: db, ACL: fakeACL{members: map[string]bool{"alice": true}}})
+	defer d.Close()
+	done := make(chan string, 1)
+	go func() { done <- run(d, "alice", "hosts") }()
+	select {
+	case got := <-done:
+		if !strings.HasPrefix(got, "error: ") || !strings.Contains(got, "did not finish within 200ms") {
+			t.Errorf("reply %q, want an error naming the deadline", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("hosts on a hung database did not return within 10s (commands.timeout is 200ms)")
+	}
+}
+
+// TestExecAuditNamesTheUnixUser: a command run by kojibot exec records the
+// Unix user, the login uid and its user, and SUDO_USER labelled as claimed
+// (anyone can set it), never as the sudo user.
+func TestExecAuditNamesTheUnixUser(t *testing.T) {
+	var buf bytes.Buffer
+	d := New(Deps{DB: &fakeDB{hosts: testHosts(time.Now())}, ACL: fakeACL{members: map[string]bool{"alice": true}},
+		Audit: slog.New(slog.NewJSONHandler(&buf, nil))})
+	defer d.Close()
+	d.Handle(context.Background(), Request{Transport: TransportExec, TrustedFASUser: "alice", LocalUser: "root", LoginUID: "1000", LoginUser: "kevin",
+		SudoUser: "nirik", Place: "exec", Text: "hosts"}, &recorder{})
+	for _, want := range []string{`"unix_user":"root"`, `"login_uid":"1000"`, `"login_user":"kevin"`,
+		`"sudo_user_claimed":"nirik"`, `"as_fas_user":"alice"`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("audit log lacks %s:\n%s", want, buf.String())
+		}
+	}
+	if strings.Contains(buf.String(), `"sudo_user":`) {
+		t.Errorf("audit log records SUDO_USER as the sudo user:\n%s", buf.String())
+	}
+}
+
+// TestGateRefusesFleetCommandsWithoutSSH: without ssh: and hosts:, every
+// command the catalogue marks NeedsFleet is refused by the dispatcher
+// itself, with one message, before its handler runs; the others are not.
+func TestGateRefusesFleetCommandsWithoutSSH(t *testing.T) {
 	d, _ := newTestDispatcher(t)
-	ms := sayMessages(d, "alice", "#fedora-admin", "hosts ppc*")
-	table := tableOf(t, ms)
-	if got := ms[0].Lines; len(got) != 1 || got[0] != "2 hosts, 2 enabled, 1 ready" {
-		t.Errorf("headline %q", got)
+	lines := map[string]string{
+		"disk": "disk all", "cleanup": "cleanup xenbuilder2", "restart": "restart builders",
+		"reboot": "reboot xenbuilder2", "memory": "memory xenbuilder2", "override": "override f41 foo-1.0-1",
 	}
-	var names []string
-	for _, c := range table.Columns {
-		names = append(names, c.Name)
+	fleetCommands := 0
+	for _, name := range d.Catalogue().Names() {
+		if !d.Catalogue().Spec(name).NeedsFleet {
+			continue
+		}
+		fleetCommands++
+		line, ok := lines[name]
+		if !ok {
+			t.Errorf("%s needs the fleet but has no line in this test", name)
+			continue
+		}
+		if got := run(d, "alice", line); !strings.Contains(got, "error: SSH is not configured") {
+			t.Errorf("%s: %q, want the dispatcher's refusal", line, got)
+		}
 	}
-	if want := "host enabled ready load capacity checked in"; strings.Join(names, " ") != want {
-		t.Errorf("columns %q, want %q", names, want)
+	if fleetCommands != len(lines) {
+		t.Errorf("%d commands need the fleet, want %d", fleetCommands, len(lines))
 	}
-	want := [][]string{{"ppc3.fedora.redhat.com", "yes", "yes", "1.5", "4", "2m ago"}, {"ppc2.fedora.redhat.com", "yes", "no", "0", "2", "never"}}
-	if fmt.Sprint(table.Rows) != fmt.Sprint(want) {
-		t.Errorf("rows %q, want %q", table.Rows, want)
+	if got := run(d, "alice", "hosts"); strings.Contains(got, "SSH is not configured") {
+		t.Errorf("hosts, which needs no SSH, was refused: %q", got)
+	}
+}
+
+// callerACL records the callers it is asked about.
+type callerACL struct{ callers *[]acl.Caller }
+
+func (a callerACL) Authorize(ctx context.Context, c acl.Caller, command string, readOnly bool) acl.Decision {
+	*a.callers = append(*a.callers, c)
+	return acl.Decision{Allowed: true, FASUser: "alice", Rule: "test"}
+}
+
+func (a callerACL) MemberOf(ctx context.Context, user string) ([]string, error) { return nil, nil }
+
+// TestTransportDecidesIdentityRules: whether a caller is resolved by the
+// Matrix rules is the request's Transport, never the look of its place;
+// only exec's TrustedFASUser reaches the ACL as a trusted FAS user.
+func TestTransportDecidesIdentityRules(t *testing.T) {
+	var callers []acl.Caller
+	d := New(Deps{DB: &fakeDB{hosts: testHosts(time.Now())}, ACL: callerACL{&callers}})
+	for _, req := range []Request{
+		{Transport: TransportIRC, Account: "alice", Place: "matrix:!looks:like.matrix", Text: "whoami"},
+		{Transport: TransportMatrix, Account: "@alice:fedora.im", Place: "matrix:!abc:fedora.im", Text: "whoami"},
+		{Transport: TransportExec, TrustedFASUser: "alice", Place: "exec", Text: "whoami"},
+	} {
+		d.Handle(context.Background(), req, &recorder{})
+	}
+	var asked []acl.Caller // each caller once, in order (whoami asks about every command)
+	for _, c := range callers {
+		if len(asked) == 0 || asked[len(asked)-1] != c {
+			asked = append(asked, c)
+		}
+	}
+	want := []acl.Caller{{Account: "alice"}, {Account: "@alice:fedora.im", Matrix: true}, {FASUser: "alice"}}
+	if !reflect.DeepEqual(asked, want) {
+		t.Errorf("the ACL was asked about %+v, want %+v", asked, want)
+	}
+}
+
+// TestOneAuthorize: the commands ask the ACL in one place only
+// (Dispatcher.authorize), so that every check follows one rule.
+func TestOneAuthorize(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls []string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(src), "\n") {
+			if strings.Contains(line, ".ACL.Authorize(") {
+				calls = append(calls, fmt.Sprintf("%s:%d", f, i+1))
+			}
+		}
+	}
+	if len(calls) != 1 {
+		t.Errorf("the ACL is asked at %v; want one place, Dispatcher.authorize", calls)
 	}
 }
