@@ -660,3 +660,28 @@ func TestClose(t *testing.T) {
 		t.Errorf("Run after Close: %v; want ErrClosed", err)
 	}
 }
+
+func TestNewChecksConfig(t *testing.T) {
+	kh := testKnownHosts(t)
+	key := filepath.Join(t.TempDir(), "no-such-key")
+	t.Setenv("SSH_AUTH_SOCK", "")
+	for _, c := range []struct {
+		name string
+		cfg  config.SSH
+		want string
+	}{
+		{"no user", config.SSH{KnownHosts: kh, KeyFile: key}, "ssh.user"},
+		{"no known_hosts", config.SSH{User: "kojibot", KeyFile: key}, "known_hosts"},
+		{"missing known_hosts", config.SSH{User: "kojibot", KnownHosts: kh + ".missing", KeyFile: key}, "known_hosts"},
+		{"missing key", config.SSH{User: "kojibot", KnownHosts: kh, KeyFile: key}, "ssh.key_file"},
+		{"no key, no agent", config.SSH{User: "kojibot", KnownHosts: kh}, "SSH_AUTH_SOCK"},
+		{"service command without placeholders", config.SSH{User: "kojibot", KnownHosts: kh, ServiceCommand: "systemctl restart kojid"}, "{action} and {service}"},
+	} {
+		if f, err := New(c.cfg, nil, nil); err == nil || !strings.Contains(err.Error(), c.want) {
+			if f != nil {
+				f.Close()
+			}
+			t.Errorf("%s: New = %v, want an error about %q", c.name, err, c.want)
+		}
+	}
+}
