@@ -152,7 +152,6 @@ func TestClose(t *testing.T) {
 // ErrUnavailable while it is down, work again once it is back, and the
 // schema is detected again on the new connections.
 func TestRestart(t *testing.T) {
-	t.Parallel() // own cluster
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c, cleanup, err := startCluster(ctx)

@@ -80,7 +80,6 @@ func grantPerm(t *testing.T, dsns pgsql.DSNs, user, perm string) {
 // fixture, koji-1.6 to the current schema), and the database is left as it
 // was.
 func TestKojiUserRefused(t *testing.T) {
-	t.Parallel() // own database
 	const want = "koji.user kojibot may not edit hosts (needs the host or admin permission)"
 	cases := []struct {
 		name   string
@@ -144,7 +143,6 @@ func TestKojiUserRefused(t *testing.T) {
 // 'host' permission row (before 1.19) grantPerm creates it, as the 1.18 to
 // 1.19 schema upgrade does.
 func TestKojiUserAllowed(t *testing.T) {
-	t.Parallel() // own database
 	for _, g := range allGens {
 		for _, perm := range []string{"admin", "host"} {
 			t.Run(g.harness.String()+"/"+perm, func(t *testing.T) {
@@ -403,7 +401,6 @@ func joinGroup(t *testing.T, dsns pgsql.DSNs, user, group, perm string) {
 // On Koji 1.32, and on the current schema without its 1.34 table (a Koji
 // 1.33 database), whose hubs do not count groups, the same user is refused.
 func TestKojiUserGroupPermissions(t *testing.T) {
-	t.Parallel() // own database
 	const group = "build-admins"
 	cases := []struct {
 		name    string
