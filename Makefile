@@ -16,6 +16,7 @@ DEMO_PACKAGES := irssi curl
 # of the reply-time benchmark.
 BENCH_PACKAGES := limnoria
 GOTESTFLAGS ?= -race -count=1 -timeout 40m
+MODULE := github.com/fedora-infra/kojibot
 
 .PHONY: all build test unit deps demo-deps bench-deps install-packages demo tour fuzz bench bench-go bench-reply bench-disk bench-disk-peers bench-sweep clean dist
 
@@ -51,7 +52,13 @@ test: deps
 	gofmt -l $$(git ls-files '*.go') | (! grep .)
 	$(GO) vet ./...
 	$(GO) -C tests/tools vet ./...
-	$(GO) test $(GOTESTFLAGS) ./...
+	@# Build every test binary first (run by /bin/true: nothing starts), then
+	@# start tests/e2e, the long pole, at once beside all the other packages
+	@# rather than after them in go test's package order.
+	$(GO) test $(GOTESTFLAGS) -exec /bin/true ./... >/dev/null
+	$(GO) test $(GOTESTFLAGS) ./tests/e2e/ & e2e=$$!; \
+	$(GO) test $(GOTESTFLAGS) $$($(GO) list ./... | grep -vx '$(MODULE)/tests/e2e'); rc=$$?; \
+	wait $$e2e || rc=1; exit $$rc
 
 # unit: the tests that need no server: go test -short, under which every
 # test that starts a real server is skipped (CI never passes -short).
@@ -77,7 +84,9 @@ bench: bench-deps
 	@$(MAKE) --no-print-directory bench-reply bench-disk-peers bench-disk bench-sweep bench-go
 
 # bench-reply: `!koji host ppc3` through InspIRCd beside the floor (two
-# clients echoing) and Limnoria's echo. REPLYFLAGS="-tries 2000"
+# clients echoing) and Limnoria's echo. REPLYFLAGS="-tries 2000"; with
+# REPLYFLAGS="-koji hub" the bot answers through the upstream Koji hub,
+# beside the same hub call made raw.
 bench-reply: bench-deps
 	$(GO) run ./tests/bench/reply $(REPLYFLAGS)
 

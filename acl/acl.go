@@ -58,12 +58,9 @@ const (
 	SourceFASJSON = "fasjson"
 )
 
-// Defaults used when the configuration leaves a value at zero.
-const (
-	DefaultTimeout   = 5 * time.Second
-	DefaultCacheTTL  = 5 * time.Minute
-	DefaultCacheSize = 4096
-)
+// DefaultCacheSize bounds each cache (memberships, account mappings)
+// when Options.CacheSize is 0.
+const DefaultCacheSize = 4096
 
 // FailureMemory is how long a FASJSON failure is remembered: requests in
 // that time fail at once instead of each waiting acl.timeout, so that a
@@ -151,8 +148,8 @@ type Checker struct {
 // New checks cfg and builds a Checker. Every problem found is reported,
 // joined, naming its acl.* key.
 //
-// cfg.CacheTTL of 0 means DefaultCacheTTL and a negative one turns caching
-// off; cfg.Timeout of 0 means DefaultTimeout.
+// cfg is a validated acl: section (config.Default holds the defaults): New
+// fills in nothing. A cfg.CacheTTL of zero or less turns caching off.
 func New(cfg config.ACL, opts Options) (*Checker, error) {
 	c := &Checker{
 		source:           strings.ToLower(strings.TrimSpace(cfg.Source)),
@@ -174,8 +171,6 @@ func New(cfg config.ACL, opts Options) (*Checker, error) {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("acl: "+format, args...)) }
 
 	switch c.source {
-	case "":
-		c.source = SourceStatic
 	case SourceStatic, SourceFASJSON:
 	default:
 		bad("acl.source: %q is neither %q nor %q", cfg.Source, SourceStatic, SourceFASJSON)
@@ -198,14 +193,8 @@ func New(cfg config.ACL, opts Options) (*Checker, error) {
 			c.base = strings.TrimRight(u.String(), "/")
 		}
 	}
-	switch {
-	case c.timeout < 0:
+	if c.timeout < 0 {
 		bad("acl.timeout: %s is negative", c.timeout)
-	case c.timeout == 0:
-		c.timeout = DefaultTimeout
-	}
-	if c.ttl == 0 {
-		c.ttl = DefaultCacheTTL
 	}
 	if c.accountIsFASUser && c.source != SourceStatic {
 		bad("acl.account_is_fas_user: only with acl.source: static; with FASJSON an account is linked " +

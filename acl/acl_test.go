@@ -83,27 +83,28 @@ func mustNew(t *testing.T, cfg config.ACL, opts Options) *Checker {
 	return c
 }
 
+// staticConfig is the defaults with the static source and a few rules.
 func staticConfig() config.ACL {
-	return config.ACL{
-		Source:           "static",
-		AccountIsFASUser: true,
-		Accounts:         map[string]string{"aliceirc": "alice"},
-		Groups: map[string][]string{
-			"sysadmin-build": {"alice"},
-			"sysadmin-koji":  {"Carol"},
-		},
-		Commands: map[string][]string{
-			"capacity":         {"sysadmin-build"},
-			"help":             {"*"},
-			"whoami":           {"@identified"},
-			"connections":      {"@identified"},
-			"connections kill": {"sysadmin-koji"},
-			"outage":           {"sysadmin-build"},
-			"restart":          {"sysadmin-build", "sysadmin-koji"},
-			"ghost":            {"no-such-group"},
-			"nobody":           {},
-		},
+	c := config.Default().ACL
+	c.Source = "static"
+	c.AccountIsFASUser = true
+	c.Accounts = map[string]string{"aliceirc": "alice"}
+	c.Groups = map[string][]string{
+		"sysadmin-build": {"alice"},
+		"sysadmin-koji":  {"Carol"},
 	}
+	c.Commands = map[string][]string{
+		"capacity":         {"sysadmin-build"},
+		"help":             {"*"},
+		"whoami":           {"@identified"},
+		"connections":      {"@identified"},
+		"connections kill": {"sysadmin-koji"},
+		"outage":           {"sysadmin-build"},
+		"restart":          {"sysadmin-build", "sysadmin-koji"},
+		"ghost":            {"no-such-group"},
+		"nobody":           {},
+	}
+	return c
 }
 
 func TestAuthorizeStatic(t *testing.T) {
@@ -239,8 +240,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			t.Errorf("fasjson_url %q: err = %v", u, err)
 		}
 	}
-	if _, err := New(config.ACL{}, Options{}); err != nil {
-		t.Errorf("empty configuration: %v", err)
+	if _, err := New(config.Default().ACL, Options{}); err != nil {
+		t.Errorf("the defaults: %v", err)
 	}
 }
 

@@ -21,10 +21,6 @@ import (
 	"github.com/jcmturner/gokrb5/v8/types"
 )
 
-// DefaultKrb5Conf is the Kerberos configuration read when
-// KerberosOptions.Krb5Conf is empty.
-const DefaultKrb5Conf = "/etc/krb5.conf"
-
 // KerberosOptions configures NewKerberos.
 type KerberosOptions struct {
 	// Keytab is the path of the bot's keytab (acl.keytab). It is read at
@@ -34,11 +30,15 @@ type KerberosOptions struct {
 	// (acl.principal); empty means the keytab's first principal. Without a
 	// realm, krb5.conf's default_realm is used.
 	Principal string
-	// Krb5Conf is the krb5.conf to read (acl.krb5_conf); empty means
-	// DefaultKrb5Conf.
+	// Krb5Conf is the krb5.conf to read (acl.krb5_conf).
 	Krb5Conf string
 	// Logger receives logins and renewals; nil discards.
 	Logger *slog.Logger
+	// Service names the service the tickets are for in log records and
+	// reasons ("the Koji hub"); empty means "FASJSON". The error text
+	// keeps the FASJSON wording; other users read the short reason with
+	// KerberosReason.
+	Service string
 }
 
 // Kerberos is an Authenticator that sends SPNEGO ("Authorization:
@@ -106,6 +106,17 @@ func krbFail(reason, format string, args ...any) error {
 	return &kerberosError{reason: reason, detail: "kerberos: " + fmt.Sprintf(format, args...)}
 }
 
+// KerberosReason returns the short reason of a failure of Kerberos's
+// Authenticate ("cannot reach a KDC", "clock skew: ..."), which names no
+// principal, service principal, KDC or file, and whether err is one.
+func KerberosReason(err error) (string, bool) {
+	var ke *kerberosError
+	if errors.As(err, &ke) {
+		return ke.reason, true
+	}
+	return "", false
+}
+
 // kerberosDetail is what the log says of err: the detail of a Kerberos
 // failure, else its text.
 func kerberosDetail(err error) string {
@@ -124,8 +135,8 @@ func NewKerberos(opts KerberosOptions) (*Kerberos, error) {
 	if opts.Keytab == "" {
 		return nil, errors.New("kerberos: no keytab configured (acl.keytab)")
 	}
-	if opts.Krb5Conf == "" {
-		opts.Krb5Conf = DefaultKrb5Conf
+	if opts.Service == "" {
+		opts.Service = "FASJSON"
 	}
 	log := opts.Logger
 	if log == nil {
@@ -141,7 +152,7 @@ func NewKerberos(opts KerberosOptions) (*Kerberos, error) {
 func (k *Kerberos) Authenticate(req *http.Request) error {
 	err := k.authenticate(req)
 	if err != nil {
-		k.log.Warn("kerberos: cannot authenticate to FASJSON", "host", req.URL.Host, "err", kerberosDetail(err))
+		k.log.Warn("kerberos: cannot authenticate to "+k.opts.Service, "host", req.URL.Host, "err", kerberosDetail(err))
 	}
 	return err
 }
@@ -212,7 +223,7 @@ func (k *Kerberos) newServiceTicket(spn, host string) (*ticket, error) {
 	princ := types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, spn)
 	_, rep, err := k.cl.TGSREQGenerateAndExchange(princ, realm, tgt.tkt, tgt.key, false)
 	if err != nil {
-		return nil, krbFail(kerberosReason(err, "no ticket for FASJSON's service"), "ticket for %s@%s: %s", spn, realm, describeKerberos(err))
+		return nil, krbFail(kerberosReason(err, "no ticket for "+k.opts.Service+"'s service"), "ticket for %s@%s: %s", spn, realm, describeKerberos(err))
 	}
 	return &ticket{tkt: rep.Ticket, key: rep.DecryptedEncPart.Key, start: startOf(rep.DecryptedEncPart), end: rep.DecryptedEncPart.EndTime}, nil
 }
@@ -333,7 +344,11 @@ func fileProblem(err error) string {
 }
 
 // kerberosCauses maps what gokrb5 and the KDC say to a short reason an
-// operator can act on, most specific first.
+// operator can act on, most specific first. This is the one place kojibot
+// reads an error's text: gokrb5 folds the KDC's KRB-ERROR into its
+// message (krberror.Errorf keeps no typed cause), so the KDC's codes are
+// matched by their RFC 4120 names, which the protocol fixes, and gokrb5's
+// root-cause names; an unmatched error keeps the fallback reason.
 var kerberosCauses = []struct{ marker, reason string }{
 	{"KRB_AP_ERR_SKEW", "clock skew: this machine's clock and the KDC's differ too much"},
 	{"KDC_ERR_PREAUTH_FAILED", "the KDC refused the keytab's key (wrong or outdated key)"},

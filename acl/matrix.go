@@ -6,9 +6,9 @@ import (
 	"strings"
 )
 
-// DefaultMatrixServer is the homeserver a "matrix:/name" ircnicks value
-// means (shared/reference/fas-and-fedora.md).
-const DefaultMatrixServer = "fedora.im"
+// shortMatrixServer is the homeserver a "matrix:/name" ircnicks value
+// means: FAS's own convention, whatever matrix.fas_server says.
+const shortMatrixServer = "fedora.im"
 
 // SplitMatrixID splits "@local:server" into its localpart and server; ok is
 // false when id is not shaped like a Matrix user id.
@@ -42,7 +42,7 @@ func isGuest(local string) bool {
 // matrixValues are the ircnicks forms FAS stores a Matrix id in.
 func matrixValues(local, server string) []string {
 	v := []string{"matrix://" + server + "/" + local}
-	if strings.EqualFold(server, DefaultMatrixServer) {
+	if strings.EqualFold(server, shortMatrixServer) {
 		v = append([]string{"matrix:/" + local}, v...)
 	}
 	return v

@@ -204,14 +204,14 @@ func (d *Dispatcher) planCleanup(ctx context.Context, f Fleet, c *Call, builder 
 	// The active-buildroot guard needs the builder's one Koji host; without
 	// it the plan says so, and runCleanup refuses unless --no-koji-check.
 	active := map[int64]bool{}
-	hosts, err := d.deps.DB.Hosts(ctx)
+	hosts, err := d.koji().Hosts(ctx)
 	if err != nil {
 		return nil, err
 	}
 	switch names := kojiMatches(builder, hosts); len(names) {
 	case 1:
 		plan.KojiName = names[0]
-		ids, err := d.deps.DB.ActiveBuildroots(ctx, names[0])
+		ids, err := d.koji().ActiveBuildroots(ctx, names[0])
 		if err != nil {
 			return nil, err
 		}

@@ -125,9 +125,6 @@ func (c *Call) ConfirmPlan(plan reply.Message, action func(ctx context.Context, 
 		return action(c.ctx, c)
 	}
 	ttl := d.deps.Config.Confirm.TTL
-	if ttl <= 0 {
-		ttl = 5 * time.Minute
-	}
 	p := &pendingAction{
 		token: newToken(), identity: identityOf(c.Req), place: c.Req.Place,
 		action: c.Normalized(), spec: c.Spec, expires: d.deps.Now().Add(ttl), run: action, call: c,

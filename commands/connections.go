@@ -10,6 +10,10 @@ import (
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 )
 
+// errNeedsDB: `connections` reads pg_stat_activity, which only the Koji
+// database shows; a bot configured with the hub alone cannot.
+var errNeedsDB = &UserError{Msg: "connections needs koji.db (the Koji database's connections are not in the hub's API); koji.db.dsn is not set, nothing was done"}
+
 // defaultOlder is the SOP's age for a stuck hub connection.
 const defaultOlder = 40 * time.Minute
 
@@ -24,6 +28,9 @@ func (d *Dispatcher) oldBackends(ctx context.Context, c *Call, suffix string) (s
 	older, err := olderFlag(c)
 	if err != nil {
 		return "", 0, nil, err
+	}
+	if d.deps.DB == nil {
+		return "", 0, nil, errNeedsDB
 	}
 	role := d.deps.Config.Koji.DBUser
 	backends, err := d.deps.DB.Backends(ctx, role, older)

@@ -8,6 +8,7 @@ import (
 	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
+	"github.com/fedora-infra/kojibot/commands/kojihub"
 )
 
 // Kind says what a reply is, which decides its prefix and the exit code of
@@ -108,14 +109,51 @@ type ProgressOutput interface {
 	SendProgress(jobID string, m reply.Message)
 }
 
-// KojiDB is what the commands need of the Koji database.
-type KojiDB interface {
+// KojiHosts is what the commands read and change of Koji's build hosts:
+// through the hub's API (koji.hub.url, *kojihub.Farm) or, without it,
+// through the database (*kojidb.DB). Both return the same values and the
+// same before/after semantics, so that the replies do not depend on the
+// path.
+type KojiHosts interface {
+	// Hosts returns every build host, sorted by name.
 	Hosts(ctx context.Context) ([]kojidb.Host, error)
+	// SetCapacity sets a host's capacity and returns it before and after;
+	// after equals before when it already had that capacity.
 	SetCapacity(ctx context.Context, host string, capacity float64) (before, after kojidb.Host, err error)
+	// SetEnabled enables or disables a host and, when comment is not
+	// empty, sets its comment, as `koji enable-host` / `koji disable-host
+	// --comment` do.
 	SetEnabled(ctx context.Context, host string, enabled bool, comment string) (before, after kojidb.Host, err error)
+	// ActiveBuildroots returns the ids of a host's buildroots in state
+	// INIT, WAITING or BUILDING, ascending.
 	ActiveBuildroots(ctx context.Context, host string) ([]int64, error)
+}
+
+// KojiBackends is what only the Koji database can tell: the hub role's
+// backends (`connections`).
+type KojiBackends interface {
 	Backends(ctx context.Context, role string, olderThan time.Duration) ([]kojidb.Backend, error)
 	TerminateBackends(ctx context.Context, role string, olderThan time.Duration, shown []kojidb.Backend) (terminated, skipped []kojidb.Backend, err error)
+}
+
+// KojiTagger tags builds through the hub's API (tagBuild, under Koji's
+// own tag policy) and follows the tasks it makes: *kojihub.Farm.
+type KojiTagger interface {
+	// TagBuild asks the hub to tag nvr into tag and returns the task id.
+	TagBuild(ctx context.Context, tag, nvr string) (int64, error)
+	// WaitTask asks for the task's state every poll until it ends.
+	WaitTask(ctx context.Context, id int64, poll time.Duration) (kojihub.TaskOutcome, error)
+	// CancelTask cancels the task.
+	CancelTask(ctx context.Context, id int64) error
+	// TaskURL is the task's page on the hub's web UI, or "".
+	TaskURL(id int64) string
+}
+
+// KojiDB is what the commands need of the Koji database when it is the
+// way to Koji's hosts as well (no koji.hub.url): *kojidb.DB.
+type KojiDB interface {
+	KojiHosts
+	KojiBackends
 }
 
 // Fleet is what the commands need of the machines reached over SSH.

@@ -19,8 +19,19 @@ import (
 
 // Deps are what the dispatcher and its handlers are built from.
 type Deps struct {
+	// Config is a validated configuration (nil: config.Default()); the
+	// handlers fill in no defaults of their own.
 	Config *config.Config
-	DB     KojiDB
+	// DB is the Koji database (koji.db); nil when it is not configured,
+	// which leaves `connections` unavailable.
+	DB KojiDB
+	// Hub, when set (koji.hub.url), is the way to Koji's hosts: every
+	// host read and change goes through it, and DB serves `connections`
+	// alone.
+	Hub KojiHosts
+	// Tagger, when set (koji.hub.url), runs `override` through the hub's
+	// tagBuild instead of the koji CLI on koji.admin_host over SSH.
+	Tagger KojiTagger
 	ACL    Authorizer
 	// Fleet reaches the hub, builders and xen hosts; nil when ssh is not set up.
 	Fleet Fleet
@@ -140,7 +151,7 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	}
 	// A command that is not a job has commands.timeout to answer; a job
 	// runs on its own context once started.
-	timeout := d.commandTimeout()
+	timeout := d.deps.Config.Commands.Timeout
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	log := d.deps.Audit.With(append([]any{"transport", transport(req), "account", req.Account}, placeAttrs(req)...)...)
@@ -191,7 +202,7 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 		log.Info("result", "result", "error", "reason", err.Error(), "duration", d.deps.Now().Sub(start))
 		return
 	}
-	if spec.NeedsFleet && d.deps.Fleet == nil {
+	if spec.NeedsFleet && d.deps.Fleet == nil && !d.throughHub(spec) {
 		const msg = "SSH is not configured (ssh: and hosts: in the configuration); nothing was done"
 		sendText(out, Error, msg)
 		log.Info("result", "result", "error", "reason", msg, "duration", d.deps.Now().Sub(start))
@@ -224,18 +235,6 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 
 // sendText sends out a text message of kind.
 func sendText(out Output, kind Kind, text string) { out.Send(reply.Text(kind, text)) }
-
-// DefaultCommandTimeout is the deadline of a command that is not a job
-// when commands.timeout is not set.
-const DefaultCommandTimeout = 30 * time.Second
-
-// commandTimeout is commands.timeout, or its default.
-func (d *Dispatcher) commandTimeout() time.Duration {
-	if t := d.deps.Config.Commands.Timeout; t > 0 {
-		return t
-	}
-	return DefaultCommandTimeout
-}
 
 // run calls the handler, turning a panic into an error.
 func (d *Dispatcher) run(ctx context.Context, c *Call) (err error) {

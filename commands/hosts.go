@@ -3,16 +3,18 @@ package commands
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
+	"github.com/fedora-infra/kojibot/commands/kojihub"
 )
 
 // kojiHost resolves a caller's host name against the Koji hosts.
 func (d *Dispatcher) kojiHost(ctx context.Context, query string) (kojidb.Host, error) {
 	// One query for the rows the name can mean, when the database can; the
 	// whole list only for an unknown name, whose error names the closest.
-	if db, ok := d.deps.DB.(hostsNamed); ok {
+	if db, ok := d.koji().(hostsNamed); ok {
 		hosts, err := db.HostsNamed(ctx, query)
 		if err != nil {
 			return kojidb.Host{}, err
@@ -21,7 +23,7 @@ func (d *Dispatcher) kojiHost(ctx context.Context, query string) (kojidb.Host, e
 			return pickHost(query, hosts)
 		}
 	}
-	hosts, err := d.deps.DB.Hosts(ctx)
+	hosts, err := d.koji().Hosts(ctx)
 	if err != nil {
 		return kojidb.Host{}, err
 	}
@@ -66,7 +68,7 @@ func hostRow(h kojidb.Host) []string {
 }
 
 func (d *Dispatcher) runHosts(ctx context.Context, c *Call) error {
-	hosts, err := d.deps.DB.Hosts(ctx)
+	hosts, err := d.koji().Hosts(ctx)
 	if err != nil {
 		return err
 	}
@@ -119,7 +121,12 @@ func (d *Dispatcher) runHost(ctx context.Context, c *Call) error {
 	if h.Comment != "" {
 		msg += "; comment: " + h.Comment
 	}
-	c.Reply("%s", msg)
+	m := reply.Text(Info, msg)
+	if web := strings.TrimRight(d.deps.Config.Koji.WebURL, "/"); web != "" && h.ID > 0 {
+		// The host's page on the hub's web UI (koji.weburl).
+		m.Links = []reply.Link{{Label: "Koji", URL: fmt.Sprintf("%s/hostinfo?hostID=%d", web, h.ID)}}
+	}
+	c.Say(m)
 	return nil
 }
 
@@ -132,7 +139,8 @@ func (d *Dispatcher) runCapacity(ctx context.Context, c *Call) error {
 	if err != nil {
 		return err
 	}
-	before, after, err := d.deps.DB.SetCapacity(ctx, h.Name, value)
+	// Through the hub with act_as_caller, the write is the caller's.
+	before, after, err := d.koji().SetCapacity(kojihub.ForCaller(ctx, c.FASUser), h.Name, value)
 	if err != nil {
 		return err
 	}
@@ -169,7 +177,7 @@ func (d *Dispatcher) setEnabled(ctx context.Context, c *Call, enabled bool, reas
 	case h.Enabled:
 		comment = "disabled by " + c.FASUser + " via kojibot"
 	}
-	before, after, err := d.deps.DB.SetEnabled(ctx, h.Name, enabled, comment)
+	before, after, err := d.koji().SetEnabled(kojihub.ForCaller(ctx, c.FASUser), h.Name, enabled, comment)
 	if err != nil {
 		return err
 	}
@@ -189,3 +197,31 @@ func (d *Dispatcher) setEnabled(ctx context.Context, c *Call, enabled bool, reas
 	c.Reply("%s", msg)
 	return nil
 }
+
+// koji is the way to Koji's hosts: the hub when koji.hub.url is set, else
+// the database.
+func (d *Dispatcher) koji() KojiHosts {
+	switch {
+	case d.deps.Hub != nil:
+		return d.deps.Hub
+	case d.deps.DB != nil:
+		return d.deps.DB
+	}
+	return noKoji{}
+}
+
+// errNoKoji: neither the hub nor the database is configured.
+var errNoKoji = &UserError{Msg: "Koji is not configured (koji.hub.url or koji.db.dsn); nothing was done"}
+
+// noKoji is the KojiHosts of a bot configured with neither the hub nor the
+// database: every call fails with errNoKoji.
+type noKoji struct{}
+
+func (noKoji) Hosts(context.Context) ([]kojidb.Host, error) { return nil, errNoKoji }
+func (noKoji) SetCapacity(context.Context, string, float64) (kojidb.Host, kojidb.Host, error) {
+	return kojidb.Host{}, kojidb.Host{}, errNoKoji
+}
+func (noKoji) SetEnabled(context.Context, string, bool, string) (kojidb.Host, kojidb.Host, error) {
+	return kojidb.Host{}, kojidb.Host{}, errNoKoji
+}
+func (noKoji) ActiveBuildroots(context.Context, string) ([]int64, error) { return nil, errNoKoji }

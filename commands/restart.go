@@ -162,7 +162,7 @@ func (d *Dispatcher) restartAll(ctx context.Context, f Fleet, c *Call) error {
 		return ctx.Err()
 	case <-time.After(grace):
 	}
-	hosts, err := d.deps.DB.Hosts(ctx)
+	hosts, err := d.koji().Hosts(ctx)
 	if err != nil {
 		return err
 	}

@@ -112,7 +112,7 @@ func specs() []*Spec {
 		{
 			Name: "override", NeedsFleet: true,
 			Args:     []Arg{{Name: "release", Type: Release}, {Name: "nvr", Type: NVR, Variadic: true}},
-			Summary:  "tag builds into the release's buildroot override tag (koji tag-build --wait on the admin host)",
+			Summary:  "tag builds into the release's buildroot override tag and wait for Koji's tasks (the hub's tagBuild, or koji tag-build --wait on the admin host)",
 			Examples: []string{"override f8 foo-1.0-1", "override f41 foo-1.0-1.fc41 bar-2.1-3.fc41"},
 			Run:      (*Dispatcher).runOverride,
 		},

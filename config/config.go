@@ -186,6 +186,13 @@ type ACL struct {
 
 // Koji is the koji: section.
 type Koji struct {
+	// Hub (koji.hub) is the hub's API, kojibot's way into Koji when
+	// koji.hub.url is set.
+	Hub KojiHub `mapstructure:"hub"`
+	// WebURL (koji.weburl) is the hub's web UI, e.g.
+	// https://koji.fedoraproject.org/koji, for links to tasks and hosts in
+	// replies; empty means no links.
+	WebURL         string        `mapstructure:"weburl"`
 	DB             KojiDB        `mapstructure:"db"`
 	DBUser         string        `mapstructure:"db_user"`
 	User           string        `mapstructure:"user"`
@@ -200,6 +207,33 @@ type Koji struct {
 	// (its own setting, else the server's), never one that only the bot's
 	// session has (the DSN, PGTZ, the bot's role's setting).
 	DBTimezone string `mapstructure:"db_timezone"`
+}
+
+// KojiHub is the koji.hub section: how the bot logs in to the hub's
+// XML-RPC API.
+type KojiHub struct {
+	// URL (koji.hub.url) is the hub's XML-RPC endpoint, e.g.
+	// https://koji.fedoraproject.org/kojihub; empty: hosts are read and
+	// written through koji.db.
+	URL string `mapstructure:"url"`
+	// CAFile (koji.hub.ca_file) is the CA bundle for the hub's TLS; empty
+	// means the system's.
+	CAFile string `mapstructure:"ca_file"`
+	// Auth (koji.hub.auth) is "kerberos" or "certificate".
+	Auth string `mapstructure:"auth"`
+	// Principal (koji.hub.principal) is the bot's Kerberos principal;
+	// empty means the keytab's first.
+	Principal string `mapstructure:"principal"`
+	// Keytab (koji.hub.keytab) is the keytab of Principal (a systemd
+	// credential name when relative, as acl.keytab).
+	Keytab string `mapstructure:"keytab"`
+	// CertFile (koji.hub.cert_file) is a PEM file with the client
+	// certificate and its key, for auth: certificate.
+	CertFile string `mapstructure:"cert_file"`
+	// ActAsCaller (koji.hub.act_as_caller) logs in with proxyuser = the
+	// caller's FAS user, so that Koji checks and records the caller; the
+	// hub's ProxyPrincipals (or ProxyDNs) must list the bot.
+	ActAsCaller bool `mapstructure:"act_as_caller"`
 }
 
 // KojiDB holds the database connection string, a secret because it may carry a password.

@@ -1,9 +1,10 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
-	"reflect"
 	"strings"
 )
 
@@ -14,7 +15,29 @@ const CredentialsEnv = "CREDENTIALS_DIRECTORY"
 
 // credentialKeys are the keys, besides the secrets' <key>_file keys, that
 // name a file the bot reads and that may come from a systemd credential.
-var credentialKeys = []string{"ssh.key_file", "ssh.known_hosts", "acl.keytab"}
+var credentialKeys = []struct {
+	key   string
+	field func(*Config) *string
+}{
+	{"ssh.key_file", func(c *Config) *string { return &c.SSH.KeyFile }},
+	{"ssh.known_hosts", func(c *Config) *string { return &c.SSH.KnownHosts }},
+	{"acl.keytab", func(c *Config) *string { return &c.ACL.Keytab }},
+	{"koji.hub.keytab", func(c *Config) *string { return &c.Koji.Hub.Keytab }},
+	{"koji.hub.cert_file", func(c *Config) *string { return &c.Koji.Hub.CertFile }},
+}
+
+// SecretKeys are the keys that hold a Secret, each of which may instead be
+// given as <key>_file. Every Secret of Config is here (a test checks it).
+var SecretKeys = []string{"irc.sasl.password", "matrix.access_token", "matrix.password", "koji.db.dsn"}
+
+// secretFields are the fields of each of SecretKeys: the secret and the
+// path of the file it may be read from.
+var secretFields = map[string]func(*Config) (*Secret, *string){
+	"irc.sasl.password":   func(c *Config) (*Secret, *string) { return &c.IRC.SASL.Password, &c.IRC.SASL.PasswordFile },
+	"matrix.access_token": func(c *Config) (*Secret, *string) { return &c.Matrix.AccessToken, &c.Matrix.AccessTokenFile },
+	"matrix.password":     func(c *Config) (*Secret, *string) { return &c.Matrix.Password, &c.Matrix.PasswordFile },
+	"koji.db.dsn":         func(c *Config) (*Secret, *string) { return &c.Koji.DB.DSN, &c.Koji.DB.DSNFile },
+}
 
 // CredentialPath resolves the path given to a *_file key (or acl.keytab,
 // ssh.key_file, ssh.known_hosts): an absolute path is kept as it is; a relative one is
@@ -50,33 +73,64 @@ func CredentialPath(path, base string, lookupEnv func(string) (string, bool)) (s
 // not read the files: the packages using them do, and report there.
 func resolveCredentialKeys(cfg *Config, base string, lookupEnv func(string) (string, bool)) []*KeyError {
 	var errs []*KeyError
-	for _, key := range credentialKeys {
-		f, ok := fieldAt(reflect.ValueOf(cfg).Elem(), strings.Split(key, "."))
-		if !ok || f.Kind() != reflect.String {
-			errs = append(errs, &KeyError{Key: key, Problem: "is not a known string key (internal error)"})
-			continue
-		}
-		p, err := CredentialPath(f.String(), base, lookupEnv)
+	for _, k := range credentialKeys {
+		p, err := CredentialPath(*k.field(cfg), base, lookupEnv)
 		if err != nil {
-			errs = append(errs, &KeyError{Key: key, Problem: err.Error()})
+			errs = append(errs, &KeyError{Key: k.key, Problem: err.Error()})
 			continue
 		}
-		f.SetString(p)
+		*k.field(cfg) = p
 	}
 	return errs
 }
 
-// fieldAt is the settable field of the struct value s at the key path segs.
-func fieldAt(s reflect.Value, segs []string) (reflect.Value, bool) {
-	for _, seg := range segs {
-		if s.Kind() != reflect.Struct {
-			return reflect.Value{}, false
+// resolveSecrets reads every secret of SecretKeys given as a file: at most
+// one of <key> and <key>_file may be set in the file, and at most one in
+// the environment, where either wins over the file. A relative path is
+// resolved by CredentialPath against $CREDENTIALS_DIRECTORY or base.
+// lookupEnv and readFile are os.LookupEnv and os.ReadFile, given as
+// parameters for the tests.
+func resolveSecrets(cfg *Config, base string, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) []*KeyError {
+	var errs []*KeyError
+	for _, key := range SecretKeys {
+		secret, file := secretFields[key](cfg)
+		fileKey := key + "_file"
+		envValue, _ := lookupEnv(envName(key))
+		envFile, _ := lookupEnv(envName(fileKey))
+		from := *file // viper put the environment's value, if any, in secret
+		switch {
+		case envValue != "" && envFile != "":
+			errs = append(errs, &KeyError{Key: key, Problem: fmt.Sprintf("both %s and %s are set; set only one", envName(key), envName(fileKey))})
+			continue
+		case envValue != "":
+			from = ""
+		case envFile == "" && *secret != "" && *file != "":
+			errs = append(errs, &KeyError{Key: key, Problem: fmt.Sprintf("both %s and %s are set; set only one", key, fileKey)})
+			continue
 		}
-		f, ok := fieldByTag(s.Type(), seg)
-		if !ok {
-			return reflect.Value{}, false
+		*file = "" // the path actually read, once read
+		if from == "" {
+			continue
 		}
-		s = s.FieldByIndex(f.Index)
+		path, err := CredentialPath(from, base, lookupEnv)
+		if err != nil {
+			errs = append(errs, &KeyError{Key: fileKey, Problem: err.Error()})
+			continue
+		}
+		data, err := readFile(path)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is said once, below
+		}
+		value := strings.TrimRight(string(data), "\r\n")
+		switch {
+		case err != nil:
+			errs = append(errs, &KeyError{Key: fileKey, Problem: fmt.Sprintf("cannot read %q: %v", path, err)})
+		case value == "":
+			errs = append(errs, &KeyError{Key: fileKey, Problem: fmt.Sprintf("%q is empty; expected the secret for %s", path, key)})
+		default:
+			*secret, *file = Secret(value), path
+		}
 	}
-	return s, true
+	return errs
 }

@@ -51,6 +51,7 @@ func defaults() *Config {
 			Krb5Conf:         "/etc/krb5.conf",
 		},
 		Koji: Koji{
+			Hub:            KojiHub{Auth: "kerberos"},
 			DBUser:         "koji",
 			User:           "kojibot",
 			OverrideTag:    "dist-{release}-override",

@@ -297,12 +297,60 @@ func TestLoadSuggestsTheKeyMeant(t *testing.T) {
 		msgs[ke.Key] = ke.Error()
 	}
 	want := map[string]string{
-		"irc.chanels":     "irc.chanels: unknown key (did you mean irc.channels?)",
-		"hosts[h].adress": "hosts[h].adress: unknown key (did you mean hosts[h].address?)",
-		"xyzzy":           "xyzzy: unknown key",
+		"irc.chanels":     "line 1: irc.chanels: unknown key (did you mean irc.channels?)",
+		"hosts[h].adress": "line 2: hosts[h].adress: unknown key (did you mean hosts[h].address?)",
+		"xyzzy":           "line 3: xyzzy: unknown key",
 	}
 	if !reflect.DeepEqual(msgs, want) {
 		t.Errorf("messages %q, want %q", msgs, want)
+	}
+}
+
+// TestLoadErrorLines: a problem with a key the file sets names the key's
+// line in the file; one that comes from the environment or a default names
+// none.
+func TestLoadErrorLines(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("KOJIBOT_WATCH_INTERVAL", "soon")
+	yaml := `# kojibot
+irc:
+  server: irc.example.org
+  chanels:
+    - "#x"
+  sasl:
+    usr: bot
+hosts:
+  ppc3.fedora.redhat.com:
+    address: ppc3:22
+    service: [kojid]
+koji:
+  db: {dsn: x}
+  admin_host:
+    - a
+    - b
+acl:
+  cache_ttl: 300
+disk: full
+`
+	_, err := Load(writeFile(t, t.TempDir(), "k.yaml", yaml))
+	got := map[string]int{}
+	for _, ke := range keyErrors(t, err) {
+		got[ke.Key] = ke.Line
+	}
+	want := map[string]int{
+		"irc.chanels":                           4,
+		"irc.sasl.usr":                          7,
+		"hosts[ppc3.fedora.redhat.com].service": 11,
+		"koji.admin_host":                       14,
+		"acl.cache_ttl":                         18,
+		"disk":                                  19,
+		"watch.interval":                        0, // from the environment
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("lines %v, want %v\nerror: %v", got, want, err)
+	}
+	if !strings.Contains(err.Error(), "line 4: irc.chanels: unknown key (did you mean irc.channels?)") {
+		t.Errorf("error does not place irc.chanels on line 4: %v", err)
 	}
 }
 
@@ -322,6 +370,11 @@ func TestLoadBadValues(t *testing.T) {
 		{"bad environment value", "", map[string]string{"KOJIBOT_IRC_PORT": "x7"}, map[string]string{"irc.port": `got "x7"; expected a whole number (from KOJIBOT_IRC_PORT)`}},
 		{"bad environment JSON", "", map[string]string{"KOJIBOT_ACL_GROUPS": "[1,2]"}, map[string]string{"acl.groups": "not a JSON object"}},
 		{"bad size", "ssh: {max_output: 12XiB}\n", nil, map[string]string{"ssh.max_output": `"12XiB" is not a size`}},
+		{"in a list", "irc: {channels: ['#ok', 7]}\n", nil, map[string]string{"irc.channels[1]": "got 7 (a number); expected a string"}},
+		{"in a dotted hosts entry", "hosts: {ppc3.fedora.redhat.com: {address: 22}}\n", nil,
+			map[string]string{"hosts[ppc3.fedora.redhat.com].address": "got 22 (a number); expected a string"}},
+		{"unknown in a dotted environment entry", "", map[string]string{"KOJIBOT_HOSTS": `{"a.b": {"adress": "a:22"}}`},
+			map[string]string{"hosts[a.b].adress": "unknown key (did you mean hosts[a.b].address?) (from KOJIBOT_HOSTS)"}},
 		{"all at once", "irc: {port: abc, chanels: []}\nacl: {cache_ttl: 300}\nwatch: {intervall: 5m}\n", nil, map[string]string{
 			"irc.port":        "expected a whole number",
 			"irc.chanels":     "unknown key",
@@ -421,7 +474,7 @@ func TestLoadEnvReachesEveryStringKey(t *testing.T) {
 			t.Errorf("%s and %s share %s", other, path, env)
 		}
 		seen[env] = path
-		if val.Kind() != reflect.String || strings.HasSuffix(path, fileSuffix) {
+		if val.Kind() != reflect.String || strings.HasSuffix(path, "_file") {
 			return
 		}
 		want[path] = "value-of-" + path
@@ -581,8 +634,71 @@ func TestSecretFiles(t *testing.T) {
 	}
 }
 
+// TestSecretAtMostOneForm: for each secret, <key> and <key>_file may not
+// both be set, in the file or in the environment, and <key>_file alone,
+// from either, is read into <key>.
+func TestSecretAtMostOneForm(t *testing.T) {
+	for _, key := range SecretKeys {
+		t.Run(key, func(t *testing.T) {
+			dir := t.TempDir()
+			secretFile := writeFile(t, dir, "secret", testPassword+"\n")
+			// section writes the sections of key, then each name: value
+			// pair of leaves inside the last.
+			segs := strings.Split(key, ".")
+			section := func(leaves ...string) string {
+				var b strings.Builder
+				for i, seg := range segs[:len(segs)-1] {
+					fmt.Fprintf(&b, "%s%s:\n", strings.Repeat("  ", i), seg)
+				}
+				for i := 0; i+1 < len(leaves); i += 2 {
+					fmt.Fprintf(&b, "%s%s: %q\n", strings.Repeat("  ", len(segs)-1), leaves[i], leaves[i+1])
+				}
+				return b.String()
+			}
+			leaf := segs[len(segs)-1]
+			both := section(leaf, testPassword, leaf+"_file", secretFile)
+
+			clearEnv(t)
+			_, err := Load(writeFile(t, dir, "both.yaml", both))
+			if got := errorKeys(t, err); !slices.Equal(got, []string{key}) || !strings.Contains(err.Error(), key+"_file") || !strings.Contains(err.Error(), "only one") {
+				t.Errorf("both in the file: %v", err)
+			}
+			assertNoSecret(t, "error", fmt.Sprint(err))
+
+			t.Setenv(envName(key), testPassword)
+			t.Setenv(envName(key+"_file"), secretFile)
+			_, err = Load("")
+			if got := errorKeys(t, err); !slices.Equal(got, []string{key}) || !strings.Contains(err.Error(), envName(key+"_file")) {
+				t.Errorf("both in the environment: %v", err)
+			}
+			assertNoSecret(t, "error", fmt.Sprint(err))
+
+			for name, setup := range map[string]func() string{
+				"file": func() string {
+					clearEnv(t)
+					return writeFile(t, dir, "one.yaml", section(leaf+"_file", secretFile))
+				},
+				"environment": func() string {
+					clearEnv(t)
+					t.Setenv(envName(key+"_file"), secretFile)
+					return ""
+				},
+			} {
+				cfg, err := Load(setup())
+				if err != nil {
+					t.Fatalf("%s_file from the %s: %v", key, name, err)
+				}
+				if secret, _ := secretFields[key](cfg); secret.Reveal() != testPassword {
+					t.Errorf("%s_file from the %s: %s not read", key, name, key)
+				}
+			}
+		})
+	}
+}
+
 // TestEverySecretHasAFileKey keeps the <key>_file form available for every
-// Secret that is added to Config.
+// Secret that is added to Config: each is in SecretKeys, whose fields are
+// the secret and the string tagged <key>_file beside it.
 func TestEverySecretHasAFileKey(t *testing.T) {
 	var found []string
 	var walk func(reflect.Type, string)
@@ -593,9 +709,6 @@ func TestEverySecretHasAFileKey(t *testing.T) {
 			switch {
 			case f.Type == reflect.TypeFor[Secret]():
 				found = append(found, path)
-				if ff, ok := fieldByTag(typ, tagName(f)+fileSuffix); !ok || ff.Type.Kind() != reflect.String {
-					t.Errorf("%s has no string field tagged %s%s", path, tagName(f), fileSuffix)
-				}
 			case f.Type.Kind() == reflect.Struct:
 				walk(f.Type, path+".")
 			case f.Type.Kind() == reflect.Map && f.Type.Elem().Kind() == reflect.Struct:
@@ -604,8 +717,28 @@ func TestEverySecretHasAFileKey(t *testing.T) {
 		}
 	}
 	walk(reflect.TypeFor[Config](), "")
-	if want := []string{"irc.sasl.password", "matrix.access_token", "matrix.password", "koji.db.dsn"}; !slices.Equal(found, want) {
-		t.Errorf("secrets %q, want %q", found, want)
+	if !slices.Equal(found, SecretKeys) {
+		t.Errorf("secrets %q, SecretKeys %q", found, SecretKeys)
+	}
+	if len(secretFields) != len(SecretKeys) {
+		t.Errorf("%d secretFields for %d SecretKeys", len(secretFields), len(SecretKeys))
+	}
+	for _, key := range SecretKeys {
+		c := new(Config)
+		secret, file := secretFields[key](c)
+		*secret, *file = "the-secret", "the-file"
+		var gotSecret, gotFile string
+		walkFields(reflect.ValueOf(c).Elem(), "", func(path string, val reflect.Value) {
+			switch {
+			case val.Kind() == reflect.String && val.String() == "the-secret":
+				gotSecret = path
+			case val.Kind() == reflect.String && val.String() == "the-file":
+				gotFile = path
+			}
+		})
+		if gotSecret != key || gotFile != key+"_file" {
+			t.Errorf("secretFields[%s] sets %s and %s", key, gotSecret, gotFile)
+		}
 	}
 }
 

@@ -19,18 +19,26 @@ import (
 // report it. Key is the key's full path as written in the file, with the
 // entries of a map in brackets: "irc.port", "hosts[koji-hub].address",
 // "acl.commands[capacity]". Problem says what is wrong with the value and
-// what is expected; it never holds a secret's value.
+// what is expected; it never holds a secret's value. Line is the line of
+// the configuration file that set the key, or 0 when the file did not (a
+// default, the environment, or a check of the whole configuration).
 type KeyError struct {
 	Key     string
 	Problem string
+	Line    int
 }
 
-// Error implements error: "key: problem".
+// Error implements error: "key: problem", after "line N: " when Line is
+// known.
 func (e *KeyError) Error() string {
-	if e.Key == "" {
-		return e.Problem
+	msg := e.Problem
+	if e.Key != "" {
+		msg = e.Key + ": " + msg
 	}
-	return e.Key + ": " + e.Problem
+	if e.Line > 0 {
+		msg = "line " + strconv.Itoa(e.Line) + ": " + msg
+	}
+	return msg
 }
 
 // joinKeyErrors joins errs with errors.Join; nil when there are none.
@@ -309,8 +317,10 @@ func (c *Config) validateACL(v *validator, knownCommands []string) {
 
 func (c *Config) validateKoji(v *validator) {
 	k := &c.Koji
-	if strings.TrimSpace(k.DB.DSN.Reveal()) == "" {
-		v.addf("koji.db.dsn", "is empty; expected a PostgreSQL connection string such as \"postgres://kojibot@db/koji\", or koji.db.dsn_file")
+	// With the hub's API (koji.hub.url) the database is needed only for
+	// `connections` and the connections watch, which are then off.
+	if strings.TrimSpace(k.DB.DSN.Reveal()) == "" && k.Hub.URL == "" {
+		v.addf("koji.db.dsn", "is empty and koji.hub.url is empty; expected koji.hub.url (the hub's API, recommended) or a PostgreSQL connection string such as \"postgres://kojibot@db/koji\", or koji.db.dsn_file")
 	}
 	if !dbRoleRE.MatchString(k.DBUser) {
 		v.addf("koji.db_user", "%q is not a database role name; expected the hub's role, e.g. \"koji\"", k.DBUser)
@@ -337,6 +347,7 @@ func (c *Config) validateKoji(v *validator) {
 	if strings.TrimSpace(k.Command) == "" {
 		v.addf("koji.command", "is empty; expected the koji CLI, e.g. \"koji\"")
 	}
+	c.validateKojiHub(v)
 }
 
 func (c *Config) validateSSH(v *validator) {

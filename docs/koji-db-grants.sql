@@ -1,6 +1,11 @@
 -- koji-db-grants.sql: the least the kojibot database role needs on the Koji
 -- database. kojibot's tests apply this very file to their databases.
 --
+-- With koji.hub.url (the recommended way: hosts through the hub's API) none
+-- of this is needed: `connections` asks only
+--   GRANT pg_read_all_stats, pg_signal_backend TO kojibot;
+-- This file is for the database path (no koji.hub.url).
+--
 -- Run it in the Koji database as a superuser (the role memberships at the end
 -- need one), after creating the role:
 --   CREATE ROLE kojibot LOGIN PASSWORD '...';

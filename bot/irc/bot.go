@@ -27,21 +27,6 @@ import (
 // that both transports share.
 type Handler = bot.Handler
 
-// Defaults for zero values in config.IRC (the config package normally
-// fills them in).
-const (
-	DefaultPort          = 6667            // irc.port without TLS
-	DefaultTLSPort       = 6697            // irc.port with TLS
-	DefaultCommandPrefix = "!koji"         // irc.command_prefix
-	DefaultMaxLines      = 4               // irc.max_lines: lines of one reply in a channel
-	DefaultLineBytes     = 350             // irc.line_bytes: text bytes in one message
-	DefaultSendRate      = 1.0             // irc.send_rate: lines a second (InspIRCd refills 1 a second)
-	DefaultSendBurst     = 4               // irc.send_burst: well under InspIRCd's threshold of 10
-	DefaultWhoisTimeout  = 5 * time.Second // irc.whois_timeout
-	DefaultReconnectMax  = 2 * time.Minute // irc.reconnect_max
-	DefaultWorkers       = 8               // irc.workers: commands running at once
-)
-
 // MaxSASLFailures is how many SASL failures in a row make Run give up.
 const MaxSASLFailures = 3
 
@@ -99,8 +84,9 @@ type Bot struct {
 	sess   *session // the registered connection, or nil
 }
 
-// New checks cfg, fills in defaults for its zero values and returns a Bot
-// that will send commands to h. A nil log discards.
+// New checks cfg, a validated irc: section (config.Default holds the
+// defaults: New fills in nothing), and returns a Bot that will send
+// commands to h. A nil log discards.
 func New(cfg config.IRC, h Handler, log *slog.Logger, opts ...Option) (*Bot, error) {
 	if h == nil {
 		return nil, errors.New("bot: nil Handler")
@@ -108,7 +94,6 @@ func New(cfg config.IRC, h Handler, log *slog.Logger, opts ...Option) (*Bot, err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cfg = withDefaults(cfg)
 	if cfg.Server == "" {
 		return nil, errors.New("bot: irc.server is empty")
 	}
@@ -138,41 +123,6 @@ func New(cfg config.IRC, h Handler, log *slog.Logger, opts ...Option) (*Bot, err
 		o(b)
 	}
 	return b, nil
-}
-
-// withDefaults fills in zero values.
-func withDefaults(c config.IRC) config.IRC {
-	if c.Port == 0 {
-		c.Port = DefaultPort
-		if c.TLS {
-			c.Port = DefaultTLSPort
-		}
-	}
-	if c.CommandPrefix == "" {
-		c.CommandPrefix = DefaultCommandPrefix
-	}
-	if c.MaxLines <= 0 {
-		c.MaxLines = DefaultMaxLines
-	}
-	if c.LineBytes <= 0 {
-		c.LineBytes = DefaultLineBytes
-	}
-	if c.SendRate <= 0 {
-		c.SendRate = DefaultSendRate
-	}
-	if c.SendBurst <= 0 {
-		c.SendBurst = DefaultSendBurst
-	}
-	if c.WhoisTimeout <= 0 {
-		c.WhoisTimeout = DefaultWhoisTimeout
-	}
-	if c.ReconnectMax <= 0 {
-		c.ReconnectMax = DefaultReconnectMax
-	}
-	if c.Workers <= 0 {
-		c.Workers = DefaultWorkers
-	}
-	return c
 }
 
 // defaultUserLimits is the inbound limit of commands.user_rate and

@@ -131,15 +131,11 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 // botConfig is a bot on the network's strict port, logging in as kojibot.
 func botConfig(n *ircnet.Network, nick string, channels ...string) config.IRC {
-	return config.IRC{
-		Server:        n.Host(),
-		Port:          n.StrictPort(),
-		Nick:          nick,
-		SASL:          config.SASL{User: botAccount, Password: botPassword},
-		Channels:      channels,
-		CommandPrefix: "!koji",
-		MaxLines:      4,
-	}
+	c := config.Default().IRC
+	c.Server, c.Port, c.TLS, c.Nick = n.Host(), n.StrictPort(), false, nick
+	c.SASL = config.SASL{User: botAccount, Password: botPassword}
+	c.Channels, c.NotifyChannel = channels, ""
+	return c
 }
 
 // runBot runs a bot until the test ends and checks that Run returned nil.
@@ -578,7 +574,8 @@ func TestReconnectAfterRestart(t *testing.T) {
 
 // TestNewRejects checks configuration errors are reported, not run.
 func TestNewRejects(t *testing.T) {
-	good := config.IRC{Server: "irc.example.org", Nick: "kojibot", Channels: []string{"#ops"}}
+	good := config.Default().IRC
+	good.Server, good.Channels, good.NotifyChannel = "irc.example.org", []string{"#ops"}, ""
 	tests := map[string]func(*config.IRC){
 		"no server":   func(c *config.IRC) { c.Server = "" },
 		"bad nick":    func(c *config.IRC) { c.Nick = "9 lives" },
@@ -595,17 +592,8 @@ func TestNewRejects(t *testing.T) {
 	if _, err := New(good, nil, nil); err == nil {
 		t.Error("New accepted a nil Handler")
 	}
-	b, err := New(good, newRecorder(), nil)
-	if err != nil {
+	if _, err := New(good, newRecorder(), nil); err != nil {
 		t.Fatal(err)
-	}
-	if b.cfg.Port != DefaultPort || b.cfg.MaxLines != DefaultMaxLines || b.cfg.CommandPrefix != DefaultCommandPrefix ||
-		b.cfg.Workers != DefaultWorkers || b.cfg.WhoisTimeout != DefaultWhoisTimeout {
-		t.Errorf("defaults not applied: %+v", b.cfg)
-	}
-	good.TLS = true
-	if b, _ := New(good, newRecorder(), nil); b.cfg.Port != DefaultTLSPort {
-		t.Errorf("TLS port = %d, want %d", b.cfg.Port, DefaultTLSPort)
 	}
 }
 
@@ -630,13 +618,11 @@ func TestNoSASLOfferedIsAnError(t *testing.T) {
 			go fakeServer(c)
 		}
 	}()
-	cfg := config.IRC{
-		Server:       "127.0.0.1",
-		Port:         l.Addr().(*net.TCPAddr).Port,
-		Nick:         "kbnosasl",
-		SASL:         config.SASL{User: botAccount, Password: botPassword},
-		ReconnectMax: 100 * time.Millisecond,
-	}
+	cfg := config.Default().IRC
+	cfg.Server, cfg.Port, cfg.TLS, cfg.Nick = "127.0.0.1", l.Addr().(*net.TCPAddr).Port, false, "kbnosasl"
+	cfg.SASL = config.SASL{User: botAccount, Password: botPassword}
+	cfg.Channels, cfg.NotifyChannel = nil, ""
+	cfg.ReconnectMax = 100 * time.Millisecond
 	b, err := New(cfg, newRecorder(), testLog(t))
 	if err != nil {
 		t.Fatal(err)

@@ -171,7 +171,8 @@ type callerQueue struct {
 // maxQueued is how many commands of one caller may wait; more are refused.
 const maxQueued = 20
 
-// New checks opts and returns a Bot.
+// New checks opts and returns a Bot. opts.Config is a validated matrix:
+// section (config.Default holds the defaults): New fills in none of it.
 func New(opts Options) (*Bot, error) {
 	if opts.Handler == nil || opts.State == nil {
 		return nil, errors.New("matrix: nil Handler or State")
@@ -182,20 +183,11 @@ func New(opts Options) (*Bot, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	if opts.Config.CommandPrefix == "" {
-		opts.Config.CommandPrefix = "!koji"
-	}
-	if opts.Config.MaxLines < 2 {
-		opts.Config.MaxLines = 30
-	}
 	if opts.BackoffMax <= 0 {
 		opts.BackoffMax = time.Minute
 	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 90 * time.Second}
-	}
-	if opts.Config.MaxDelay <= 0 {
-		opts.Config.MaxDelay = 2 * time.Minute
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = 8

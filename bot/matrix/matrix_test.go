@@ -182,9 +182,11 @@ func newTestBotWith(t *testing.T, f *fakeHS, kv KV, h Handler, maxLines int, bac
 	t.Helper()
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
+	cfg := config.Default().Matrix
+	cfg.Homeserver, cfg.UserID, cfg.AccessToken = srv.URL, "@kojibot:test", "tok"
+	cfg.Rooms, cfg.MaxLines = []string{"!room:test"}, maxLines
 	b, err := New(Options{
-		Config: config.Matrix{Homeserver: srv.URL, UserID: "@kojibot:test", AccessToken: "tok",
-			Rooms: []string{"!room:test"}, MaxLines: maxLines},
+		Config:  cfg,
 		Handler: h, State: kv, BackoffMax: backoffMax,
 		LongOutput: func(string) (string, bool) {
 			if pages == nil {

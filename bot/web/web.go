@@ -43,7 +43,8 @@ type IRCStatus interface {
 	Connected() bool
 }
 
-// Pinger checks that the Koji database answers, as *kojidb.DB does.
+// Pinger checks that the Koji database or hub answers, as *kojidb.DB and
+// *kojihub.Client do.
 type Pinger interface {
 	Ping(ctx context.Context) error
 }
@@ -68,6 +69,8 @@ type Options struct {
 	// DB is pinged by /healthz, for at most HealthTimeout, at most once
 	// per HealthCacheTTL.
 	DB Pinger
+	// Hub (koji.hub.url) is pinged by /healthz the same way.
+	Hub Pinger
 	// Jobs serves /jobs/<token>; a job started in a private message is
 	// never served.
 	Jobs JobSource
@@ -91,7 +94,8 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	replies *replies
-	health  dbHealth
+	health  dbHealth // the database's pings
+	hub     dbHealth // the hub's pings
 
 	mu     sync.Mutex
 	srv    *http.Server
@@ -230,7 +234,8 @@ func (s *Server) Store(text string) (url string, ok bool) {
 
 // healthz answers 200 "ok" when the bot is on every configured chat
 // network and the Koji database answers, else 503 with one line per failing
-// component ("irc: disconnected", "matrix: disconnected", "koji-db: down"). It never shows an error's text, which
+// component ("irc: disconnected", "matrix: disconnected", "koji-db: down",
+// "koji-hub: down"). It never shows an error's text, which
 // can carry addresses, paths or a DSN: that goes to the log.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	var problems []string
@@ -241,8 +246,13 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		problems = append(problems, "matrix: disconnected")
 	}
 	if s.opts.DB != nil {
-		if err := s.dbErr(r.Context()); err != nil {
+		if err := s.pingErr(r.Context(), &s.health, s.opts.DB, "the Koji database"); err != nil {
 			problems = append(problems, "koji-db: down")
+		}
+	}
+	if s.opts.Hub != nil {
+		if err := s.pingErr(r.Context(), &s.hub, s.opts.Hub, "the Koji hub"); err != nil {
+			problems = append(problems, "koji-hub: down")
 		}
 	}
 	if len(problems) > 0 {
@@ -252,7 +262,8 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusOK, "ok\n")
 }
 
-// dbHealth is the last database ping of /healthz and the one in flight.
+// dbHealth is the last ping of /healthz of one component (the database,
+// the hub) and the one in flight.
 type dbHealth struct {
 	mu       sync.Mutex
 	at       time.Time     // when the last ping ended; zero: never
@@ -261,11 +272,11 @@ type dbHealth struct {
 	inDriver bool          // a Ping call has not returned yet
 }
 
-// dbErr returns the outcome of a database ping at most HealthCacheTTL old,
-// pinging when there is none: one ping at a time, shared by every request
-// that waits for it. A request that ends first gets its context's error.
-func (s *Server) dbErr(ctx context.Context) error {
-	h := &s.health
+// pingErr returns the outcome of a ping of p (what, for the log) at most
+// HealthCacheTTL old, kept in h, pinging when there is none: one ping at a
+// time, shared by every request that waits for it. A request that ends
+// first gets its context's error.
+func (s *Server) pingErr(ctx context.Context, h *dbHealth, p Pinger, what string) error {
 	h.mu.Lock()
 	if !h.at.IsZero() && time.Now().Sub(h.at) < HealthCacheTTL {
 		err := h.err
@@ -274,7 +285,7 @@ func (s *Server) dbErr(ctx context.Context) error {
 	}
 	if h.wait == nil {
 		h.wait = make(chan struct{})
-		go s.pingOnce(h.wait)
+		go s.pingOnce(h, p, what, h.wait)
 	}
 	wait := h.wait
 	h.mu.Unlock()
@@ -288,12 +299,11 @@ func (s *Server) dbErr(ctx context.Context) error {
 	return h.err
 }
 
-// pingOnce pings the database, records the outcome and closes done. It
-// gives up after HealthTimeout even if Ping does not heed its context; a
-// Ping that has not returned is not called again until it does. A failure
-// is logged in full (the reply names only the component).
-func (s *Server) pingOnce(done chan struct{}) {
-	h := &s.health
+// pingOnce pings p, records the outcome in h and closes done. It gives up
+// after HealthTimeout even if Ping does not heed its context; a Ping that
+// has not returned is not called again until it does. A failure is logged
+// in full (the reply names only the component).
+func (s *Server) pingOnce(h *dbHealth, p Pinger, what string, done chan struct{}) {
 	ctx, cancel := context.WithTimeout(context.Background(), HealthTimeout)
 	defer cancel()
 	h.mu.Lock()
@@ -306,7 +316,7 @@ func (s *Server) pingOnce(done chan struct{}) {
 	} else {
 		answer := make(chan error, 1)
 		go func() {
-			err := s.opts.DB.Ping(ctx)
+			err := p.Ping(ctx)
 			h.mu.Lock()
 			h.inDriver = false
 			h.mu.Unlock()
@@ -319,7 +329,7 @@ func (s *Server) pingOnce(done chan struct{}) {
 		}
 	}
 	if err != nil {
-		s.log.Warn("health check: the Koji database does not answer", "err", err)
+		s.log.Warn("health check: "+what+" does not answer", "err", err)
 	}
 	h.mu.Lock()
 	h.at, h.err, h.wait = time.Now(), err, nil

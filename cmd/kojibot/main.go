@@ -75,6 +75,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Short: "validate the configuration and name every problem",
 		Long: "check-config validates the configuration offline. With --probe it also connects to the\n" +
 			"Koji database and checks every privilege the configured commands need, and koji.user;\n" +
+			"logs in to the Koji hub (koji.hub.url) and checks the bot's permissions and proxy login;\n" +
 			"and logs in to every hosts entry, where ssh.helper must run and allow what the\n" +
 			"configuration asks of that machine (its services, cleanup dirs, xen config dir).",
 		Args: cobra.NoArgs,
@@ -97,6 +98,9 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 			fmt.Fprintf(stdout, "%s: configuration is valid\n", configPath)
 			if probe {
 				code := runProbe(cmd.Context(), cfg, stdout, stderr)
+				if c := runHubProbe(cmd.Context(), cfg, stdout, stderr); c != 0 {
+					code = c
+				}
 				if c := runSSHProbe(cmd.Context(), cfg, stdout, stderr); c != 0 {
 					code = c
 				}
@@ -205,7 +209,7 @@ func splitErrors(err error) []string {
 // newLogger builds the JSON logger for the audit and operational log.
 func newLogger(cfg config.Log, stderr io.Writer) (*slog.Logger, io.Closer, error) {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(orDefault(cfg.Level, "info"))); err != nil {
+	if err := level.UnmarshalText([]byte(cfg.Level)); err != nil {
 		return nil, nil, fmt.Errorf("log.level: %w", err)
 	}
 	w, closer := stderr, io.Closer(io.NopCloser(nil))
@@ -217,11 +221,4 @@ func newLogger(cfg config.Log, stderr io.Writer) (*slog.Logger, io.Closer, error
 		w, closer = f, f
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), closer, nil
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

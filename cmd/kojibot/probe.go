@@ -27,6 +27,8 @@ func probeNeeds(cfg *config.Config) kojidb.ProbeNeeds {
 		HostWrites:   mutating("capacity", "enable", "disable"),
 		SeeBackends:  !listed || len(groups) > 0,
 		KillBackends: mutating("connections kill"),
+		// With the hub, the database serves connections alone.
+		HubHosts: cfg.Koji.Hub.URL != "",
 	}
 }
 
@@ -34,6 +36,11 @@ func probeNeeds(cfg *config.Config) kojidb.ProbeNeeds {
 // configuration needs (kojidb.Probe), printing one line per check. It
 // returns 0 when nothing is missing, 1 otherwise (or when it cannot ask).
 func runProbe(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) int {
+	if cfg.Koji.DB.DSN.Reveal() == "" {
+		// check-config accepts that only with koji.hub.url.
+		fmt.Fprintln(stdout, "koji database: not configured (koji.db.dsn is empty): `connections` and the connections watch are off")
+		return 0
+	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	db, err := kojidb.Open(ctx, cfg.Koji.DB.DSN.Reveal(), cfg.Koji.User, nil)

@@ -29,4 +29,11 @@ func TestProbeNeeds(t *testing.T) {
 			t.Errorf("%s: %+v, want %+v", tt.name, got, tt.want)
 		}
 	}
+	// With the hub, the database serves connections alone.
+	cfg := &config.Config{}
+	cfg.ACL.Commands = map[string][]string{"capacity": {"g"}}
+	cfg.Koji.Hub.URL = "https://koji.example.org/kojihub"
+	if got, want := probeNeeds(cfg), (kojidb.ProbeNeeds{HostWrites: true, SeeBackends: true, HubHosts: true}); got != want {
+		t.Errorf("with the hub: %+v, want %+v", got, want)
+	}
 }

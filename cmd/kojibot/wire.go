@@ -27,6 +27,7 @@ import (
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
+	"github.com/fedora-infra/kojibot/commands/kojihub"
 	"github.com/fedora-infra/kojibot/commands/outage"
 	"github.com/fedora-infra/kojibot/commands/state"
 	"github.com/fedora-infra/kojibot/commands/watch"
@@ -60,8 +61,12 @@ func configWarnings(cfg *config.Config) []*config.KeyError {
 
 // system is everything a running kojibot is made of, below IRC.
 type system struct {
-	log        *slog.Logger
-	db         *kojidb.DB
+	log *slog.Logger
+	// db is the Koji database (koji.db); nil when koji.db.dsn is empty.
+	db *kojidb.DB
+	// hub is Koji's hosts and tasks through the hub's API (koji.hub.url);
+	// nil without it.
+	hub        *kojihub.Farm
 	dispatcher *commands.Dispatcher
 	acl        *acl.Checker
 	drafts     *outage.Store
@@ -76,8 +81,11 @@ type system struct {
 	shutdownOnce sync.Once
 }
 
-// build opens the Koji DB (lazily: a database down at start is reported
-// by the commands, not fatal), the ACL and the dispatcher.
+// build opens the Koji hub's client (koji.hub.url) and the Koji DB (koji.db;
+// both lazily: a hub or database down at start is reported by the
+// commands, not fatal), the ACL and the dispatcher. With the hub, every
+// host read and change and `override` go through it, and the database
+// serves `connections` alone.
 func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe func(command, result string, d time.Duration)) (_ *system, err error) {
 	log, logCloser, err := newLogger(cfg.Log, stderr)
 	if err != nil {
@@ -90,12 +98,24 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 			lc.stop()
 		}
 	}()
-	db, err := kojidb.Open(ctx, cfg.Koji.DB.DSN.Reveal(), cfg.Koji.User, log.With("component", "kojidb"),
-		kojidb.WithHubTimeZone(cfg.Koji.DBTimezone))
-	if err != nil {
-		return nil, fmt.Errorf("koji database: %w", err)
+	var db *kojidb.DB
+	if cfg.Koji.DB.DSN.Reveal() != "" {
+		if db, err = kojidb.Open(ctx, cfg.Koji.DB.DSN.Reveal(), cfg.Koji.User, log.With("component", "kojidb"),
+			kojidb.WithHubTimeZone(cfg.Koji.DBTimezone)); err != nil {
+			return nil, fmt.Errorf("koji database: %w", err)
+		}
+		lc.push("koji database", db.Close)
 	}
-	lc.push("koji database", db.Close)
+	var farm *kojihub.Farm
+	if cfg.Koji.Hub.URL != "" {
+		client, err := kojihub.New(kojihub.OptionsFrom(cfg, log.With("component", "kojihub")))
+		if err != nil {
+			return nil, fmt.Errorf("koji hub: %w", err)
+		}
+		// Logs out every session.
+		lc.push("koji hub", client.Close)
+		farm = kojihub.NewFarm(client, kojihub.FarmOptions{ActAsCaller: cfg.Koji.Hub.ActAsCaller, WebURL: cfg.Koji.WebURL})
+	}
 	auth, err := fasjsonAuthenticator(cfg.ACL, log.With("component", "acl"))
 	if err != nil {
 		return nil, fmt.Errorf("acl: %w", err)
@@ -111,16 +131,22 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 			return nil, fmt.Errorf("outage.template_file: %w", err)
 		}
 	}
-	sys := &system{log: log, db: db, acl: checker, drafts: outage.NewStore(0, nil), template: tmpl, cfg: cfg, lc: lc}
+	sys := &system{log: log, db: db, hub: farm, acl: checker, drafts: outage.NewStore(0, nil), template: tmpl, cfg: cfg, lc: lc}
 	deps := commands.Deps{
 		Config:   cfg,
-		DB:       db,
 		ACL:      checker,
 		Drafts:   sys.drafts,
 		Template: tmpl,
 		Audit:    log.With("log", "audit"),
 		Log:      log,
 		Observe:  observe,
+	}
+	// Interfaces get no typed nil: a missing database or hub stays nil.
+	if db != nil {
+		deps.DB = db
+	}
+	if farm != nil {
+		deps.Hub, deps.Tagger = farm, farm
 	}
 	if len(cfg.Hosts) > 0 {
 		// Reads ssh.key_file, which may be root's alone.
@@ -170,13 +196,28 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	// Say at start whether koji.user may edit hosts (kojidb logs the
 	// answer); every write checks again. A database that is down is not
 	// fatal: the commands report it.
-	go func(ctx context.Context) {
-		cctx, cancel := context.WithTimeout(ctx, kojidb.CallTimeout)
-		defer cancel()
-		if _, err := sys.db.CheckKojiUser(cctx); err != nil && !errors.Is(err, kojidb.ErrNotAllowed) && ctx.Err() == nil {
-			sys.log.Warn("could not check koji.user at start", "error", err)
-		}
-	}(ctx) // ctx is re-bound below: pass today's value, not the variable
+	// Through the hub, Koji checks every call itself (check-config --probe
+	// says what the bot's Koji user may do).
+	if sys.hub == nil && sys.db != nil {
+		go func(ctx context.Context) {
+			cctx, cancel := context.WithTimeout(ctx, kojidb.CallTimeout)
+			defer cancel()
+			if _, err := sys.db.CheckKojiUser(cctx); err != nil && !errors.Is(err, kojidb.ErrNotAllowed) && ctx.Err() == nil {
+				sys.log.Warn("could not check koji.user at start", "error", err)
+			}
+		}(ctx) // ctx is re-bound below: pass today's value, not the variable
+	}
+	// Through the hub: one call at start, so that the log says at once
+	// which Koji answers (the client logs its Koji-Version header).
+	if sys.hub != nil {
+		go func(ctx context.Context) {
+			cctx, cancel := context.WithTimeout(ctx, kojidb.CallTimeout)
+			defer cancel()
+			if err := sys.hub.Ping(cctx); err != nil && ctx.Err() == nil {
+				sys.log.Warn("the Koji hub did not answer at start", "error", err)
+			}
+		}(ctx)
+	}
 	var srv *web.Server
 	var opts []irc.Option
 	if cfg.HTTP.Listen != "" && cfg.HTTP.PublicURL != "" {
@@ -229,8 +270,14 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		notifyAll(reply.Text(reply.Info, line))
 	}
 	webOpts := web.Options{
-		Listen: cfg.HTTP.Listen, PublicURL: cfg.HTTP.PublicURL, DB: sys.db, Jobs: sys.dispatcher,
+		Listen: cfg.HTTP.Listen, PublicURL: cfg.HTTP.PublicURL, Jobs: sys.dispatcher,
 		Drafts: sys.drafts, Template: sys.template, Gatherer: reg, Log: sys.log.With("component", "http"),
+	}
+	if sys.db != nil {
+		webOpts.DB = sys.db
+	}
+	if sys.hub != nil {
+		webOpts.Hub = sys.hub
 	}
 	// connected says whether the bot is up where it serves: on IRC, in
 	// every configured channel (systemd's READY waits for it).
@@ -258,9 +305,17 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		})
 	}
 	watchDeps := watch.Deps{
-		DB: sys.db, Drafts: sys.drafts, Builders: sys.dispatcher.Builders, Metrics: metrics,
+		Drafts: sys.drafts, Builders: sys.dispatcher.Builders, Metrics: metrics,
 		Notify: func(m reply.Message) bool { notifyAll(m); return true },
 		Log:    sys.log.With("component", "watch"),
+	}
+	// Without koji.db the connections watch is off; with the hub, the
+	// stale watch reads the hosts through it.
+	if sys.db != nil {
+		watchDeps.DB = sys.db
+	}
+	if sys.hub != nil {
+		watchDeps.Hub = sys.hub
 	}
 	if sys.fleet != nil {
 		watchDeps.Disk = sys.fleet

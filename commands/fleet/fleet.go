@@ -11,12 +11,14 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -26,13 +28,7 @@ import (
 	"github.com/fedora-infra/kojibot/config"
 )
 
-// Defaults used when the matching config.SSH field is zero.
 const (
-	DefaultConnectTimeout = 10 * time.Second
-	DefaultCommandTimeout = 10 * time.Minute
-	DefaultParallel       = 32
-	DefaultMaxOutput      = 1 << 20
-	DefaultServiceCommand = "sudo systemctl {action} {service}"
 	// DefaultKeepalive is how often an idle cached connection is probed
 	// with a keepalive@openssh.com request.
 	DefaultKeepalive = 30 * time.Second
@@ -149,10 +145,11 @@ func (l *link) alive() bool {
 	}
 }
 
-// New checks cfg and returns a Fleet for hosts (name → address). It reads
-// cfg.KeyFile now, or, when that is empty, expects an ssh-agent at
-// $SSH_AUTH_SOCK; it connects to nothing until a host is used. log may be
-// nil.
+// New checks cfg and returns a Fleet for hosts (name → address). cfg is a
+// validated ssh: section (config.Default holds the defaults): New fills in
+// nothing. It reads cfg.KeyFile now, or, when that is empty, expects an
+// ssh-agent at $SSH_AUTH_SOCK; it connects to nothing until a host is
+// used. log may be nil.
 func New(cfg config.SSH, hosts map[string]config.Host, log *slog.Logger) (*Fleet, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -165,21 +162,6 @@ func New(cfg config.SSH, hosts map[string]config.Host, log *slog.Logger) (*Fleet
 	}
 	if _, err := knownhosts.New(cfg.KnownHosts); err != nil {
 		return nil, fmt.Errorf("fleet: ssh.known_hosts: %w", err)
-	}
-	if cfg.ConnectTimeout <= 0 {
-		cfg.ConnectTimeout = DefaultConnectTimeout
-	}
-	if cfg.CommandTimeout <= 0 {
-		cfg.CommandTimeout = DefaultCommandTimeout
-	}
-	if cfg.Parallel <= 0 {
-		cfg.Parallel = DefaultParallel
-	}
-	if cfg.MaxOutput <= 0 {
-		cfg.MaxOutput = DefaultMaxOutput
-	}
-	if cfg.ServiceCommand == "" {
-		cfg.ServiceCommand = DefaultServiceCommand
 	}
 	if !strings.Contains(cfg.ServiceCommand, "{action}") || !strings.Contains(cfg.ServiceCommand, "{service}") {
 		return nil, fmt.Errorf("fleet: ssh.service_command %q must contain {action} and {service}", cfg.ServiceCommand)
@@ -455,15 +437,23 @@ func (f *Fleet) dial(ctx context.Context, label, addr string, jump *ssh.Client) 
 		}
 		return nil
 	}
-	auth, closeAuth, err := f.authMethod()
+	signers, closeAuth, err := f.signers()
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("fleet: %s: %w", label, err)
 	}
 	defer closeAuth()
+	// offered says the handshake got as far as offering our keys: a
+	// handshake that fails after that, other than by the connection
+	// breaking, is the host refusing them (x/crypto/ssh gives that
+	// refusal no error type of its own).
+	var offered bool
 	cc := &ssh.ClientConfig{
-		User:              f.cfg.User,
-		Auth:              []ssh.AuthMethod{auth},
+		User: f.cfg.User,
+		Auth: []ssh.AuthMethod{ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+			offered = true
+			return signers()
+		})},
 		HostKeyCallback:   check,
 		HostKeyAlgorithms: f.knownAlgorithms(known, addr),
 		Timeout:           f.cfg.ConnectTimeout,
@@ -485,7 +475,7 @@ func (f *Fleet) dial(ctx context.Context, label, addr string, jump *ssh.Client) 
 		case keyErr != nil:
 			f.log.Error("ssh host key check failed", "host", label, "err", keyErr)
 			return nil, keyErr
-		case strings.Contains(err.Error(), "unable to authenticate"):
+		case offered && !brokenConnection(err):
 			return nil, fmt.Errorf("fleet: %s: %w for user %s: %w", label, ErrAuth, f.cfg.User, err)
 		}
 		return nil, fmt.Errorf("fleet: %s: %w: ssh handshake: %w", label, ErrUnreachable, err)
@@ -567,16 +557,24 @@ func (f *Fleet) knownAlgorithms(known ssh.HostKeyCallback, addr string) []string
 	return algos
 }
 
-// authMethod returns the public key method: the key file's signer, or the
-// agent's keys over a connection to $SSH_AUTH_SOCK that the returned func
-// closes.
-func (f *Fleet) authMethod() (ssh.AuthMethod, func(), error) {
+// signers returns what gives the keys to offer: the key file's signer, or
+// the agent's keys over a connection to $SSH_AUTH_SOCK that the returned
+// func closes.
+func (f *Fleet) signers() (func() ([]ssh.Signer, error), func(), error) {
 	if f.signer != nil {
-		return ssh.PublicKeys(f.signer), func() {}, nil
+		return func() ([]ssh.Signer, error) { return []ssh.Signer{f.signer}, nil }, func() {}, nil
 	}
 	c, err := net.Dial("unix", f.agentSock)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ssh-agent at SSH_AUTH_SOCK: %w", err)
 	}
-	return ssh.PublicKeysCallback(agent.NewClient(c).Signers), func() { c.Close() }, nil
+	return agent.NewClient(c).Signers, func() { c.Close() }, nil
+}
+
+// brokenConnection says whether err is the connection itself failing (closed,
+// reset, timed out) rather than the other side refusing a request on it.
+func brokenConnection(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

@@ -542,6 +542,8 @@ func TestEachWithHungAndDeadBuilders(t *testing.T) {
 }
 
 func TestService(t *testing.T) {
+	// The farm's stand-in services: this is the fleet's service control,
+	// with no Koji hub for a real kojid to log in to.
 	farm := startFarm(t, builders.Spec{Name: "b1", Services: []string{"kojid", "plague-builder"}})
 	f := newFleet(t, farm, nil)
 	ctx := testCtx(t, 30*time.Second)
@@ -665,17 +667,23 @@ func TestNewChecksConfig(t *testing.T) {
 	kh := testKnownHosts(t)
 	key := filepath.Join(t.TempDir(), "no-such-key")
 	t.Setenv("SSH_AUTH_SOCK", "")
+	ssh := func(edit func(*config.SSH)) config.SSH {
+		c := config.Default().SSH
+		c.KnownHosts, c.KeyFile = kh, key
+		edit(&c)
+		return c
+	}
 	for _, c := range []struct {
 		name string
 		cfg  config.SSH
 		want string
 	}{
-		{"no user", config.SSH{KnownHosts: kh, KeyFile: key}, "ssh.user"},
-		{"no known_hosts", config.SSH{User: "kojibot", KeyFile: key}, "known_hosts"},
-		{"missing known_hosts", config.SSH{User: "kojibot", KnownHosts: kh + ".missing", KeyFile: key}, "known_hosts"},
-		{"missing key", config.SSH{User: "kojibot", KnownHosts: kh, KeyFile: key}, "ssh.key_file"},
-		{"no key, no agent", config.SSH{User: "kojibot", KnownHosts: kh}, "SSH_AUTH_SOCK"},
-		{"service command without placeholders", config.SSH{User: "kojibot", KnownHosts: kh, ServiceCommand: "systemctl restart kojid"}, "{action} and {service}"},
+		{"no user", ssh(func(c *config.SSH) { c.User = "" }), "ssh.user"},
+		{"no known_hosts", ssh(func(c *config.SSH) { c.KnownHosts = "" }), "known_hosts"},
+		{"missing known_hosts", ssh(func(c *config.SSH) { c.KnownHosts = kh + ".missing" }), "known_hosts"},
+		{"missing key", ssh(func(c *config.SSH) {}), "ssh.key_file"},
+		{"no key, no agent", ssh(func(c *config.SSH) { c.KeyFile = "" }), "SSH_AUTH_SOCK"},
+		{"service command without placeholders", ssh(func(c *config.SSH) { c.ServiceCommand = "systemctl restart kojid" }), "{action} and {service}"},
 	} {
 		if f, err := New(c.cfg, nil, nil); err == nil || !strings.Contains(err.Error(), c.want) {
 			if f != nil {

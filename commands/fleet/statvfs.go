@@ -207,7 +207,9 @@ func openSFTP(sess *ssh.Session) (*sftpConn, string, error) {
 		return nil, "", err
 	}
 	if err := sess.RequestSubsystem("sftp"); err != nil {
-		if strings.Contains(err.Error(), "subsystem request failed") {
+		// The host refused the subsystem (x/crypto/ssh gives the refusal
+		// no error type of its own: anything but a broken connection).
+		if !brokenConnection(err) {
 			return nil, FallbackNoSubsystem, nil
 		}
 		return nil, "", err

@@ -473,7 +473,7 @@ func lostConnection(err error) bool {
 			return true
 		}
 	}
-	return strings.Contains(err.Error(), "conn closed")
+	return errors.Is(err, pgconn.ErrConnClosed)
 }
 
 // dbError carries a message made safe to show (no DSN, no password) and the

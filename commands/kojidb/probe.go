@@ -17,6 +17,10 @@ type ProbeNeeds struct {
 	SeeBackends bool
 	// KillBackends: connections kill may run (pg_terminate_backend).
 	KillBackends bool
+	// HubHosts: hosts are read and written through the Koji hub
+	// (koji.hub.url), so no Koji table is needed: only the server's
+	// activity, for connections. HostWrites is then ignored.
+	HubHosts bool
 }
 
 // ProbeResult is one privilege the configuration needs, and whether the
@@ -32,8 +36,8 @@ type ProbeResult struct {
 // database role needs for needs: SELECT on the tables it reads, INSERT and
 // UPDATE on what it writes and the events sequence, membership in
 // pg_read_all_stats (or pg_monitor) and pg_signal_backend; with
-// HostWrites, also that koji.user may edit hosts (CheckKojiUser). It
-// changes nothing. The error is for a failure to ask, not for what is
+// HostWrites, also that koji.user may edit hosts (CheckKojiUser); with
+// HubHosts, none of Koji's tables. It changes nothing. The error is for a failure to ask, not for what is
 // missing.
 func (d *DB) Probe(ctx context.Context, needs ProbeNeeds) (Generation, []ProbeResult, error) {
 	var gen Generation
@@ -90,6 +94,9 @@ func (d *DB) Probe(ctx context.Context, needs ProbeNeeds) (Generation, []ProbeRe
 				reads = append(reads, t)
 				break
 			}
+		}
+		if needs.HubHosts {
+			reads, needs.HostWrites = nil, false
 		}
 		for _, t := range reads {
 			if err := table("SELECT", t, "hosts, host, cleanup, restart all, watch"); err != nil {

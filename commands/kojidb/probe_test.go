@@ -3,6 +3,7 @@ package kojidb
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -109,5 +110,51 @@ func TestProbeNamesWhatIsMissing(t *testing.T) {
 				t.Errorf("read-only configuration: missing %v", m)
 			}
 		})
+	}
+}
+
+// TestProbeHubHosts: with the hosts through the hub, a role that may read
+// no Koji table, only the server's activity, lacks nothing; the same role
+// on the database path lacks the reads of Koji's tables.
+func TestProbeHubHosts(t *testing.T) {
+	ctx := context.Background()
+	dsns, _ := newKoji(t, cluster, gens[len(gens)-1].harness, "kojibot")
+	const role = "kojibot_conns"
+	for _, q := range []string{
+		"CREATE ROLE " + role + " LOGIN PASSWORD 'conns-secret'",
+		"GRANT pg_read_all_stats, pg_signal_backend TO " + role,
+	} {
+		if _, err := dsns.Exec(ctx, q); err != nil && !strings.Contains(err.Error(), "already exists") {
+			t.Fatal(err)
+		}
+	}
+	u, err := url.Parse(dsns.Kojibot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(role, "conns-secret")
+	db, err := Open(ctx, u.String(), "kojibot", testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_, results, err := db.Probe(ctx, ProbeNeeds{HostWrites: true, SeeBackends: true, KillBackends: true, HubHosts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := missing(results); len(m) > 0 {
+		t.Errorf("through the hub: missing %v", m)
+	}
+	for _, r := range results {
+		if strings.Contains(r.What, " on ") || strings.HasPrefix(r.What, "koji.user") {
+			t.Errorf("through the hub, %q is checked", r.What)
+		}
+	}
+	_, results, err = db.Probe(ctx, ProbeNeeds{SeeBackends: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := strings.Join(missing(results), "; "); !strings.Contains(m, "SELECT on host") {
+		t.Errorf("on the database path the role lacks %q, want SELECT on host among them", m)
 	}
 }

@@ -22,16 +22,6 @@ var ErrInvalid = errors.New("invalid outage draft")
 // in UTC, as Fedora's subject lines and the `date -d` hint expect.
 const TimeLayout = "2006-01-02 15:04"
 
-// DefaultTo returns the recipients of a draft when outage.to is not set:
-// fedora-infrastructure-list and fedora-devel-list. It returns a new slice
-// on every call.
-func DefaultTo() []string {
-	return []string{
-		"fedora-infrastructure-list@lists.fedoraproject.org",
-		"fedora-devel-list@lists.fedoraproject.org",
-	}
-}
-
 // Draft is one outage announcement, the only value the template is fed.
 type Draft struct {
 	// ID is the store's short id ("o1"), for `outage show`; empty until
@@ -57,7 +47,7 @@ type Draft struct {
 	Affected, Unaffected []string
 	// TicketURL links the infrastructure ticket, when there is one.
 	TicketURL string
-	// To are the recipients; empty means DefaultTo.
+	// To are the recipients (outage.to).
 	To []string
 	// Contacts are the contact persons (disk.escalate).
 	Contacts []string
@@ -108,14 +98,11 @@ func (d Draft) Validate() error {
 }
 
 // normalized returns a copy of d that the template may read: times in UTC,
-// recipients defaulted, and slices of its own.
+// and slices of its own.
 func (d Draft) normalized() Draft {
 	d.Start = d.Start.UTC()
 	if !d.Created.IsZero() {
 		d.Created = d.Created.UTC()
-	}
-	if len(d.To) == 0 {
-		d.To = DefaultTo()
 	}
 	return d.clone()
 }
@@ -263,7 +250,7 @@ func samples() []Draft {
 			Affected:   []string{"Koji build system"},
 			Unaffected: []string{"Bodhi"},
 			TicketURL:  "https://forge.fedoraproject.org/infra/tickets/issues/1",
-			To:         DefaultTo(), Contacts: []string{"alice"},
+			To:         []string{"fedora-devel-list@lists.fedoraproject.org"}, Contacts: []string{"alice"},
 			CreatedBy: "alice", Created: start.Add(-7 * 24 * time.Hour),
 		},
 		{

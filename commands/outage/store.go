@@ -144,14 +144,11 @@ const AutoAuthor = "kojibot"
 // shared mount (disk.shared_mounts) reaches disk.full_percent: the Koji
 // build system is out from now, because mount on host is percent full.
 // contacts (disk.escalate) become the contact persons and to (outage.to)
-// the recipients, DefaultTo when empty. The draft is not stored.
+// the recipients. The draft is not stored.
 func ForFullMount(mount string, percent float64, host string, now time.Time, contacts, to []string) Draft {
 	reason := fmt.Sprintf("The shared mount %s on %s is %s full. "+
 		"Builds, tagging and repository regeneration that write to it fail until space is freed.",
 		mount, host, formatPercent(percent))
-	if len(to) == 0 {
-		to = DefaultTo()
-	}
 	return Draft{
 		Planned:   false,
 		Service:   "Koji build system",

@@ -30,7 +30,8 @@ type survey struct {
 	builders []hostDisk // sorted by host; nil when not checked
 	shared   *hostDisk  // nil when not checked
 
-	db       bool // whether the database checks ran
+	stale    bool // whether the hosts were read (stale check)
+	conn     bool // whether the connections were counted
 	hosts    []kojidb.Host
 	hostsErr error
 	conns    int
@@ -69,8 +70,10 @@ func (w *Watcher) CheckOnce(ctx context.Context) {
 	if s.shared != nil {
 		w.judgeShared(r, *s.shared)
 	}
-	if s.db {
+	if s.stale {
 		w.judgeStale(r, s)
+	}
+	if s.conn {
 		w.judgeConnections(r, s)
 	}
 	w.prune(r.seen)
@@ -102,14 +105,21 @@ func (w *Watcher) gather(ctx context.Context) survey {
 			s.shared.usages, s.shared.err = w.diskUsage(ctx, s.shared.host, w.set.sharedMounts)
 		})
 	}
-	if w.deps.DB != nil {
-		s.db = true
+	var hosts HostReader = w.deps.Hub
+	if hosts == nil && w.deps.DB != nil {
+		hosts = w.deps.DB
+	}
+	if hosts != nil {
+		s.stale = true
 		wg.Go(func() {
 			s.hostsErr = guard("list hosts", func() (err error) {
-				s.hosts, err = w.deps.DB.Hosts(ctx)
+				s.hosts, err = hosts.Hosts(ctx)
 				return err
 			})
 		})
+	}
+	if w.deps.DB != nil {
+		s.conn = true
 		wg.Go(func() {
 			s.connsErr = guard("count connections", func() (err error) {
 				s.conns, s.maxConns, err = w.deps.DB.ConnectionCount(ctx, w.set.dbUser)

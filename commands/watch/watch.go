@@ -29,14 +29,25 @@ type DiskReader interface {
 	DiskUsage(ctx context.Context, host string, paths []string) ([]fleet.Usage, error)
 }
 
-// FarmDB is what the watcher reads of the Koji database, as *kojidb.DB
-// does.
-type FarmDB interface {
+// HostReader reads Koji's build hosts, as *kojihub.Farm (through the hub)
+// and *kojidb.DB do.
+type HostReader interface {
 	// Hosts returns every Koji build host.
 	Hosts(ctx context.Context) ([]kojidb.Host, error)
+}
+
+// ConnCounter counts a database role's connections, as *kojidb.DB does.
+type ConnCounter interface {
 	// ConnectionCount returns role's client connections and
 	// max_connections.
 	ConnectionCount(ctx context.Context, role string) (count, max int, err error)
+}
+
+// FarmDB is what the watcher reads of the Koji database, as *kojidb.DB
+// does.
+type FarmDB interface {
+	HostReader
+	ConnCounter
 }
 
 // Observer receives the watcher's metrics, e.g. *web.Metrics.
@@ -85,25 +96,17 @@ const Hysteresis = 2.0
 // watch.interval, when shorter), giving the bot time to connect first.
 const FirstCheckDelay = 15 * time.Second
 
-// Defaults used for a zero value in the configuration given to New (Load
-// and Validate never leave one).
-const (
-	DefaultInterval           = 5 * time.Minute
-	DefaultStaleAfter         = 10 * time.Minute
-	DefaultRepeat             = 6 * time.Hour
-	DefaultFullPercent        = 90.0
-	DefaultConnectionsPercent = 80.0
-	DefaultParallel           = 32
-	DefaultDBUser             = "koji"
-)
-
-// Deps are the watcher's collaborators. Disk, DB and Builders may be nil:
-// the checks that need them are then not run.
+// Deps are the watcher's collaborators. Disk, DB, Hub and Builders may be
+// nil: the checks that need them are then not run.
 type Deps struct {
 	// Disk reads mounts on builders and on disk.shared_from.
 	Disk DiskReader
-	// DB reads Koji's hosts and connection count.
+	// DB reads the Koji database's connection count and, when Hub is nil,
+	// Koji's hosts. Nil (no koji.db): the connections check is off.
 	DB FarmDB
+	// Hub, when set (koji.hub.url), reads Koji's hosts for the stale
+	// check instead of DB.
+	Hub HostReader
 	// Drafts keeps the outage drafts made for full shared mounts; nil
 	// means no drafts are made.
 	Drafts *outage.Store
@@ -121,7 +124,8 @@ type Deps struct {
 	Log *slog.Logger
 }
 
-// settings are the configuration keys the watcher reads, defaulted.
+// settings are the configuration keys the watcher reads, from a validated
+// Config (config.Default holds the defaults).
 type settings struct {
 	interval, staleAfter, repeat time.Duration
 	fullPercent, connPercent     float64
@@ -136,7 +140,7 @@ type settings struct {
 }
 
 func newSettings(cfg *config.Config) settings {
-	s := settings{
+	return settings{
 		interval:      cfg.Watch.Interval,
 		staleAfter:    cfg.Watch.StaleAfter,
 		repeat:        cfg.Watch.Repeat,
@@ -152,31 +156,6 @@ func newSettings(cfg *config.Config) settings {
 		commandPrefix: cfg.IRC.CommandPrefix,
 		parallel:      cfg.SSH.Parallel,
 	}
-	if len(s.mounts) == 0 {
-		s.mounts = slices.Clone(cfg.Cleanup.Dirs)
-	}
-	if s.interval <= 0 {
-		s.interval = DefaultInterval
-	}
-	if s.staleAfter <= 0 {
-		s.staleAfter = DefaultStaleAfter
-	}
-	if s.repeat <= 0 {
-		s.repeat = DefaultRepeat
-	}
-	if s.fullPercent <= 0 {
-		s.fullPercent = DefaultFullPercent
-	}
-	if s.connPercent <= 0 {
-		s.connPercent = DefaultConnectionsPercent
-	}
-	if s.parallel <= 0 {
-		s.parallel = DefaultParallel
-	}
-	if s.dbUser == "" {
-		s.dbUser = DefaultDBUser
-	}
-	return s
 }
 
 // Watcher runs the checks and owns their notification state. It is safe
@@ -201,7 +180,8 @@ type Watcher struct {
 }
 
 // New returns a Watcher for cfg's disk, watch, koji.db_user, outage.to and
-// http.public_url keys and deps. It starts nothing: call Run.
+// http.public_url keys and deps. cfg is a validated Config: New fills in
+// no defaults. It starts nothing: call Run.
 func New(cfg *config.Config, deps Deps) *Watcher {
 	if cfg == nil {
 		cfg = config.Default()

@@ -390,10 +390,10 @@ func TestSharedMountDraft(t *testing.T) {
 		d := drafts[0]
 		if d.ID != "o1" || d.Planned || !d.Start.Equal(t0.Add(time.Minute)) || d.CreatedBy != outage.AutoAuthor ||
 			!strings.Contains(d.Reason, "/mnt/koji on koji-hub is 93.5% full") ||
-			!slices.Equal(d.Contacts, []string{"alice", "carol"}) || !slices.Equal(d.To, outage.DefaultTo()) {
+			!slices.Equal(d.Contacts, []string{"alice", "carol"}) || !slices.Equal(d.To, config.Default().Outage.To) {
 			t.Fatalf("draft = %+v", d)
 		}
-		want := outage.ForFullMount("/mnt/koji", 93.5, "koji-hub", t0.Add(time.Minute), []string{"alice", "carol"}, nil)
+		want := outage.ForFullMount("/mnt/koji", 93.5, "koji-hub", t0.Add(time.Minute), []string{"alice", "carol"}, config.Default().Outage.To)
 		_, gotBody, err1 := outage.Render(d)
 		_, wantBody, err2 := outage.Render(want)
 		if err1 != nil || err2 != nil || gotBody != wantBody {

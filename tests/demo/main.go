@@ -1,6 +1,7 @@
 // Command demo runs kojibot on a local sandbox: an InspIRCd + Anope network,
-// PostgreSQL with a Koji database of the SOP's hosts and a FASJSON stand-in,
-// a farm of sshd builders with the SOP's problems and, when Dendrite builds,
+// the upstream Koji hub (its database the bot's koji.db) with the SOP's
+// hosts, a FASJSON stand-in, a farm of sshd builders running the upstream
+// kojid, with the SOP's problems and, when Dendrite builds,
 // a Matrix homeserver, then prints how to talk to the bot. Ctrl-C stops
 // everything. It is what `make demo` runs; `kojibot-demo tour` (make tour)
 // plays a scripted conversation with it instead and prints the transcript.
@@ -17,7 +18,6 @@ import (
 	"time"
 
 	"github.com/fedora-infra/kojibot/tests/harness"
-	"github.com/fedora-infra/kojibot/tests/harness/pgsql"
 	"github.com/fedora-infra/kojibot/tests/harness/realkoji"
 	"github.com/fedora-infra/kojibot/tests/harness/sandbox"
 )
@@ -74,13 +74,15 @@ then, in irssi:
     !koji override f41 foo-1.0-1.fc41
     !koji outage draft koji /mnt/koji is full
 
-The farm: sshd "machines" koji-hub (httpd, kojira; /mnt/koji), koji-admin (the
-upstream koji CLI, logged in to a real Koji %[12]s hub where a kojid takes the
-tasks; override tags into it), xen4 (xen configs in /srv/xen) and builders xenbuilder1-4 (kojid;
-tmpfs /var/lib/mock and /mnt/build), each in its own namespaces on 127.0.0.x.
-It has the SOP's problems: old buildroots, a plague build, a chroot with a bind
-mount and a symlink on xenbuilder2 (try the clean-up), xenbuilder3's /var/lib/mock
-at %[9]d%%, xenbuilder4 silent for an hour, /mnt/koji at %[10]d%%. Push /mnt/koji
+The farm: a real Koji %[12]s hub (Apache, PostgreSQL: the bot's koji.db),
+sshd "machines" koji-hub (httpd, kojira; /mnt/koji), koji-admin (the upstream
+koji CLI, logged in to the hub; override tags into it), xen4 (xen configs in
+/srv/xen) and builders xenbuilder1-4 (kojid: the upstream daemon, logged in as
+xenbuilderN.fedora.redhat.com, checking in every %[13]ds; tmpfs /var/lib/mock
+and /mnt/build), each in its own namespaces on 127.0.0.x. It has the SOP's
+problems: old buildroots, a plague build, a chroot with a bind mount and a
+symlink on xenbuilder2 (try the clean-up), xenbuilder3's /var/lib/mock at
+%[9]d%%, xenbuilder4's kojid stopped an hour ago, /mnt/koji at %[10]d%%. Push /mnt/koji
 over the threshold (the bot drafts the outage announcement):
   %[8]s
 
@@ -88,15 +90,15 @@ Run one command without IRC, as a FAS user:
   %[3]s exec --config %[5]s --as alice -- capacity ppc3 3
   %[3]s exec --config %[5]s --as bob -- capacity ppc3 3     (denied, exit 3)
 
-The real Koji hub (override's tags and builds), with the upstream CLI:
-  %[11]s list-tagged dist-f41-override
-  %[11]s list-hosts
+The real Koji hub with its upstream CLI, in one line (then koji list-tagged
+dist-f41-override, …; list-history shows the bot's writes, by user kojibot):
+  koji() { %[11]s "$@"; }; koji list-hosts; koji list-history --host ppc3.fedora.redhat.com
 
 The bot's log: %[6]s; the tour of all this: make tour
 Ctrl-C stops everything.
 `, sandbox.Channel, sb.IRC.Port(), bin, sandbox.Group, cfg, filepath.Join(filepath.Dir(cfg), "kojibot.log"),
 		IrssiCommand(sb.IRC.Port()), sb.FillSharedCommand(), sandbox.FullBuilderPercent, sandbox.SharedPercent,
-		kojiCLI, realkoji.Version)
+		kojiCLI, realkoji.Version, sandbox.KojidSleep)
 	if f.mx != nil {
 		fmt.Print(MatrixHowTo(f.mx))
 	} else {
@@ -188,11 +190,7 @@ func startFarm(ctx context.Context, prefix string, fast, withMatrix bool) (*farm
 		return nil, err
 	}
 	f := &farm{sb: sb, dir: dir, bin: bin}
-	if _, err := sb.CreateDB(ctx, "koji", pgsql.Versioned); err != nil {
-		f.close()
-		return nil, err
-	}
-	if err := sb.SeedProblems(ctx, "koji"); err != nil {
+	if err := sb.SeedProblems(ctx, sandbox.KojiDB); err != nil {
 		f.close()
 		return nil, err
 	}

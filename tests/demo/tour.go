@@ -294,6 +294,18 @@ func (t *tour) play(ctx context.Context, sb *sandbox.Sandbox) error {
 	if _, err := t.wait(ctx, "alice's capacity", has("alice:", "capacity 4 → 2")); err != nil {
 		return err
 	}
+	t.quiet(ctx, 300*time.Millisecond)
+	const history = "list-history --host ppc3" + sandbox.KojiDomain
+	t.note("what Koji itself shows, with the upstream CLI: koji %s", history)
+	out, err := sb.Koji.ReadCLI(ctx, strings.Fields(history)...)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		fmt.Fprintf(t.w, "%s     %s\n", time.Now().Format("15:04:05"), l)
+	}
+	t.mu.Unlock()
 	if err := t.say(t.alice, tourPrefix+"cleanup "+sandbox.MessyBuilder+" --dry-run"); err != nil {
 		return err
 	}

@@ -11,7 +11,8 @@ import (
 
 // TestTour plays the tour (`make tour`) against the real sandbox and checks
 // the transcript's key lines, in order: help, the watcher's alerts, bob
-// denied, alice's capacity, the clean-up's dry run and job with the bytes
+// denied, alice's capacity and Koji's own history of it (the upstream
+// CLI: the bot's Koji user's change), the clean-up's dry run and job with the bytes
 // freed, the outage draft of the full /mnt/koji with its link, restart all;
 // all within tourTimeout.
 func TestTour(t *testing.T) {
@@ -26,10 +27,13 @@ func TestTour(t *testing.T) {
 	}
 	inOrder := []string{
 		"<alice> !koji help", "!koji help <command>",
-		"<alice> !koji hosts", "alice: 10 hosts, 9 enabled, 9 ready",
+		"<alice> !koji hosts", "alice: 10 hosts, 9 enabled, 8 ready",
 		"<alice> !koji disk all", "alice: 4 builders: 1 full, 0 could not be read; full: xenbuilder3",
 		"<bob> !koji capacity ppc3 8", "<kojibot> bob: denied: capacity needs membership in FAS group sysadmin-build",
 		"<alice> !koji capacity ppc3 2", "<kojibot> alice: ppc3.fedora.redhat.com capacity 4 → 2 (load 1.5)",
+		"*** what Koji itself shows, with the upstream CLI: koji list-history --host ppc3.fedora.redhat.com",
+		"host configuration for ppc3.fedora.redhat.com altered by admin",
+		"host configuration for ppc3.fedora.redhat.com altered by kojibot [still active]",
 		"<alice> !koji cleanup xenbuilder2 --dry-run", "dry run, nothing will change for xenbuilder2: stop kojid, plague-builder; delete 7 entries older than 7d (11.0 MiB)",
 		"<alice> !koji cleanup xenbuilder2", "alice: confirm: clean-up plan for xenbuilder2",
 		"<alice> !koji confirm ", "alice: job 1 started: cleanup xenbuilder2",

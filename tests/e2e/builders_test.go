@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -323,11 +322,26 @@ func bldStartBot(t *testing.T, nick, channel string, extra map[string]any) {
 }
 
 // bldAddBuildroot adds a Koji buildroot of xenbuilder2 for the test's
-// length.
+// length: an active one (state 0-2) for a task its kojid runs (the kojid
+// expires any other), an expired one as it is left.
 func bldAddBuildroot(t *testing.T, id int64, state int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	if state < 3 {
+		release, err := sb.HoldBuildroot(ctx, "koji", bldBuilder, id, state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := release(ctx); err != nil {
+				t.Errorf("releasing buildroot %d: %v", id, err)
+			}
+		})
+		return
+	}
 	if err := sb.DBs["koji"].AddBuildroot(ctx, bldKojiName, id, state); err != nil {
 		t.Fatal(err)
 	}
@@ -686,26 +700,33 @@ touch -d '10 days ago' %[2]s`, src, slow, mounts))
 }
 
 // TestRestartAll: the hub's httpd then kojira, then, after the grace, only
-// the builders whose Koji check-in stood still.
+// the builders whose kojid did not check in since: the real kojids of
+// xenbuilder2-4 are stopped (their hosts stand still), xenbuilder1's keeps
+// checking in; the restart starts the stopped ones, which check in again.
 func TestRestartAll(t *testing.T) {
-	db := sb.DBs["koji"]
 	names := map[string]string{}
 	for _, b := range sandbox.Builders {
-		names[b] = b + ".fedora.redhat.com"
+		names[b] = b + sandbox.KojiDomain
 	}
-	// Put the check-ins back afterwards; until then all stand still a minute ago.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	for _, b := range sandbox.Builders {
-		orig := query[time.Time](t, "koji", "SELECT update_time FROM host WHERE name = $1", names[b])
-		t.Cleanup(func() {
-			if err := db.SetUpdateTime(context.Background(), names[b], orig); err != nil {
-				t.Errorf("restoring %s's update_time: %v", b, err)
-			}
-		})
-		if err := db.SetUpdateTime(ctx, names[b], time.Now().Add(-time.Minute)); err != nil {
-			t.Fatal(err)
+	for _, b := range sandbox.Builders[1:] {
+		if out, err := sb.Farm.Service(b, "stop", "kojid"); err != nil {
+			t.Fatalf("stop kojid on %s: %v %s", b, err, out)
 		}
+		t.Cleanup(func() { _, _ = sb.Farm.Service(b, "start", "kojid") })
+	}
+	// A kojid stopped mid-cycle may have checked in once more.
+	time.Sleep(time.Second)
+	stoodStill := time.Now()
+	// The hub machine's httpd is the Koji hub's Apache.
+	hubPID := func() string {
+		t.Helper()
+		return strings.TrimSpace(bldExec(t, sandbox.HubHost, "cat "+builders.ServiceStateDir+"/httpd.pid"))
+	}
+	apacheBefore := hubPID()
+	if out := bldExec(t, sandbox.HubHost, "tr '\\0' ' ' </proc/"+apacheBefore+"/cmdline"); !strings.Contains(out, "apache2") {
+		t.Fatalf("the hub machine's httpd is %q, not the hub's Apache", out)
 	}
 	journals := map[string][]string{}
 	for _, h := range append([]string{sandbox.HubHost}, sandbox.Builders...) {
@@ -714,38 +735,12 @@ func TestRestartAll(t *testing.T) {
 
 	alice := join(t, mainBot, "alice", "")
 	_, plan, token := bldPlan(alice, "restart all")
-	if text := strings.Join(plan, "\n"); !strings.Contains(text, "restart httpd then kojira on "+sandbox.HubHost+"; wait 3s") {
+	if text := strings.Join(plan, "\n"); !strings.Contains(text, "restart httpd then kojira on "+sandbox.HubHost+"; wait "+sandbox.ReconnectGrace.String()) {
 		t.Errorf("plan:\n%s", text)
 	}
-	// xenbuilder1 keeps checking in, as a builder that reconnected does.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var beatErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(500 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if err := db.SetUpdateTime(context.Background(), names["xenbuilder1"], time.Now()); err != nil {
-				beatErr = err
-				return
-			}
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
 	id, lines := bldConfirmJob(alice, token)
-	close(stop)
-	wg.Wait()
-	if beatErr != nil {
-		t.Fatal(beatErr)
-	}
 	bldInOrder(t, lines, sandbox.HubHost+": httpd restarted and active", sandbox.HubHost+": kojira restarted and active",
-		"waiting 3s", "1 builder checked in since the hub restart; 3 did not and will be restarted: xenbuilder2, xenbuilder3, xenbuilder4",
+		"waiting "+sandbox.ReconnectGrace.String(), "1 builder checked in since the hub restart; 3 did not and will be restarted: xenbuilder2, xenbuilder3, xenbuilder4",
 		"restarted the services of 3 builders, all active again: xenbuilder2, xenbuilder3, xenbuilder4", "job "+id+" (restart all) done in ")
 
 	hub := bldJournalSince(t, sandbox.HubHost, journals[sandbox.HubHost])
@@ -768,6 +763,19 @@ func TestRestartAll(t *testing.T) {
 	}
 	bldActive(t, sandbox.HubHost, "httpd", "kojira")
 	bldActive(t, bldBuilder, bldServices...)
+	// The hub itself was restarted, and answers.
+	if after := hubPID(); after == apacheBefore {
+		t.Errorf("the hub's Apache still runs as %s: not restarted", after)
+	}
+	if err := sb.Koji.WaitUp(ctx, 30*time.Second); err != nil {
+		t.Error(err)
+	}
+	// The restarted kojids are real: their hosts check in again.
+	for _, b := range sandbox.Builders {
+		if _, err := sb.Koji.WaitCheckin(ctx, names[b], stoodStill, 30*time.Second); err != nil {
+			t.Errorf("%s after the restart: %v\n%s", b, err, sb.KojidLog(b))
+		}
+	}
 }
 
 // TestMemory: setting a guest's memory rewrites only its memory line on the
@@ -1026,16 +1034,18 @@ func TestOverride(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host, err := anon.Struct(ctx, "getHost", sandbox.KojidHost)
+	// Taken by the kojid of one of the farm's builders.
+	host, err := anon.Struct(ctx, "getHost", task["host_id"])
 	if err != nil {
 		t.Fatal(err)
 	}
+	name, _ := host["name"].(string)
 	owner, err := anon.Struct(ctx, "getUser", task["owner"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if task["method"] != "tagBuild" || task["state"] != int64(2) || task["host_id"] != host["id"] || owner["name"] != sandbox.AdminKojiUser {
-		t.Errorf("task %d: %v (owner %v); want a tagBuild by %s, CLOSED (2) on %s (host %v)", n, task, owner["name"], sandbox.AdminKojiUser, sandbox.KojidHost, host["id"])
+	if task["method"] != "tagBuild" || task["state"] != int64(2) || !slices.Contains(sandbox.Builders, strings.TrimSuffix(name, sandbox.KojiDomain)) || owner["name"] != sandbox.AdminKojiUser {
+		t.Errorf("task %d: %v (owner %v, host %q); want a tagBuild by %s, CLOSED (2) on one of the builders", n, task, owner["name"], name, sandbox.AdminKojiUser)
 	}
 	tagged, err := anon.Structs(ctx, "listTagged", "dist-f8-override")
 	if err != nil || len(tagged) != 1 || tagged[0]["nvr"] != "foo-1.0-1" {

@@ -55,7 +55,7 @@ func TestCheckConfigProbe(t *testing.T) {
 
 	const role, password = "kojibot_nosignal", "nosignal-db-secret"
 	dsns := sb.DBs["koji"]
-	dsn, err := dsns.GrantRole(ctx, sb.PG, role, password)
+	dsn, err := dsns.GrantRole(ctx, sb.Koji.PG, role, password)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fedora-infra/kojibot/tests/harness/ircnet"
 	"github.com/fedora-infra/kojibot/tests/harness/pgsql"
+	"github.com/fedora-infra/kojibot/tests/harness/realkoji"
 	"github.com/fedora-infra/kojibot/tests/harness/sandbox"
 )
 
@@ -30,7 +31,7 @@ var users = map[string]string{"alice": "alice-pw", "bob": "bob-pw", "carol": "ca
 
 // Each bot: its nick, channel, database and ACL source.
 const (
-	mainBot   = "kojibot"        // versioned schema, static ACL, #fedora-admin
+	mainBot   = "kojibot"        // the farm's Koji hub, static ACL, #fedora-admin
 	legacyBot = "kojibot-legacy" // legacy schema, #legacy
 	fasBot    = "kojibot-fas"    // FASJSON ACL, #fas
 	noFASBot  = "kojibot-nofas"  // FASJSON unreachable, #nofas
@@ -62,7 +63,13 @@ func setup(m *testing.M) (int, error) {
 	if binary, err = sandbox.BuildBinary(dir, true); err != nil {
 		return 1, err
 	}
+	// Thirty more builders make `hosts` a long reply.
+	var extra []realkoji.SeedHost
+	for i := 1; i <= 30; i++ {
+		extra = append(extra, realkoji.SeedHost{Name: fmt.Sprintf("bkernel%02d.fedoraproject.org", i), Arches: "x86_64", Capacity: 2, CheckIn: true})
+	}
 	sb, err = sandbox.Start(ctx, sandbox.Options{Dir: dir, Users: users, Members: []string{"alice", "carol"}, Farm: true,
+		KojiHosts: extra,
 		// The pacing is tested by TestBurst and in bot/irc; elsewhere it
 		// would only make the replies slow.
 		FastBots: true})
@@ -70,21 +77,8 @@ func setup(m *testing.M) (int, error) {
 		return 1, err
 	}
 	defer sb.Close()
-	if _, err := sb.CreateDB(ctx, "koji", pgsql.Versioned); err != nil {
-		return 1, err
-	}
 	if _, err := sb.CreateDB(ctx, "koji_legacy", pgsql.Legacy); err != nil {
 		return 1, err
-	}
-	// Thirty more builders make `hosts` a long reply.
-	for i := 1; i <= 30; i++ {
-		if _, err := sb.DBs["koji"].Exec(ctx, `WITH u AS (INSERT INTO users (name, usertype, status) VALUES ($1, 1, 0) RETURNING id),
-			h AS (INSERT INTO host (user_id, name, update_time, task_load, ready) SELECT id, $1, now(), 0, true FROM u RETURNING id)
-			INSERT INTO host_config (host_id, arches, capacity, enabled, create_event, creator_id)
-			SELECT h.id, 'x86_64', 2, true, get_event(), (SELECT id FROM users WHERE name = 'kojiadmin') FROM h`,
-			fmt.Sprintf("bkernel%02d.fedoraproject.org", i)); err != nil {
-			return 1, fmt.Errorf("extra hosts: %w", err)
-		}
 	}
 	// The main bot serves a Matrix room of a real Dendrite too.
 	matrixSection, err := startMatrix(ctx, dir)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fedora-infra/kojibot/tests/harness"
 	"github.com/fedora-infra/kojibot/tests/harness/matrixhs"
+	"github.com/fedora-infra/kojibot/tests/harness/realkoji"
 	"github.com/fedora-infra/kojibot/tests/harness/sandbox"
 )
 
@@ -735,23 +736,35 @@ func addHosts(t *testing.T, n int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	admin, err := sb.Koji.AdminClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = admin.Logout(context.Background()) }()
 	var names []string
 	for i := 31; i < 31+n; i++ {
 		name := fmt.Sprintf("bkernel%02d.fedoraproject.org", i)
 		names = append(names, name)
-		if _, err := sb.DBs["koji"].Exec(ctx, `WITH u AS (INSERT INTO users (name, usertype, status) VALUES ($1, 1, 0) RETURNING id),
-			h AS (INSERT INTO host (user_id, name, update_time, task_load, ready) SELECT id, $1, now(), 0, true FROM u RETURNING id)
-			INSERT INTO host_config (host_id, arches, capacity, enabled, create_event, creator_id)
-			SELECT h.id, 'x86_64', 2, true, get_event(), (SELECT id FROM users WHERE name = 'kojiadmin') FROM h`, name); err != nil {
+		if _, err := admin.Int(ctx, "addHost", name, []string{"x86_64"}); err != nil {
 			t.Fatalf("adding %s: %v", name, err)
+		}
+		if _, err := admin.Call(ctx, "editHost", name, realkoji.Kwargs{"capacity": 2.0}); err != nil {
+			t.Fatalf("editing %s: %v", name, err)
+		}
+		if err := sb.Koji.CheckIn(ctx, name, 0, true); err != nil {
+			t.Fatal(err)
 		}
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		for _, q := range []string{
+			// Koji has no call that removes a host: its rows go.
+			`DELETE FROM host_channels WHERE host_id IN (SELECT id FROM host WHERE name = ANY($1))`,
 			`DELETE FROM host_config WHERE host_id IN (SELECT id FROM host WHERE name = ANY($1))`,
 			`DELETE FROM host WHERE name = ANY($1)`,
+			`DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE name = ANY($1))`,
+			`DELETE FROM user_krb_principals WHERE user_id IN (SELECT id FROM users WHERE name = ANY($1))`,
 			`DELETE FROM users WHERE name = ANY($1)`,
 		} {
 			if _, err := sb.DBs["koji"].Exec(ctx, q, names); err != nil {

@@ -73,18 +73,18 @@ func TestBurst(t *testing.T) {
 func TestPostgresRestart(t *testing.T) {
 	alice := join(t, mainBot, "alice", "")
 	alice.expect("host ppc1", "ppc1.fedora.redhat.com: enabled")
-	sb.PG.Stop()
+	sb.Koji.PG.Stop()
 	restarted := false
 	t.Cleanup(func() {
 		if !restarted {
-			_ = sb.PG.Start(context.Background())
+			_ = sb.Koji.PG.Start(context.Background())
 		}
 	})
 	alice.expect("host ppc1", "error: ", "unavailable")
 	alice.expect("capacity ppc1 3", "error: ", "unavailable", "nothing was changed")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := sb.PG.Start(ctx); err != nil {
+	if err := sb.Koji.PG.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	restarted = true

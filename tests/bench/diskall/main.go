@@ -115,7 +115,7 @@ func run() error {
 	var o options
 	flag.IntVar(&o.rounds, "rounds", 20, "timed rounds per method")
 	flag.IntVar(&o.builders, "builders", 50, "sshd builders to start (1-200)")
-	flag.IntVar(&o.parallel, "parallel", fleet.DefaultParallel, "ssh.parallel for the fleet, and pdsh's fanout (-f)")
+	flag.IntVar(&o.parallel, "parallel", config.Default().SSH.Parallel, "ssh.parallel for the fleet, and pdsh's fanout (-f)")
 	flag.DurationVar(&o.pause, "pause", 200*time.Millisecond, "idle time after every run, so sshd teardown is not charged to the next one")
 	flag.IntVar(&o.single, "single", 10, "runs of each method on one builder alone, for the per-connection costs")
 	flag.BoolVar(&o.matchedKex, "matched-kex", true, "also time pdsh with ssh -oKexAlgorithms="+matchedKex+", the key exchange kojibot negotiates")

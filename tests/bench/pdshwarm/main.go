@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/fedora-infra/kojibot/commands/fleet"
+	"github.com/fedora-infra/kojibot/config"
 	"github.com/fedora-infra/kojibot/tests/harness/builders"
 )
 
@@ -49,7 +50,7 @@ const (
 func main() {
 	n := flag.Int("builders", 50, "sshd builders to start (1–200)")
 	rounds := flag.Int("rounds", 20, "timed rounds of each")
-	parallel := flag.Int("parallel", fleet.DefaultParallel, "pdsh's fanout (-f), as ssh.parallel")
+	parallel := flag.Int("parallel", config.Default().SSH.Parallel, "pdsh's fanout (-f), as ssh.parallel")
 	persist := flag.String("persist", "10m", "ControlPersist of the warm masters")
 	flag.Parse()
 	if *n < 1 || *n > 200 || *rounds < 1 || *parallel < 1 {

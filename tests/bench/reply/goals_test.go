@@ -37,3 +37,15 @@ func TestGoals(t *testing.T) {
 		}
 	}
 }
+
+// TestHubGoal: through the hub, kojibot's median may be the raw call's
+// median + 1 ms, not more.
+func TestHubGoal(t *testing.T) {
+	raw := stats{p50: 4.2}
+	if got := hubGoal(stats{p50: 5.1}, raw); !strings.Contains(got, "met (5.100 ≤ 5.200 ms)") {
+		t.Errorf("within: %q", got)
+	}
+	if got := hubGoal(stats{p50: 5.5}, raw); !strings.Contains(got, "MISSED by 0.300 ms (5.500 > 5.200 ms)") {
+		t.Errorf("over: %q", got)
+	}
+}

@@ -27,8 +27,15 @@
 // the floor's p99 + 2 ms. With -perf FILE it also records the kojibot
 // process with `perf record -g` during a second, kojibot-only pass.
 //
+// With -koji hub the bot has no database: it answers through the upstream
+// Koji hub (tests/harness/realkoji, logged in by certificate), and a fourth
+// subject is timed in the same rounds: the same hub call the bot makes
+// (listHosts) made raw from this process, in a kept session over a kept
+// connection — the hub's own cost, the floor of the hub path. The goal is
+// then kojibot's median at most that raw call's median + 1 ms.
+//
 // It needs root (the harness runs InspIRCd, Anope and PostgreSQL as their
-// own users). Run: go run ./tests/bench/reply -tries 1000
+// own users). Run: go run ./tests/bench/reply -tries 1000 [-koji hub]
 package main
 
 import (
@@ -74,7 +81,13 @@ func main() {
 	gap := flag.Duration("gap", 10*time.Millisecond, "least time between the starts of two rounds, so that the bot's pacing (200 lines a second) never holds a reply")
 	keep := flag.Bool("keep", false, "keep the temporary directory (the bots' logs) and print its path")
 	perfOut := flag.String("perf", "", "after the timed run, `perf record -g` kojibot over -tries more tries into this file")
+	koji := flag.String("koji", "db", "how the bot reaches Koji: db (PostgreSQL) or hub (the upstream hub's API, no database)")
 	flag.Parse()
+	if *koji != "db" && *koji != "hub" {
+		fmt.Fprintln(os.Stderr, "bench reply: -koji must be db or hub")
+		os.Exit(2)
+	}
+	viaHub = *koji == "hub"
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	if err := run(ctx, *keep, *binFlag, *gap, *tries, *warmup, *withLimnoria, *perfOut); err != nil {
@@ -83,12 +96,17 @@ func main() {
 	}
 }
 
-// subject is one thing being timed: how to ask, and how to tell its reply.
+// viaHub: the bot answers through the Koji hub (-koji hub).
+var viaHub bool
+
+// subject is one thing being timed: how to ask, and how to tell its reply;
+// or, for a call made from this process, call.
 type subject struct {
 	name  string
 	c     *rawClient
 	ask   func(i int) string
 	reply func(l line, i int) bool
+	call  func(ctx context.Context) error
 	took  []time.Duration
 	// logs are the files that say why it did not answer.
 	logFiles []string
@@ -129,12 +147,22 @@ func run(ctx context.Context, keep bool, bin string, gap time.Duration, tries, w
 	if _, err := sb.CreateDB(sctx, "koji", pgsql.Versioned); err != nil {
 		return err
 	}
-	path, err := sb.WriteConfig(sctx, sandbox.BotConfig{Nick: botNick, DB: "koji", Channel: botChannel, Lenient: true,
-		Extra: map[string]any{
-			"irc":      map[string]any{"send_rate": 200, "send_burst": 200},
-			"commands": map[string]any{"user_rate": 1000, "user_burst": 1000},
-			"log":      map[string]any{"level": "info", "file": filepath.Join(dir, "kojibot.log")},
-		}})
+	extra := map[string]any{
+		"irc":      map[string]any{"send_rate": 200, "send_burst": 200},
+		"commands": map[string]any{"user_rate": 1000, "user_burst": 1000},
+		"log":      map[string]any{"level": "info", "file": filepath.Join(dir, "kojibot.log")},
+	}
+	var raw *subject
+	if viaHub {
+		hub, hubKoji, rawCall, err := startHub(sctx)
+		if err != nil {
+			return err
+		}
+		defer hub.Close()
+		extra["koji"] = hubKoji
+		raw = &subject{name: "raw XML-RPC listHosts", call: rawCall}
+	}
+	path, err := sb.WriteConfig(sctx, sandbox.BotConfig{Nick: botNick, DB: "koji", Channel: botChannel, Lenient: true, Extra: extra})
 	if err != nil {
 		return err
 	}
@@ -167,11 +195,15 @@ func run(ctx context.Context, keep bool, bin string, gap time.Duration, tries, w
 		return fmt.Errorf("%w\n%s", err, bot.Output())
 	}
 
+	kojiName := "kojibot host ppc3"
+	if viaHub {
+		kojiName = "kojibot host ppc3 (hub)"
+	}
 	subjects := []*subject{
 		{name: "floor (client echo)", c: caller,
 			ask:   func(i int) string { return "PRIVMSG " + floorChannel + " :ping " + strconv.Itoa(i) },
 			reply: func(l line, i int) bool { return l.is("PRIVMSG", "benchpeer", floorChannel, "ping "+strconv.Itoa(i)) }},
-		{name: "kojibot host ppc3", c: caller, logFiles: []string{bot.Log, filepath.Join(dir, "kojibot.log")},
+		{name: kojiName, c: caller, logFiles: []string{bot.Log, filepath.Join(dir, "kojibot.log")},
 			ask: func(int) string { return "PRIVMSG " + botChannel + " :!koji host ppc3" },
 			reply: func(l line, _ int) bool {
 				return l.is("PRIVMSG", botNick, botChannel, callerNick+": ppc3.fedora.redhat.com: ")
@@ -192,6 +224,10 @@ func run(ctx context.Context, keep bool, bin string, gap time.Duration, tries, w
 			reply: func(l line, i int) bool {
 				return l.is("PRIVMSG", limNick, limChannel, "e"+strconv.Itoa(i)) && l.text == "e"+strconv.Itoa(i)
 			}})
+	}
+
+	if raw != nil {
+		subjects = append(subjects, raw)
 	}
 
 	// Warm-up, then the timed rounds, the subjects in turn.
@@ -230,6 +266,12 @@ func run(ctx context.Context, keep bool, bin string, gap time.Duration, tries, w
 // between the two.
 func (s *subject) try(ctx context.Context, i int) (time.Duration, error) {
 	start := time.Now()
+	if s.call != nil {
+		if err := s.call(ctx); err != nil {
+			return 0, fmt.Errorf("%s: %w", s.name, err)
+		}
+		return time.Since(start), nil
+	}
 	if err := s.c.send(s.ask(i)); err != nil {
 		return 0, err
 	}
@@ -276,14 +318,35 @@ func report(subjects []*subject, tries int, botCPU time.Duration, rss int) {
 	}
 	k := summarize(subjects[1].took)
 	fmt.Printf("kojibot: CPU %.0f µs a reply, RSS %d KiB after the run\n", float64(botCPU.Nanoseconds())/1e3, rss)
-	var lim *stats
-	if len(subjects) > 2 {
-		l := summarize(subjects[2].took)
-		lim = &l
+	var lim, raw *stats
+	for _, s := range subjects[2:] {
+		st := summarize(s.took)
+		if s.call != nil {
+			raw = &st
+		} else {
+			lim = &st
+		}
+	}
+	if raw != nil {
+		// Through the hub, the hub's own cost is the floor: the goals of
+		// the database path do not apply.
+		fmt.Println(hubGoal(k, *raw))
+		return
 	}
 	for _, g := range goals(floor, k, lim) {
 		fmt.Println(g)
 	}
+}
+
+// hubGoal is the verdict on kojibot's reply time through the hub k: its
+// median at most the raw hub call's median + 1 ms (the hub's own cost is
+// the floor of that path).
+func hubGoal(k, raw stats) string {
+	limit := raw.p50 + 1
+	if k.p50 <= limit {
+		return fmt.Sprintf("goal median ≤ raw XML-RPC median + 1 ms: met (%.3f ≤ %.3f ms)", k.p50, limit)
+	}
+	return fmt.Sprintf("goal median ≤ raw XML-RPC median + 1 ms: MISSED by %.3f ms (%.3f > %.3f ms)", k.p50-limit, k.p50, limit)
 }
 
 // goals are the verdicts on kojibot's reply time k: its median at most

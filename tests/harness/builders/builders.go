@@ -73,6 +73,12 @@ type Spec struct {
 	// Services go to config.Host.Services and are started (through
 	// fakesvc) when the builder starts.
 	Services []string
+	// ServiceCommands are the unit files of some of Services: service →
+	// a shell command line that fakesvc runs as root inside the machine
+	// (in its own session, output redirected by the line itself) in place
+	// of its sleeping stand-in, for a real daemon. See also
+	// Farm.SetServiceCommand.
+	ServiceCommands map[string]string
 	// Port is sshd's port; 0 picks a free one.
 	Port int
 	// Bastion lets the bot's key forward connections through this machine
@@ -223,6 +229,11 @@ func Start(ctx context.Context, dir string, specs []Spec) (*Farm, error) {
 		if err := os.MkdirAll(filepath.Join(h.dir, "etc-layer"), 0o700); err != nil {
 			return nil, fmt.Errorf("builders: %w", err)
 		}
+		for svc, line := range s.ServiceCommands {
+			if err := writeUnit(h.dir, svc, line); err != nil {
+				return nil, err
+			}
+		}
 		f.hosts[s.Name] = h
 		f.names = append(f.names, s.Name)
 	}
@@ -330,6 +341,9 @@ chgrp shadow "$layer/upper/shadow" 2>/dev/null || true
 cp "$farm/sudoers" "$layer/upper/sudoers.d/kojibot"
 chmod 0440 "$layer/upper/sudoers.d/kojibot"
 cp "$host/helper.conf" "$layer/upper/kojibot-helper.conf"
+# fakesvc's unit files (Spec.ServiceCommands), in the machine's own /etc.
+mkdir -p "$layer/upper/fakesvc"
+for u in "$host"/units/*.cmd; do [ -f "$u" ] && cp "$u" "$layer/upper/fakesvc/"; done
 chmod 0644 "$layer/upper/kojibot-helper.conf"
 # The bot's key is root's to grant (a key the bot's user adds to its own
 # ~/.ssh is never read), restricted to the bot's address.
@@ -600,22 +614,16 @@ func (f *Farm) WriteSSHConfig(path string, names []string, login string, extra .
 // "DIR/bin/fakesvc {action} {service}".
 func (f *Farm) ServiceCommand() string { return f.svcCommand }
 
-// SSH returns an ssh: configuration that reaches the farm: user User, the
-// farm's key and known_hosts, every privileged step through the helper
+// SSH returns an ssh: configuration that reaches the farm, the defaults
+// but for: user User, the farm's key and known_hosts, every privileged step through the helper
 // (HelperCommand), and short timeouts fit for tests. ServiceCommand is
 // set too (fakesvc, which needs root) for tests of ssh.helper "".
 func (f *Farm) SSH() config.SSH {
-	return config.SSH{
-		User:           User,
-		KeyFile:        f.keyFile,
-		KnownHosts:     f.knownHosts,
-		ConnectTimeout: 5 * time.Second,
-		CommandTimeout: time.Minute,
-		Parallel:       8,
-		Helper:         HelperCommand,
-		ServiceCommand: f.svcCommand,
-		MaxOutput:      1 << 20,
-	}
+	c := config.Default().SSH
+	c.User, c.KeyFile, c.KnownHosts = User, f.keyFile, f.knownHosts
+	c.ConnectTimeout, c.CommandTimeout, c.Parallel = 5*time.Second, time.Minute, 8
+	c.Helper, c.ServiceCommand = HelperCommand, f.svcCommand
+	return c
 }
 
 // Log returns a builder's sshd log (LogLevel DEBUG1).
@@ -779,6 +787,40 @@ func (f *Farm) StartHost(ctx context.Context, name string) error {
 		if out, err := f.exec(h, f.svcScript("start", svc)); err != nil {
 			return fmt.Errorf("builders: %s: starting service %s: %w: %s", name, svc, err, out)
 		}
+	}
+	return nil
+}
+
+// writeUnit writes service svc's unit file (its command line) into the
+// builder's directory, which the boot copies into the machine's /etc.
+func writeUnit(hostDir, svc, line string) error {
+	if !validName.MatchString(svc) {
+		return fmt.Errorf("builders: invalid service name %q", svc)
+	}
+	if err := os.MkdirAll(filepath.Join(hostDir, "units"), 0o700); err != nil {
+		return fmt.Errorf("builders: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(hostDir, "units", svc+".cmd"), []byte(line+"\n"), 0o600); err != nil {
+		return fmt.Errorf("builders: %w", err)
+	}
+	return nil
+}
+
+// SetServiceCommand gives service svc of a running builder a unit file:
+// from its next start (and after every reboot) fakesvc runs line, as
+// Spec.ServiceCommands does, instead of the stand-in. The running service
+// is left as it is: restart it to run the command.
+func (f *Farm) SetServiceCommand(name, svc, line string) error {
+	h, err := f.lookup(name)
+	if err != nil {
+		return err
+	}
+	if err := writeUnit(h.dir, svc, line); err != nil {
+		return err
+	}
+	unit := filepath.Join(h.dir, "units", svc+".cmd")
+	if out, err := f.exec(h, fmt.Sprintf("mkdir -p /etc/fakesvc && cp '%s' /etc/fakesvc/", unit)); err != nil {
+		return fmt.Errorf("builders: %s: unit %s: %w: %s", name, svc, err, out)
 	}
 	return nil
 }

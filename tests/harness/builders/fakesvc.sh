@@ -14,6 +14,12 @@
 #
 # start, stop and restart append "TIME ACTION SERVICE RESULT" to
 # /run/fakesvc/journal.
+#
+# A service with a unit file, /etc/fakesvc/SERVICE.cmd in the machine's own
+# /etc, runs that shell command line (as root, in its own session, with
+# FAKESVC_UNIT=SERVICE in its environment; it redirects its own output)
+# instead of the sleeping stand-in: a real daemon, such as kojid. stop then
+# ends its whole process group.
 set -u
 state=/run/fakesvc
 # --no-pager, as systemctl takes it: there is no pager here anyway.
@@ -36,19 +42,26 @@ case $svc in
 esac
 mkdir -p "$state"
 pidfile=$state/$svc.pid
+unit=/etc/fakesvc/$svc.cmd
 
 journal() {
 	echo "$(date -u +%Y-%m-%dT%H:%M:%S.%NZ) $action $svc $1" >>"$state/journal"
 }
 
 # running sets pid and succeeds when the service's process is alive (a
-# zombie's cmdline is empty, so it does not count).
+# zombie's cmdline is empty, so it does not count): the stand-in by its
+# name, a unit's command by the mark in its environment (either, so that a
+# stand-in started before its unit was written is still stopped).
 running() {
 	pid=
 	[ -f "$pidfile" ] || return 1
 	read -r pid <"$pidfile" 2>/dev/null || return 1
 	[ -n "$pid" ] || return 1
-	[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" = "fakesvc:$svc infinity " ]
+	local cmdline
+	cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)
+	[ -n "$cmdline" ] || return 1
+	[ "$cmdline" = "fakesvc:$svc infinity " ] && return 0
+	tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "FAKESVC_UNIT=$svc"
 }
 
 start() {
@@ -61,8 +74,13 @@ start() {
 		return 0
 	fi
 	rm -f "$pidfile"
-	setsid bash -c 'echo $$ >"$1.tmp" && mv "$1.tmp" "$1" && exec -a "fakesvc:$2" sleep infinity' \
-		fakesvc "$pidfile" "$svc" </dev/null >/dev/null 2>&1 &
+	if [ -f "$unit" ]; then
+		setsid bash -c 'echo $$ >"$1.tmp" && mv "$1.tmp" "$1" && FAKESVC_UNIT=$2 exec bash -c "$(cat "$3")"' \
+			fakesvc "$pidfile" "$svc" "$unit" </dev/null >/dev/null 2>&1 &
+	else
+		setsid bash -c 'echo $$ >"$1.tmp" && mv "$1.tmp" "$1" && exec -a "fakesvc:$2" sleep infinity' \
+			fakesvc "$pidfile" "$svc" </dev/null >/dev/null 2>&1 &
+	fi
 	for _ in $(seq 100); do
 		if running; then
 			journal ok
@@ -77,13 +95,15 @@ start() {
 
 stop() {
 	if running; then
-		kill -TERM "$pid" 2>/dev/null
+		# The whole group: a unit's daemon and its children (setsid made
+		# pid the leader of both session and group).
+		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
 		for _ in $(seq 100); do
 			running || break
 			sleep 0.05
 		done
 		if running; then
-			kill -KILL "$pid" 2>/dev/null
+			kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
 			sleep 0.1
 		fi
 	fi

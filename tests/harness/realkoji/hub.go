@@ -500,6 +500,52 @@ Alias /kojihub "%[5]s/kojihub/app/kojiapp.py"
 	return nil
 }
 
+// ApacheServiceLine is a shell command line that runs the hub's Apache
+// (the configuration Start wrote, same port) as a machine's service, as
+// root inside that machine: Apache drops its children to www-data, and its
+// output is appended to the same file as before. Stop the Apache of Start
+// first (StopApache).
+func (h *Hub) ApacheServiceLine() string {
+	ap := filepath.Join(h.Dir, "apache")
+	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+	return fmt.Sprintf("cd %s && exec env KRB5_CONFIG=%s KRB5RCACHEDIR=%s LANG=C.UTF-8 /usr/sbin/apache2 -f %s -D FOREGROUND -C 'User www-data' -C 'Group www-data' >>%s 2>&1",
+		q(ap), q(h.KDC.Krb5Conf), q(filepath.Join(h.Dir, "krb", "rcache")), q(filepath.Join(ap, "httpd.conf")), q(filepath.Join(ap, "apache2.out")))
+}
+
+// StopApache stops the Apache that Start runs (its process group, by
+// PID), so that a machine's service runs the hub instead
+// (ApacheServiceLine); Close then leaves Apache to that machine.
+func (h *Hub) StopApache() {
+	if h.proc == nil {
+		return
+	}
+	_ = syscall.Kill(-h.proc.Pid, syscall.SIGTERM)
+	select {
+	case <-h.exited:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-h.proc.Pid, syscall.SIGKILL)
+		<-h.exited
+	}
+	h.proc = nil
+}
+
+// WaitUp waits until the hub answers (getAPIVersion) within timeout.
+func (h *Hub) WaitUp(ctx context.Context, timeout time.Duration) error {
+	anon := h.Anonymous()
+	var last error
+	up := harness.WaitFor(ctx, timeout, func() bool {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		var v int64
+		v, last = anon.Int(cctx, "getAPIVersion")
+		return last == nil && v == 1
+	})
+	if !up {
+		return fmt.Errorf("realkoji: the hub does not answer on %s (%v): %s", h.URL, last, h.Logs())
+	}
+	return nil
+}
+
 // Logs returns the end of Apache's output and error log (the hub logs
 // there), for a failure message.
 func (h *Hub) Logs() string {
@@ -573,6 +619,24 @@ func (h *Hub) ShellCommand() (string, error) {
 	}
 	return fmt.Sprintf("PYTHONPATH=%s:%s %s %s -c %s --noauth", h.Src, filepath.Join(h.Src, "cli"), Python,
 		filepath.Join(h.Src, "cli", "koji"), conf), nil
+}
+
+// ReadCLI runs the release's CLI as ShellCommand does (no login: reads
+// only) with args and returns its standard output.
+func (h *Hub) ReadCLI(ctx context.Context, args ...string) (string, error) {
+	conf, err := h.cliConf()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, Python, append([]string{filepath.Join(h.Src, "cli", "koji"), "-c", conf, "--noauth"}, args...)...)
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+h.Src+":"+filepath.Join(h.Src, "cli"),
+		"PYTHONDONTWRITEBYTECODE=1", "LANG=C.UTF-8", "TZ=UTC")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("realkoji: koji %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
 }
 
 // CertCLI writes into dir a koji.conf for the release's CLI that logs in

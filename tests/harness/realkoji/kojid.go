@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -40,21 +41,38 @@ type Kojid struct {
 	exited chan struct{}
 }
 
-// StartKojid runs builder/kojid as host name (added with addHost before),
-// logged in by its certificate (CN=name), in the foreground as KojidUser,
-// polling every second. It returns once the process runs; the host checks
-// in (host.update_time) within a few seconds. Stop it before Close.
-func (h *Hub) StartKojid(ctx context.Context, name string) (_ *Kojid, err error) {
+// KojidOptions tune a kojid's setup.
+type KojidOptions struct {
+	// SleepTime is kojid's polling interval (sleeptime), in seconds; 0 is
+	// one second. Every cycle checks the host in.
+	SleepTime int
+	// MockConfigDir says the machine kojid runs on has /etc/mock/koji of
+	// its own (a builder's /etc): kojid runs as released. Otherwise it
+	// runs through a shim whose task manager finds no local buildroots
+	// there, so that nothing is made in this machine's /etc.
+	MockConfigDir bool
+}
+
+// KojidSetup is what runs one kojid: its directory (configuration,
+// certificate, work dirs and the multilib stub), its command line and
+// environment (besides the caller's), to be run as KojidUser in Dir.
+type KojidSetup struct {
+	Dir  string
+	Argv []string
+	Env  []string
+}
+
+// SetupKojid prepares, in a directory of its own under the hub's, a kojid
+// for host name (added with addHost before), logged in by its certificate
+// (CN=name): the recipe's kojid.conf with opts.SleepTime, the
+// certificate, a stub of the multilib module (kojid imports it, only
+// createrepo tasks use it, and Debian does not package it) and, without
+// opts.MockConfigDir, the shim. The directory belongs to KojidUser.
+func (h *Hub) SetupKojid(name string, opts KojidOptions) (*KojidSetup, error) {
 	dir, err := os.MkdirTemp(h.Dir, "kojid-")
 	if err != nil {
 		return nil, err
 	}
-	k := &Kojid{Host: name, Dir: dir}
-	defer func() {
-		if err != nil {
-			k.Stop()
-		}
-	}()
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -71,6 +89,10 @@ func (h *Hub) StartKojid(ctx context.Context, name string) (_ *Kojid, err error)
 	if err != nil {
 		return nil, err
 	}
+	sleep := opts.SleepTime
+	if sleep <= 0 {
+		sleep = 1
+	}
 	files := map[string]string{
 		"client.pem": string(b),
 		"kojid.conf": fmt.Sprintf(`[kojid]
@@ -81,16 +103,23 @@ workdir = %s/work
 mockdir = %s/mock
 cert = %s/client.pem
 serverca = %s
-sleeptime = 1
+sleeptime = %d
 minspace = 1
 maxjobs = 2
 log_level = INFO
-`, h.URL, ServiceHost, filepath.Join(h.Dir, "mnt", "koji"), dir, dir, dir, h.CACert()),
-		"kojid-shim.py": strings.Replace(kojidShim, "KOJID", fmt.Sprintf("%q", filepath.Join(h.Src, "builder", "kojid")), -1),
-		// multilib is imported by kojid and used only by createrepo
-		// tasks; Debian does not package it.
+; a hub restart costs a couple of seconds, not the default minute
+retry_interval = 1
+max_retries = 600
+offline_retry_interval = 1
+`, h.URL, ServiceHost, filepath.Join(h.Dir, "mnt", "koji"), dir, dir, dir, h.CACert(), sleep),
 		"py/multilib/__init__.py": "",
 		"py/multilib/multilib.py": "",
+	}
+	kojid := filepath.Join(h.Src, "builder", "kojid")
+	argv := []string{Python, kojid}
+	if !opts.MockConfigDir {
+		files["kojid-shim.py"] = strings.Replace(kojidShim, "KOJID", fmt.Sprintf("%q", kojid), -1)
+		argv = []string{Python, filepath.Join(dir, "kojid-shim.py")}
 	}
 	for f, text := range files {
 		if err := os.WriteFile(filepath.Join(dir, f), []byte(text), 0o644); err != nil {
@@ -103,11 +132,34 @@ log_level = INFO
 	if err := harness.Chown(dir, KojidUser); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(Python, filepath.Join(dir, "kojid-shim.py"), "-c", filepath.Join(dir, "kojid.conf"), "--fg", "--force-lock", "--verbose")
+	return &KojidSetup{
+		Dir:  dir,
+		Argv: append(argv, "-c", filepath.Join(dir, "kojid.conf"), "--fg", "--force-lock", "--verbose"),
+		Env: []string{"PYTHONPATH=" + h.Src + ":" + filepath.Join(dir, "py"),
+			"PYTHONDONTWRITEBYTECODE=1", "HOME=" + dir, "LANG=C.UTF-8"},
+	}, nil
+}
+
+// StartKojid runs builder/kojid as host name (added with addHost before),
+// logged in by its certificate (CN=name), in the foreground as KojidUser,
+// polling every second, through the shim (see KojidOptions). It returns
+// once the process runs; the host checks in (host.update_time) within a
+// few seconds. Stop it before Close.
+func (h *Hub) StartKojid(ctx context.Context, name string) (_ *Kojid, err error) {
+	setup, err := h.SetupKojid(name, KojidOptions{})
+	if err != nil {
+		return nil, err
+	}
+	dir := setup.Dir
+	k := &Kojid{Host: name, Dir: dir}
+	defer func() {
+		if err != nil {
+			k.Stop()
+		}
+	}()
+	cmd := exec.Command(setup.Argv[0], setup.Argv[1:]...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"PYTHONPATH="+h.Src+":"+filepath.Join(dir, "py"),
-		"PYTHONDONTWRITEBYTECODE=1", "HOME="+dir, "LANG=C.UTF-8")
+	cmd.Env = append(os.Environ(), setup.Env...)
 	out, err := os.Create(filepath.Join(dir, "kojid.out"))
 	if err != nil {
 		return nil, err
@@ -217,4 +269,25 @@ func (h *Hub) LastCheckin(ctx context.Context, c *Client, name string) (time.Tim
 	default:
 		return time.Time{}, fmt.Errorf("realkoji: getHost %s: update_ts %T %v", name, ts, ts)
 	}
+}
+
+// ServiceLine is a shell command line that runs this kojid as a machine's
+// service, as root inside that machine: it makes the recipe's
+// /etc/mock/koji in the machine's own /etc (with MockConfigDir), drops to
+// KojidUser and runs kojid in the foreground in its directory, its log
+// appended to Dir/kojid.out. The daemon keeps the line's process id.
+func (s *KojidSetup) ServiceLine() (string, error) {
+	u, err := user.Lookup(KojidUser)
+	if err != nil {
+		return "", err
+	}
+	q := func(words []string) string {
+		out := make([]string, len(words))
+		for i, w := range words {
+			out[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+		}
+		return strings.Join(out, " ")
+	}
+	return fmt.Sprintf("mkdir -p /etc/mock/koji && cd %s && exec setpriv --reuid=%s --regid=%s --clear-groups -- env %s %s >>%s 2>&1",
+		q([]string{s.Dir}), u.Uid, u.Gid, q(s.Env), q(s.Argv), q([]string{filepath.Join(s.Dir, "kojid.out")})), nil
 }

@@ -2,9 +2,11 @@ package realkoji
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Buildroot states, as koji.BR_STATES numbers them.
@@ -24,6 +26,11 @@ type SeedHost struct {
 	Comment     string
 	Disabled    bool
 	Channels    []string // created when missing; every host is in "default"
+	// CheckIn checks the host in once after the seeding, as the host
+	// (host.updateHost, what kojid calls every cycle), ready and with
+	// TaskLoad: host.update_time is then set and task_load is TaskLoad.
+	CheckIn  bool
+	TaskLoad float64
 	// Buildroots are the states of buildroots to make on the host, through
 	// the path kojid takes: a task in a channel of the host alone, opened
 	// by the host, repoInit of BuildTag, newBuildRoot, setBuildRootState.
@@ -158,7 +165,68 @@ func (h *Hub) Seed(ctx context.Context, s Seed) (*Seeded, error) {
 			out.Buildroots[sh.Name] = brs
 		}
 	}
+	if err := h.checkIns(ctx, s.Hosts); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// checkIns checks in the hosts that ask for it, three at a time (the
+// hub's workers), each as itself.
+func (h *Hub) checkIns(ctx context.Context, hosts []SeedHost) error {
+	sem := make(chan struct{}, apacheWorkers)
+	errs := make(chan error, len(hosts))
+	var wg sync.WaitGroup
+	for _, sh := range hosts {
+		if !sh.CheckIn {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs <- h.CheckIn(ctx, sh.Name, sh.TaskLoad, true)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		if err != nil {
+			all = append(all, err)
+		}
+	}
+	return errors.Join(all...)
+}
+
+// HostSession logs in as host name (its certificate) and makes the
+// session the host's exclusive one, as kojid does: host.* calls need it.
+// The caller logs out.
+func (h *Hub) HostSession(ctx context.Context, name string) (*Client, error) {
+	c, err := h.Login(ctx, name, nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Call(ctx, "exclusiveSession", Kwargs{"force": true}); err != nil {
+		_ = c.Logout(context.Background())
+		return nil, fmt.Errorf("realkoji: exclusiveSession of %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// CheckIn opens a session of host name (HostSession) and calls
+// host.updateHost(taskLoad, ready), as kojid does every cycle.
+func (h *Hub) CheckIn(ctx context.Context, name string, taskLoad float64, ready bool) error {
+	c, err := h.HostSession(ctx, name)
+	if err != nil {
+		return fmt.Errorf("realkoji: check-in of %s: %w", name, err)
+	}
+	defer func() { _ = c.Logout(context.Background()) }()
+	if _, err := c.Call(ctx, "host.updateHost", taskLoad, ready); err != nil {
+		return fmt.Errorf("realkoji: check-in of %s: host.updateHost: %w", name, err)
+	}
+	return nil
 }
 
 // buildroots makes buildroots in the given states on host sh the way a

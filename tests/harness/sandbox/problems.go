@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/fedora-infra/kojibot/tests/harness/builders"
 )
@@ -75,17 +74,19 @@ func (f CleanupFixture) RemoveScript() string {
 	return UnmountUnder(mock+"/chroot-old") + "\nrm -rf " + strings.Join(paths, " ") + " " + f.Src + " " + f.Target + "\n"
 }
 
-// AddBuildroots adds the fixture's Koji buildroots of host to database db:
-// ActiveID waiting (state 1), ExpiredID expired (state 3).
-func (f CleanupFixture) AddBuildroots(ctx context.Context, s *Sandbox, db, host string) error {
+// AddBuildroots adds the fixture's Koji buildroots of builder b to the
+// farm's hub database db: ActiveID waiting (state 1) for a task b's kojid
+// runs (HoldBuildroot, until the sandbox closes), ExpiredID expired
+// (state 3).
+func (f CleanupFixture) AddBuildroots(ctx context.Context, s *Sandbox, db, b string) error {
 	dsns, ok := s.DBs[db]
 	if !ok {
 		return fmt.Errorf("sandbox: no database %q", db)
 	}
-	if err := dsns.AddBuildroot(ctx, host, f.ActiveID, 1); err != nil {
+	if _, err := s.HoldBuildroot(ctx, db, b, f.ActiveID, 1); err != nil {
 		return err
 	}
-	return dsns.AddBuildroot(ctx, host, f.ExpiredID, 3)
+	return dsns.AddBuildroot(ctx, b+KojiDomain, f.ExpiredID, 3)
 }
 
 // UnmountUnder is a script line that unmounts everything under dir,
@@ -119,9 +120,10 @@ func fillScript(mount, file string, mib, percent int) string {
 // SeedProblems gives the farm (Options.Farm) and its Koji database db the
 // SOP's problems, for the demo and the tour (the end-to-end tests build
 // their own): the CleanupFixture on MessyBuilder with its buildroots in
-// db, FullBuilder's /var/lib/mock at FullBuilderPercent, StaleBuilder not
-// checked in for an hour while every other enabled host checks in every
-// second until Close (as kojid does), and SharedMount at SharedPercent.
+// db, FullBuilder's /var/lib/mock at FullBuilderPercent, StaleBuilder's
+// kojid stopped and its host not checked in for an hour (the hosts
+// without a kojid keep checking in: see Start),
+// and SharedMount at SharedPercent.
 func (s *Sandbox) SeedProblems(ctx context.Context, db string) error {
 	if s.Farm == nil {
 		return fmt.Errorf("sandbox: SeedProblems needs the farm")
@@ -134,7 +136,7 @@ func (s *Sandbox) SeedProblems(ctx context.Context, db string) error {
 	if out, err := s.Farm.Exec(MessyBuilder, fx.Script()); err != nil {
 		return fmt.Errorf("sandbox: %s: %v: %s", MessyBuilder, err, out)
 	}
-	if err := fx.AddBuildroots(ctx, s, db, MessyBuilder+KojiDomain); err != nil {
+	if err := fx.AddBuildroots(ctx, s, db, MessyBuilder); err != nil {
 		return fmt.Errorf("sandbox: buildroots: %w", err)
 	}
 	if out, err := s.Farm.Exec(FullBuilder, fillScript(builders.MockDir, "f40-build-2001-55.tar", 32, FullBuilderPercent)); err != nil {
@@ -143,21 +145,13 @@ func (s *Sandbox) SeedProblems(ctx context.Context, db string) error {
 	if out, err := s.Farm.Exec(HubHost, fillScript(SharedMount, "packages.img", 16, SharedPercent)); err != nil {
 		return fmt.Errorf("sandbox: %s: %v: %s", HubHost, err, out)
 	}
+	// The stale builder's kojid is stopped, as after a crash an hour ago.
+	if out, err := s.Farm.Service(StaleBuilder, "stop", "kojid"); err != nil {
+		return fmt.Errorf("sandbox: %s: stop kojid: %v: %s", StaleBuilder, err, out)
+	}
 	if _, err := dsns.Exec(ctx, `UPDATE host SET update_time = now() - interval '1 hour' WHERE name = $1`, StaleBuilder+KojiDomain); err != nil {
 		return err
 	}
-	s.checkins.Add(1)
-	go func() {
-		defer s.checkins.Done()
-		for {
-			_, _ = dsns.Exec(context.Background(), `UPDATE host SET update_time = now() WHERE name <> $1 AND update_time > now() - interval '10 minutes'`, StaleBuilder+KojiDomain)
-			select {
-			case <-s.stop:
-				return
-			case <-time.After(time.Second):
-			}
-		}
-	}()
 	return nil
 }
 

@@ -44,8 +44,13 @@ type Options struct {
 	Users map[string]string
 	// Members are the FAS users in Group (static ACL and FASJSON alike).
 	Members []string
-	// Farm starts the sshd machines: hub, admin host, xen host and builders.
+	// Farm starts the sshd machines (hub, admin host, xen host and
+	// builders, each builder's kojid the release's) and the upstream Koji
+	// hub, whose database is DBs[KojiDB].
 	Farm bool
+	// KojiHosts are more build hosts for the farm's hub (Options.Farm),
+	// added after the SOP's.
+	KojiHosts []realkoji.SeedHost
 	// FastBots connects every bot to the IRC port without flood limits,
 	// sending 200 lines a second, unless its BotConfig asks for Paced:
 	// for tests, where the pacing is not what most of them check.
@@ -77,8 +82,10 @@ type Sandbox struct {
 	checkins sync.WaitGroup
 	// matrix is StartMatrix's homeserver, stopped by Close.
 	matrix *Matrix
-	// kojid runs the Koji hub's tasks, when Options.Farm.
-	kojid *realkoji.Kojid
+	// kojidDirs are the builders' kojid directories (their logs).
+	kojidDirs map[string]string
+	// hushed counts the Hush calls in force per host name.
+	hushed map[string]int
 }
 
 // Start starts IRC (with services), PostgreSQL and FASJSON, and registers
@@ -96,7 +103,8 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 	}
 	// The daemons run unprivileged and must reach their directories.
 	_ = os.Chmod(dir, 0o755)
-	s := &Sandbox{Dir: dir, DBs: map[string]pgsql.DSNs{}, Users: opts.Users, opts: opts, stop: make(chan struct{})}
+	s := &Sandbox{Dir: dir, DBs: map[string]pgsql.DSNs{}, Users: opts.Users, opts: opts, stop: make(chan struct{}),
+		kojidDirs: map[string]string{}, hushed: map[string]int{}}
 	var err error
 	if s.IRC, err = ircnet.Start(ctx, filepath.Join(dir, "irc"), ircnet.Options{NoAccountTag: opts.NoAccountTag}); err != nil {
 		return nil, fmt.Errorf("sandbox: irc: %w", err)
@@ -135,7 +143,8 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 	return s, nil
 }
 
-// CreateDB creates a Koji database of generation gen with the default seed.
+// CreateDB creates a Koji database of generation gen with the default seed
+// (a fixture; with Options.Farm, KojiDB is the hub's and taken).
 func (s *Sandbox) CreateDB(ctx context.Context, name string, gen pgsql.Generation) (pgsql.DSNs, error) {
 	return s.CreateDBSeed(ctx, name, gen, pgsql.DefaultSeed())
 }
@@ -143,6 +152,9 @@ func (s *Sandbox) CreateDB(ctx context.Context, name string, gen pgsql.Generatio
 // CreateDBSeed is CreateDB with the given seed instead of the default one
 // (e.g. the default with a TimeZone of its own).
 func (s *Sandbox) CreateDBSeed(ctx context.Context, name string, gen pgsql.Generation, seed pgsql.Seed) (pgsql.DSNs, error) {
+	if s.opts.Farm && name == KojiDB {
+		return pgsql.DSNs{}, fmt.Errorf("sandbox: %q is the farm's Koji hub database", name)
+	}
 	dsns, err := s.PG.CreateKojiDB(ctx, name, gen, seed)
 	if err != nil {
 		return dsns, err
@@ -349,14 +361,12 @@ func (s *Sandbox) Close() {
 	}
 	close(s.stop)
 	s.checkins.Wait()
-	if s.kojid != nil {
-		s.kojid.Stop()
+	// The builders' kojids go with their machines, before the hub.
+	if s.Farm != nil {
+		s.Farm.Stop()
 	}
 	if s.Koji != nil {
 		s.Koji.Close()
-	}
-	if s.Farm != nil {
-		s.Farm.Stop()
 	}
 	s.mu.Lock()
 	m := s.matrix
