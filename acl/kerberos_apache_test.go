@@ -36,7 +36,7 @@ type stack struct {
 }
 
 // startStack starts the KDC with the bot's principals (kojibot, and
-// kojibot-short whose tickets last 20 seconds), the FASJSON stand-in, and
+// kojibot-short whose tickets last 8 seconds), the FASJSON stand-in, and
 // Apache between the two. A missing program is a failure.
 func startStack(t *testing.T) *stack {
 	t.Helper()
@@ -327,19 +327,19 @@ func (l *logins) count() int {
 }
 
 // shortLife is how long kojibot-short's tickets last.
-const shortLife = 20 * time.Second
+const shortLife = 8 * time.Second
 
-// TestKerberosRenewal keeps authenticating, every 2 s for 30 s, as a
-// principal whose tickets last 20 seconds. Apache allows kdc.ClockSkew
+// TestKerberosRenewal keeps authenticating, every second for 16 s, as a
+// principal whose tickets last 8 seconds. Apache allows kdc.ClockSkew
 // seconds past a ticket's end, so a request sent with the first ticket
-// after 25 s would be refused: every request succeeding, with more than
+// after 13 s would be refused: every request succeeding, with more than
 // one login, shows that the tickets were replaced before they ended.
 func TestKerberosRenewal(t *testing.T) {
 	s := startStack(t)
 	kt := s.keytab(t, "short.keytab", "kojibot-short")
 	counter := &logins{Handler: slog.DiscardHandler}
 	auth := newKerberos(t, acl.KerberosOptions{Keytab: kt, Krb5Conf: s.kdc.Krb5Conf, Logger: slog.New(counter)})
-	const runFor, every = shortLife + kdc.ClockSkew*time.Second + 5*time.Second, 2 * time.Second
+	const runFor, every = shortLife + kdc.ClockSkew*time.Second + 3*time.Second, time.Second
 	start := time.Now()
 	requests := 0
 	for time.Since(start) < runFor {

@@ -5,38 +5,25 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fedora-infra/kojibot/bot/reply"
-	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/config"
 )
 
 var reConfirmToken = regexp.MustCompile(`confirm ([a-z0-9]{8})`)
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func confirmDispatcher(t *testing.T) (*Dispatcher, *fakeDB, *clock) {
+// confirmDispatcher is a dispatcher on the real clock: run it in a synctest
+// bubble to move that clock.
+func confirmDispatcher(t *testing.T) (*Dispatcher, *fakeDB) {
 	t.Helper()
-	clk := &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
-	db := &fakeDB{hosts: testHosts(clk.now()), backends: []kojidb.Backend{
+	db := &fakeDB{hosts: testHosts(time.Now()), backends: []kojidb.Backend{
 		{PID: 11, User: "koji", State: "idle"}, {PID: 12, User: "koji", State: "idle"}, {PID: 13, User: "postgres", State: "active"}}}
-	d := New(Deps{DB: db, ACL: fakeACL{members: map[string]bool{"alice": true, "carol": true}}, Now: clk.now})
-	return d, db, clk
+	d := New(Deps{DB: db, ACL: fakeACL{members: map[string]bool{"alice": true, "carol": true}}})
+	return d, db
 }
 
 func say(d *Dispatcher, account, place, text string) string {
@@ -64,86 +51,51 @@ func tableOf(t *testing.T, ms []reply.Message) *reply.Table {
 }
 
 func TestConfirmFlow(t *testing.T) {
-	d, db, clk := confirmDispatcher(t)
-	got := say(d, "alice", "#fedora-admin", "connections kill --older 40m")
-	m := reConfirmToken.FindStringSubmatch(got)
-	if !strings.HasPrefix(got, "confirm: terminate the 2 backends of role koji") || m == nil {
-		t.Fatalf("reply %q, want a confirm: with the plan and a token", got)
-	}
-	if db.sets != 0 {
-		t.Fatal("something ran before the confirmation")
-	}
-	token := m[1]
-	if got := say(d, "carol", "#fedora-admin", "confirm "+token); !strings.HasPrefix(got, "denied:") || !strings.Contains(got, "another account") {
-		t.Errorf("another account's confirm: %q", got)
-	}
-	if got := say(d, "alice", "#elsewhere", "confirm "+token); !strings.HasPrefix(got, "denied:") {
-		t.Errorf("confirm from another place: %q", got)
-	}
-	if got := say(d, "alice", "#fedora-admin", "confirm "+token); !strings.Contains(got, "2 found, 2 terminated, 0 left") {
-		t.Errorf("confirm: %q", got)
-	}
-	if got := say(d, "alice", "#fedora-admin", "confirm "+token); !strings.HasPrefix(got, "error:") {
-		t.Errorf("a used token must not work twice: %q", got)
-	}
-	if db.sets != 1 || len(db.backends) != 1 || db.backends[0].User != "postgres" {
-		t.Errorf("backends left %v after %d terminations", db.backends, db.sets)
-	}
-
-	// Expiry.
-	db.backends = append(db.backends, kojidb.Backend{PID: 14, User: "koji"})
-	m = reConfirmToken.FindStringSubmatch(say(d, "alice", "#fedora-admin", "connections kill --older 40m"))
-	clk.add(6 * time.Minute)
-	if got := say(d, "alice", "#fedora-admin", "confirm "+m[1]); !strings.HasPrefix(got, "error:") || !strings.Contains(got, "expired") {
-		t.Errorf("expired token: %q", got)
-	}
-	// A caller who may not run the command cannot confirm it either.
-	if got := say(d, "bob", "#fedora-admin", "connections kill --older 40m"); !strings.HasPrefix(got, "denied:") {
-		t.Errorf("bob: %q", got)
-	}
-}
-
-// blockingFleet is a Fleet whose service restarts wait for release.
-type blockingFleet struct {
-	release chan struct{}
-	mu      sync.Mutex
-	calls   []string
-}
-
-func (f *blockingFleet) Run(ctx context.Context, host string, argv []string, _ fleet.RunOptions) (fleet.Result, error) {
-	return fleet.Result{}, nil
-}
-
-func (f *blockingFleet) Service(ctx context.Context, host, action, service string) (fleet.Result, error) {
-	f.mu.Lock()
-	f.calls = append(f.calls, host+" "+action+" "+service)
-	f.mu.Unlock()
-	if action == "restart" {
-		select {
-		case <-f.release:
-		case <-ctx.Done():
-			return fleet.Result{ExitCode: -1}, ctx.Err()
+	synctest.Test(t, func(t *testing.T) {
+		d, db := confirmDispatcher(t)
+		got := say(d, "alice", "#fedora-admin", "connections kill --older 40m")
+		m := reConfirmToken.FindStringSubmatch(got)
+		if !strings.HasPrefix(got, "confirm: terminate the 2 backends of role koji") || m == nil {
+			t.Fatalf("reply %q, want a confirm: with the plan and a token", got)
 		}
-	}
-	return fleet.Result{}, nil
-}
+		if db.sets != 0 {
+			t.Fatal("something ran before the confirmation")
+		}
+		token := m[1]
+		if got := say(d, "carol", "#fedora-admin", "confirm "+token); !strings.HasPrefix(got, "denied:") || !strings.Contains(got, "another account") {
+			t.Errorf("another account's confirm: %q", got)
+		}
+		if got := say(d, "alice", "#elsewhere", "confirm "+token); !strings.HasPrefix(got, "denied:") {
+			t.Errorf("confirm from another place: %q", got)
+		}
+		if got := say(d, "alice", "#fedora-admin", "confirm "+token); !strings.Contains(got, "2 found, 2 terminated, 0 left") {
+			t.Errorf("confirm: %q", got)
+		}
+		if got := say(d, "alice", "#fedora-admin", "confirm "+token); !strings.HasPrefix(got, "error:") {
+			t.Errorf("a used token must not work twice: %q", got)
+		}
+		if db.sets != 1 || len(db.backends) != 1 || db.backends[0].User != "postgres" {
+			t.Errorf("backends left %v after %d terminations", db.backends, db.sets)
+		}
 
-func (f *blockingFleet) Each(ctx context.Context, hosts []string, fn func(ctx context.Context, host string) error) map[string]error {
-	out := map[string]error{}
-	for _, h := range hosts {
-		out[h] = fn(ctx, h)
-	}
-	return out
-}
-
-func (f *blockingFleet) DiskUsage(ctx context.Context, host string, paths []string) ([]fleet.Usage, error) {
-	return nil, nil
+		// Expiry.
+		db.backends = append(db.backends, kojidb.Backend{PID: 14, User: "koji"})
+		m = reConfirmToken.FindStringSubmatch(say(d, "alice", "#fedora-admin", "connections kill --older 40m"))
+		time.Sleep(6 * time.Minute)
+		if got := say(d, "alice", "#fedora-admin", "confirm "+m[1]); !strings.HasPrefix(got, "error:") || !strings.Contains(got, "expired") {
+			t.Errorf("expired token: %q", got)
+		}
+		// A caller who may not run the command cannot confirm it either.
+		if got := say(d, "bob", "#fedora-admin", "connections kill --older 40m"); !strings.HasPrefix(got, "denied:") {
+			t.Errorf("bob: %q", got)
+		}
+	})
 }
 
 func TestJobsLockAndCancel(t *testing.T) {
 	cfg := config.Default()
 	cfg.Hosts = map[string]config.Host{"xenbuilder2": {Address: "127.0.0.2:22", Services: []string{"kojid"}}}
-	fl := &blockingFleet{release: make(chan struct{})}
+	fl := &fakeFleet{hold: make(chan struct{})}
 	d := New(Deps{Config: cfg, DB: &fakeDB{}, Fleet: fl, ACL: fakeACL{members: map[string]bool{"alice": true, "carol": true}}})
 	defer d.Close()
 	out := &recorder{}

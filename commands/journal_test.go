@@ -6,101 +6,12 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/state"
 	"github.com/fedora-infra/kojibot/config"
 )
-
-// serviceFleet is a Fleet of machines whose services really go down and
-// up: is-active answers from what was done to them.
-type serviceFleet struct {
-	mu      sync.Mutex
-	calls   []string
-	stopped map[string]bool // host/service
-	// broken services refuse to start.
-	broken map[string]bool
-}
-
-func newServiceFleet() *serviceFleet {
-	return &serviceFleet{stopped: map[string]bool{}, broken: map[string]bool{}}
-}
-
-func (f *serviceFleet) Run(ctx context.Context, host string, argv []string, _ fleet.RunOptions) (fleet.Result, error) {
-	return fleet.Result{}, nil
-}
-
-func (f *serviceFleet) Service(ctx context.Context, host, action, service string) (fleet.Result, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, host+" "+action+" "+service)
-	key := host + "/" + service
-	switch action {
-	case "stop":
-		f.stopped[key] = true
-	case "start", "restart":
-		if f.broken[key] {
-			return fleet.Result{ExitCode: 1, Stderr: "failed to start"}, nil
-		}
-		delete(f.stopped, key)
-	case "is-active":
-		if f.stopped[key] {
-			return fleet.Result{ExitCode: 3}, nil
-		}
-	}
-	return fleet.Result{}, nil
-}
-
-func (f *serviceFleet) Each(ctx context.Context, hosts []string, fn func(ctx context.Context, host string) error) map[string]error {
-	out := map[string]error{}
-	for _, h := range hosts {
-		out[h] = fn(ctx, h)
-	}
-	return out
-}
-
-func (f *serviceFleet) DiskUsage(ctx context.Context, host string, paths []string) ([]fleet.Usage, error) {
-	return nil, nil
-}
-
-func (f *serviceFleet) isStopped(host, service string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.stopped[host+"/"+service]
-}
-
-func (f *serviceFleet) count(call string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, c := range f.calls {
-		if c == call {
-			n++
-		}
-	}
-	return n
-}
-
-// logBuffer collects a logger's records.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func journalConfig() *config.Config {
 	cfg := config.Default()
@@ -143,7 +54,7 @@ func TestJobPanicRestoresServices(t *testing.T) {
 			name = "store"
 		}
 		t.Run(name, func(t *testing.T) {
-			fl := newServiceFleet()
+			fl := &fakeFleet{}
 			logs := &logBuffer{}
 			deps := Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: fl, ACL: fakeACL{},
 				Log: slog.New(slog.NewJSONHandler(logs, nil))}
@@ -216,7 +127,7 @@ func TestJobPanicRestoresServices(t *testing.T) {
 // it again.
 func TestJournalAroundJobs(t *testing.T) {
 	ctx := context.Background()
-	fl := newServiceFleet()
+	fl := &fakeFleet{}
 	st, err := state.Open(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -255,14 +166,14 @@ func TestJournalAroundJobs(t *testing.T) {
 
 	// A restart whose service does not come back is recorded open and
 	// retried when the job ends; still broken, it stays open for the next launch.
-	fl.broken["b2/kojid"] = true
+	fl.breakService("b2", "kojid")
 	c = jobCall(d, "restart", out)
 	c.StartJob([]string{"b2"}, func(ctx context.Context, c *Call) error { return d.restartBuilders(ctx, fl, c, []string{"b2"}) })
 	if r := waitJob(t, d, "2").Result(); !strings.HasPrefix(r, "failed") {
 		t.Errorf("restart of a broken service: %q", r)
 	}
 	if fl.count("b2 start kojid") != 1 {
-		t.Errorf("the broken service was not retried once at the job's end: %q", fl.calls)
+		t.Errorf("the broken service was not retried once at the job's end: %q", fl.allCalls())
 	}
 	if left, _ := st.OpenEntries(ctx, ""); len(left) != 1 || left[0].Host != "b2" {
 		t.Errorf("open after a failed restart: %+v", left)
@@ -305,9 +216,11 @@ func TestRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	fl := newServiceFleet()
-	fl.stopped["b1/kojid"], fl.stopped["b1/plague-builder"], fl.stopped["b2/kojid"] = true, true, true
-	fl.broken["b1/plague-builder"] = true
+	fl := &fakeFleet{}
+	fl.stop("b1", "kojid")
+	fl.stop("b1", "plague-builder")
+	fl.stop("b2", "kojid")
+	fl.breakService("b1", "plague-builder")
 	d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: fl, ACL: fakeACL{}, State: st})
 	defer d.Close()
 	r, err := d.Recover(ctx)
@@ -367,7 +280,7 @@ func TestJobIDsAndJobsAll(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: newServiceFleet(), ACL: fakeACL{members: map[string]bool{"alice": true}}, State: st})
+		d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: &fakeFleet{}, ACL: fakeACL{members: map[string]bool{"alice": true}}, State: st})
 		t.Cleanup(d.Close)
 		out := &recorder{}
 		c := jobCall(d, "restart", out)
@@ -413,7 +326,7 @@ func TestJobIDsAndJobsAll(t *testing.T) {
 // Shutdown cancels the running jobs and waits for them to restore what
 // they stopped; a job that does not end in time is returned.
 func TestShutdown(t *testing.T) {
-	fl := newServiceFleet()
+	fl := &fakeFleet{}
 	d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: fl, ACL: fakeACL{}})
 	stopped := make(chan struct{})
 	c := jobCall(d, "cleanup", &recorder{})
@@ -459,8 +372,8 @@ func TestMatrixPlaceNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	var audit syncBuffer
-	d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: newServiceFleet(), ACL: fakeACL{members: map[string]bool{"alice": true}},
+	var audit logBuffer
+	d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: &fakeFleet{}, ACL: fakeACL{members: map[string]bool{"alice": true}},
 		State: st, Audit: slog.New(slog.NewJSONHandler(&audit, nil))})
 	t.Cleanup(d.Close)
 	req := Request{Account: "@alice:fedora.im", Nick: "@alice:fedora.im", Place: "matrix:!abc:fedora.im", PlaceName: "#admin:fedora.im"}
@@ -503,24 +416,6 @@ func TestMatrixPlaceNamed(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Recovery starts only a host's configured services: a journal record
 // naming anything else (written by whoever can write the store) is
 // reported and closed, never started.
@@ -546,7 +441,7 @@ func TestRecoverOnlyConfiguredServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	fl := newServiceFleet()
+	fl := &fakeFleet{}
 	d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: fl, ACL: fakeACL{}, State: st})
 	defer d.Close()
 	r, err := d.Recover(ctx)
@@ -554,10 +449,10 @@ func TestRecoverOnlyConfiguredServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n := fl.count("b1 start sshd") + fl.count("b2 start plague-builder"); n != 0 {
-		t.Errorf("started %d services that are not configured for their host: %q", n, fl.calls)
+		t.Errorf("started %d services that are not configured for their host: %q", n, fl.allCalls())
 	}
 	if fl.count("b1 start kojid") != 1 || len(r.Restored) != 1 || r.Restored[0].Name != "kojid" {
-		t.Errorf("restored %+v, calls %q", r.Restored, fl.calls)
+		t.Errorf("restored %+v, calls %q", r.Restored, fl.allCalls())
 	}
 	if len(r.Refused) != 2 {
 		t.Errorf("refused %+v", r.Refused)

@@ -284,3 +284,40 @@ func TestNotifyChannelDefaultsToFirstChannel(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestPublicListenNeedsPublicURL: an http.listen address other machines
+// can reach is refused without http.public_url; a loopback one is not.
+func TestPublicListenNeedsPublicURL(t *testing.T) {
+	for _, tt := range []struct {
+		listen, publicURL string
+		refused           bool
+	}{
+		{"127.0.0.1:9090", "", false},
+		{"[::1]:9090", "", false},
+		{"localhost:9090", "", false},
+		{"127.0.0.2:9090", "", false},
+		{"0.0.0.0:9090", "", true},
+		{":9090", "", true},
+		{"[::]:9090", "", true},
+		{"192.0.2.10:9090", "", true},
+		{"kojibot.example.org:9090", "", true},
+		{"0.0.0.0:9090", "https://kojibot.example.org", false},
+		{":9090", "https://kojibot.example.org/", false},
+		{"", "", false},
+	} {
+		c := validConfig()
+		c.HTTP.Listen, c.HTTP.PublicURL = tt.listen, tt.publicURL
+		err := c.Validate()
+		if !tt.refused {
+			if err != nil {
+				t.Errorf("listen %q, public_url %q refused: %v", tt.listen, tt.publicURL, err)
+			}
+			continue
+		}
+		kes := keyErrors(t, err)
+		if len(kes) != 1 || kes[0].Key != "http.public_url" || !strings.Contains(kes[0].Problem, tt.listen) ||
+			!strings.Contains(kes[0].Problem, "loopback") {
+			t.Errorf("listen %q without public_url: %v; want one problem naming http.public_url, the address and loopback", tt.listen, err)
+		}
+	}
+}

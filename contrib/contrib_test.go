@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedora-infra/kojibot/tests/harness"
 	"github.com/fedora-infra/kojibot/tests/harness/ircnet"
 )
 
@@ -38,6 +39,9 @@ func TestMain(m *testing.M) {
 		fmt.Println("skipped with -short: these tests start real servers")
 		os.Exit(0)
 	}
+	// The RPM build, the longest test, runs beside the unit's and the
+	// notify protocol's, which mostly wait.
+	harness.ServerBound(4)
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
@@ -92,6 +96,7 @@ func unitCopy(t *testing.T, edit func(string) string) string {
 }
 
 func TestUnitVerifies(t *testing.T) {
+	t.Parallel() // beside the RPM build
 	path := unitCopy(t, nil)
 	cmd := exec.Command("systemd-analyze", "verify", "--man=no", path)
 	out, err := cmd.CombinedOutput()
@@ -319,6 +324,7 @@ func cleanEnv() []string {
 // network: READY=1 comes once the bot is on the network, WATCHDOG=1 pings
 // follow, STOPPING=1 comes on SIGTERM and the bot then exits 0.
 func TestNotifyProtocol(t *testing.T) {
+	t.Parallel() // beside the RPM build
 	bin := kojibotBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

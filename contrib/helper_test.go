@@ -2,6 +2,8 @@ package contrib_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/contrib"
 	"github.com/fedora-infra/kojibot/tests/harness/builders"
+	"golang.org/x/crypto/ssh"
 )
 
 // helperFarm starts one machine whose /etc/kojibot-helper.conf allows the
@@ -228,6 +231,100 @@ func TestSudoersRule(t *testing.T) {
 	}
 }
 
+// The machine takes no root login; the bot's user may run the helper
+// through sudo -n, and nothing else as root, with Debian's real sudo. The
+// test machine's own /etc is untouched.
+func TestNoRootLoginSudoOnlyTheHelper(t *testing.T) {
+	farm, _ := helperFarm(t)
+	if c, err := dialAs(t, farm, "m1", "root"); err == nil {
+		c.Close()
+		t.Fatal("root logged in over SSH")
+	}
+	c, err := dialAs(t, farm, "m1", builders.User)
+	if err != nil {
+		t.Fatalf("dial as %s: %v", builders.User, err)
+	}
+	defer c.Close()
+	if out, _ := output(t, c, "id -un"); strings.TrimSpace(out) != builders.User {
+		t.Fatalf("logged in as %q, want %s", out, builders.User)
+	}
+	for _, line := range []string{"sudo -n id", "sudo -n rm -rf /etc", "sudo -n /bin/sh -c id", "sudo -n -u root true"} {
+		out, code := output(t, c, line)
+		if code == 0 || !strings.Contains(out, "password is required") {
+			t.Errorf("%s: exit %d, %q; want sudo's refusal", line, code, out)
+		}
+	}
+	if out, err := farm.Exec("m1", "ls /etc/passwd /etc/hostname"); err != nil || strings.Count(out, "\n") != 2 {
+		t.Fatalf("/etc inside m1 after the refusals: %q, %v", out, err)
+	}
+	out, code := output(t, c, "sudo -n "+contrib.HelperPath+" check")
+	if code != 0 || !strings.Contains(out, "services: kojid") || !strings.Contains(out, builders.MockDir) {
+		t.Fatalf("helper check: exit %d, %q", code, out)
+	}
+	out, code = output(t, c, "sudo -n "+contrib.HelperPath+" rm /etc/passwd")
+	if code != 64 || !strings.Contains(out, "refused") {
+		t.Fatalf("helper rm /etc/passwd: exit %d, %q; want a refusal (64)", code, out)
+	}
+	host, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(host), builders.User+":x:") {
+		t.Fatalf("the test machine's /etc/passwd has %s: the farm must not touch the host", builders.User)
+	}
+}
+
+// dialAs logs in to a machine of farm as user with the farm's key,
+// checking its host key.
+func dialAs(t *testing.T, farm *builders.Farm, name, user string) (*ssh.Client, error) {
+	t.Helper()
+	pem, err := os.ReadFile(farm.KeyFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey(pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.DialTimeout("tcp", farm.Address(name), 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Now().Add(2 * time.Second))
+	conn, chans, reqs, err := ssh.NewClientConn(nc, farm.Address(name), &ssh.ClientConfig{
+		User:            user,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: ssh.FixedHostKey(farm.HostKey(name)),
+	})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return ssh.NewClient(conn, chans, reqs), nil
+}
+
+// output runs line in a new session of c and returns its combined output
+// and exit status.
+func output(t *testing.T, c *ssh.Client, line string) (string, int) {
+	t.Helper()
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatalf("session: %v", err)
+	}
+	defer sess.Close()
+	out, err := sess.CombinedOutput(line)
+	if err == nil {
+		return string(out), 0
+	}
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitStatus()
+	}
+	t.Fatalf("%s: %v", line, err)
+	return "", -1
+}
+
 // A site that keeps its own commands (ssh.helper "") still has
 // ssh.service_command run as a template, here a sudo rule of its own that
 // happens to be the helper's service action.
@@ -251,5 +348,109 @@ func TestServiceCommandWithoutHelper(t *testing.T) {
 	}
 	if got := root(t, farm, "pgrep -fc '^fakesvc:kojid' || true"); strings.TrimSpace(got) != "0" {
 		t.Fatalf("kojid still runs: %q", got)
+	}
+}
+
+// TestHelperDuOnTheCheckedPath: du runs on the path the helper resolved
+// and checked, never on its argument again, so a link swapped in between
+// cannot make root list another directory. A link to a cleanup dir is
+// sized as the dir itself: every path du prints is the real one.
+func TestHelperDuOnTheCheckedPath(t *testing.T) {
+	farm, f := helperFarm(t)
+	root(t, farm, `set -e
+mkdir -p /var/lib/mock/entry
+echo data > /var/lib/mock/entry/file
+rm -f /tmp/mock-link
+ln -s /var/lib/mock /tmp/mock-link`)
+	res := helper(t, f, "du", "/tmp/mock-link")
+	if res.ExitCode != 0 {
+		t.Fatalf("du through a link to the cleanup dir: exit %d: %s", res.ExitCode, res.Stderr)
+	}
+	recs := strings.Split(strings.TrimSuffix(res.Stdout, "\x00"), "\x00")
+	if len(recs) < 2 {
+		t.Fatalf("du printed %q", res.Stdout)
+	}
+	for _, rec := range recs {
+		_, p, _ := strings.Cut(rec, "\t")
+		if !strings.HasPrefix(p, "/var/lib/mock") {
+			t.Errorf("du printed %q: it ran on the argument, not on the checked path", p)
+		}
+	}
+}
+
+// TestHelperRmRefusesMountPoints: rm of an entry that is a mount point, or
+// has one below it, is refused (rm --one-file-system would empty the
+// mounted filesystem); the mounted files are still there.
+func TestHelperRmRefusesMountPoints(t *testing.T) {
+	farm, f := helperFarm(t)
+	root(t, farm, `set -e
+mkdir -p /var/lib/mock/mounted /var/lib/mock/deep/sub /var/lib/mock/plain
+mount -t tmpfs -o size=1m none /var/lib/mock/mounted
+echo precious > /var/lib/mock/mounted/file
+mount -t tmpfs -o size=1m none /var/lib/mock/deep/sub
+echo precious > /var/lib/mock/deep/sub/file`)
+	t.Cleanup(func() {
+		_, _ = farm.Exec("m1", "umount /var/lib/mock/mounted /var/lib/mock/deep/sub 2>/dev/null; rm -rf /var/lib/mock/mounted /var/lib/mock/deep /var/lib/mock/plain")
+	})
+	for _, p := range []string{"/var/lib/mock/mounted", "/var/lib/mock/deep"} {
+		res := helper(t, f, "rm", p)
+		if res.ExitCode != 64 || !strings.Contains(res.Stderr, "mount point") {
+			t.Errorf("rm %s: exit %d, stderr %q; want a refusal naming the mount point", p, res.ExitCode, res.Stderr)
+		}
+	}
+	if out := root(t, farm, "cat /var/lib/mock/mounted/file /var/lib/mock/deep/sub/file"); strings.Count(out, "precious") != 2 {
+		t.Errorf("the mounted files are gone: %q", out)
+	}
+	if res := helper(t, f, "rm", "/var/lib/mock/plain"); res.ExitCode != 0 {
+		t.Errorf("rm of a plain entry: exit %d: %s", res.ExitCode, res.Stderr)
+	}
+}
+
+// TestHelperServiceStatusRefused: the helper runs no `systemctl status`
+// (whose pager is a root shell away on a terminal); the actions the bot
+// uses still work.
+func TestHelperServiceStatusRefused(t *testing.T) {
+	_, f := helperFarm(t)
+	if res := helper(t, f, "service", "status", "kojid"); res.ExitCode != 64 {
+		t.Errorf("service status: exit %d, stderr %q; want a refusal", res.ExitCode, res.Stderr)
+	}
+	if res := helper(t, f, "service", "is-active", "kojid"); res.ExitCode != 0 {
+		t.Errorf("service is-active: exit %d: %s", res.ExitCode, res.Stderr)
+	}
+}
+
+// TestHelperTagBuildOnlyOverrideTags: the helper's tag-build tags only
+// into a tag an override_tag pattern of its configuration allows, and
+// refuses anything that is not a tag or build name; a machine without an
+// override_tag tags nothing.
+func TestHelperTagBuildOnlyOverrideTags(t *testing.T) {
+	farm, f := helperFarm(t)
+	for _, args := range [][]string{
+		{"tag-build", "dist-f41-override", "foo-1.0-1"}, // no override_tag yet
+	} {
+		if res := helper(t, f, args...); res.ExitCode != 64 || !strings.Contains(res.Stderr, "no override_tag") {
+			t.Errorf("%q: exit %d, %q; want refused: no override_tag", args, res.ExitCode, res.Stderr)
+		}
+	}
+	root(t, farm, `set -e
+printf '#!/bin/sh\necho "koji $*"\necho "Created task: 42"\n' > /mnt/koji/fake-koji
+chmod 0755 /mnt/koji/fake-koji
+printf 'override_tag dist-*-override\nkoji /mnt/koji/fake-koji\n' >> /etc/kojibot-helper.conf`)
+	refused := [][]string{
+		{"tag-build", "dist-f41-updates", "foo-1.0-1"},       // not an override tag
+		{"tag-build", "dist-f41-override"},                   // no build
+		{"tag-build", "dist-f41-override", "foo;id"},         // not a build name
+		{"tag-build", "dist-f41-override", "--help"},         // an option
+		{"tag-build", "--eval=x-override", "foo-1.0-1"},      // an option for a tag
+		{"tag-build", "dist-f41-override/../x", "foo-1.0-1"}, // not a tag name
+	}
+	for _, args := range refused {
+		if res := helper(t, f, args...); res.ExitCode != 64 || !strings.Contains(res.Stderr, "refused:") {
+			t.Errorf("%q: exit %d, %q; want a refusal", args, res.ExitCode, res.Stderr)
+		}
+	}
+	res := helper(t, f, "tag-build", "dist-f41-override", "foo-1.0-1", "bar-2.0-1.fc41")
+	if res.ExitCode != 0 || !strings.Contains(res.Stdout, "koji tag-build --wait dist-f41-override foo-1.0-1 bar-2.0-1.fc41") {
+		t.Errorf("tag-build: exit %d, stdout %q, stderr %q", res.ExitCode, res.Stdout, res.Stderr)
 	}
 }

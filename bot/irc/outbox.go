@@ -372,32 +372,29 @@ func (o *outbox) waitLine(ctx context.Context) error {
 	}
 }
 
-// pacer spaces lines out with a token bucket. now and sleep are injected so
-// that tests can run the clock.
+// pacer spaces lines out with a token bucket.
 type pacer struct {
-	lim   *rate.Limiter
-	now   func() time.Time
-	sleep func(ctx context.Context, d time.Duration) error
+	lim *rate.Limiter
 }
 
 func newPacer(perSecond float64, burst int) *pacer {
-	return &pacer{lim: rate.NewLimiter(rate.Limit(perSecond), burst), now: time.Now, sleep: sleepCtx}
+	return &pacer{lim: rate.NewLimiter(rate.Limit(perSecond), burst)}
 }
 
 // wait returns when a line costing cost tokens may go, or with ctx's
 // error (giving the tokens back). A cost above the burst is capped to it.
 func (p *pacer) wait(ctx context.Context, cost int) error {
 	cost = min(max(cost, 1), p.lim.Burst())
-	now := p.now()
+	now := time.Now()
 	r := p.lim.ReserveN(now, cost)
 	if d := r.DelayFrom(now); d > 0 {
-		if err := p.sleep(ctx, d); err != nil {
-			r.CancelAt(p.now())
+		if err := sleepCtx(ctx, d); err != nil {
+			r.CancelAt(time.Now())
 			return err
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		r.CancelAt(p.now())
+		r.CancelAt(time.Now())
 		return err
 	}
 	return nil

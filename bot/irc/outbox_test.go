@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
-	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // Recipients of the outbox tests.
@@ -18,38 +16,13 @@ var (
 	notify = recipient{key: "notify:#c"}
 )
 
-// fakeClock is a clock that only moves when the code under test sleeps.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-	return nil
-}
-
-func fakePacer(c *fakeClock, perSecond float64, burst int) *pacer {
-	return &pacer{lim: rate.NewLimiter(rate.Limit(perSecond), burst), now: c.Now, sleep: c.Sleep}
-}
-
 // drain runs writeLoop until n lines were sent and returns them with the
-// fake time at which each went.
-func drain(t *testing.T, o *outbox, p *pacer, clock *fakeClock, n int) ([]string, []time.Duration) {
+// time, since drain began, at which each went. Run it in a synctest bubble,
+// where the pacer's sleeps take no real time.
+func drain(t *testing.T, o *outbox, p *pacer, n int) ([]string, []time.Duration) {
 	t.Helper()
-	start := clock.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
 	var sent []string
 	var at []time.Duration
@@ -59,7 +32,7 @@ func drain(t *testing.T, o *outbox, p *pacer, clock *fakeClock, n int) ([]string
 		defer close(done)
 		writeLoop(loopCtx, o, p, func(line string) {
 			sent = append(sent, line)
-			at = append(at, clock.Now().Sub(start))
+			at = append(at, time.Since(start))
 			if len(sent) == n {
 				stop()
 			}
@@ -76,91 +49,96 @@ func drain(t *testing.T, o *outbox, p *pacer, clock *fakeClock, n int) ([]string
 }
 
 func TestWriteLoopPacing(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
-	o := newOutbox(slog.New(slog.DiscardHandler))
-	var msg []string
-	for i := range 10 {
-		msg = append(msg, fmt.Sprint("PRIVMSG #c :line ", i))
-	}
-	o.pushTo(alice, msg, false)
-	sent, at := drain(t, o, fakePacer(clock, 1, 4), clock, 10)
-	if !reflect.DeepEqual(sent, msg) {
-		t.Errorf("sent %q, want %q", sent, msg)
-	}
-	want := []time.Duration{0, 0, 0, 0, 1 * time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 5 * time.Second, 6 * time.Second}
-	if !reflect.DeepEqual(at, want) {
-		t.Errorf("send times %v, want %v (burst 4, then 1/s)", at, want)
-	}
-	// InspIRCd's default class: 10 lines of credit, refilled at 1/s. Check
-	// the server's debt never reaches the threshold for any prefix.
-	for i := range at {
-		debt := float64(i+1) - at[i].Seconds()
-		if debt >= 10 {
-			t.Errorf("after line %d at %v the server-side penalty is %.0f s", i, at[i], debt)
+	synctest.Test(t, func(t *testing.T) {
+		o := newOutbox(slog.New(slog.DiscardHandler))
+		var msg []string
+		for i := range 10 {
+			msg = append(msg, fmt.Sprint("PRIVMSG #c :line ", i))
 		}
-	}
+		o.pushTo(alice, msg, false)
+		sent, at := drain(t, o, newPacer(1, 4), 10)
+		if !reflect.DeepEqual(sent, msg) {
+			t.Errorf("sent %q, want %q", sent, msg)
+		}
+		want := []time.Duration{0, 0, 0, 0, 1 * time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 5 * time.Second, 6 * time.Second}
+		if !reflect.DeepEqual(at, want) {
+			t.Errorf("send times %v, want %v (burst 4, then 1/s)", at, want)
+		}
+		// InspIRCd's default class: 10 lines of credit, refilled at 1/s. Check
+		// the server's debt never reaches the threshold for any prefix.
+		for i := range at {
+			debt := float64(i+1) - at[i].Seconds()
+			if debt >= 10 {
+				t.Errorf("after line %d at %v the server-side penalty is %.0f s", i, at[i], debt)
+			}
+		}
+	})
 }
 
 func TestWriteLoopResumesAfterIdle(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
-	o := newOutbox(slog.New(slog.DiscardHandler))
-	p := fakePacer(clock, 1, 2)
-	o.pushTo(alice, []string{"a", "b", "c"}, false)
-	_, at := drain(t, o, p, clock, 3)
-	if want := []time.Duration{0, 0, time.Second}; !reflect.DeepEqual(at, want) {
-		t.Fatalf("first burst at %v, want %v", at, want)
-	}
-	clock.Sleep(context.Background(), 10*time.Second) // the bucket refills, but only to its burst
-	o.pushTo(alice, []string{"d", "e", "f"}, false)
-	_, at = drain(t, o, p, clock, 3)
-	if want := []time.Duration{0, 0, time.Second}; !reflect.DeepEqual(at, want) {
-		t.Errorf("after idling, lines at %v, want %v", at, want)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		o := newOutbox(slog.New(slog.DiscardHandler))
+		p := newPacer(1, 2)
+		o.pushTo(alice, []string{"a", "b", "c"}, false)
+		_, at := drain(t, o, p, 3)
+		if want := []time.Duration{0, 0, time.Second}; !reflect.DeepEqual(at, want) {
+			t.Fatalf("first burst at %v, want %v", at, want)
+		}
+		time.Sleep(10 * time.Second) // the bucket refills, but only to its burst
+		o.pushTo(alice, []string{"d", "e", "f"}, false)
+		_, at = drain(t, o, p, 3)
+		if want := []time.Duration{0, 0, time.Second}; !reflect.DeepEqual(at, want) {
+			t.Errorf("after idling, lines at %v, want %v", at, want)
+		}
+	})
 }
 
 func TestWriteLoopStopsWithoutLosingLines(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
-	o := newOutbox(slog.New(slog.DiscardHandler))
-	p := fakePacer(clock, 1, 1)
-	o.pushTo(notify, []string{"n1", "n2", "n3"}, false)
-	sent, _ := drain(t, o, p, clock, 1)
-	if !reflect.DeepEqual(sent, []string{"n1"}) {
-		t.Fatalf("sent %q", sent)
-	}
-	if got := o.len(); got != 2 {
-		t.Fatalf("%d lines left after the writer stopped, want 2", got)
-	}
-	// A new connection's writer picks up where the old one stopped.
-	sent, _ = drain(t, o, p, clock, 2)
-	if !reflect.DeepEqual(sent, []string{"n2", "n3"}) {
-		t.Errorf("next writer sent %q", sent)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		o := newOutbox(slog.New(slog.DiscardHandler))
+		p := newPacer(1, 1)
+		o.pushTo(notify, []string{"n1", "n2", "n3"}, false)
+		sent, _ := drain(t, o, p, 1)
+		if !reflect.DeepEqual(sent, []string{"n1"}) {
+			t.Fatalf("sent %q", sent)
+		}
+		if got := o.len(); got != 2 {
+			t.Fatalf("%d lines left after the writer stopped, want 2", got)
+		}
+		// A new connection's writer picks up where the old one stopped.
+		sent, _ = drain(t, o, p, 2)
+		if !reflect.DeepEqual(sent, []string{"n2", "n3"}) {
+			t.Errorf("next writer sent %q", sent)
+		}
+	})
 }
 
 func TestWriteLoopWeighsWhois(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
-	o := newOutbox(slog.New(slog.DiscardHandler))
-	o.push(laneControl, []string{"WHOIS alice"})
-	o.push(laneControl, []string{"JOIN #c"})
-	o.pushTo(alice, []string{"PRIVMSG #c :x"}, false)
-	_, at := drain(t, o, fakePacer(clock, 1, 4), clock, 3)
-	// 2 + 2 tokens use the burst; the PRIVMSG waits a second.
-	if want := []time.Duration{0, 0, time.Second}; !reflect.DeepEqual(at, want) {
-		t.Errorf("send times %v, want %v", at, want)
-	}
-	if got := lineCost("PRIVMSG #c :WHOIS"); got != 1 {
-		t.Errorf("lineCost(PRIVMSG) = %d", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		o := newOutbox(slog.New(slog.DiscardHandler))
+		o.push(laneControl, []string{"WHOIS alice"})
+		o.push(laneControl, []string{"JOIN #c"})
+		o.pushTo(alice, []string{"PRIVMSG #c :x"}, false)
+		_, at := drain(t, o, newPacer(1, 4), 3)
+		// 2 + 2 tokens use the burst; the PRIVMSG waits a second.
+		if want := []time.Duration{0, 0, time.Second}; !reflect.DeepEqual(at, want) {
+			t.Errorf("send times %v, want %v", at, want)
+		}
+		if got := lineCost("PRIVMSG #c :WHOIS"); got != 1 {
+			t.Errorf("lineCost(PRIVMSG) = %d", got)
+		}
+	})
 }
 
 func TestPacerCapsCostAtBurst(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
-	p := fakePacer(clock, 1, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := p.wait(ctx, 2); err != nil {
-		t.Fatalf("a cost above the burst blocked: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		p := newPacer(1, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := p.wait(ctx, 2); err != nil {
+			t.Fatalf("a cost above the burst blocked: %v", err)
+		}
+	})
 }
 
 func TestOutboxOrder(t *testing.T) {

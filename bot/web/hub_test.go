@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -11,29 +12,30 @@ import (
 // the database's own line, without the error's text; its pings are cached
 // apart from the database's.
 func TestHealthzHub(t *testing.T) {
-	db, hub := &fakeDB{}, &fakeDB{}
-	clock := &fakeClock{now: time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)}
-	s := start(t, Options{DB: db, Hub: hub, Now: clock.Now})
-	if body := expectText(t, s, "/healthz", http.StatusOK); body != "ok\n" {
-		t.Fatalf("healthz body %q", body)
-	}
-	hub.setErr(errors.New("the Koji hub is not answering: dial tcp 192.0.2.9:443"))
-	clock.add(HealthCacheTTL)
-	if body := expectText(t, s, "/healthz", http.StatusServiceUnavailable); body != "koji-hub: down\n" {
-		t.Fatalf("healthz body %q, want only \"koji-hub: down\"", body)
-	}
-	db.setErr(errors.New("down"))
-	clock.add(HealthCacheTTL)
-	if body := expectText(t, s, "/healthz", http.StatusServiceUnavailable); body != "koji-db: down\nkoji-hub: down\n" {
-		t.Fatalf("healthz body %q", body)
-	}
-	if db.count() != 3 || hub.count() != 3 {
-		t.Errorf("pings: database %d, hub %d; want 3 each", db.count(), hub.count())
-	}
-	hub.setErr(nil)
-	db.setErr(nil)
-	clock.add(HealthCacheTTL)
-	if body := expectText(t, s, "/healthz", http.StatusOK); body != "ok\n" {
-		t.Fatalf("healthz body %q", body)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		db, hub := &fakeDB{}, &fakeDB{}
+		s := New(Options{DB: db, Hub: hub})
+		if body := expectText(t, s, "/healthz", http.StatusOK); body != "ok\n" {
+			t.Fatalf("healthz body %q", body)
+		}
+		hub.setErr(errors.New("the Koji hub is not answering: dial tcp 192.0.2.9:443"))
+		time.Sleep(HealthCacheTTL)
+		if body := expectText(t, s, "/healthz", http.StatusServiceUnavailable); body != "koji-hub: down\n" {
+			t.Fatalf("healthz body %q, want only \"koji-hub: down\"", body)
+		}
+		db.setErr(errors.New("down"))
+		time.Sleep(HealthCacheTTL)
+		if body := expectText(t, s, "/healthz", http.StatusServiceUnavailable); body != "koji-db: down\nkoji-hub: down\n" {
+			t.Fatalf("healthz body %q", body)
+		}
+		if db.count() != 3 || hub.count() != 3 {
+			t.Errorf("pings: database %d, hub %d; want 3 each", db.count(), hub.count())
+		}
+		hub.setErr(nil)
+		db.setErr(nil)
+		time.Sleep(HealthCacheTTL)
+		if body := expectText(t, s, "/healthz", http.StatusOK); body != "ok\n" {
+			t.Fatalf("healthz body %q", body)
+		}
+	})
 }

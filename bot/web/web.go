@@ -86,8 +86,6 @@ type Options struct {
 	MaxReplies int
 	// Log receives the server's log (nil: discarded).
 	Log *slog.Logger
-	// Now is the clock of the /healthz cache (nil: time.Now).
-	Now func() time.Time
 }
 
 // Server is the HTTP server. Its lifecycle is New, Start, Shutdown.
@@ -118,9 +116,6 @@ func New(opts Options) *Server {
 	}
 	if opts.MaxReplies <= 0 {
 		opts.MaxReplies = DefaultMaxReplies
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
 	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
 	s := &Server{
@@ -283,7 +278,7 @@ type dbHealth struct {
 // first gets its context's error.
 func (s *Server) pingErr(ctx context.Context, h *dbHealth, p Pinger, what string) error {
 	h.mu.Lock()
-	if !h.at.IsZero() && s.opts.Now().Sub(h.at) < HealthCacheTTL {
+	if !h.at.IsZero() && time.Now().Sub(h.at) < HealthCacheTTL {
 		err := h.err
 		h.mu.Unlock()
 		return err
@@ -337,7 +332,7 @@ func (s *Server) pingOnce(h *dbHealth, p Pinger, what string, done chan struct{}
 		s.log.Warn("health check: "+what+" does not answer", "err", err)
 	}
 	h.mu.Lock()
-	h.at, h.err, h.wait = s.opts.Now(), err, nil
+	h.at, h.err, h.wait = time.Now(), err, nil
 	h.mu.Unlock()
 	close(done)
 }

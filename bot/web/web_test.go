@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,24 +81,6 @@ func (f fakeJobs) JobByToken(token string) (*commands.Job, bool) {
 	return j, ok
 }
 
-// fakeClock is a clock the test moves.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // start runs a Server for opts on a free loopback port.
 func start(t *testing.T, opts Options) *Server {
 	t.Helper()
@@ -115,9 +99,16 @@ func start(t *testing.T, opts Options) *Server {
 	return s
 }
 
-// get fetches path from s and returns the status, headers and body.
+// get fetches path from s and returns the status, headers and body: over
+// HTTP when s is listening, else from its handler directly (in a synctest
+// bubble, whose clock a socket would hold still).
 func get(t *testing.T, s *Server, path string) (int, http.Header, string) {
 	t.Helper()
+	if s.Addr() == "" {
+		rec := httptest.NewRecorder()
+		s.handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code, rec.Header(), rec.Body.String()
+	}
 	client := &http.Client{
 		Timeout:       10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -157,113 +148,110 @@ func expectText(t *testing.T, s *Server, path string, code int, want ...string) 
 }
 
 func TestHealthz(t *testing.T) {
-	irc := &fakeIRC{}
-	db := &fakeDB{}
-	clock := &fakeClock{now: time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)}
-	var logged strings.Builder
-	var logMu sync.Mutex
-	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+	synctest.Test(t, func(t *testing.T) {
+		irc := &fakeIRC{}
+		db := &fakeDB{}
+		var logged strings.Builder
+		var logMu sync.Mutex
+		log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+			logMu.Lock()
+			defer logMu.Unlock()
+			return logged.Write(p)
+		}), nil))
+		s := New(Options{IRC: irc, DB: db, Log: log})
+
+		irc.up.Store(true)
+		if body := expectText(t, s, "/healthz", http.StatusOK); body != "ok\n" {
+			t.Fatalf("healthz body %q, want \"ok\\n\"", body)
+		}
+
+		irc.up.Store(false)
+		if body := expectText(t, s, "/healthz", http.StatusServiceUnavailable); body != "irc: disconnected\n" {
+			t.Fatalf("healthz body %q, want only \"irc: disconnected\"", body)
+		}
+
+		// The database fails with a text that names its address, user and
+		// password: the page names the component only, the log has the rest.
+		db.setErr(errors.New("kojidb: ping: Koji database unavailable: cannot connect: dial tcp 192.0.2.7:5432 (postgres://koji:s3cret@db3/koji): connect: connection refused\nsecond line"))
+		time.Sleep(HealthCacheTTL)
+		if body := expectText(t, s, "/healthz", http.StatusServiceUnavailable); body != "irc: disconnected\nkoji-db: down\n" {
+			t.Fatalf("healthz body %q, want \"irc: disconnected\\nkoji-db: down\\n\"", body)
+		}
 		logMu.Lock()
-		defer logMu.Unlock()
-		return logged.Write(p)
-	}), nil))
-	s := start(t, Options{IRC: irc, DB: db, Now: clock.Now, Log: log})
+		if !strings.Contains(logged.String(), "192.0.2.7:5432") {
+			t.Errorf("the log lacks the database's error:\n%s", logged.String())
+		}
+		logMu.Unlock()
 
-	irc.up.Store(true)
-	if body := expectText(t, s, "/healthz", http.StatusOK); body != "ok\n" {
-		t.Fatalf("healthz body %q, want \"ok\\n\"", body)
-	}
-
-	irc.up.Store(false)
-	if body := expectText(t, s, "/healthz", http.StatusServiceUnavailable); body != "irc: disconnected\n" {
-		t.Fatalf("healthz body %q, want only \"irc: disconnected\"", body)
-	}
-
-	// The database fails with a text that names its address, user and
-	// password: the page names the component only, the log has the rest.
-	db.setErr(errors.New("kojidb: ping: Koji database unavailable: cannot connect: dial tcp 192.0.2.7:5432 (postgres://koji:s3cret@db3/koji): connect: connection refused\nsecond line"))
-	clock.add(HealthCacheTTL)
-	if body := expectText(t, s, "/healthz", http.StatusServiceUnavailable); body != "irc: disconnected\nkoji-db: down\n" {
-		t.Fatalf("healthz body %q, want \"irc: disconnected\\nkoji-db: down\\n\"", body)
-	}
-	logMu.Lock()
-	if !strings.Contains(logged.String(), "192.0.2.7:5432") {
-		t.Errorf("the log lacks the database's error:\n%s", logged.String())
-	}
-	logMu.Unlock()
-
-	irc.up.Store(true)
-	if body := expectText(t, s, "/healthz", http.StatusServiceUnavailable); body != "koji-db: down\n" {
-		t.Fatalf("healthz body %q, want only \"koji-db: down\"", body)
-	}
-	db.setErr(nil)
-	clock.add(HealthCacheTTL)
-	expectText(t, s, "/healthz", http.StatusOK, "ok")
+		irc.up.Store(true)
+		if body := expectText(t, s, "/healthz", http.StatusServiceUnavailable); body != "koji-db: down\n" {
+			t.Fatalf("healthz body %q, want only \"koji-db: down\"", body)
+		}
+		db.setErr(nil)
+		time.Sleep(HealthCacheTTL)
+		expectText(t, s, "/healthz", http.StatusOK, "ok")
+	})
 }
 
 // TestHealthzCachesPing: a flood of /healthz pings the database once per
 // HealthCacheTTL, not once a request.
 func TestHealthzCachesPing(t *testing.T) {
-	irc := &fakeIRC{}
-	irc.up.Store(true)
-	db := &fakeDB{}
-	clock := &fakeClock{now: time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)}
-	s := start(t, Options{IRC: irc, DB: db, Now: clock.Now})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for range 25 {
-				resp, err := http.Get("http://" + s.Addr() + "/healthz")
-				if err != nil {
-					t.Error(err)
-					return
+	synctest.Test(t, func(t *testing.T) {
+		irc := &fakeIRC{}
+		irc.up.Store(true)
+		db := &fakeDB{}
+		s := New(Options{IRC: irc, DB: db})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for range 25 {
+					if code, _, _ := get(t, s, "/healthz"); code != http.StatusOK {
+						t.Errorf("healthz %d", code)
+					}
 				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					t.Errorf("healthz %d", resp.StatusCode)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if n := db.count(); n != 1 {
-		t.Fatalf("100 /healthz within the cache's life pinged %d times, want 1", n)
-	}
-	clock.add(HealthCacheTTL - time.Millisecond)
-	expectText(t, s, "/healthz", http.StatusOK)
-	if n := db.count(); n != 1 {
-		t.Fatalf("%d pings before the cache expired, want 1", n)
-	}
-	db.setErr(errors.New("down"))
-	clock.add(time.Millisecond)
-	expectText(t, s, "/healthz", http.StatusServiceUnavailable, "koji-db: down")
-	expectText(t, s, "/healthz", http.StatusServiceUnavailable, "koji-db: down")
-	if n := db.count(); n != 2 {
-		t.Fatalf("%d pings after the cache expired once, want 2", n)
-	}
+			})
+		}
+		wg.Wait()
+		if n := db.count(); n != 1 {
+			t.Fatalf("100 /healthz within the cache's life pinged %d times, want 1", n)
+		}
+		time.Sleep(HealthCacheTTL - time.Millisecond)
+		expectText(t, s, "/healthz", http.StatusOK)
+		if n := db.count(); n != 1 {
+			t.Fatalf("%d pings before the cache expired, want 1", n)
+		}
+		db.setErr(errors.New("down"))
+		time.Sleep(time.Millisecond)
+		expectText(t, s, "/healthz", http.StatusServiceUnavailable, "koji-db: down")
+		expectText(t, s, "/healthz", http.StatusServiceUnavailable, "koji-db: down")
+		if n := db.count(); n != 2 {
+			t.Fatalf("%d pings after the cache expired once, want 2", n)
+		}
+	})
 }
 
 func TestHealthzBoundedPing(t *testing.T) {
-	irc := &fakeIRC{}
-	irc.up.Store(true)
-	hang := make(chan struct{})
-	defer close(hang)
-	db := &fakeDB{hang: hang}
-	clock := &fakeClock{now: time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)}
-	s := start(t, Options{IRC: irc, DB: db, Now: clock.Now})
-	began := time.Now()
-	if body := expectText(t, s, "/healthz", http.StatusServiceUnavailable); body != "koji-db: down\n" {
-		t.Fatalf("healthz body %q with a hung database", body)
-	}
-	if took := time.Since(began); took > 8*time.Second {
-		t.Fatalf("healthz took %v with a hung database", took)
-	}
-	// The hung Ping is not called again while it has not returned.
-	clock.add(HealthCacheTTL)
-	expectText(t, s, "/healthz", http.StatusServiceUnavailable, "koji-db: down")
-	if n := db.count(); n != 1 {
-		t.Fatalf("%d Ping calls while the first one hangs, want 1", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		irc := &fakeIRC{}
+		irc.up.Store(true)
+		hang := make(chan struct{})
+		defer close(hang)
+		db := &fakeDB{hang: hang}
+		s := New(Options{IRC: irc, DB: db})
+		began := time.Now()
+		if body := expectText(t, s, "/healthz", http.StatusServiceUnavailable); body != "koji-db: down\n" {
+			t.Fatalf("healthz body %q with a hung database", body)
+		}
+		if took := time.Since(began); took > 8*time.Second {
+			t.Fatalf("healthz took %v with a hung database", took)
+		}
+		// The hung Ping is not called again while it has not returned.
+		time.Sleep(HealthCacheTTL)
+		expectText(t, s, "/healthz", http.StatusServiceUnavailable, "koji-db: down")
+		if n := db.count(); n != 1 {
+			t.Fatalf("%d Ping calls while the first one hangs, want 1", n)
+		}
+	})
 }
 
 // writerFunc is an io.Writer.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -242,184 +243,170 @@ func TestCheckName(t *testing.T) {
 	}
 }
 
-// clock is a hand-set clock for a Tracker.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func TestTracker(t *testing.T) {
-	c := &clock{now: t0}
-	tr := NewTracker(Policy{Repeat: 6 * time.Hour, Hysteresis: 2}, c.Now)
-	disk := CheckName("disk", "xenbuilder2", "/var/lib/mock")
-	stale := CheckName("stale", "ppc3")
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now() // synctest's clock
+		tr := NewTracker(Policy{Repeat: 6 * time.Hour, Hysteresis: 2}, time.Now)
+		disk := CheckName("disk", "xenbuilder2", "/var/lib/mock")
+		stale := CheckName("stale", "ppc3")
 
-	if _, ok := tr.State(disk); ok {
-		t.Fatal("state before any observation")
-	}
-	p := tr.Observe(disk, Measured(50, 90))
-	if p.Notification != None || p.Commit() {
-		t.Fatalf("healthy: %v, and Commit of None reported true", p.Notification)
-	}
-	if st, ok := tr.State(disk); !ok || st.LastValue != 50 {
-		t.Fatalf("a None step is recorded at once: %+v %v", st, ok)
-	}
+		if _, ok := tr.State(disk); ok {
+			t.Fatal("state before any observation")
+		}
+		p := tr.Observe(disk, Measured(50, 90))
+		if p.Notification != None || p.Commit() {
+			t.Fatalf("healthy: %v, and Commit of None reported true", p.Notification)
+		}
+		if st, ok := tr.State(disk); !ok || st.LastValue != 50 {
+			t.Fatalf("a None step is recorded at once: %+v %v", st, ok)
+		}
 
-	c.Advance(5 * time.Minute)
-	p = tr.Observe(disk, Measured(95, 90))
-	if p.Notification != Firing || p.Check != disk || p.Prev.Firing || !p.Next.Firing {
-		t.Fatalf("Observe = %+v", p)
-	}
-	if st, _ := tr.State(disk); st.Firing {
-		t.Fatal("firing recorded before Commit")
-	}
-	// The send failed: not committed, so it comes again.
-	c.Advance(5 * time.Minute)
-	p = tr.Observe(disk, Measured(95, 90))
-	if p.Notification != Firing {
-		t.Fatalf("after an unsent Firing: %v, want Firing again", p.Notification)
-	}
-	if !p.Commit() {
-		t.Fatal("Commit failed")
-	}
-	if p.Commit() {
-		t.Error("a second Commit reported true")
-	}
-	if got := tr.Firing(); len(got) != 1 || got[0] != disk {
-		t.Errorf("Firing() = %v", got)
-	}
-	if st, _ := tr.State(disk); !st.Firing || !st.Since.Equal(t0.Add(10*time.Minute)) {
-		t.Errorf("state = %+v", st)
-	}
+		time.Sleep(5 * time.Minute)
+		p = tr.Observe(disk, Measured(95, 90))
+		if p.Notification != Firing || p.Check != disk || p.Prev.Firing || !p.Next.Firing {
+			t.Fatalf("Observe = %+v", p)
+		}
+		if st, _ := tr.State(disk); st.Firing {
+			t.Fatal("firing recorded before Commit")
+		}
+		// The send failed: not committed, so it comes again.
+		time.Sleep(5 * time.Minute)
+		p = tr.Observe(disk, Measured(95, 90))
+		if p.Notification != Firing {
+			t.Fatalf("after an unsent Firing: %v, want Firing again", p.Notification)
+		}
+		if !p.Commit() {
+			t.Fatal("Commit failed")
+		}
+		if p.Commit() {
+			t.Error("a second Commit reported true")
+		}
+		if got := tr.Firing(); len(got) != 1 || got[0] != disk {
+			t.Errorf("Firing() = %v", got)
+		}
+		if st, _ := tr.State(disk); !st.Firing || !st.Since.Equal(start.Add(10*time.Minute)) {
+			t.Errorf("state = %+v", st)
+		}
 
-	// Other checks are independent.
-	if p := tr.Observe(stale, Failed(true)); p.Notification != Firing || !p.Commit() {
-		t.Fatalf("stale: %v", p.Notification)
-	}
-	if got := strings.Join(tr.Firing(), ","); got != disk+","+stale {
-		t.Errorf("Firing() = %v", got)
-	}
+		// Other checks are independent.
+		if p := tr.Observe(stale, Failed(true)); p.Notification != Firing || !p.Commit() {
+			t.Fatalf("stale: %v", p.Notification)
+		}
+		if got := strings.Join(tr.Firing(), ","); got != disk+","+stale {
+			t.Errorf("Firing() = %v", got)
+		}
 
-	c.Advance(time.Hour)
-	if p := tr.Observe(disk, Measured(89, 90)); p.Notification != None {
-		t.Fatalf("within hysteresis: %v", p.Notification)
-	}
-	c.Advance(5 * time.Hour)
-	p = tr.Observe(disk, Measured(91, 90))
-	if p.Notification != Repeat {
-		t.Fatalf("after 6h: %v, want Repeat", p.Notification)
-	}
-	p.Commit()
-	c.Advance(time.Minute)
-	p = tr.Observe(disk, Measured(50, 90))
-	if p.Notification != Resolved || !p.Commit() {
-		t.Fatalf("cleared: %v", p.Notification)
-	}
-	if d := p.Next.Since.Sub(p.Prev.Since); d != 6*time.Hour+time.Minute {
-		t.Errorf("failure lasted %v by Prev/Next, want 6h1m", d)
-	}
+		time.Sleep(time.Hour)
+		if p := tr.Observe(disk, Measured(89, 90)); p.Notification != None {
+			t.Fatalf("within hysteresis: %v", p.Notification)
+		}
+		time.Sleep(5 * time.Hour)
+		p = tr.Observe(disk, Measured(91, 90))
+		if p.Notification != Repeat {
+			t.Fatalf("after 6h: %v, want Repeat", p.Notification)
+		}
+		p.Commit()
+		time.Sleep(time.Minute)
+		p = tr.Observe(disk, Measured(50, 90))
+		if p.Notification != Resolved || !p.Commit() {
+			t.Fatalf("cleared: %v", p.Notification)
+		}
+		if d := p.Next.Since.Sub(p.Prev.Since); d != 6*time.Hour+time.Minute {
+			t.Errorf("failure lasted %v by Prev/Next, want 6h1m", d)
+		}
 
-	tr.Forget(stale)
-	if _, ok := tr.State(stale); ok {
-		t.Error("Forget kept the state")
-	}
+		tr.Forget(stale)
+		if _, ok := tr.State(stale); ok {
+			t.Error("Forget kept the state")
+		}
+	})
 }
 
 func TestTrackerStaleCommit(t *testing.T) {
-	c := &clock{now: t0}
-	tr := NewTracker(Policy{Repeat: time.Hour}, c.Now)
+	synctest.Test(t, func(t *testing.T) {
+		tr := NewTracker(Policy{Repeat: time.Hour}, time.Now)
 
-	// A pending for a check that got recorded meanwhile is stale.
-	old := tr.Observe("a", Failed(true))
-	if p := tr.Observe("a", Failed(true)); !p.Commit() {
-		t.Fatal("Commit failed")
-	}
-	if old.Commit() {
-		t.Error("a stale Pending (new check) committed")
-	}
+		// A pending for a check that got recorded meanwhile is stale.
+		old := tr.Observe("a", Failed(true))
+		if p := tr.Observe("a", Failed(true)); !p.Commit() {
+			t.Fatal("Commit failed")
+		}
+		if old.Commit() {
+			t.Error("a stale Pending (new check) committed")
+		}
 
-	// Same for an existing check.
-	c.Advance(2 * time.Hour)
-	old = tr.Observe("a", Failed(true))
-	if old.Notification != Repeat {
-		t.Fatalf("got %v", old.Notification)
-	}
-	c.Advance(time.Minute)
-	if p := tr.Observe("a", Failed(false)); p.Notification != Resolved || !p.Commit() {
-		t.Fatal("resolve failed")
-	}
-	if old.Commit() {
-		t.Error("a stale Repeat overwrote the resolve")
-	}
-	if st, _ := tr.State("a"); st.Firing {
-		t.Error("state is firing after the resolve")
-	}
+		// Same for an existing check.
+		time.Sleep(2 * time.Hour)
+		old = tr.Observe("a", Failed(true))
+		if old.Notification != Repeat {
+			t.Fatalf("got %v", old.Notification)
+		}
+		time.Sleep(time.Minute)
+		if p := tr.Observe("a", Failed(false)); p.Notification != Resolved || !p.Commit() {
+			t.Fatal("resolve failed")
+		}
+		if old.Commit() {
+			t.Error("a stale Repeat overwrote the resolve")
+		}
+		if st, _ := tr.State("a"); st.Firing {
+			t.Error("state is firing after the resolve")
+		}
 
-	// And for a check forgotten and observed again.
-	old = tr.Observe("b", Failed(true))
-	old.Commit()
-	c.Advance(2 * time.Hour)
-	old = tr.Observe("b", Failed(false))
-	tr.Forget("b")
-	if p := tr.Observe("b", Failed(false)); p.Notification != None {
-		t.Fatalf("got %v", p.Notification)
-	}
-	if old.Commit() {
-		t.Error("a Pending from before Forget committed")
-	}
+		// And for a check forgotten and observed again.
+		old = tr.Observe("b", Failed(true))
+		old.Commit()
+		time.Sleep(2 * time.Hour)
+		old = tr.Observe("b", Failed(false))
+		tr.Forget("b")
+		if p := tr.Observe("b", Failed(false)); p.Notification != None {
+			t.Fatalf("got %v", p.Notification)
+		}
+		if old.Commit() {
+			t.Error("a Pending from before Forget committed")
+		}
 
-	var zero Pending
-	if zero.Commit() {
-		t.Error("the zero Pending committed")
-	}
+		var zero Pending
+		if zero.Commit() {
+			t.Error("the zero Pending committed")
+		}
+	})
 }
 
 func TestTrackerConcurrent(t *testing.T) {
-	c := &clock{now: t0}
-	tr := NewTracker(Policy{Repeat: time.Hour}, c.Now)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	fired := map[string]int{}
-	for w := range 16 {
-		name := fmt.Sprint("disk:host", w, ":/var/lib/mock")
-		wg.Go(func() {
-			for i := range 100 {
-				p := tr.Observe(name, Measured(float64(90+i%2), 90))
-				if p.Notification != None {
-					mu.Lock()
-					fired[name]++
-					mu.Unlock()
-					p.Commit()
+	synctest.Test(t, func(t *testing.T) {
+		tr := NewTracker(Policy{Repeat: time.Hour}, time.Now)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		fired := map[string]int{}
+		for w := range 16 {
+			name := fmt.Sprint("disk:host", w, ":/var/lib/mock")
+			wg.Go(func() {
+				for i := range 100 {
+					p := tr.Observe(name, Measured(float64(90+i%2), 90))
+					if p.Notification != None {
+						mu.Lock()
+						fired[name]++
+						mu.Unlock()
+						p.Commit()
+					}
+					tr.Firing()
+					tr.State(name)
 				}
-				tr.Firing()
-				tr.State(name)
+			})
+		}
+		wg.Go(func() {
+			for range 100 {
+				time.Sleep(time.Second)
 			}
 		})
-	}
-	wg.Go(func() {
-		for range 100 {
-			c.Advance(time.Second)
+		wg.Wait()
+		if len(fired) != 16 {
+			t.Fatalf("%d checks fired, want 16", len(fired))
+		}
+		for name, n := range fired {
+			if n != 1 {
+				t.Errorf("%s notified %d times in under an hour, want once", name, n)
+			}
 		}
 	})
-	wg.Wait()
-	if len(fired) != 16 {
-		t.Fatalf("%d checks fired, want 16", len(fired))
-	}
-	for name, n := range fired {
-		if n != 1 {
-			t.Errorf("%s notified %d times in under an hour, want once", name, n)
-		}
-	}
 }

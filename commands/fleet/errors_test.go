@@ -57,3 +57,13 @@ func ctxErr(t *testing.T) error {
 	<-ctx.Done()
 	return ctxError(ctx, "xenbuilder2 (127.0.0.9:2222)", "df", 0)
 }
+
+func TestJoinErrors(t *testing.T) {
+	if err := JoinErrors(map[string]error{"a": nil}); err != nil {
+		t.Errorf("JoinErrors(no failures) = %v", err)
+	}
+	err := JoinErrors(map[string]error{"b": errors.New("b broke"), "a": errors.New("a broke"), "c": nil})
+	if err == nil || err.Error() != "a broke\nb broke" {
+		t.Errorf("JoinErrors = %q", err)
+	}
+}

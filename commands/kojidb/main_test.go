@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/fedora-infra/kojibot/tests/harness"
 	"github.com/fedora-infra/kojibot/tests/harness/pgsql"
 )
 
@@ -24,6 +26,9 @@ func TestMain(m *testing.M) {
 		fmt.Println("skipped with -short: these tests start real servers")
 		os.Exit(0)
 	}
+	// Four at a time: each holds a pool and a few admin connections of
+	// the cluster's pgsql.MaxConnections.
+	harness.ServerBound(4)
 	os.Exit(run(m))
 }
 
@@ -121,4 +126,84 @@ func hostByName(t *testing.T, hosts []Host, name string) Host {
 	}
 	t.Fatalf("host %s not in %d hosts", name, len(hosts))
 	return Host{}
+}
+
+// upstreamGens are the generations written from upstream's schema.sql, with
+// the generation kojidb must detect and whether it has standard_buildroot
+// and tz-naive sessions.
+var upstreamGens = []struct {
+	harness           pgsql.Generation
+	want              Generation
+	standardBuildroot bool
+	naiveSessions     bool
+}{
+	{pgsql.Koji16, Legacy, false, true},
+	{pgsql.Koji110, Legacy, false, true},
+	{pgsql.Koji115, Legacy, true, true},
+	{pgsql.Koji116, Versioned116, true, true},
+	{pgsql.Koji132, Versioned116, true, false},
+	{pgsql.KojiCurrent, Versioned, true, false},
+}
+
+// zonePairs are the hub's zone (the database's own timezone setting) and
+// the bot's (PGTZ), always different.
+var zonePairs = []struct{ db, client string }{
+	{"UTC", "Asia/Tokyo"},
+	{"Asia/Tokyo", "UTC"},
+	{"America/New_York", "Asia/Kolkata"},
+}
+
+// newKojiIn creates a database of generation gen with the default seed,
+// the database's own timezone dbZone, and opens it as the bot with opts.
+func newKojiIn(t *testing.T, gen pgsql.Generation, dbZone string, opts ...Option) (pgsql.DSNs, *DB) {
+	t.Helper()
+	return newKojiZones(t, gen, dbZone, "", opts...)
+}
+
+// newKojiZones is newKojiIn with the bot's own zone botZone (when not "")
+// in its DSN's timezone parameter, where PGTZ would put it too: unlike
+// t.Setenv("PGTZ"), it lets the test run in parallel.
+func newKojiZones(t *testing.T, gen pgsql.Generation, dbZone, botZone string, opts ...Option) (pgsql.DSNs, *DB) {
+	t.Helper()
+	ctx := context.Background()
+	seed := pgsql.DefaultSeed()
+	seed.TimeZone = dbZone
+	dsns, err := cluster.CreateKojiDB(ctx, fmt.Sprintf("koji_%d", dbSeq.Add(1)), gen, seed)
+	if err != nil {
+		t.Fatalf("CreateKojiDB %v: %v", gen, err)
+	}
+	dsn := dsns.Kojibot
+	if botZone != "" {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("timezone", botZone)
+		u.RawQuery = q.Encode()
+		dsn = u.String()
+	}
+	db, err := Open(ctx, dsn, "kojibot", testLogger(t), opts...)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(db.Close)
+	return dsns, db
+}
+
+// near fails unless got is within a minute of want.
+func near(t *testing.T, what string, got, want time.Duration) {
+	t.Helper()
+	if d := got - want; d < -time.Minute || d > time.Minute {
+		t.Errorf("%s = %v, want about %v", what, got, want)
+	}
+}
+
+func mustZone(t *testing.T, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
 }

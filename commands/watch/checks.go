@@ -63,7 +63,7 @@ func (w *Watcher) CheckOnce(ctx context.Context) {
 		return
 	}
 
-	r := &round{now: w.deps.Now(), seen: map[string]bool{}}
+	r := &round{now: time.Now(), seen: map[string]bool{}}
 	for _, h := range s.builders {
 		w.judgeBuilder(r, h)
 	}

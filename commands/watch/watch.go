@@ -120,8 +120,6 @@ type Deps struct {
 	Builders func() []string
 	// Metrics, when set, counts the checks and the firing alerts.
 	Metrics Observer
-	// Now is the clock (nil: time.Now). Run's own timers use real time.
-	Now func() time.Time
 	// Log receives the watcher's log (nil: discarded).
 	Log *slog.Logger
 }
@@ -188,9 +186,6 @@ func New(cfg *config.Config, deps Deps) *Watcher {
 	if cfg == nil {
 		cfg = config.Default()
 	}
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
@@ -206,7 +201,7 @@ func New(cfg *config.Config, deps Deps) *Watcher {
 		set:     set,
 		deps:    deps,
 		log:     log,
-		tracker: alerting.NewTracker(alerting.Policy{Repeat: set.repeat, Hysteresis: Hysteresis}, deps.Now),
+		tracker: alerting.NewTracker(alerting.Policy{Repeat: set.repeat, Hysteresis: Hysteresis}, time.Now),
 		known:   map[string]bool{},
 		pending: map[string]outage.Draft{},
 		drafts:  map[string]string{},

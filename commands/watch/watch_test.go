@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fedora-infra/kojibot/bot/reply"
@@ -24,25 +25,9 @@ var (
 	_ FarmDB     = (*kojidb.DB)(nil)
 )
 
-var t0 = time.Date(2026, 11, 26, 3, 17, 0, 0, time.UTC)
-
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// t0 is when a synctest bubble's clock starts; the tests that move time run
+// in one.
+var t0 = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // fakeDisk answers df from a table of percentages by host and path.
 type fakeDisk struct {
@@ -116,10 +101,10 @@ func (f *fakeDisk) DiskUsage(ctx context.Context, host string, paths []string) (
 }
 
 // fakeDB is the Koji database: its hosts and connection count. Like kojidb,
-// it computes each host's CheckinAge against its own now (clock, when set).
+// it computes each host's CheckinAge against its own now (when ownAge is set).
 type fakeDB struct {
 	mu          sync.Mutex
-	clock       *clock
+	ownAge      bool
 	hosts       []kojidb.Host
 	conns, max  int
 	err         error // for every call
@@ -135,10 +120,10 @@ func (f *fakeDB) Hosts(ctx context.Context) ([]kojidb.Host, error) {
 		return nil, f.err
 	}
 	hosts := slices.Clone(f.hosts)
-	if f.clock != nil {
+	if f.ownAge {
 		for i := range hosts {
 			if !hosts[i].LastCheckin.IsZero() {
-				hosts[i].CheckinAge = f.clock.Now().Sub(hosts[i].LastCheckin)
+				hosts[i].CheckinAge = time.Since(hosts[i].LastCheckin)
 			}
 		}
 	}
@@ -245,7 +230,6 @@ func (o *observer) SetFiring(n int) {
 // rig is a Watcher wired to fakes.
 type rig struct {
 	w       *Watcher
-	clock   *clock
 	disk    *fakeDisk
 	db      *fakeDB
 	ch      *channel
@@ -275,7 +259,6 @@ func newRig(t *testing.T, cfg *config.Config, builders ...string) *rig {
 		cfg = testConfig()
 	}
 	r := &rig{
-		clock:   &clock{t: t0},
 		disk:    newFakeDisk(),
 		db:      &fakeDB{conns: 10, max: 100},
 		ch:      &channel{},
@@ -283,8 +266,8 @@ func newRig(t *testing.T, cfg *config.Config, builders ...string) *rig {
 		cfg:     cfg,
 		ctx:     t.Context(),
 	}
-	r.db.clock = r.clock
-	r.drafts = outage.NewStore(0, r.clock.Now)
+	r.db.ownAge = true
+	r.drafts = outage.NewStore(0, time.Now)
 	for _, b := range builders {
 		for _, m := range cfg.Disk.Mounts {
 			r.disk.set(b, m, 40)
@@ -306,14 +289,13 @@ func newRig(t *testing.T, cfg *config.Config, builders ...string) *rig {
 			return slices.Clone(list)
 		},
 		Metrics: r.metrics,
-		Now:     r.clock.Now,
 	})
 	return r
 }
 
-// check advances the clock by d, runs one round and returns what it said.
+// check moves the clock d on (in a synctest bubble), runs one round and returns what it said.
 func (r *rig) check(d time.Duration) []string {
-	r.clock.Advance(d)
+	time.Sleep(d)
 	r.w.CheckOnce(r.ctx)
 	return r.ch.take()
 }
@@ -327,116 +309,122 @@ func expect(t *testing.T, when string, got []string, want ...string) {
 }
 
 func TestDiskFireRepeatResolve(t *testing.T) {
-	r := newRig(t, nil, "xenbuilder2", "xenbuilder3")
-	expect(t, "all quiet", r.check(0))
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil, "xenbuilder2", "xenbuilder3")
+		expect(t, "all quiet", r.check(0))
 
-	r.disk.set("xenbuilder2", "/var/lib/mock", 93)
-	expect(t, "crossing the threshold", r.check(5*time.Minute),
-		"ALERT disk: xenbuilder2 /var/lib/mock 93% full (threshold 90%)")
-	if got, want := r.w.Firing(), []string{"disk:xenbuilder2:/var/lib/mock"}; !slices.Equal(got, want) {
-		t.Fatalf("Firing = %q, want %q", got, want)
-	}
+		r.disk.set("xenbuilder2", "/var/lib/mock", 93)
+		expect(t, "crossing the threshold", r.check(5*time.Minute),
+			"ALERT disk: xenbuilder2 /var/lib/mock 93% full (threshold 90%)")
+		if got, want := r.w.Firing(), []string{"disk:xenbuilder2:/var/lib/mock"}; !slices.Equal(got, want) {
+			t.Fatalf("Firing = %q, want %q", got, want)
+		}
 
-	// Still full: nothing until watch.repeat (6h) has passed.
-	r.disk.set("xenbuilder2", "/var/lib/mock", 95.46)
-	for i := 1; i < 72; i++ { // 71 rounds of 5m: 5h55m
-		expect(t, fmt.Sprintf("round %d before the reminder", i), r.check(5*time.Minute))
-	}
-	expect(t, "after watch.repeat", r.check(5*time.Minute),
-		"REMINDER disk: xenbuilder2 /var/lib/mock 95.5% full (threshold 90%) — failing for 6h")
-	expect(t, "right after the reminder", r.check(5*time.Minute))
+		// Still full: nothing until watch.repeat (6h) has passed.
+		r.disk.set("xenbuilder2", "/var/lib/mock", 95.46)
+		for i := 1; i < 72; i++ { // 71 rounds of 5m: 5h55m
+			expect(t, fmt.Sprintf("round %d before the reminder", i), r.check(5*time.Minute))
+		}
+		expect(t, "after watch.repeat", r.check(5*time.Minute),
+			"REMINDER disk: xenbuilder2 /var/lib/mock 95.5% full (threshold 90%) — failing for 6h")
+		expect(t, "right after the reminder", r.check(5*time.Minute))
 
-	r.disk.set("xenbuilder2", "/var/lib/mock", 71)
-	expect(t, "cleared", r.check(time.Hour),
-		"RESOLVED disk: xenbuilder2 /var/lib/mock 71% (was failing 7h5m)")
-	expect(t, "cleared, next round", r.check(5*time.Minute))
-	if got := r.w.Firing(); len(got) != 0 {
-		t.Fatalf("Firing after resolve = %q", got)
-	}
+		r.disk.set("xenbuilder2", "/var/lib/mock", 71)
+		expect(t, "cleared", r.check(time.Hour),
+			"RESOLVED disk: xenbuilder2 /var/lib/mock 71% (was failing 7h5m)")
+		expect(t, "cleared, next round", r.check(5*time.Minute))
+		if got := r.w.Firing(); len(got) != 0 {
+			t.Fatalf("Firing after resolve = %q", got)
+		}
+	})
 }
 
 func TestDiskHysteresis(t *testing.T) {
-	r := newRig(t, nil, "xenbuilder2")
-	const alert = "ALERT disk: xenbuilder2 /mnt/build 90% full (threshold 90%)"
-	steps := []struct {
-		percent float64
-		want    []string
-	}{
-		{89.9, nil},
-		{90, []string{alert}},
-		{89, nil},   // below the threshold, but within the hysteresis
-		{88.5, nil}, // still within
-		{90.5, nil}, // back over: already firing
-		{88.1, nil},
-		{87.9, []string{"RESOLVED disk: xenbuilder2 /mnt/build 87.9% (was failing 25m)"}},
-		{89.9, nil}, // under the threshold: not firing again
-		{90, []string{alert}},
-	}
-	for i, s := range steps {
-		r.disk.set("xenbuilder2", "/mnt/build", s.percent)
-		expect(t, fmt.Sprintf("step %d (%v%%)", i, s.percent), r.check(5*time.Minute), s.want...)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil, "xenbuilder2")
+		const alert = "ALERT disk: xenbuilder2 /mnt/build 90% full (threshold 90%)"
+		steps := []struct {
+			percent float64
+			want    []string
+		}{
+			{89.9, nil},
+			{90, []string{alert}},
+			{89, nil},   // below the threshold, but within the hysteresis
+			{88.5, nil}, // still within
+			{90.5, nil}, // back over: already firing
+			{88.1, nil},
+			{87.9, []string{"RESOLVED disk: xenbuilder2 /mnt/build 87.9% (was failing 25m)"}},
+			{89.9, nil}, // under the threshold: not firing again
+			{90, []string{alert}},
+		}
+		for i, s := range steps {
+			r.disk.set("xenbuilder2", "/mnt/build", s.percent)
+			expect(t, fmt.Sprintf("step %d (%v%%)", i, s.percent), r.check(5*time.Minute), s.want...)
+		}
+	})
 }
 
 func TestSharedMountDraft(t *testing.T) {
-	r := newRig(t, nil)
-	expect(t, "quiet", r.check(0))
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		expect(t, "quiet", r.check(0))
 
-	r.disk.set("koji-hub", "/mnt/koji", 93.5)
-	got := r.check(time.Minute)
-	expect(t, "shared mount full", got,
-		"ALERT shared mount /mnt/koji on koji-hub 93.5% full (threshold 90%); outage draft o1: "+
-			"https://kojibot.example.org"+draftPath(t, r, "o1")+" — escalate: alice, carol")
+		r.disk.set("koji-hub", "/mnt/koji", 93.5)
+		got := r.check(time.Minute)
+		expect(t, "shared mount full", got,
+			"ALERT shared mount /mnt/koji on koji-hub 93.5% full (threshold 90%); outage draft o1: "+
+				"https://kojibot.example.org"+draftPath(t, r, "o1")+" — escalate: alice, carol")
 
-	// A structured message: the headline, the draft as a link, the
-	// people to escalate to as mentions.
-	m := r.ch.last()
-	if !slices.Equal(m.Lines, []string{"ALERT shared mount /mnt/koji on koji-hub 93.5% full (threshold 90%)"}) ||
-		!slices.Equal(m.Links, []reply.Link{{Label: "outage draft o1", URL: "https://kojibot.example.org" + draftPath(t, r, "o1")}}) ||
-		m.Mentions == nil || m.Mentions.Label != "escalate" || !slices.Equal(m.Mentions.Users, []string{"alice", "carol"}) {
-		t.Errorf("alert message %+v %+v", m, m.Mentions)
-	}
-	drafts := r.drafts.List()
-	if len(drafts) != 1 {
-		t.Fatalf("%d drafts, want 1: %+v", len(drafts), drafts)
-	}
-	d := drafts[0]
-	if d.ID != "o1" || d.Planned || !d.Start.Equal(t0.Add(time.Minute)) || d.CreatedBy != outage.AutoAuthor ||
-		!strings.Contains(d.Reason, "/mnt/koji on koji-hub is 93.5% full") ||
-		!slices.Equal(d.Contacts, []string{"alice", "carol"}) || !slices.Equal(d.To, config.Default().Outage.To) {
-		t.Fatalf("draft = %+v", d)
-	}
-	want := outage.ForFullMount("/mnt/koji", 93.5, "koji-hub", t0.Add(time.Minute), []string{"alice", "carol"}, config.Default().Outage.To)
-	_, gotBody, err1 := outage.Render(d)
-	_, wantBody, err2 := outage.Render(want)
-	if err1 != nil || err2 != nil || gotBody != wantBody {
-		t.Fatalf("draft renders differently from outage.ForFullMount's (%v, %v):\n%s", err1, err2, gotBody)
-	}
+		// A structured message: the headline, the draft as a link, the
+		// people to escalate to as mentions.
+		m := r.ch.last()
+		if !slices.Equal(m.Lines, []string{"ALERT shared mount /mnt/koji on koji-hub 93.5% full (threshold 90%)"}) ||
+			!slices.Equal(m.Links, []reply.Link{{Label: "outage draft o1", URL: "https://kojibot.example.org" + draftPath(t, r, "o1")}}) ||
+			m.Mentions == nil || m.Mentions.Label != "escalate" || !slices.Equal(m.Mentions.Users, []string{"alice", "carol"}) {
+			t.Errorf("alert message %+v %+v", m, m.Mentions)
+		}
+		drafts := r.drafts.List()
+		if len(drafts) != 1 {
+			t.Fatalf("%d drafts, want 1: %+v", len(drafts), drafts)
+		}
+		d := drafts[0]
+		if d.ID != "o1" || d.Planned || !d.Start.Equal(t0.Add(time.Minute)) || d.CreatedBy != outage.AutoAuthor ||
+			!strings.Contains(d.Reason, "/mnt/koji on koji-hub is 93.5% full") ||
+			!slices.Equal(d.Contacts, []string{"alice", "carol"}) || !slices.Equal(d.To, config.Default().Outage.To) {
+			t.Fatalf("draft = %+v", d)
+		}
+		want := outage.ForFullMount("/mnt/koji", 93.5, "koji-hub", t0.Add(time.Minute), []string{"alice", "carol"}, config.Default().Outage.To)
+		_, gotBody, err1 := outage.Render(d)
+		_, wantBody, err2 := outage.Render(want)
+		if err1 != nil || err2 != nil || gotBody != wantBody {
+			t.Fatalf("draft renders differently from outage.ForFullMount's (%v, %v):\n%s", err1, err2, gotBody)
+		}
 
-	// Still full: no second draft, no second alert; the reminder links the draft.
-	for i := 0; i < 71; i++ {
-		expect(t, "still full", r.check(5*time.Minute))
-	}
-	expect(t, "reminder", r.check(5*time.Minute),
-		"REMINDER shared mount /mnt/koji on koji-hub 93.5% full (threshold 90%) — failing for 6h; outage draft o1: "+
-			"https://kojibot.example.org"+draftPath(t, r, "o1"))
-	if m := r.ch.last(); len(m.Links) != 1 || m.Mentions != nil {
-		t.Errorf("reminder message: links %+v, mentions %+v; want the draft's link and no one mentioned", m.Links, m.Mentions)
-	}
-	if n := len(r.drafts.List()); n != 1 {
-		t.Fatalf("%d drafts after the reminder, want 1", n)
-	}
+		// Still full: no second draft, no second alert; the reminder links the draft.
+		for i := 0; i < 71; i++ {
+			expect(t, "still full", r.check(5*time.Minute))
+		}
+		expect(t, "reminder", r.check(5*time.Minute),
+			"REMINDER shared mount /mnt/koji on koji-hub 93.5% full (threshold 90%) — failing for 6h; outage draft o1: "+
+				"https://kojibot.example.org"+draftPath(t, r, "o1"))
+		if m := r.ch.last(); len(m.Links) != 1 || m.Mentions != nil {
+			t.Errorf("reminder message: links %+v, mentions %+v; want the draft's link and no one mentioned", m.Links, m.Mentions)
+		}
+		if n := len(r.drafts.List()); n != 1 {
+			t.Fatalf("%d drafts after the reminder, want 1", n)
+		}
 
-	r.disk.set("koji-hub", "/mnt/koji", 60)
-	expect(t, "cleared", r.check(5*time.Minute),
-		"RESOLVED shared mount /mnt/koji on koji-hub 60% (was failing 6h5m)")
+		r.disk.set("koji-hub", "/mnt/koji", 60)
+		expect(t, "cleared", r.check(5*time.Minute),
+			"RESOLVED shared mount /mnt/koji on koji-hub 60% (was failing 6h5m)")
 
-	// Filling up again is a new outage: a new draft.
-	r.disk.set("koji-hub", "/mnt/koji", 99)
-	got = r.check(5 * time.Minute)
-	expect(t, "full again", got,
-		"ALERT shared mount /mnt/koji on koji-hub 99% full (threshold 90%); outage draft o2: "+
-			"https://kojibot.example.org"+draftPath(t, r, "o2")+" — escalate: alice, carol")
+		// Filling up again is a new outage: a new draft.
+		r.disk.set("koji-hub", "/mnt/koji", 99)
+		got = r.check(5 * time.Minute)
+		expect(t, "full again", got,
+			"ALERT shared mount /mnt/koji on koji-hub 99% full (threshold 90%); outage draft o2: "+
+				"https://kojibot.example.org"+draftPath(t, r, "o2")+" — escalate: alice, carol")
+	})
 }
 
 // draftPath is the HTTP path of the stored draft id: under its random
@@ -451,170 +439,182 @@ func draftPath(t *testing.T, r *rig, id string) string {
 }
 
 func TestSharedMountDraftWithoutPublicURL(t *testing.T) {
-	cfg := testConfig()
-	cfg.HTTP.PublicURL = ""
-	cfg.Disk.Escalate = nil
-	cfg.Outage.To = []string{"ops@example.org"}
-	r := newRig(t, cfg)
-	r.disk.set("koji-hub", "/mnt/koji", 95)
-	expect(t, "shared mount full", r.check(0),
-		"ALERT shared mount /mnt/koji on koji-hub 95% full (threshold 90%); outage draft o1: !koji outage show o1")
-	if m := r.ch.last(); m.Mentions != nil {
-		t.Errorf("mentions %+v without disk.escalate", m.Mentions)
-	}
-	d, ok := r.drafts.Get("o1")
-	if !ok || !slices.Equal(d.To, []string{"ops@example.org"}) || len(d.Contacts) != 0 {
-		t.Fatalf("draft o1 = %+v, %v", d, ok)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.HTTP.PublicURL = ""
+		cfg.Disk.Escalate = nil
+		cfg.Outage.To = []string{"ops@example.org"}
+		r := newRig(t, cfg)
+		r.disk.set("koji-hub", "/mnt/koji", 95)
+		expect(t, "shared mount full", r.check(0),
+			"ALERT shared mount /mnt/koji on koji-hub 95% full (threshold 90%); outage draft o1: !koji outage show o1")
+		if m := r.ch.last(); m.Mentions != nil {
+			t.Errorf("mentions %+v without disk.escalate", m.Mentions)
+		}
+		d, ok := r.drafts.Get("o1")
+		if !ok || !slices.Equal(d.To, []string{"ops@example.org"}) || len(d.Contacts) != 0 {
+			t.Fatalf("draft o1 = %+v, %v", d, ok)
+		}
+	})
 }
 
 func TestSharedMountRetryMakesOneDraft(t *testing.T) {
-	r := newRig(t, nil)
-	r.disk.set("koji-hub", "/mnt/koji", 95)
-	r.ch.setDown(true)
-	expect(t, "channel down", r.check(0))
-	expect(t, "channel still down", r.check(5*time.Minute))
-	r.ch.setDown(false)
-	got := r.check(5 * time.Minute)
-	alert := "ALERT shared mount /mnt/koji on koji-hub 95% full (threshold 90%); outage draft o1: " +
-		"https://kojibot.example.org" + draftPath(t, r, "o1") + " — escalate: alice, carol"
-	expect(t, "channel back", got, alert)
-	if r.ch.refused[0] != alert || r.ch.refused[1] != alert {
-		t.Fatalf("refused notifications = %q, want the same alert twice", r.ch.refused)
-	}
-	if n := len(r.drafts.List()); n != 1 {
-		t.Fatalf("%d drafts, want 1", n)
-	}
-	expect(t, "sent once", r.check(5*time.Minute))
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		r.disk.set("koji-hub", "/mnt/koji", 95)
+		r.ch.setDown(true)
+		expect(t, "channel down", r.check(0))
+		expect(t, "channel still down", r.check(5*time.Minute))
+		r.ch.setDown(false)
+		got := r.check(5 * time.Minute)
+		alert := "ALERT shared mount /mnt/koji on koji-hub 95% full (threshold 90%); outage draft o1: " +
+			"https://kojibot.example.org" + draftPath(t, r, "o1") + " — escalate: alice, carol"
+		expect(t, "channel back", got, alert)
+		if r.ch.refused[0] != alert || r.ch.refused[1] != alert {
+			t.Fatalf("refused notifications = %q, want the same alert twice", r.ch.refused)
+		}
+		if n := len(r.drafts.List()); n != 1 {
+			t.Fatalf("%d drafts, want 1", n)
+		}
+		expect(t, "sent once", r.check(5*time.Minute))
+	})
 }
 
 func TestStaleBuilders(t *testing.T) {
-	r := newRig(t, nil)
-	const ppc3, x86 = "ppc3.fedora.redhat.com", "buildvm-x86-01.iad2.fedoraproject.org"
-	hosts := func(ppc3Checkin time.Time) []kojidb.Host {
-		return []kojidb.Host{
-			{Name: x86, Enabled: true, LastCheckin: r.clock.Now().Add(-time.Minute)},
-			{Name: "new.fedora.redhat.com", Enabled: true}, // never checked in
-			{Name: "old.fedora.redhat.com", Enabled: false, LastCheckin: t0.Add(-400 * 24 * time.Hour)},
-			{Name: ppc3, Enabled: true, LastCheckin: ppc3Checkin},
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		const ppc3, x86 = "ppc3.fedora.redhat.com", "buildvm-x86-01.iad2.fedoraproject.org"
+		hosts := func(ppc3Checkin time.Time) []kojidb.Host {
+			return []kojidb.Host{
+				{Name: x86, Enabled: true, LastCheckin: time.Now().Add(-time.Minute)},
+				{Name: "new.fedora.redhat.com", Enabled: true}, // never checked in
+				{Name: "old.fedora.redhat.com", Enabled: false, LastCheckin: t0.Add(-400 * 24 * time.Hour)},
+				{Name: ppc3, Enabled: true, LastCheckin: ppc3Checkin},
+			}
 		}
-	}
-	r.db.setHosts(hosts(t0.Add(-14 * time.Minute))...)
-	expect(t, "first round", r.check(0),
-		"ALERT stale builder: new.fedora.redhat.com has never checked in",
-		"ALERT stale builder: ppc3.fedora.redhat.com last checked in 14m ago (stale after 10m)")
-	if got, want := r.w.Firing(), []string{"stale:new.fedora.redhat.com", "stale:" + ppc3}; !slices.Equal(got, want) {
-		t.Fatalf("Firing = %q, want %q", got, want)
-	}
+		r.db.setHosts(hosts(t0.Add(-14 * time.Minute))...)
+		expect(t, "first round", r.check(0),
+			"ALERT stale builder: new.fedora.redhat.com has never checked in",
+			"ALERT stale builder: ppc3.fedora.redhat.com last checked in 14m ago (stale after 10m)")
+		if got, want := r.w.Firing(), []string{"stale:new.fedora.redhat.com", "stale:" + ppc3}; !slices.Equal(got, want) {
+			t.Fatalf("Firing = %q, want %q", got, want)
+		}
 
-	// Six hours on: ppc3 is reminded of, the host that never checked in is not.
-	r.clock.Advance(6 * time.Hour)
-	r.db.setHosts(hosts(t0.Add(-14 * time.Minute))...)
-	expect(t, "after watch.repeat", r.check(0),
-		"REMINDER stale builder: ppc3.fedora.redhat.com last checked in 6h14m ago (stale after 10m) — failing for 6h")
-	r.clock.Advance(6 * time.Hour)
-	r.db.setHosts(hosts(t0.Add(-14 * time.Minute))...)
-	expect(t, "12h on", r.check(0),
-		"REMINDER stale builder: ppc3.fedora.redhat.com last checked in 12h14m ago (stale after 10m) — failing for 12h")
+		// Six hours on: ppc3 is reminded of, the host that never checked in is not.
+		time.Sleep(6 * time.Hour)
+		r.db.setHosts(hosts(t0.Add(-14 * time.Minute))...)
+		expect(t, "after watch.repeat", r.check(0),
+			"REMINDER stale builder: ppc3.fedora.redhat.com last checked in 6h14m ago (stale after 10m) — failing for 6h")
+		time.Sleep(6 * time.Hour)
+		r.db.setHosts(hosts(t0.Add(-14 * time.Minute))...)
+		expect(t, "12h on", r.check(0),
+			"REMINDER stale builder: ppc3.fedora.redhat.com last checked in 12h14m ago (stale after 10m) — failing for 12h")
 
-	r.db.setHosts(hosts(r.clock.Now().Add(-30 * time.Second))...)
-	expect(t, "ppc3 checked in", r.check(time.Second),
-		"RESOLVED stale builder: ppc3.fedora.redhat.com checked in 31s ago (was failing 12h)")
+		r.db.setHosts(hosts(time.Now().Add(-30 * time.Second))...)
+		expect(t, "ppc3 checked in", r.check(time.Second),
+			"RESOLVED stale builder: ppc3.fedora.redhat.com checked in 31s ago (was failing 12h)")
 
-	// Disabling a host that never checked in clears it too.
-	r.db.setHosts(kojidb.Host{Name: "new.fedora.redhat.com", Enabled: false})
-	expect(t, "disabled", r.check(time.Minute),
-		"RESOLVED stale builder: new.fedora.redhat.com is disabled in Koji (was failing 12h1m)")
-	if got := r.w.Firing(); len(got) != 0 {
-		t.Fatalf("Firing = %q", got)
-	}
+		// Disabling a host that never checked in clears it too.
+		r.db.setHosts(kojidb.Host{Name: "new.fedora.redhat.com", Enabled: false})
+		expect(t, "disabled", r.check(time.Minute),
+			"RESOLVED stale builder: new.fedora.redhat.com is disabled in Koji (was failing 12h1m)")
+		if got := r.w.Firing(); len(got) != 0 {
+			t.Fatalf("Firing = %q", got)
+		}
+	})
 }
 
 func TestConnections(t *testing.T) {
-	cfg := testConfig()
-	cfg.Koji.DBUser = "kojihub"
-	r := newRig(t, cfg)
-	steps := []struct {
-		count, max int
-		want       []string
-	}{
-		{79, 100, nil},
-		{85, 100, []string{"ALERT connections: kojihub holds 85 of 100 connections (85%, threshold 80%)"}},
-		{79, 100, nil}, // within the hysteresis
-		{99, 100, nil},
-		{77, 100, []string{"RESOLVED connections: kojihub holds 77 of 100 connections (77%) (was failing 15m)"}},
-		{160, 200, []string{"ALERT connections: kojihub holds 160 of 200 connections (80%, threshold 80%)"}},
-	}
-	for i, s := range steps {
-		r.db.setConns(s.count, s.max)
-		expect(t, fmt.Sprintf("step %d (%d/%d)", i, s.count, s.max), r.check(5*time.Minute), s.want...)
-	}
-	for _, role := range r.db.roles {
-		if role != "kojihub" {
-			t.Fatalf("ConnectionCount asked for role %q, want koji.db_user", role)
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.Koji.DBUser = "kojihub"
+		r := newRig(t, cfg)
+		steps := []struct {
+			count, max int
+			want       []string
+		}{
+			{79, 100, nil},
+			{85, 100, []string{"ALERT connections: kojihub holds 85 of 100 connections (85%, threshold 80%)"}},
+			{79, 100, nil}, // within the hysteresis
+			{99, 100, nil},
+			{77, 100, []string{"RESOLVED connections: kojihub holds 77 of 100 connections (77%) (was failing 15m)"}},
+			{160, 200, []string{"ALERT connections: kojihub holds 160 of 200 connections (80%, threshold 80%)"}},
 		}
-	}
+		for i, s := range steps {
+			r.db.setConns(s.count, s.max)
+			expect(t, fmt.Sprintf("step %d (%d/%d)", i, s.count, s.max), r.check(5*time.Minute), s.want...)
+		}
+		for _, role := range r.db.roles {
+			if role != "kojihub" {
+				t.Fatalf("ConnectionCount asked for role %q, want koji.db_user", role)
+			}
+		}
+	})
 }
 
 func TestCheckErrorReportedOnceAndRecovery(t *testing.T) {
-	r := newRig(t, nil, "xenbuilder2", "xenbuilder3")
-	r.disk.set("xenbuilder2", "/var/lib/mock", 95)
-	expect(t, "full", r.check(0), "ALERT disk: xenbuilder2 /var/lib/mock 95% full (threshold 90%)")
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil, "xenbuilder2", "xenbuilder3")
+		r.disk.set("xenbuilder2", "/var/lib/mock", 95)
+		expect(t, "full", r.check(0), "ALERT disk: xenbuilder2 /var/lib/mock 95% full (threshold 90%)")
 
-	r.disk.fail("xenbuilder2", fmt.Errorf("fleet: xenbuilder2 (xenbuilder2.example.org:22): %w: connect: connection refused\nmore detail", fleet.ErrUnreachable))
-	expect(t, "unreachable", r.check(5*time.Minute),
-		"CHECK FAILED disk xenbuilder2: fleet: xenbuilder2 (<address>): unreachable: connect: connection refused")
-	// Unreachable for longer than watch.repeat: neither repeated nor reminded
-	// nor resolved, and the alert is not forgotten.
-	for i := 0; i < 80; i++ {
-		expect(t, "still unreachable", r.check(5*time.Minute))
-	}
-	if got := r.w.Firing(); !slices.Equal(got, []string{"disk:xenbuilder2:/var/lib/mock"}) {
-		t.Fatalf("Firing while unreachable = %q", got)
-	}
+		r.disk.fail("xenbuilder2", fmt.Errorf("fleet: xenbuilder2 (xenbuilder2.example.org:22): %w: connect: connection refused\nmore detail", fleet.ErrUnreachable))
+		expect(t, "unreachable", r.check(5*time.Minute),
+			"CHECK FAILED disk xenbuilder2: fleet: xenbuilder2 (<address>): unreachable: connect: connection refused")
+		// Unreachable for longer than watch.repeat: neither repeated nor reminded
+		// nor resolved, and the alert is not forgotten.
+		for i := 0; i < 80; i++ {
+			expect(t, "still unreachable", r.check(5*time.Minute))
+		}
+		if got := r.w.Firing(); !slices.Equal(got, []string{"disk:xenbuilder2:/var/lib/mock"}) {
+			t.Fatalf("Firing while unreachable = %q", got)
+		}
 
-	r.disk.fail("xenbuilder2", nil)
-	r.disk.set("xenbuilder2", "/var/lib/mock", 50)
-	expect(t, "back", r.check(5*time.Minute),
-		"CHECK RECOVERED disk xenbuilder2 (could not run for 6h45m)",
-		"RESOLVED disk: xenbuilder2 /var/lib/mock 50% (was failing 6h50m)")
-	expect(t, "back, next round", r.check(5*time.Minute))
+		r.disk.fail("xenbuilder2", nil)
+		r.disk.set("xenbuilder2", "/var/lib/mock", 50)
+		expect(t, "back", r.check(5*time.Minute),
+			"CHECK RECOVERED disk xenbuilder2 (could not run for 6h45m)",
+			"RESOLVED disk: xenbuilder2 /var/lib/mock 50% (was failing 6h50m)")
+		expect(t, "back, next round", r.check(5*time.Minute))
 
-	// One mount df cannot read: that mount's check fails, the others run.
-	r.disk.mu.Lock()
-	delete(r.disk.percent["xenbuilder3"], "/mnt/build")
-	r.disk.mu.Unlock()
-	expect(t, "mount missing", r.check(5*time.Minute),
-		"CHECK FAILED disk xenbuilder3 /mnt/build: fleet: xenbuilder3: df: cannot read <path>: No such file or directory")
-	expect(t, "mount still missing", r.check(5*time.Minute))
-	r.disk.set("xenbuilder3", "/mnt/build", 10)
-	expect(t, "mount back", r.check(5*time.Minute),
-		"CHECK RECOVERED disk xenbuilder3 /mnt/build (could not run for 10m), now disk: xenbuilder3 /mnt/build 10%")
+		// One mount df cannot read: that mount's check fails, the others run.
+		r.disk.mu.Lock()
+		delete(r.disk.percent["xenbuilder3"], "/mnt/build")
+		r.disk.mu.Unlock()
+		expect(t, "mount missing", r.check(5*time.Minute),
+			"CHECK FAILED disk xenbuilder3 /mnt/build: fleet: xenbuilder3: df: cannot read <path>: No such file or directory")
+		expect(t, "mount still missing", r.check(5*time.Minute))
+		r.disk.set("xenbuilder3", "/mnt/build", 10)
+		expect(t, "mount back", r.check(5*time.Minute),
+			"CHECK RECOVERED disk xenbuilder3 /mnt/build (could not run for 10m), now disk: xenbuilder3 /mnt/build 10%")
+	})
 }
 
 func TestDatabaseDown(t *testing.T) {
-	r := newRig(t, nil)
-	r.db.setHosts(kojidb.Host{Name: "ppc3", Enabled: true, LastCheckin: t0.Add(-time.Hour)})
-	r.db.setConns(90, 100)
-	expect(t, "stale and busy", r.check(0),
-		"ALERT stale builder: ppc3 last checked in 1h ago (stale after 10m)",
-		"ALERT connections: koji holds 90 of 100 connections (90%, threshold 80%)")
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		r.db.setHosts(kojidb.Host{Name: "ppc3", Enabled: true, LastCheckin: t0.Add(-time.Hour)})
+		r.db.setConns(90, 100)
+		expect(t, "stale and busy", r.check(0),
+			"ALERT stale builder: ppc3 last checked in 1h ago (stale after 10m)",
+			"ALERT connections: koji holds 90 of 100 connections (90%, threshold 80%)")
 
-	r.db.setErr(fmt.Errorf("kojidb: list hosts: %w: cannot connect: dial tcp 10.0.0.3:5432: connect: connection refused", kojidb.ErrUnavailable))
-	expect(t, "database down", r.check(5*time.Minute),
-		"CHECK FAILED stale builders: kojidb: list hosts: Koji database unavailable: cannot connect: dial tcp <address>: connect: connection refused",
-		"CHECK FAILED connections koji: kojidb: list hosts: Koji database unavailable: cannot connect: dial tcp <address>: connect: connection refused")
-	expect(t, "database still down", r.check(5*time.Minute))
-	if got, want := r.w.Firing(), []string{"connections:koji", "stale:ppc3"}; !slices.Equal(got, want) {
-		t.Fatalf("Firing while the database is down = %q, want %q", got, want)
-	}
+		r.db.setErr(fmt.Errorf("kojidb: list hosts: %w: cannot connect: dial tcp 10.0.0.3:5432: connect: connection refused", kojidb.ErrUnavailable))
+		expect(t, "database down", r.check(5*time.Minute),
+			"CHECK FAILED stale builders: kojidb: list hosts: Koji database unavailable: cannot connect: dial tcp <address>: connect: connection refused",
+			"CHECK FAILED connections koji: kojidb: list hosts: Koji database unavailable: cannot connect: dial tcp <address>: connect: connection refused")
+		expect(t, "database still down", r.check(5*time.Minute))
+		if got, want := r.w.Firing(), []string{"connections:koji", "stale:ppc3"}; !slices.Equal(got, want) {
+			t.Fatalf("Firing while the database is down = %q, want %q", got, want)
+		}
 
-	r.db.setErr(nil)
-	r.db.setHosts(kojidb.Host{Name: "ppc3", Enabled: true, LastCheckin: r.clock.Now()})
-	expect(t, "database back", r.check(5*time.Minute),
-		"CHECK RECOVERED stale builders (could not run for 10m)",
-		"RESOLVED stale builder: ppc3 checked in 5m ago (was failing 15m)",
-		"CHECK RECOVERED connections koji (could not run for 10m), now connections: koji holds 90 of 100 connections (90%, threshold 80%)")
+		r.db.setErr(nil)
+		r.db.setHosts(kojidb.Host{Name: "ppc3", Enabled: true, LastCheckin: time.Now()})
+		expect(t, "database back", r.check(5*time.Minute),
+			"CHECK RECOVERED stale builders (could not run for 10m)",
+			"RESOLVED stale builder: ppc3 checked in 5m ago (was failing 15m)",
+			"CHECK RECOVERED connections koji (could not run for 10m), now connections: koji holds 90 of 100 connections (90%, threshold 80%)")
+	})
 }
 
 // TestStaleUsesDatabaseAge: staleness is judged on the check-in age the
@@ -624,39 +624,43 @@ func TestDatabaseDown(t *testing.T) {
 // that looks current to the bot but is an hour old for the database is
 // stale.
 func TestStaleUsesDatabaseAge(t *testing.T) {
-	r := newRig(t, nil)
-	r.db.clock = nil // the ages below are the database's
-	r.db.setHosts(
-		kojidb.Host{Name: "ppc2", Enabled: true, LastCheckin: r.clock.Now().Add(-9 * time.Hour), CheckinAge: 30 * time.Second},
-		kojidb.Host{Name: "ppc3", Enabled: true, LastCheckin: r.clock.Now(), CheckinAge: time.Hour},
-	)
-	expect(t, "database ages", r.check(0),
-		"ALERT stale builder: ppc3 last checked in 1h ago (stale after 10m)")
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		r.db.ownAge = false // the ages below are the database's
+		r.db.setHosts(
+			kojidb.Host{Name: "ppc2", Enabled: true, LastCheckin: time.Now().Add(-9 * time.Hour), CheckinAge: 30 * time.Second},
+			kojidb.Host{Name: "ppc3", Enabled: true, LastCheckin: time.Now(), CheckinAge: time.Hour},
+		)
+		expect(t, "database ages", r.check(0),
+			"ALERT stale builder: ppc3 last checked in 1h ago (stale after 10m)")
+	})
 }
 
 func TestNotifyRefusedIsRetried(t *testing.T) {
-	r := newRig(t, nil, "xenbuilder2")
-	r.disk.set("xenbuilder2", "/var/lib/mock", 92)
-	r.ch.setDown(true)
-	expect(t, "channel down", r.check(0))
-	if got := r.w.Firing(); len(got) != 0 {
-		t.Fatalf("Firing = %q before the alert went out", got)
-	}
-	const alert = "ALERT disk: xenbuilder2 /var/lib/mock 92% full (threshold 90%)"
-	if !slices.Equal(r.ch.refused, []string{alert}) {
-		t.Fatalf("refused = %q", r.ch.refused)
-	}
-	r.ch.setDown(false)
-	expect(t, "channel back", r.check(5*time.Minute), alert)
-	expect(t, "sent", r.check(5*time.Minute))
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil, "xenbuilder2")
+		r.disk.set("xenbuilder2", "/var/lib/mock", 92)
+		r.ch.setDown(true)
+		expect(t, "channel down", r.check(0))
+		if got := r.w.Firing(); len(got) != 0 {
+			t.Fatalf("Firing = %q before the alert went out", got)
+		}
+		const alert = "ALERT disk: xenbuilder2 /var/lib/mock 92% full (threshold 90%)"
+		if !slices.Equal(r.ch.refused, []string{alert}) {
+			t.Fatalf("refused = %q", r.ch.refused)
+		}
+		r.ch.setDown(false)
+		expect(t, "channel back", r.check(5*time.Minute), alert)
+		expect(t, "sent", r.check(5*time.Minute))
 
-	// A RESOLVED that cannot go out is retried too.
-	r.disk.set("xenbuilder2", "/var/lib/mock", 10)
-	r.ch.setDown(true)
-	expect(t, "resolve refused", r.check(5*time.Minute))
-	r.ch.setDown(false)
-	expect(t, "resolve retried", r.check(5*time.Minute),
-		"RESOLVED disk: xenbuilder2 /var/lib/mock 10% (was failing 15m)")
+		// A RESOLVED that cannot go out is retried too.
+		r.disk.set("xenbuilder2", "/var/lib/mock", 10)
+		r.ch.setDown(true)
+		expect(t, "resolve refused", r.check(5*time.Minute))
+		r.ch.setDown(false)
+		expect(t, "resolve retried", r.check(5*time.Minute),
+			"RESOLVED disk: xenbuilder2 /var/lib/mock 10% (was failing 15m)")
+	})
 }
 
 func TestRemovedBuilderIsForgotten(t *testing.T) {
@@ -689,70 +693,76 @@ func TestRemovedBuilderIsForgotten(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	r := newRig(t, nil, "xenbuilder2", "xenbuilder3")
-	r.disk.set("xenbuilder2", "/var/lib/mock", 95)
-	r.disk.fail("xenbuilder3", errors.New("unreachable"))
-	r.db.setHosts(kojidb.Host{Name: "ppc3", Enabled: true, LastCheckin: t0})
-	r.check(0)
-	r.metrics.mu.Lock()
-	defer r.metrics.mu.Unlock()
-	want := map[string]int{
-		"disk/failing": 1, "disk/error": 1, "shared/ok": 1, "stale/ok": 1, "connections/ok": 1,
-	}
-	if fmt.Sprint(r.metrics.ran) != fmt.Sprint(want) {
-		t.Fatalf("CheckRan = %v, want %v", r.metrics.ran, want)
-	}
-	if r.metrics.firing != 1 {
-		t.Fatalf("SetFiring(%d), want 1", r.metrics.firing)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil, "xenbuilder2", "xenbuilder3")
+		r.disk.set("xenbuilder2", "/var/lib/mock", 95)
+		r.disk.fail("xenbuilder3", errors.New("unreachable"))
+		r.db.setHosts(kojidb.Host{Name: "ppc3", Enabled: true, LastCheckin: t0})
+		r.check(0)
+		r.metrics.mu.Lock()
+		defer r.metrics.mu.Unlock()
+		want := map[string]int{
+			"disk/failing": 1, "disk/error": 1, "shared/ok": 1, "stale/ok": 1, "connections/ok": 1,
+		}
+		if fmt.Sprint(r.metrics.ran) != fmt.Sprint(want) {
+			t.Fatalf("CheckRan = %v, want %v", r.metrics.ran, want)
+		}
+		if r.metrics.firing != 1 {
+			t.Fatalf("SetFiring(%d), want 1", r.metrics.firing)
+		}
+	})
 }
 
 func TestRoundBoundedByInterval(t *testing.T) {
-	cfg := testConfig()
-	cfg.Watch.Interval = 200 * time.Millisecond
-	cfg.SSH.Parallel = 3
-	cfg.Disk.SharedFrom = "" // only the builders' df calls
-	r := newRig(t, cfg, "b1", "b2", "b3", "b4", "b5", "b6", "b7")
-	r.disk.block = true
-	start := time.Now()
-	got := r.check(0)
-	if took := time.Since(start); took > 10*time.Second {
-		t.Fatalf("CheckOnce took %v with hung hosts and a 200ms interval", took)
-	}
-	if r.disk.peak > 3 {
-		t.Fatalf("%d df calls at once, want at most ssh.parallel (3)", r.disk.peak)
-	}
-	// Every builder is reported as a failed check.
-	if len(got) != 7 {
-		t.Fatalf("notified %d lines, want 7: %q", len(got), got)
-	}
-	for _, line := range got {
-		if !strings.HasPrefix(line, "CHECK FAILED ") {
-			t.Fatalf("line %q is not a CHECK FAILED", line)
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.Watch.Interval = 200 * time.Millisecond
+		cfg.SSH.Parallel = 3
+		cfg.Disk.SharedFrom = "" // only the builders' df calls
+		r := newRig(t, cfg, "b1", "b2", "b3", "b4", "b5", "b6", "b7")
+		r.disk.block = true
+		start := time.Now()
+		got := r.check(0)
+		if took := time.Since(start); took > 10*time.Second {
+			t.Fatalf("CheckOnce took %v with hung hosts and a 200ms interval", took)
 		}
-	}
+		if r.disk.peak > 3 {
+			t.Fatalf("%d df calls at once, want at most ssh.parallel (3)", r.disk.peak)
+		}
+		// Every builder is reported as a failed check.
+		if len(got) != 7 {
+			t.Fatalf("notified %d lines, want 7: %q", len(got), got)
+		}
+		for _, line := range got {
+			if !strings.HasPrefix(line, "CHECK FAILED ") {
+				t.Fatalf("line %q is not a CHECK FAILED", line)
+			}
+		}
+	})
 }
 
 func TestCancelledRoundSaysNothing(t *testing.T) {
-	r := newRig(t, nil, "xenbuilder2")
-	r.disk.block = true
-	ctx, cancel := context.WithCancel(t.Context())
-	go func() {
-		for {
-			r.disk.mu.Lock()
-			n := r.disk.running
-			r.disk.mu.Unlock()
-			if n > 0 {
-				cancel()
-				return
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil, "xenbuilder2")
+		r.disk.block = true
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() {
+			for {
+				r.disk.mu.Lock()
+				n := r.disk.running
+				r.disk.mu.Unlock()
+				if n > 0 {
+					cancel()
+					return
+				}
+				time.Sleep(time.Millisecond)
 			}
-			time.Sleep(time.Millisecond)
+		}()
+		r.w.CheckOnce(ctx)
+		if got := r.ch.take(); len(got) != 0 {
+			t.Fatalf("a round cut short by shutdown notified %q", got)
 		}
-	}()
-	r.w.CheckOnce(ctx)
-	if got := r.ch.take(); len(got) != 0 {
-		t.Fatalf("a round cut short by shutdown notified %q", got)
-	}
+	})
 }
 
 func TestRun(t *testing.T) {
@@ -796,19 +806,20 @@ func (c countingDB) Hosts(ctx context.Context) ([]kojidb.Host, error) {
 }
 
 func TestPanickingReaderIsACheckFailure(t *testing.T) {
-	r := newRig(t, nil)
-	w := New(r.cfg, Deps{
-		Disk:     panicDisk{},
-		Builders: func() []string { return []string{"xenbuilder2"} },
-		Notify:   r.ch.Notify,
-		Now:      r.clock.Now,
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		w := New(r.cfg, Deps{
+			Disk:     panicDisk{},
+			Builders: func() []string { return []string{"xenbuilder2"} },
+			Notify:   r.ch.Notify,
+		})
+		w.CheckOnce(t.Context())
+		got := r.ch.take()
+		if len(got) != 2 || !strings.HasPrefix(got[0], "CHECK FAILED disk xenbuilder2: df on xenbuilder2: panic: boom") ||
+			strings.Contains(got[0], "\n") {
+			t.Fatalf("notified %q", got)
+		}
 	})
-	w.CheckOnce(t.Context())
-	got := r.ch.take()
-	if len(got) != 2 || !strings.HasPrefix(got[0], "CHECK FAILED disk xenbuilder2: df on xenbuilder2: panic: boom") ||
-		strings.Contains(got[0], "\n") {
-		t.Fatalf("notified %q", got)
-	}
 }
 
 type panicDisk struct{}
@@ -849,35 +860,37 @@ func TestText(t *testing.T) {
 // outage), the channel gets one line naming them, not one line each; the
 // recovery is one line too.
 func TestStaleBuildersBatched(t *testing.T) {
-	r := newRig(t, nil)
-	hosts := func(checkin time.Time) []kojidb.Host {
-		var hs []kojidb.Host
-		for i := 1; i <= 12; i++ {
-			hs = append(hs, kojidb.Host{Name: fmt.Sprintf("buildvm-%02d.fedoraproject.org", i), Enabled: true, LastCheckin: checkin})
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		hosts := func(checkin time.Time) []kojidb.Host {
+			var hs []kojidb.Host
+			for i := 1; i <= 12; i++ {
+				hs = append(hs, kojidb.Host{Name: fmt.Sprintf("buildvm-%02d.fedoraproject.org", i), Enabled: true, LastCheckin: checkin})
+			}
+			return hs
 		}
-		return hs
-	}
-	r.db.setHosts(hosts(t0.Add(-20 * time.Minute))...)
-	got := r.check(0)
-	if len(got) != 1 || !strings.HasPrefix(got[0], "ALERT stale builders (12): buildvm-01.fedoraproject.org, ") ||
-		!strings.HasSuffix(got[0], "and 2 more") {
-		t.Fatalf("first round: %q, want one ALERT line naming 12 builders", got)
-	}
-	if n := len(r.w.Firing()); n != 12 {
-		t.Fatalf("%d firing, want 12", n)
-	}
-	expect(t, "no repeat", r.check(time.Minute))
-	r.db.setHosts(hosts(r.clock.Now().Add(-5 * time.Second))...)
-	got = r.check(time.Second)
-	if len(got) != 1 || !strings.HasPrefix(got[0], "RESOLVED stale builders (12): ") {
-		t.Fatalf("recovery: %q, want one RESOLVED line", got)
-	}
-	// Unsent: nothing is recorded, the same line comes again.
-	r.db.setHosts(hosts(t0.Add(-20 * time.Minute))...)
-	r.ch.setDown(true)
-	expect(t, "channel down", r.check(time.Minute))
-	r.ch.setDown(false)
-	if got := r.check(time.Minute); len(got) != 1 || !strings.HasPrefix(got[0], "ALERT stale builders (12)") {
-		t.Fatalf("after the channel came back: %q", got)
-	}
+		r.db.setHosts(hosts(t0.Add(-20 * time.Minute))...)
+		got := r.check(0)
+		if len(got) != 1 || !strings.HasPrefix(got[0], "ALERT stale builders (12): buildvm-01.fedoraproject.org, ") ||
+			!strings.HasSuffix(got[0], "and 2 more") {
+			t.Fatalf("first round: %q, want one ALERT line naming 12 builders", got)
+		}
+		if n := len(r.w.Firing()); n != 12 {
+			t.Fatalf("%d firing, want 12", n)
+		}
+		expect(t, "no repeat", r.check(time.Minute))
+		r.db.setHosts(hosts(time.Now().Add(-5 * time.Second))...)
+		got = r.check(time.Second)
+		if len(got) != 1 || !strings.HasPrefix(got[0], "RESOLVED stale builders (12): ") {
+			t.Fatalf("recovery: %q, want one RESOLVED line", got)
+		}
+		// Unsent: nothing is recorded, the same line comes again.
+		r.db.setHosts(hosts(t0.Add(-20 * time.Minute))...)
+		r.ch.setDown(true)
+		expect(t, "channel down", r.check(time.Minute))
+		r.ch.setDown(false)
+		if got := r.check(time.Minute); len(got) != 1 || !strings.HasPrefix(got[0], "ALERT stale builders (12)") {
+			t.Fatalf("after the channel came back: %q", got)
+		}
+	})
 }

@@ -8,6 +8,7 @@ package harness
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -172,5 +173,18 @@ func StopProcess(p *os.Process, grace time.Duration) {
 	case <-time.After(grace):
 		_ = p.Kill()
 		<-done
+	}
+}
+
+// ServerBound raises go test's -parallel to n unless the command line set
+// it: the parallel tests of a package that mostly waits on its servers
+// (pacing, handshakes, timeouts) then wait together instead of GOMAXPROCS
+// at a time. n is what the servers bear (a PostgreSQL cluster's
+// connections, say). Call it from TestMain after flag.Parse.
+func ServerBound(n int) {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set && flag.Lookup("test.parallel") != nil {
+		_ = flag.Set("test.parallel", strconv.Itoa(n))
 	}
 }

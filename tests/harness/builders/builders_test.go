@@ -250,69 +250,6 @@ grep -c ' `+root+`/dev ' /proc/mounts`)
 	}
 }
 
-// output runs line in a new session of c and returns its combined output
-// and exit status (-1 when it did not exit normally).
-func output(t *testing.T, c *ssh.Client, line string) (string, int) {
-	t.Helper()
-	sess, err := c.NewSession()
-	if err != nil {
-		t.Fatalf("session: %v", err)
-	}
-	defer sess.Close()
-	out, err := sess.CombinedOutput(line)
-	if err == nil {
-		return string(out), 0
-	}
-	if ee, ok := err.(*ssh.ExitError); ok {
-		return string(out), ee.ExitStatus()
-	}
-	t.Fatalf("%s: %v", line, err)
-	return "", -1
-}
-
-// The farm's machines take no root login; the bot's user may run the
-// contrib helper through sudo -n, and nothing else as root, with Debian's
-// real sudo. The host's own /etc is untouched.
-func TestNoRootLoginSudoOnlyTheHelper(t *testing.T) {
-	f := startFarm(t, []Spec{{Name: "b1", Services: []string{"kojid"}}})
-	if c, err := dialAs(t, f, "b1", "root"); err == nil {
-		c.Close()
-		t.Fatal("root logged in over SSH")
-	}
-	c, err := dial(t, f, "b1")
-	if err != nil {
-		t.Fatalf("dial as %s: %v", User, err)
-	}
-	defer c.Close()
-	if out, _ := output(t, c, "id -un"); strings.TrimSpace(out) != User {
-		t.Fatalf("logged in as %q, want %s", out, User)
-	}
-	for _, line := range []string{"sudo -n id", "sudo -n rm -rf /etc", "sudo -n /bin/sh -c id", "sudo -n -u root true"} {
-		out, code := output(t, c, line)
-		if code == 0 || !strings.Contains(out, "password is required") {
-			t.Errorf("%s: exit %d, %q; want sudo's refusal", line, code, out)
-		}
-	}
-	if out, err := f.Exec("b1", "ls /etc/passwd /etc/hostname"); err != nil || strings.Count(out, "\n") != 2 {
-		t.Fatalf("/etc inside b1 after the refusals: %q, %v", out, err)
-	}
-	out, code := output(t, c, "sudo -n "+HelperCommand[len("sudo -n "):]+" check")
-	if code != 0 || !strings.Contains(out, "services: kojid") || !strings.Contains(out, MockDir) {
-		t.Fatalf("helper check: exit %d, %q", code, out)
-	}
-	out, code = output(t, c, "sudo -n "+HelperCommand[len("sudo -n "):]+" rm /etc/passwd")
-	if code != 64 || !strings.Contains(out, "refused") {
-		t.Fatalf("helper rm /etc/passwd: exit %d, %q; want a refusal (64)", code, out)
-	}
-	host, err := os.ReadFile("/etc/passwd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(host), User+":x:") {
-		t.Fatalf("the test machine's /etc/passwd has %s: the farm must not touch the host", User)
-	}
-}
-
 // TestWriteSSHConfig: OpenSSH's own client, given only the config the
 // farm writes, logs in to a builder as the farm's user with strict host
 // key checking, and the extra options reach it.

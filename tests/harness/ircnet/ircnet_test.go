@@ -3,10 +3,14 @@ package ircnet
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fedora-infra/kojibot/tests/harness"
 )
 
 func TestParseMessage(t *testing.T) {
@@ -79,6 +83,7 @@ func privmsgFrom(nick, target string) func(Message) bool {
 // accounts, SASL, account-tag, WHOIS 330, LOGOUT, and accounts surviving a
 // restart.
 func TestNetworkAccounts(t *testing.T) {
+	t.Parallel() // each on a network of its own
 	n := startNet(t, Options{})
 	ctx := context.Background()
 	if err := n.RegisterAccount(ctx, "alice", "alice-secret-1"); err != nil {
@@ -169,14 +174,26 @@ func TestNetworkAccounts(t *testing.T) {
 	}
 	again.Quit()
 	// Services must stay linked after their first database saves following
-	// the restart (Anope once quit on a failed daily backup there).
-	time.Sleep(8 * time.Second)
+	// the restart (Anope once quit on a failed daily backup there): wait
+	// for two saves, then register.
+	db := filepath.Join(n.dir, "anope/data/anope.db")
+	saves := map[time.Time]bool{}
+	saved := harness.WaitFor(ctx, 30*time.Second, func() bool {
+		if fi, err := os.Stat(db); err == nil && fi.ModTime().After(begin) {
+			saves[fi.ModTime()] = true
+		}
+		return len(saves) >= 2
+	})
+	if !saved {
+		t.Fatalf("services saved their database %d times in 30 s after the restart\n%s", len(saves), n.tail("services.out"))
+	}
 	if err := n.RegisterAccount(ctx, "carol", "carol-secret-1"); err != nil {
 		t.Fatalf("services gone a few seconds after the restart: %v\n%s", err, n.tail("services.out"))
 	}
 }
 
 func TestNoAccountTag(t *testing.T) {
+	t.Parallel() // each on a network of its own
 	n := startNet(t, Options{NoAccountTag: true})
 	c := dial(t, n.Addr(), "probe", ClientOptions{})
 	if err := c.Raw("CAP LS 302"); err != nil {
@@ -195,6 +212,7 @@ func TestNoAccountTag(t *testing.T) {
 // default limits (fake lag after 10 commands, 1 a second) while the other
 // port lets a burst through at once.
 func TestStrictPortFloodLimits(t *testing.T) {
+	t.Parallel() // each on a network of its own
 	n := startNet(t, Options{})
 	const burst = 16
 	elapsed := func(addr, nick string) time.Duration {

@@ -662,3 +662,34 @@ func TestClose(t *testing.T) {
 		t.Errorf("Run after Close: %v; want ErrClosed", err)
 	}
 }
+
+func TestNewChecksConfig(t *testing.T) {
+	kh := testKnownHosts(t)
+	key := filepath.Join(t.TempDir(), "no-such-key")
+	t.Setenv("SSH_AUTH_SOCK", "")
+	ssh := func(edit func(*config.SSH)) config.SSH {
+		c := config.Default().SSH
+		c.KnownHosts, c.KeyFile = kh, key
+		edit(&c)
+		return c
+	}
+	for _, c := range []struct {
+		name string
+		cfg  config.SSH
+		want string
+	}{
+		{"no user", ssh(func(c *config.SSH) { c.User = "" }), "ssh.user"},
+		{"no known_hosts", ssh(func(c *config.SSH) { c.KnownHosts = "" }), "known_hosts"},
+		{"missing known_hosts", ssh(func(c *config.SSH) { c.KnownHosts = kh + ".missing" }), "known_hosts"},
+		{"missing key", ssh(func(c *config.SSH) {}), "ssh.key_file"},
+		{"no key, no agent", ssh(func(c *config.SSH) { c.KeyFile = "" }), "SSH_AUTH_SOCK"},
+		{"service command without placeholders", ssh(func(c *config.SSH) { c.ServiceCommand = "systemctl restart kojid" }), "{action} and {service}"},
+	} {
+		if f, err := New(c.cfg, nil, nil); err == nil || !strings.Contains(err.Error(), c.want) {
+			if f != nil {
+				f.Close()
+			}
+			t.Errorf("%s: New = %v, want an error about %q", c.name, err, c.want)
+		}
+	}
+}

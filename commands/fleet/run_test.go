@@ -60,37 +60,6 @@ func testKnownHosts(t *testing.T) string {
 	return p
 }
 
-func TestNewChecksConfig(t *testing.T) {
-	kh := testKnownHosts(t)
-	key := filepath.Join(t.TempDir(), "no-such-key")
-	t.Setenv("SSH_AUTH_SOCK", "")
-	ssh := func(edit func(*config.SSH)) config.SSH {
-		c := config.Default().SSH
-		c.KnownHosts, c.KeyFile = kh, key
-		edit(&c)
-		return c
-	}
-	for _, c := range []struct {
-		name string
-		cfg  config.SSH
-		want string
-	}{
-		{"no user", ssh(func(c *config.SSH) { c.User = "" }), "ssh.user"},
-		{"no known_hosts", ssh(func(c *config.SSH) { c.KnownHosts = "" }), "known_hosts"},
-		{"missing known_hosts", ssh(func(c *config.SSH) { c.KnownHosts = kh + ".missing" }), "known_hosts"},
-		{"missing key", ssh(func(c *config.SSH) {}), "ssh.key_file"},
-		{"no key, no agent", ssh(func(c *config.SSH) { c.KeyFile = "" }), "SSH_AUTH_SOCK"},
-		{"service command without placeholders", ssh(func(c *config.SSH) { c.ServiceCommand = "systemctl restart kojid" }), "{action} and {service}"},
-	} {
-		if f, err := New(c.cfg, nil, nil); err == nil || !strings.Contains(err.Error(), c.want) {
-			if f != nil {
-				f.Close()
-			}
-			t.Errorf("%s: New = %v, want an error about %q", c.name, err, c.want)
-		}
-	}
-}
-
 func TestCappedWriter(t *testing.T) {
 	c := &capped{max: 5}
 	for _, p := range []string{"ab", "cd", "é", "xyz"} { // é is 2 bytes: only its first fits
@@ -105,16 +74,6 @@ func TestCappedWriter(t *testing.T) {
 	c.Write([]byte("abcde"))
 	if c.String() != "abcde" || c.truncated() {
 		t.Errorf("exactly at the cap: %q, truncated %v", c.String(), c.truncated())
-	}
-}
-
-func TestJoinErrors(t *testing.T) {
-	if err := JoinErrors(map[string]error{"a": nil}); err != nil {
-		t.Errorf("JoinErrors(no failures) = %v", err)
-	}
-	err := JoinErrors(map[string]error{"b": errors.New("b broke"), "a": errors.New("a broke"), "c": nil})
-	if err == nil || err.Error() != "a broke\nb broke" {
-		t.Errorf("JoinErrors = %q", err)
 	}
 }
 
@@ -142,5 +101,37 @@ func TestPIDReader(t *testing.T) {
 		if p.get() != c.pid || out.String() != c.forward {
 			t.Errorf("%q: pid %d, passed on %q; want %d, %q", c.chunks, p.get(), out.String(), c.pid, c.forward)
 		}
+	}
+}
+
+// TestServiceNameRuleIsConfigs: a service name that check-config accepts
+// in a hosts entry is one the fleet runs, and one it refuses the fleet
+// refuses too, so that a valid config never fails at run time.
+func TestServiceNameRuleIsConfigs(t *testing.T) {
+	for _, name := range []string{"kojid", "plague-builder", "getty@tty1", "kojira.service", "a_b",
+		"foo:bar", "-kojid", ".hidden", "@x", "", "ko jid", "kojid;reboot", "k/ojid", "kójid"} {
+		c := config.Default()
+		c.IRC.Server = "irc.example.org"
+		c.Koji.DB.DSN = "postgres://kojibot@db/koji"
+		c.Hosts = map[string]config.Host{"builder1": {Address: "builder1:22", Services: []string{name}}}
+		err := c.Validate()
+		configOK := err == nil || !strings.Contains(err.Error(), "services[0]")
+		_, runErr := expandService("sudo systemctl {action} {service}", "stop", name)
+		if configOK != (runErr == nil) {
+			t.Errorf("service %q: check-config accepts it: %v; the fleet runs it: %v (%v)", name, configOK, runErr == nil, runErr)
+		}
+	}
+}
+
+func TestResultWhole(t *testing.T) {
+	if err := (Result{Stdout: "a\x00b\x00"}).Whole("find"); err != nil {
+		t.Errorf("whole output: %v", err)
+	}
+	err := (Result{Stdout: "a\x00b", Truncated: true}).Whole("find /var/lib/mock")
+	if !errors.Is(err, ErrOutputTruncated) {
+		t.Fatalf("truncated output: %v, want ErrOutputTruncated", err)
+	}
+	if !strings.Contains(err.Error(), "find /var/lib/mock") || !strings.Contains(err.Error(), "ssh.max_output") {
+		t.Errorf("error %q does not name what was cut and the setting", err)
 	}
 }

@@ -128,3 +128,47 @@ func TestWarningsHelperOverridesCommands(t *testing.T) {
 		t.Fatalf("no helper: %v", ws)
 	}
 }
+
+// TestWarningsPublicListen: check-config warns about an http.listen
+// address that is not loopback, even with public_url, and not otherwise.
+func TestWarningsPublicListen(t *testing.T) {
+	for _, tt := range []struct {
+		listen string
+		warn   bool
+	}{
+		{"127.0.0.1:9090", false},
+		{"[::1]:9090", false},
+		{"localhost:9090", false},
+		{"", false},
+		{"0.0.0.0:9090", true},
+		{":9090", true},
+		{"192.0.2.10:9090", true},
+	} {
+		c := validConfig()
+		c.HTTP.Listen, c.HTTP.PublicURL = tt.listen, "https://kojibot.example.org"
+		var got []*KeyError
+		for _, w := range c.Warnings(nil) {
+			if w.Key == "http.listen" {
+				got = append(got, w)
+			}
+		}
+		switch {
+		case tt.warn && (len(got) != 1 || !strings.Contains(got[0].Problem, tt.listen)):
+			t.Errorf("listen %q: warnings %v, want one about http.listen naming it", tt.listen, got)
+		case !tt.warn && len(got) != 0:
+			t.Errorf("listen %q: warnings %v, want none", tt.listen, got)
+		}
+	}
+}
+
+func TestIsLoopbackListen(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:9090": true, "127.1.2.3:1": true, "[::1]:9090": true, "localhost:9090": true, "LOCALHOST:1": true,
+		"0.0.0.0:9090": false, ":9090": false, "[::]:9090": false, "10.0.0.1:80": false, "example.org:80": false,
+		"127.0.0.1": false, "": false,
+	} {
+		if got := IsLoopbackListen(addr); got != want {
+			t.Errorf("IsLoopbackListen(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
