@@ -1,5 +1,6 @@
 // Command demo runs kojibot on a local sandbox: an InspIRCd + Anope network,
-// the upstream Koji hub (its database the bot's koji.db) with the SOP's
+// the upstream Koji hub (the bot logs in to its API; its database is the
+// bot's koji.db for connections) with the SOP's
 // hosts, a FASJSON stand-in, a farm of sshd builders running the upstream
 // kojid, with the SOP's problems and, when Dendrite builds,
 // a Matrix homeserver, then prints how to talk to the bot. Ctrl-C stops
@@ -74,9 +75,10 @@ then, in irssi:
     !koji override f41 foo-1.0-1.fc41
     !koji outage draft koji /mnt/koji is full
 
-The farm: a real Koji %[12]s hub (Apache, PostgreSQL: the bot's koji.db),
+The farm: a real Koji %[12]s hub (Apache, PostgreSQL), which the bot reaches
+through its API (koji.hub, certificate login as kojibot; koji.db for connections),
 sshd "machines" koji-hub (httpd, kojira; /mnt/koji), koji-admin (the upstream
-koji CLI, logged in to the hub; override tags into it), xen4 (xen configs in
+koji CLI, logged in to the hub), xen4 (xen configs in
 /srv/xen) and builders xenbuilder1-4 (kojid: the upstream daemon, logged in as
 xenbuilderN.fedora.redhat.com, checking in every %[13]ds; tmpfs /var/lib/mock
 and /mnt/build), each in its own namespaces on 127.0.0.x. It has the SOP's
@@ -184,7 +186,7 @@ func startFarm(ctx context.Context, prefix string, fast, withMatrix bool) (*farm
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: dir, Users: demoUsers, Members: []string{"alice"}, Farm: true})
+	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: dir, Users: demoUsers, Members: []string{"alice"}, Farm: true, ThroughHub: true})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

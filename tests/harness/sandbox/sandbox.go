@@ -55,6 +55,10 @@ type Options struct {
 	// sending 200 lines a second, unless its BotConfig asks for Paced:
 	// for tests, where the pacing is not what most of them check.
 	FastBots bool
+	// ThroughHub has the bots on the farm's hub database reach Koji through
+	// the hub's API, the recommended way (koji.hub with the bots' Koji user's
+	// certificate); their database is then used for connections only.
+	ThroughHub bool
 }
 
 // Sandbox is a running farm.
@@ -242,6 +246,15 @@ func (s *Sandbox) WriteConfig(ctx context.Context, bc BotConfig) (string, error)
 		"state":  map[string]any{"dir": filepath.Join(botDir, "state")}, // each bot its own journal and job records
 		"outage": map[string]any{"to": []string{"fedora-infrastructure-list@lists.fedoraproject.org"}},
 		"log":    map[string]any{"level": "debug", "file": filepath.Join(botDir, "kojibot.log")},
+	}
+	if s.opts.ThroughHub && s.Koji != nil && bc.DB == KojiDB {
+		cert, err := s.Koji.Cert(KojiBotUser)
+		if err != nil {
+			return "", err
+		}
+		cfg["koji"].(map[string]any)["hub"] = map[string]any{
+			"url": s.Koji.URL, "ca_file": s.Koji.CACert(), "auth": "certificate", "cert_file": cert,
+		}
 	}
 	if fast {
 		irc := cfg["irc"].(map[string]any)
