@@ -76,6 +76,11 @@ func systemMessage(err error) (string, bool) {
 			return redact.Text("the Koji hub refused the login (Koji: " + fault.Message() + "); nothing was done"), true
 		}
 		return "kojibot cannot log in to the Koji hub (its log says why); nothing was done", true
+	case kojihub.IsFault(err, "ServerOffline"):
+		// The hub lost its database, or is in maintenance: it refuses
+		// every call before running it (and a write caught mid-way is
+		// rolled back with its transaction).
+		return redact.Text("the Koji hub is offline (Koji: " + kojihub.OfflineReason(err) + "); nothing was changed, try again later"), true
 	case errors.As(err, &refused):
 		return redact.Text(refused.Error()), true
 	case errors.As(err, &fault):

@@ -123,3 +123,13 @@ func sessionLost(err error) bool {
 	}
 	return false
 }
+
+// OfflineReason is the reason a ServerOffline fault in err's chain gives,
+// e.g. "database outage", without Koji's exception name.
+func OfflineReason(err error) string {
+	var f *Fault
+	if !errors.As(err, &f) {
+		return ""
+	}
+	return strings.TrimPrefix(f.Message(), "koji.ServerOffline: ")
+}
