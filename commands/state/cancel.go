@@ -8,19 +8,6 @@ import (
 	"time"
 )
 
-// cancelSchema is the table of cancel requests: `cancel <job>` said to
-// one process for a job that another process runs. The process running
-// the job polls it (TakeCancelRequests).
-const cancelSchema = `
-CREATE TABLE IF NOT EXISTS cancels (
-	job       INTEGER PRIMARY KEY,
-	requester TEXT NOT NULL,
-	place     TEXT NOT NULL,
-	requested INTEGER NOT NULL,
-	taken     INTEGER
-);
-`
-
 // JobStatus is a job's record with what the store knows of the process
 // running it.
 type JobStatus struct {

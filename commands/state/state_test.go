@@ -3,6 +3,8 @@ package state
 import (
 	"bufio"
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -253,34 +255,97 @@ func TestKeyValue(t *testing.T) {
 	}
 }
 
-// TestJobPlaceName: a job keeps its place's name beside the place; a store
-// made by an earlier version, without that column, is updated on open and
-// keeps its jobs.
-func TestJobPlaceName(t *testing.T) {
+// legacySchema is the store as kojibot made it before its schema was
+// versioned: no version table, jobs.place_name added by hand (or not yet).
+const legacySchema = `
+CREATE TABLE procs (id INTEGER PRIMARY KEY AUTOINCREMENT, pid INTEGER NOT NULL, started INTEGER NOT NULL);
+CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+	job TEXT NOT NULL, owner TEXT NOT NULL, opened INTEGER NOT NULL, closed INTEGER, proc INTEGER NOT NULL, pid INTEGER NOT NULL);
+CREATE INDEX journal_open ON journal (closed, proc);
+CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL, command TEXT NOT NULL, place TEXT NOT NULL,
+	result TEXT NOT NULL DEFAULT '', started INTEGER NOT NULL, finished INTEGER, proc INTEGER NOT NULL, pid INTEGER NOT NULL);
+CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE cancels (job INTEGER PRIMARY KEY, requester TEXT NOT NULL, place TEXT NOT NULL, requested INTEGER NOT NULL, taken INTEGER);
+INSERT INTO procs (pid, started) VALUES (1, 1);
+INSERT INTO jobs (owner, command, place, started, proc, pid) VALUES ('alice', 'cleanup b1', '#ops', 1, 1, 1);
+INSERT INTO journal (host, kind, name, job, owner, opened, proc, pid) VALUES ('b1', 'service', 'kojid', '1', 'alice', 1, 1, 1);
+INSERT INTO kv (key, value) VALUES ('matrix.since', 's1');
+`
+
+// makeLegacy writes a store in dir as the kojibot before versioning made
+// it, with jobs.place_name when placeName.
+func makeLegacy(t *testing.T, dir string, placeName bool) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(legacySchema); err != nil {
+		t.Fatal(err)
+	}
+	if placeName {
+		if _, err := db.Exec(`ALTER TABLE jobs ADD COLUMN place_name TEXT NOT NULL DEFAULT ''`); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestLegacyStoreMigrates: a store made before the schema was versioned,
+// with or without jobs.place_name, opens, is migrated to the newest
+// version and keeps its jobs, journal and keys.
+func TestLegacyStoreMigrates(t *testing.T) {
+	for _, withPlace := range []bool{false, true} {
+		t.Run(fmt.Sprintf("place_name=%v", withPlace), func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			makeLegacy(t, dir, withPlace)
+			s := open(t, dir)
+			defer s.Close()
+			cur, known, err := Versions(ctx, s.db.DB, false)
+			if err != nil || cur != known || cur < 2 {
+				t.Fatalf("versions %d/%d %v, want migrated to the newest", cur, known, err)
+			}
+			id, err := s.NewJob(ctx, JobRecord{Owner: "bob", Command: "restart master", Place: "matrix:!abc:fedora.im", PlaceName: "#admin:fedora.im"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			jobs, err := s.RecentJobs(ctx, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(jobs) != 2 || jobs[0].ID != id || jobs[0].PlaceName != "#admin:fedora.im" ||
+				jobs[1].Command != "cleanup b1" || jobs[1].PlaceName != "" || jobs[1].Place != "#ops" {
+				t.Errorf("jobs %+v, want the new one named, the old one kept", jobs)
+			}
+			if v, ok, err := s.Get(ctx, "matrix.since"); v != "s1" || !ok || err != nil {
+				t.Errorf("kv after migration: %q %v %v", v, ok, err)
+			}
+			orphans, err := s.ClaimOrphans(ctx)
+			if err != nil || len(orphans) != 1 || orphans[0].Name != "kojid" {
+				t.Errorf("orphans %+v %v, want the old kojid record", orphans, err)
+			}
+		})
+	}
+}
+
+// TestNewerStoreRefused: a store whose schema is newer than this kojibot
+// is refused with a clear error, and left as it is.
+func TestNewerStoreRefused(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := open(t, dir)
-	old, err := s.NewJob(ctx, JobRecord{Owner: "alice", Command: "cleanup b1", Place: "#ops"})
+	_, known, err := Versions(ctx, s.db.DB, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.db.ExecContext(ctx, `ALTER TABLE jobs DROP COLUMN place_name`); err != nil {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO `+versionTable+` (version_id, is_applied) VALUES (?, 1)`, known+1); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	s = open(t, dir)
-	defer s.Close()
-	id, err := s.NewJob(ctx, JobRecord{Owner: "bob", Command: "restart master", Place: "matrix:!abc:fedora.im", PlaceName: "#admin:fedora.im"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jobs, err := s.RecentJobs(ctx, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(jobs) != 2 || jobs[0].ID != id || jobs[0].PlaceName != "#admin:fedora.im" || jobs[0].Place != "matrix:!abc:fedora.im" ||
-		jobs[1].ID != old || jobs[1].PlaceName != "" || jobs[1].Place != "#ops" {
-		t.Errorf("jobs %+v, want the new one named, the old one kept", jobs)
+	_, err = Open(ctx, dir)
+	if !errors.Is(err, ErrTooNew) || !strings.Contains(err.Error(), fmt.Sprintf("schema version %d", known+1)) {
+		t.Fatalf("open of a newer store: %v, want ErrTooNew naming the version", err)
 	}
 }
 
