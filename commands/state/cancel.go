@@ -75,7 +75,7 @@ func (s *Store) TakeCancelRequests(ctx context.Context) ([]CancelRequest, error)
 		WHERE c.taken IS NULL AND j.proc = ? AND j.result = '' ORDER BY c.job`
 	// Most polls find nothing: read before taking the write lock.
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM (`+pending+`)`, s.proc).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM (`+pending+`) AS p`, s.proc).Scan(&n); err != nil {
 		return nil, fmt.Errorf("state: reading cancel requests: %w", err)
 	}
 	if n == 0 {

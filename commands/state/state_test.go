@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,7 +20,7 @@ import (
 
 func open(t *testing.T, dir string) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), dir)
+	s, err := openAt(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +52,12 @@ func TestOpenCreatesPrivateDir(t *testing.T) {
 }
 
 func TestJournalOpenAndDone(t *testing.T) {
+	contract(t, testJournalOpenAndDone)
+}
+
+func testJournalOpenAndDone(t *testing.T, loc string) {
 	ctx := context.Background()
-	s := open(t, t.TempDir())
+	s := open(t, loc)
 	defer s.Close()
 	id, err := s.Record(ctx, Entry{Host: "b1", Kind: KindService, Name: "kojid", Job: "7", Owner: "alice"})
 	if err != nil {
@@ -87,8 +92,12 @@ func TestJournalOpenAndDone(t *testing.T) {
 // A crash is a handle dropped without Close: the next one finds and
 // claims what it left open, and the dead process's jobs are interrupted.
 func TestCrashLeavesOrphans(t *testing.T) {
+	contract(t, testCrashLeavesOrphans)
+}
+
+func testCrashLeavesOrphans(t *testing.T, loc string) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := loc
 	a := open(t, dir)
 	jid, _ := a.NewJob(ctx, JobRecord{Owner: "alice", Command: "cleanup b1", Place: "#ops"})
 	a.Record(ctx, Entry{Host: "b1", Kind: KindService, Name: "kojid", Job: strconv.FormatInt(jid, 10), Owner: "alice"})
@@ -134,8 +143,12 @@ func TestCrashLeavesOrphans(t *testing.T) {
 // Entries left open by a handle that closed cleanly (a start that failed)
 // are restored by the next process too.
 func TestClosedWithOpenEntries(t *testing.T) {
+	contract(t, testClosedWithOpenEntries)
+}
+
+func testClosedWithOpenEntries(t *testing.T, loc string) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := loc
 	a := open(t, dir)
 	a.Record(ctx, Entry{Host: "b1", Kind: KindService, Name: "kojid", Job: "1"})
 	if err := a.Close(); err != nil {
@@ -152,8 +165,12 @@ func TestClosedWithOpenEntries(t *testing.T) {
 }
 
 func TestJobIDsNeverRepeat(t *testing.T) {
+	contract(t, testJobIDsNeverRepeat)
+}
+
+func testJobIDsNeverRepeat(t *testing.T, loc string) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := loc
 	seen := map[int64]bool{}
 	var last int64
 	for round := 0; round < 3; round++ {
@@ -186,8 +203,12 @@ func TestJobIDsNeverRepeat(t *testing.T) {
 // Two handles on one file at once: concurrent writers never fail (busy
 // timeout), ids are unique, and neither takes the other's entries.
 func TestTwoHandlesAtOnce(t *testing.T) {
+	contract(t, testTwoHandlesAtOnce)
+}
+
+func testTwoHandlesAtOnce(t *testing.T, loc string) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := loc
 	a, b := open(t, dir), open(t, dir)
 	defer a.Close()
 	defer b.Close()
@@ -237,8 +258,12 @@ func TestTwoHandlesAtOnce(t *testing.T) {
 }
 
 func TestKeyValue(t *testing.T) {
+	contract(t, testKeyValue)
+}
+
+func testKeyValue(t *testing.T, loc string) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := loc
 	s := open(t, dir)
 	if _, ok, err := s.Get(ctx, "matrix.since"); ok || err != nil {
 		t.Errorf("empty get: %v %v", ok, err)
@@ -302,7 +327,7 @@ func TestLegacyStoreMigrates(t *testing.T) {
 			makeLegacy(t, dir, withPlace)
 			s := open(t, dir)
 			defer s.Close()
-			cur, known, err := Versions(ctx, s.db.DB, false)
+			cur, known, err := Versions(ctx, s.db.DB, s.db.pg)
 			if err != nil || cur != known || cur < 2 {
 				t.Fatalf("versions %d/%d %v, want migrated to the newest", cur, known, err)
 			}
@@ -332,18 +357,22 @@ func TestLegacyStoreMigrates(t *testing.T) {
 // TestNewerStoreRefused: a store whose schema is newer than this kojibot
 // is refused with a clear error, and left as it is.
 func TestNewerStoreRefused(t *testing.T) {
+	contract(t, testNewerStoreRefused)
+}
+
+func testNewerStoreRefused(t *testing.T, loc string) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := loc
 	s := open(t, dir)
-	_, known, err := Versions(ctx, s.db.DB, false)
+	_, known, err := Versions(ctx, s.db.DB, s.db.pg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO `+versionTable+` (version_id, is_applied) VALUES (?, 1)`, known+1); err != nil {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO `+versionTable+` (version_id, is_applied) VALUES (?, true)`, known+1); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	_, err = Open(ctx, dir)
+	_, err = openAt(ctx, dir)
 	if !errors.Is(err, ErrTooNew) || !strings.Contains(err.Error(), fmt.Sprintf("schema version %d", known+1)) {
 		t.Fatalf("open of a newer store: %v, want ErrTooNew naming the version", err)
 	}
@@ -361,7 +390,19 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(roleEnv); role != "" {
 		runRole(role, os.Getenv(roleDirEnv))
 	}
-	os.Exit(m.Run())
+	if flag.Parse(); testing.Short() {
+		// -short (make unit): the contract runs against SQLite only.
+		os.Exit(m.Run())
+	}
+	stop, err := startCluster()
+	if err != nil {
+		// A missing PostgreSQL is a failure, never a skip.
+		fmt.Fprintln(os.Stderr, "FAIL: cannot start PostgreSQL:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	stop()
+	os.Exit(code)
 }
 
 // runHelper is the other kojibot process of TestTwoProcesses: it opens
@@ -369,7 +410,7 @@ func TestMain(m *testing.M) {
 // killed.
 func runHelper(dir string) {
 	ctx := context.Background()
-	s, err := Open(ctx, dir)
+	s, err := openAt(ctx, dir)
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -394,8 +435,12 @@ func runHelper(dir string) {
 // Two real processes share the store: ids are unique across both, a live
 // process's entries are left alone, and a SIGKILLed one's are claimed.
 func TestTwoProcesses(t *testing.T) {
+	contract(t, testTwoProcesses)
+}
+
+func testTwoProcesses(t *testing.T, loc string) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := loc
 	s := open(t, dir)
 	defer s.Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
