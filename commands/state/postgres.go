@@ -120,3 +120,70 @@ func (s *Store) closePostgres() error {
 	}
 	return nil
 }
+
+// Backend is what kojibot holds of its state store, whichever database
+// it is in: the SQLite store of Open and the PostgreSQL store of
+// OpenPostgres both are one, and both pass the same contract tests.
+type Backend interface {
+	Record(ctx context.Context, e Entry) (int64, error)
+	Done(ctx context.Context, id int64) error
+	OpenEntries(ctx context.Context, job string) ([]Entry, error)
+	ClaimOrphans(ctx context.Context) ([]Entry, error)
+	Claim(ctx context.Context) ([]Entry, []Unverified, error)
+	NewJob(ctx context.Context, j JobRecord) (int64, error)
+	FinishJob(ctx context.Context, id int64, result string, finished time.Time) error
+	RecentJobs(ctx context.Context, limit int) ([]JobRecord, error)
+	JobStatus(ctx context.Context, id int64) (JobStatus, bool, error)
+	RequestCancel(ctx context.Context, id int64, by, place string) error
+	TakeCancelRequests(ctx context.Context) ([]CancelRequest, error)
+	Get(ctx context.Context, key string) (string, bool, error)
+	Put(ctx context.Context, key, value string) error
+	// Where names the store for messages, never with a password.
+	Where() string
+	Close() error
+}
+
+var _ Backend = (*Store)(nil)
+
+// OpenFor opens the store a configuration names: the PostgreSQL database
+// dsn when it is set, else the SQLite store in dir.
+func OpenFor(ctx context.Context, dir, dsn string) (Backend, error) {
+	if dsn != "" {
+		return OpenPostgres(ctx, dsn)
+	}
+	return Open(ctx, dir)
+}
+
+// Probe is what ProbePostgres finds of a PostgreSQL store.
+type Probe struct {
+	// Version is the store's schema version (0: never migrated); Known the
+	// newest this kojibot knows.
+	Version, Known int64
+	// CanCreate says the DSN's role may create tables in its schema, as
+	// migrations need.
+	CanCreate bool
+}
+
+// ProbePostgres connects to the PostgreSQL store dsn and reads its schema
+// version, changing nothing (check-config --probe).
+func ProbePostgres(ctx context.Context, dsn string) (Probe, error) {
+	if err := ParseDSN(dsn); err != nil {
+		return Probe{}, err
+	}
+	sqldb, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return Probe{}, errors.New("state: opening the PostgreSQL store failed")
+	}
+	defer sqldb.Close()
+	if err := sqldb.PingContext(ctx); err != nil {
+		return Probe{}, fmt.Errorf("state: connecting to the PostgreSQL store: %w", err)
+	}
+	var p Probe
+	if p.Version, p.Known, err = Versions(ctx, sqldb, true); err != nil {
+		return Probe{}, err
+	}
+	if err := sqldb.QueryRowContext(ctx, `SELECT has_schema_privilege(current_schema(), 'CREATE')`).Scan(&p.CanCreate); err != nil {
+		return Probe{}, fmt.Errorf("state: reading the privileges of the PostgreSQL store: %w", err)
+	}
+	return p, nil
+}
