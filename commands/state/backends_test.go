@@ -96,3 +96,49 @@ func contract(t *testing.T, test func(t *testing.T, loc string)) {
 		t.Run("postgres", func(t *testing.T) { test(t, newPostgres(t)) })
 	}
 }
+
+// TestFirstOpensAtOnce: several processes opening a new store at once
+// (run and exec started together) all get it, migrated once.
+func TestFirstOpensAtOnce(t *testing.T) { contract(t, testFirstOpensAtOnce) }
+
+func testFirstOpensAtOnce(t *testing.T, loc string) {
+	const n = 4
+	errs := make(chan error, n)
+	stores := make(chan *Store, n)
+	for range n {
+		go func() {
+			s, err := openAt(context.Background(), loc)
+			errs <- err
+			stores <- s
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+		if s := <-stores; s != nil {
+			defer s.Close()
+		}
+	}
+}
+
+// TestDSNNeverShown: a DSN's password is in no error of the PostgreSQL
+// store, whether the DSN cannot be parsed or the server cannot be reached.
+func TestDSNNeverShown(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const password = "s3cret-pw"
+	for _, dsn := range []string{
+		"postgres://kojibot:" + password + "@127.0.0.1:notaport/kojibot",
+		"postgres://kojibot:" + password + "@127.0.0.1:1/kojibot?connect_timeout=2",
+		"host=127.0.0.1 port=1 user=kojibot password=" + password + " connect_timeout=2",
+	} {
+		_, err := OpenPostgres(ctx, dsn)
+		if err == nil || strings.Contains(err.Error(), password) {
+			t.Errorf("OpenPostgres: %v, want an error without the password", err)
+		}
+		if _, err := ProbePostgres(ctx, dsn); err == nil || strings.Contains(err.Error(), password) {
+			t.Errorf("ProbePostgres: %v, want an error without the password", err)
+		}
+	}
+}

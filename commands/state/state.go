@@ -229,9 +229,21 @@ func OwnerOf(fi fs.FileInfo) (uid, gid int, ok bool) {
 
 // init creates the schema and registers this handle as a live process.
 func (s *Store) init(ctx context.Context) error {
+	// One process migrates at a time (run and exec may start together on
+	// a new store): the others wait for the lock on dir, then find the
+	// schema up to date.
+	d, err := os.Open(s.dir)
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	defer d.Close()
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("state: locking %s to migrate: %w", s.dir, err)
+	}
 	if err := migrate(ctx, s.db.DB, false, s.dir); err != nil {
 		return err
 	}
+	syscall.Flock(int(d.Fd()), syscall.LOCK_UN)
 	// Register and lock in one immediate transaction, so that no other
 	// process's ClaimOrphans sees this row before its lock is held.
 	tx, err := s.db.BeginTx(ctx, nil)
