@@ -101,14 +101,14 @@ func (s *Store) pgAlive(proc int64) bool {
 	err := s.db.QueryRowContext(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_locks
 		WHERE locktype = 'advisory' AND granted AND classid::bigint = ? AND objid::bigint = ? AND objsubid = 2
 		AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`,
-		int64(lockClass), int64(uint32(int32(proc)))).Scan(&held)
+		int64(lockClass), oidKey(int32(proc))).Scan(&held)
 	return err != nil || held
 }
 
 // dropLock closes the lock connection for good (not back into the pool),
 // which releases the advisory lock.
 func (s *Store) dropLock() {
-	s.pgLock.Raw(func(any) error { return driver.ErrBadConn })
+	s.pgLock.Raw(func(any) error { return errDropConn })
 	s.pgLock.Close()
 	s.pgLock = nil
 }
@@ -187,3 +187,7 @@ func ProbePostgres(ctx context.Context, dsn string) (Probe, error) {
 	}
 	return p, nil
 }
+
+// errDropConn, returned from a connection's Raw, makes database/sql close
+// that connection instead of putting it back into the pool.
+var errDropConn = driver.ErrBadConn
