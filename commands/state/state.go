@@ -232,7 +232,7 @@ func (s *Store) init(ctx context.Context) error {
 	// One process migrates at a time (run and exec may start together on
 	// a new store): the others wait for the lock on dir, then find the
 	// schema up to date.
-	d, err := os.Open(s.dir)
+	d, err := os.OpenFile(s.dir, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_DIRECTORY, 0)
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
