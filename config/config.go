@@ -67,7 +67,15 @@ type Config struct {
 // State is the state: section.
 type State struct {
 	// Dir holds the embedded store, shared by run and exec; created 0700.
+	// Unused when DSN is set.
 	Dir string `mapstructure:"dir"`
+	// DSN (state.dsn), when set, puts the store in that PostgreSQL
+	// database, kojibot's own (never Koji's), instead of Dir. It may hold
+	// a password: a secret.
+	DSN Secret `mapstructure:"dsn"`
+	// DSNFile (state.dsn_file) names a file whose content, less its
+	// trailing newline, Load puts in DSN. Giving both is an error.
+	DSNFile string `mapstructure:"dsn_file"`
 }
 
 // Commands is the commands: section.

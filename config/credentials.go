@@ -28,7 +28,7 @@ var credentialKeys = []struct {
 
 // SecretKeys are the keys that hold a Secret, each of which may instead be
 // given as <key>_file. Every Secret of Config is here (a test checks it).
-var SecretKeys = []string{"irc.sasl.password", "matrix.access_token", "matrix.password", "koji.db.dsn"}
+var SecretKeys = []string{"irc.sasl.password", "matrix.access_token", "matrix.password", "koji.db.dsn", "state.dsn"}
 
 // secretFields are the fields of each of SecretKeys: the secret and the
 // path of the file it may be read from.
@@ -37,6 +37,7 @@ var secretFields = map[string]func(*Config) (*Secret, *string){
 	"matrix.access_token": func(c *Config) (*Secret, *string) { return &c.Matrix.AccessToken, &c.Matrix.AccessTokenFile },
 	"matrix.password":     func(c *Config) (*Secret, *string) { return &c.Matrix.Password, &c.Matrix.PasswordFile },
 	"koji.db.dsn":         func(c *Config) (*Secret, *string) { return &c.Koji.DB.DSN, &c.Koji.DB.DSNFile },
+	"state.dsn":           func(c *Config) (*Secret, *string) { return &c.State.DSN, &c.State.DSNFile },
 }
 
 // CredentialPath resolves the path given to a *_file key (or acl.keytab,

@@ -18,9 +18,13 @@ import (
 // secrets), the owner of state.dir: a kojibot started as root switches
 // to that owner before it opens the store. errs are problems kojibot
 // would refuse to start with; warns are settings that work but that an
-// operator probably did not mean.
+// operator probably did not mean. With state.dsn there is nothing to
+// check here.
 func (c *Config) CheckStateDir() (errs, warns []*KeyError) {
 	const key = "state.dir"
+	if c.State.DSN != "" {
+		return nil, nil // the store is in PostgreSQL: state.dir is not used
+	}
 	dir := c.State.Dir
 	if dir == "" {
 		return []*KeyError{{Key: key, Problem: "is empty: the journal of what jobs stop needs a directory"}}, nil

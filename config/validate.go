@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5"
 	"net"
 	"net/mail"
 	"net/netip"
@@ -79,6 +80,7 @@ func (c *Config) ValidateWith(knownCommands []string) error {
 	c.validateOutage(v)
 	c.validateHTTP(v)
 	c.validateCommands(v)
+	c.validateState(v)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -593,3 +595,18 @@ var serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9@._-]{0,254}$`)
 // check-config accepts exactly the names that the fleet and the helper
 // will run.
 func ValidServiceName(name string) bool { return serviceNameRE.MatchString(name) }
+
+// validateState checks state.dsn, when set: a PostgreSQL connection
+// string or URL. The problem never quotes it (it may hold a password).
+func (c *Config) validateState(v *validator) {
+	dsn := strings.TrimSpace(c.State.DSN.Reveal())
+	if dsn == "" {
+		if c.State.DSN != "" {
+			v.addf("state.dsn", "is blank; expected a PostgreSQL connection string, or leave it unset to keep the state in state.dir")
+		}
+		return
+	}
+	if _, err := pgx.ParseConfig(dsn); err != nil {
+		v.addf("state.dsn", "cannot be parsed; expected a PostgreSQL connection string or URL, such as \"postgres://kojibot@db/kojibot\"")
+	}
+}

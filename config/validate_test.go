@@ -105,6 +105,8 @@ func TestValidate(t *testing.T) {
 		{"rule naming an unknown group", func(c *Config) { c.ACL.Commands["override"] = []string{"sysadmin-biuld"} }, "acl.commands[override][0]", []string{`"sysadmin-biuld"`, "sysadmin-build, sysadmin-main"}},
 		{"rule with a bad group", func(c *Config) { c.ACL.Commands["override"] = []string{"@everyone"} }, "acl.commands[override][0]", []string{`"@everyone"`, `"@identified"`}},
 		{"dsn empty", func(c *Config) { c.Koji.DB.DSN = "" }, "koji.db.dsn", []string{"empty", "dsn_file"}},
+		{"state dsn unparseable", func(c *Config) { c.State.DSN = "postgres://kojibot:hunter2@db:notaport/kojibot" }, "state.dsn", []string{"cannot be parsed", "postgres://kojibot@db/kojibot"}},
+		{"state dsn blank", func(c *Config) { c.State.DSN = "  " }, "state.dsn", []string{"blank", "state.dir"}},
 		{"db_user", func(c *Config) { c.Koji.DBUser = "" }, "koji.db_user", []string{`""`}},
 		{"override_tag", func(c *Config) { c.Koji.OverrideTag = "dist-override" }, "koji.override_tag", []string{`"dist-override"`, "{release}"}},
 		{"admin_host", func(c *Config) { c.Koji.AdminHost = "koji-adm" }, "koji.admin_host", []string{`"koji-adm"`, "koji-admin, koji-hub"}},

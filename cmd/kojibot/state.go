@@ -184,8 +184,8 @@ func becomeStateOwner(dir string, log *slog.Logger) error {
 	return nil
 }
 
-// The embedded store is what the commands need of a state store.
-var _ commands.StateStore = (*state.Store)(nil)
+// Either store is what the commands need of a state store.
+var _ commands.StateStore = state.Backend(nil)
 
 // claimOrphansEvery runs the recovery every interval until ctx ends, and
 // tells what it found and did to notify. A process that cannot be checked

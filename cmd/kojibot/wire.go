@@ -72,8 +72,8 @@ type system struct {
 	drafts     *outage.Store
 	template   *outage.Template
 	fleet      *fleet.Fleet
-	// state is the embedded store: journal, job records.
-	state *state.Store
+	// state is the store: journal, job records, in state.dir or state.dsn.
+	state state.Backend
 	cfg   *config.Config
 	// lc releases all of the above, in reverse order (lc.stop).
 	lc *lifecycle
@@ -158,12 +158,17 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 	}
 	// Started as root (exec, to read the secrets): from here on, run as
 	// the owner of state.dir, so that the store stays that user's.
-	if err := becomeStateOwner(cfg.State.Dir, log); err != nil {
+	// With state.dsn there is no state.dir to own.
+	stateKey := "state.dir"
+	if cfg.State.DSN != "" {
+		stateKey = "state.dsn"
+	} else if err := becomeStateOwner(cfg.State.Dir, log); err != nil {
 		return nil, fmt.Errorf("state.dir: %w", err)
 	}
 	// The journal is what makes a crash safe: without it, nothing runs.
-	if sys.state, err = state.Open(ctx, cfg.State.Dir); err != nil {
-		return nil, fmt.Errorf("state.dir: %w", err)
+	// run and exec open the same store.
+	if sys.state, err = state.OpenFor(ctx, cfg.State.Dir, cfg.State.DSN.Reveal()); err != nil {
+		return nil, fmt.Errorf("%s: %w", stateKey, err)
 	}
 	lc.push("state store", func() {
 		if err := sys.state.Close(); err != nil {

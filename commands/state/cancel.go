@@ -8,19 +8,6 @@ import (
 	"time"
 )
 
-// cancelSchema is the table of cancel requests: `cancel <job>` said to
-// one process for a job that another process runs. The process running
-// the job polls it (TakeCancelRequests).
-const cancelSchema = `
-CREATE TABLE IF NOT EXISTS cancels (
-	job       INTEGER PRIMARY KEY,
-	requester TEXT NOT NULL,
-	place     TEXT NOT NULL,
-	requested INTEGER NOT NULL,
-	taken     INTEGER
-);
-`
-
 // JobStatus is a job's record with what the store knows of the process
 // running it.
 type JobStatus struct {
@@ -88,7 +75,7 @@ func (s *Store) TakeCancelRequests(ctx context.Context) ([]CancelRequest, error)
 		WHERE c.taken IS NULL AND j.proc = ? AND j.result = '' ORDER BY c.job`
 	// Most polls find nothing: read before taking the write lock.
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM (`+pending+`)`, s.proc).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM (`+pending+`) AS p`, s.proc).Scan(&n); err != nil {
 		return nil, fmt.Errorf("state: reading cancel requests: %w", err)
 	}
 	if n == 0 {

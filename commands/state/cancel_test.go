@@ -9,8 +9,12 @@ import (
 // A cancel request written by one handle reaches the handle that runs the
 // job, once; never another handle, nor a finished job.
 func TestCancelRequests(t *testing.T) {
+	contract(t, testCancelRequests)
+}
+
+func testCancelRequests(t *testing.T, loc string) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := loc
 	run, exec, other := open(t, dir), open(t, dir), open(t, dir)
 	defer run.Close()
 	defer exec.Close()

@@ -1,14 +1,18 @@
-// Package state is kojibot's own embedded store: the journal of what jobs
+// Package state is kojibot's own store: the journal of what jobs
 // stopped or unmounted (so that a crash never leaves a service down
-// unnoticed), the job records and a small key/value space (chat sync
-// tokens). It is one SQLite file under state.dir, in WAL mode, so that
-// `kojibot run` and `kojibot exec` can use it at the same time.
+// unnoticed), the job records, cross-process cancel requests and a small
+// key/value space (chat sync tokens). By default it is one SQLite file
+// under state.dir, in WAL mode, so that `kojibot run` and `kojibot exec`
+// can use it at the same time; with state.dsn it is a PostgreSQL database
+// of kojibot's own (OpenPostgres). Both are the same Store, and their
+// schemas are versioned and migrated at open by goose.
 //
-// Every process that opens the store registers itself and holds an
-// advisory lock (flock) on a file of its own for as long as it lives. The
-// kernel drops that lock when the process dies, however it dies, so
-// another process can tell the journal records of a dead process (to be
-// restored) from those of a live one (to be left alone).
+// Every process that opens the store registers itself and holds a lock
+// for as long as it lives: a flock on a file of its own (SQLite), or a
+// session advisory lock on a connection of its own (PostgreSQL). The
+// kernel, or the server, drops that lock when the process dies, however
+// it dies, so another process can tell the journal records of a dead
+// process (to be restored) from those of a live one (to be left alone).
 //
 // Nothing here is ever written to the Koji database.
 package state
@@ -87,49 +91,18 @@ type JobRecord struct {
 	PID int
 }
 
-// Store is an open state store. Its methods are safe for concurrent use.
+// Store is an open state store: SQLite in state.dir (Open) or PostgreSQL
+// (OpenPostgres). Its methods are safe for concurrent use.
 type Store struct {
-	db   *sql.DB
+	db   *handle
 	dir  string
 	proc int64    // this process's row in procs
-	lock *os.File // flock held while this handle is open
+	lock *os.File // SQLite: flock held while this handle is open
+	// pgLock is PostgreSQL's counterpart of lock: a connection of its own
+	// holding a session advisory lock (lockClass, proc).
+	pgLock *sql.Conn
+	closed bool
 }
-
-const schema = `
-CREATE TABLE IF NOT EXISTS procs (
-	id      INTEGER PRIMARY KEY AUTOINCREMENT,
-	pid     INTEGER NOT NULL,
-	started INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS journal (
-	id     INTEGER PRIMARY KEY AUTOINCREMENT,
-	host   TEXT NOT NULL,
-	kind   TEXT NOT NULL,
-	name   TEXT NOT NULL,
-	job    TEXT NOT NULL,
-	owner  TEXT NOT NULL,
-	opened INTEGER NOT NULL,
-	closed INTEGER,
-	proc   INTEGER NOT NULL,
-	pid    INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS journal_open ON journal (closed, proc);
-CREATE TABLE IF NOT EXISTS jobs (
-	id       INTEGER PRIMARY KEY AUTOINCREMENT,
-	owner    TEXT NOT NULL,
-	command  TEXT NOT NULL,
-	place    TEXT NOT NULL,
-	result   TEXT NOT NULL DEFAULT '',
-	started  INTEGER NOT NULL,
-	finished INTEGER,
-	proc     INTEGER NOT NULL,
-	pid      INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS kv (
-	key   TEXT PRIMARY KEY,
-	value TEXT NOT NULL
-);
-`
 
 // Open opens (creating it if needed) the store in dir, which is created
 // 0700 when missing. dir, its procs/ directory and the SQLite files must
@@ -185,14 +158,14 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: opening %s: %w", dir, err)
 	}
-	s := &Store{db: sqldb, dir: dir}
+	s := &Store{db: &handle{DB: sqldb}, dir: dir}
 	err = s.init(ctx)
 	if err == nil {
 		// The files SQLite made (-wal, -shm) are checked too.
 		err = checkFiles(dir)
 	}
 	if err != nil {
-		if s.lock != nil {
+		if !s.closed && s.lock != nil {
 			s.Close()
 		} else {
 			sqldb.Close()
@@ -256,14 +229,21 @@ func OwnerOf(fi fs.FileInfo) (uid, gid int, ok bool) {
 
 // init creates the schema and registers this handle as a live process.
 func (s *Store) init(ctx context.Context) error {
-	// Two processes creating the schema at once: the second waits
-	// (busy_timeout) and finds the tables there.
-	if _, err := s.db.ExecContext(ctx, schema+cancelSchema); err != nil {
-		return fmt.Errorf("state: creating the schema in %s: %w", s.dir, err)
+	// One process migrates at a time (run and exec may start together on
+	// a new store): the others wait for the lock on dir, then find the
+	// schema up to date.
+	d, err := os.OpenFile(s.dir, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
 	}
-	if err := s.addColumn(ctx, "jobs", "place_name", "TEXT NOT NULL DEFAULT ''"); err != nil {
-		return fmt.Errorf("state: updating the schema in %s: %w", s.dir, err)
+	defer d.Close()
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("state: locking %s to migrate: %w", s.dir, err)
 	}
+	if err := migrate(ctx, s.db.DB, false, s.dir); err != nil {
+		return err
+	}
+	syscall.Flock(int(d.Fd()), syscall.LOCK_UN)
 	// Register and lock in one immediate transaction, so that no other
 	// process's ClaimOrphans sees this row before its lock is held.
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -271,11 +251,7 @@ func (s *Store) init(ctx context.Context) error {
 		return fmt.Errorf("state: registering: %w", err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `INSERT INTO procs (pid, started) VALUES (?, ?)`, os.Getpid(), time.Now().UnixNano())
-	if err != nil {
-		return fmt.Errorf("state: registering: %w", err)
-	}
-	if s.proc, err = res.LastInsertId(); err != nil {
+	if err := tx.QueryRowContext(ctx, `INSERT INTO procs (pid, started) VALUES (?, ?) RETURNING id`, os.Getpid(), time.Now().UnixNano()).Scan(&s.proc); err != nil {
 		return fmt.Errorf("state: registering: %w", err)
 	}
 	// O_EXCL: the lock file is new (ids never repeat), never something
@@ -329,6 +305,9 @@ func (u Unverified) String() string {
 func (s *Store) alive(proc int64, pid int, started time.Time) (alive bool, u *Unverified) {
 	if proc == s.proc {
 		return true, nil
+	}
+	if s.db.pg {
+		return s.pgAlive(proc), nil
 	}
 	path := s.lockPath(proc)
 	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
@@ -416,14 +395,18 @@ func bootTime() (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// Dir is the directory the store lives in.
+// Dir is the directory the store lives in; "" for PostgreSQL.
 func (s *Store) Dir() string { return s.dir }
 
 // Close releases the store. Records still open stay in the journal: they
 // belong to a process that is gone, and the next process restores them.
 func (s *Store) Close() error {
-	if s.lock == nil {
+	if s.closed {
 		return ErrClosed
+	}
+	s.closed = true
+	if s.db.pg {
+		return s.closePostgres()
 	}
 	err := s.db.Close()
 	// Remove the lock file before unlocking it, so that nobody takes a
@@ -438,8 +421,20 @@ func (s *Store) Close() error {
 }
 
 // abandon drops the handle as a crash would: no bookkeeping, the lock is
-// released by closing its file. For tests.
+// released by closing its file or its connection. With PostgreSQL it
+// returns once the server has released the advisory lock (it does so when
+// it sees the connection go, a moment after the close), so that the test
+// that called it sees a dead process. For tests.
 func (s *Store) abandon() {
+	s.closed = true
+	if s.db.pg {
+		s.dropLock()
+		for deadline := time.Now().Add(5 * time.Second); s.pgAlive(s.proc) && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		s.db.Close()
+		return
+	}
 	s.db.Close()
 	s.lock.Close()
 	s.lock = nil
@@ -466,13 +461,9 @@ func (s *Store) Record(ctx context.Context, e Entry) (int64, error) {
 	if e.Kind != KindService && e.Kind != KindMount {
 		return 0, fmt.Errorf("state: journal: unknown kind %q", e.Kind)
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO journal (host, kind, name, job, owner, opened, proc, pid)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, e.Host, e.Kind, e.Name, e.Job, e.Owner, nanos(e.Opened), s.proc, os.Getpid())
-	if err != nil {
-		return 0, fmt.Errorf("state: journal %s %s on %s: %w", e.Kind, e.Name, e.Host, err)
-	}
-	id, err := res.LastInsertId()
-	if err != nil {
+	var id int64
+	if err := s.db.QueryRowContext(ctx, `INSERT INTO journal (host, kind, name, job, owner, opened, proc, pid)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, e.Host, e.Kind, e.Name, e.Job, e.Owner, nanos(e.Opened), s.proc, os.Getpid()).Scan(&id); err != nil {
 		return 0, fmt.Errorf("state: journal %s %s on %s: %w", e.Kind, e.Name, e.Host, err)
 	}
 	return id, nil
@@ -604,7 +595,9 @@ func (s *Store) Claim(ctx context.Context) ([]Entry, []Unverified, error) {
 		return nil, nil, fmt.Errorf("state: claiming orphans: %w", err)
 	}
 	for _, p := range dead {
-		os.Remove(s.lockPath(p))
+		if !s.db.pg {
+			os.Remove(s.lockPath(p))
+		}
 	}
 	if len(claimed) == 0 {
 		return nil, unverified, nil
@@ -624,36 +617,12 @@ func (s *Store) Claim(ctx context.Context) ([]Entry, []Unverified, error) {
 	return out, unverified, nil
 }
 
-// addColumn adds a column that a store made by an earlier version lacks.
-// Two processes may both try: the second finds it there.
-func (s *Store) addColumn(ctx context.Context, table, column, decl string) error {
-	has := func() (bool, error) {
-		var n int
-		err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, table, column).Scan(&n)
-		return n > 0, err
-	}
-	if ok, err := has(); err != nil || ok {
-		return err
-	}
-	_, err := s.db.ExecContext(ctx, `ALTER TABLE `+table+` ADD COLUMN `+column+` `+decl)
-	if err != nil {
-		if ok, again := has(); again == nil && ok {
-			return nil // another process added it meanwhile
-		}
-	}
-	return err
-}
-
 // NewJob records a job that starts now and returns its id. Ids come from
 // the store: they never repeat, across restarts and across processes.
 func (s *Store) NewJob(ctx context.Context, j JobRecord) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO jobs (owner, command, place, place_name, started, proc, pid) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		j.Owner, j.Command, j.Place, j.PlaceName, nanos(j.Started), s.proc, os.Getpid())
-	if err != nil {
-		return 0, fmt.Errorf("state: recording a job: %w", err)
-	}
-	id, err := res.LastInsertId()
-	if err != nil {
+	var id int64
+	if err := s.db.QueryRowContext(ctx, `INSERT INTO jobs (owner, command, place, place_name, started, proc, pid) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		j.Owner, j.Command, j.Place, j.PlaceName, nanos(j.Started), s.proc, os.Getpid()).Scan(&id); err != nil {
 		return 0, fmt.Errorf("state: recording a job: %w", err)
 	}
 	return id, nil

@@ -3,7 +3,10 @@ package state
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,7 +23,7 @@ import (
 
 func open(t *testing.T, dir string) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), dir)
+	s, err := openAt(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,8 +55,12 @@ func TestOpenCreatesPrivateDir(t *testing.T) {
 }
 
 func TestJournalOpenAndDone(t *testing.T) {
+	contract(t, testJournalOpenAndDone)
+}
+
+func testJournalOpenAndDone(t *testing.T, loc string) {
 	ctx := context.Background()
-	s := open(t, t.TempDir())
+	s := open(t, loc)
 	defer s.Close()
 	id, err := s.Record(ctx, Entry{Host: "b1", Kind: KindService, Name: "kojid", Job: "7", Owner: "alice"})
 	if err != nil {
@@ -88,8 +95,12 @@ func TestJournalOpenAndDone(t *testing.T) {
 // A crash is a handle dropped without Close: the next one finds and
 // claims what it left open, and the dead process's jobs are interrupted.
 func TestCrashLeavesOrphans(t *testing.T) {
+	contract(t, testCrashLeavesOrphans)
+}
+
+func testCrashLeavesOrphans(t *testing.T, loc string) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := loc
 	a := open(t, dir)
 	jid, _ := a.NewJob(ctx, JobRecord{Owner: "alice", Command: "cleanup b1", Place: "#ops"})
 	a.Record(ctx, Entry{Host: "b1", Kind: KindService, Name: "kojid", Job: strconv.FormatInt(jid, 10), Owner: "alice"})
@@ -135,8 +146,12 @@ func TestCrashLeavesOrphans(t *testing.T) {
 // Entries left open by a handle that closed cleanly (a start that failed)
 // are restored by the next process too.
 func TestClosedWithOpenEntries(t *testing.T) {
+	contract(t, testClosedWithOpenEntries)
+}
+
+func testClosedWithOpenEntries(t *testing.T, loc string) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := loc
 	a := open(t, dir)
 	a.Record(ctx, Entry{Host: "b1", Kind: KindService, Name: "kojid", Job: "1"})
 	if err := a.Close(); err != nil {
@@ -153,8 +168,12 @@ func TestClosedWithOpenEntries(t *testing.T) {
 }
 
 func TestJobIDsNeverRepeat(t *testing.T) {
+	contract(t, testJobIDsNeverRepeat)
+}
+
+func testJobIDsNeverRepeat(t *testing.T, loc string) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := loc
 	seen := map[int64]bool{}
 	var last int64
 	for round := 0; round < 3; round++ {
@@ -187,8 +206,12 @@ func TestJobIDsNeverRepeat(t *testing.T) {
 // Two handles on one file at once: concurrent writers never fail (busy
 // timeout), ids are unique, and neither takes the other's entries.
 func TestTwoHandlesAtOnce(t *testing.T) {
+	contract(t, testTwoHandlesAtOnce)
+}
+
+func testTwoHandlesAtOnce(t *testing.T, loc string) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := loc
 	a, b := open(t, dir), open(t, dir)
 	defer a.Close()
 	defer b.Close()
@@ -238,8 +261,12 @@ func TestTwoHandlesAtOnce(t *testing.T) {
 }
 
 func TestKeyValue(t *testing.T) {
+	contract(t, testKeyValue)
+}
+
+func testKeyValue(t *testing.T, loc string) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := loc
 	s := open(t, dir)
 	if _, ok, err := s.Get(ctx, "matrix.since"); ok || err != nil {
 		t.Errorf("empty get: %v %v", ok, err)
@@ -256,34 +283,101 @@ func TestKeyValue(t *testing.T) {
 	}
 }
 
-// TestJobPlaceName: a job keeps its place's name beside the place; a store
-// made by an earlier version, without that column, is updated on open and
-// keeps its jobs.
-func TestJobPlaceName(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	s := open(t, dir)
-	old, err := s.NewJob(ctx, JobRecord{Owner: "alice", Command: "cleanup b1", Place: "#ops"})
+// legacySchema is the store as kojibot made it before its schema was
+// versioned: no version table, jobs.place_name added by hand (or not yet).
+const legacySchema = `
+CREATE TABLE procs (id INTEGER PRIMARY KEY AUTOINCREMENT, pid INTEGER NOT NULL, started INTEGER NOT NULL);
+CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+	job TEXT NOT NULL, owner TEXT NOT NULL, opened INTEGER NOT NULL, closed INTEGER, proc INTEGER NOT NULL, pid INTEGER NOT NULL);
+CREATE INDEX journal_open ON journal (closed, proc);
+CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL, command TEXT NOT NULL, place TEXT NOT NULL,
+	result TEXT NOT NULL DEFAULT '', started INTEGER NOT NULL, finished INTEGER, proc INTEGER NOT NULL, pid INTEGER NOT NULL);
+CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE cancels (job INTEGER PRIMARY KEY, requester TEXT NOT NULL, place TEXT NOT NULL, requested INTEGER NOT NULL, taken INTEGER);
+INSERT INTO procs (pid, started) VALUES (1, 1);
+INSERT INTO jobs (owner, command, place, started, proc, pid) VALUES ('alice', 'cleanup b1', '#ops', 1, 1, 1);
+INSERT INTO journal (host, kind, name, job, owner, opened, proc, pid) VALUES ('b1', 'service', 'kojid', '1', 'alice', 1, 1, 1);
+INSERT INTO kv (key, value) VALUES ('matrix.since', 's1');
+`
+
+// makeLegacy writes a store in dir as the kojibot before versioning made
+// it, with jobs.place_name when placeName.
+func makeLegacy(t *testing.T, dir string, placeName bool) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.db.ExecContext(ctx, `ALTER TABLE jobs DROP COLUMN place_name`); err != nil {
+	defer db.Close()
+	if _, err := db.Exec(legacySchema); err != nil {
+		t.Fatal(err)
+	}
+	if placeName {
+		if _, err := db.Exec(`ALTER TABLE jobs ADD COLUMN place_name TEXT NOT NULL DEFAULT ''`); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestLegacyStoreMigrates: a store made before the schema was versioned,
+// with or without jobs.place_name, opens, is migrated to the newest
+// version and keeps its jobs, journal and keys.
+func TestLegacyStoreMigrates(t *testing.T) {
+	for _, withPlace := range []bool{false, true} {
+		t.Run(fmt.Sprintf("place_name=%v", withPlace), func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			makeLegacy(t, dir, withPlace)
+			s := open(t, dir)
+			defer s.Close()
+			cur, known, err := Versions(ctx, s.db.DB, s.db.pg)
+			if err != nil || cur != known || cur < 2 {
+				t.Fatalf("versions %d/%d %v, want migrated to the newest", cur, known, err)
+			}
+			id, err := s.NewJob(ctx, JobRecord{Owner: "bob", Command: "restart master", Place: "matrix:!abc:fedora.im", PlaceName: "#admin:fedora.im"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			jobs, err := s.RecentJobs(ctx, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(jobs) != 2 || jobs[0].ID != id || jobs[0].PlaceName != "#admin:fedora.im" ||
+				jobs[1].Command != "cleanup b1" || jobs[1].PlaceName != "" || jobs[1].Place != "#ops" {
+				t.Errorf("jobs %+v, want the new one named, the old one kept", jobs)
+			}
+			if v, ok, err := s.Get(ctx, "matrix.since"); v != "s1" || !ok || err != nil {
+				t.Errorf("kv after migration: %q %v %v", v, ok, err)
+			}
+			orphans, err := s.ClaimOrphans(ctx)
+			if err != nil || len(orphans) != 1 || orphans[0].Name != "kojid" {
+				t.Errorf("orphans %+v %v, want the old kojid record", orphans, err)
+			}
+		})
+	}
+}
+
+// TestNewerStoreRefused: a store whose schema is newer than this kojibot
+// is refused with a clear error, and left as it is.
+func TestNewerStoreRefused(t *testing.T) {
+	contract(t, testNewerStoreRefused)
+}
+
+func testNewerStoreRefused(t *testing.T, loc string) {
+	ctx := context.Background()
+	dir := loc
+	s := open(t, dir)
+	_, known, err := Versions(ctx, s.db.DB, s.db.pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO `+versionTable+` (version_id, is_applied) VALUES (?, true)`, known+1); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	s = open(t, dir)
-	defer s.Close()
-	id, err := s.NewJob(ctx, JobRecord{Owner: "bob", Command: "restart master", Place: "matrix:!abc:fedora.im", PlaceName: "#admin:fedora.im"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jobs, err := s.RecentJobs(ctx, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(jobs) != 2 || jobs[0].ID != id || jobs[0].PlaceName != "#admin:fedora.im" || jobs[0].Place != "matrix:!abc:fedora.im" ||
-		jobs[1].ID != old || jobs[1].PlaceName != "" || jobs[1].Place != "#ops" {
-		t.Errorf("jobs %+v, want the new one named, the old one kept", jobs)
+	_, err = openAt(ctx, dir)
+	if !errors.Is(err, ErrTooNew) || !strings.Contains(err.Error(), fmt.Sprintf("schema version %d", known+1)) {
+		t.Fatalf("open of a newer store: %v, want ErrTooNew naming the version", err)
 	}
 }
 
@@ -299,7 +393,19 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(roleEnv); role != "" {
 		runRole(role, os.Getenv(roleDirEnv))
 	}
-	os.Exit(m.Run())
+	if flag.Parse(); testing.Short() {
+		// -short (make unit): the contract runs against SQLite only.
+		os.Exit(m.Run())
+	}
+	stop, err := startCluster()
+	if err != nil {
+		// A missing PostgreSQL is a failure, never a skip.
+		fmt.Fprintln(os.Stderr, "FAIL: cannot start PostgreSQL:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	stop()
+	os.Exit(code)
 }
 
 // runHelper is the other kojibot process of TestTwoProcesses: it opens
@@ -307,7 +413,7 @@ func TestMain(m *testing.M) {
 // killed.
 func runHelper(dir string) {
 	ctx := context.Background()
-	s, err := Open(ctx, dir)
+	s, err := openAt(ctx, dir)
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -332,8 +438,12 @@ func runHelper(dir string) {
 // Two real processes share the store: ids are unique across both, a live
 // process's entries are left alone, and a SIGKILLed one's are claimed.
 func TestTwoProcesses(t *testing.T) {
+	contract(t, testTwoProcesses)
+}
+
+func testTwoProcesses(t *testing.T, loc string) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := loc
 	s := open(t, dir)
 	defer s.Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")

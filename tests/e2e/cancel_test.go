@@ -63,6 +63,12 @@ func cancelWindow(t *testing.T, count func() int, alive func() bool, out func() 
 func TestCancelAcrossProcesses(t *testing.T) {
 	const nick, channel = "kojibot-xcancel", "#xcancel"
 	path, _ := crashConfig(t, nick, channel)
+	cancelAcrossProcesses(t, nick, channel, path)
+}
+
+// cancelAcrossProcesses is TestCancelAcrossProcesses with the bot of
+// config path (nick, in channel), whichever its state store.
+func cancelAcrossProcesses(t *testing.T, nick, channel, path string) {
 	b, err := sb.StartBot(binary, nick, path)
 	if err != nil {
 		t.Fatal(err)

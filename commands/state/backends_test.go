@@ -1,0 +1,144 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fedora-infra/kojibot/tests/harness/pgsql"
+)
+
+// cluster is the PostgreSQL server of the package's tests (started by
+// TestMain); each test gets a database of its own in it.
+var cluster *pgsql.Cluster
+
+// stateRole is the role the PostgreSQL store is opened as: it owns its
+// database, and is no superuser, so the tests also prove the grants the
+// store needs.
+const stateRole, statePassword = "kojibot_state", "state-secret"
+
+// startCluster starts the package's PostgreSQL and creates stateRole.
+func startCluster() (stop func(), err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "state-pg-")
+	if err != nil {
+		return nil, err
+	}
+	c, err := pgsql.Start(ctx, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	stop = func() { c.Stop(); os.RemoveAll(dir) }
+	conn, err := pgx.Connect(ctx, c.AdminDSN("postgres"))
+	if err == nil {
+		_, err = conn.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD '%s'`, stateRole, statePassword))
+		conn.Close(ctx)
+	}
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	cluster = c
+	return stop, nil
+}
+
+var dbSeq atomic.Int64
+
+// newPostgres creates a database owned by stateRole and returns the DSN
+// of the store in it.
+func newPostgres(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	name := fmt.Sprintf("state_%d", dbSeq.Add(1))
+	conn, err := pgx.Connect(ctx, cluster.AdminDSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+name+` OWNER `+stateRole); err != nil {
+		t.Fatal(err)
+	}
+	admin := cluster.AdminDSN(name)
+	dsn := strings.Replace(admin, "postgres@", stateRole+":"+statePassword+"@", 1)
+	if dsn == admin {
+		t.Fatalf("cannot make the store's DSN from %s", admin)
+	}
+	return dsn
+}
+
+// isDSN tells a test store's location that is a PostgreSQL DSN from a
+// state.dir.
+func isDSN(loc string) bool { return strings.HasPrefix(loc, "postgres://") }
+
+// openAt opens the store at loc: a state.dir or a DSN.
+func openAt(ctx context.Context, loc string) (*Store, error) {
+	if isDSN(loc) {
+		return OpenPostgres(ctx, loc)
+	}
+	return Open(ctx, loc)
+}
+
+// contract runs test, a part of the contract every store keeps, against
+// SQLite (in a temporary state.dir) and PostgreSQL (in a new database);
+// loc is where the store is, for open. Under -short (make unit), which
+// starts no server, it runs against SQLite only.
+func contract(t *testing.T, test func(t *testing.T, loc string)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, t.TempDir()) })
+	if cluster != nil {
+		t.Run("postgres", func(t *testing.T) { test(t, newPostgres(t)) })
+	}
+}
+
+// TestFirstOpensAtOnce: several processes opening a new store at once
+// (run and exec started together) all get it, migrated once.
+func TestFirstOpensAtOnce(t *testing.T) { contract(t, testFirstOpensAtOnce) }
+
+func testFirstOpensAtOnce(t *testing.T, loc string) {
+	const n = 4
+	errs := make(chan error, n)
+	stores := make(chan *Store, n)
+	for range n {
+		go func() {
+			s, err := openAt(context.Background(), loc)
+			errs <- err
+			stores <- s
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+		if s := <-stores; s != nil {
+			defer s.Close()
+		}
+	}
+}
+
+// TestDSNNeverShown: a DSN's password is in no error of the PostgreSQL
+// store, whether the DSN cannot be parsed or the server cannot be reached.
+func TestDSNNeverShown(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const password = "s3cret-pw"
+	for _, dsn := range []string{
+		"postgres://kojibot:" + password + "@127.0.0.1:notaport/kojibot",
+		"postgres://kojibot:" + password + "@127.0.0.1:1/kojibot?connect_timeout=2",
+		"host=127.0.0.1 port=1 user=kojibot password=" + password + " connect_timeout=2",
+	} {
+		_, err := OpenPostgres(ctx, dsn)
+		if err == nil || strings.Contains(err.Error(), password) {
+			t.Errorf("OpenPostgres: %v, want an error without the password", err)
+		}
+		if _, err := ProbePostgres(ctx, dsn); err == nil || strings.Contains(err.Error(), password) {
+			t.Errorf("ProbePostgres: %v, want an error without the password", err)
+		}
+	}
+}
