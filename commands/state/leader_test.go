@@ -14,8 +14,11 @@ import (
 // the server (there is no leadership on SQLite).
 func pgOnly(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs PostgreSQL (make unit's -short; CI runs it)")
+	}
 	if cluster == nil {
-		t.Fatal("these tests need PostgreSQL: run them without -short")
+		t.Fatal("these tests need PostgreSQL, which TestMain did not start")
 	}
 	return newPostgres(t)
 }
