@@ -15,6 +15,7 @@ import (
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/commands/outage"
+	"github.com/fedora-infra/kojibot/commands/watch/trend"
 )
 
 // hostDisk is what df said on one host.
@@ -338,6 +339,19 @@ func (w *Watcher) judgeMounts(r *round, hostCheck, hostLabel string, h hostDisk,
 	return result
 }
 
+// sample records the reading u of the mount checked under check and returns
+// its fill prediction as the alerts say it (", +2.1%/h, full in about
+// 1 h 25 min"), or "" while there are too few readings or the mount is not
+// filling.
+func (w *Watcher) sample(r *round, check string, u *fleet.Usage) string {
+	w.deps.Samples.Append(check, trend.Sample{At: r.now, Percent: u.Percent, Size: u.Used + u.Avail})
+	p := trend.Estimate(w.deps.Samples.Recent(check, r.now.Add(-PredictWindow)))
+	if !p.Filling {
+		return ""
+	}
+	return ", " + p.String()
+}
+
 // judgeBuilder judges one builder's mounts.
 func (w *Watcher) judgeBuilder(r *round, h hostDisk) {
 	full := w.set.fullPercent
@@ -349,7 +363,7 @@ func (w *Watcher) judgeBuilder(r *round, h hostDisk) {
 				return v
 			}
 			v.obs = alerting.Measured(u.Percent, full)
-			v.alert = fmt.Sprintf("disk: %s %s %s full (threshold %s)", h.host, mount, pct(u.Percent), pct(full))
+			v.alert = fmt.Sprintf("disk: %s %s %s full%s (threshold %s)", h.host, mount, pct(u.Percent), w.sample(r, v.check, u), pct(full))
 			v.clear = fmt.Sprintf("disk: %s %s %s", h.host, mount, pct(u.Percent))
 			return v
 		}, nil)
@@ -363,6 +377,7 @@ func (w *Watcher) judgeShared(r *round, h hostDisk) {
 	type read struct {
 		mount   string
 		percent float64
+		trend   string
 	}
 	reads := map[string]read{} // by check name
 	result := w.judgeMounts(r, alerting.CheckName(KindShared, h.host), "shared mounts on "+h.host, h, w.set.sharedMounts,
@@ -372,9 +387,10 @@ func (w *Watcher) judgeShared(r *round, h hostDisk) {
 				v.obs = alerting.Errored(err)
 				return v
 			}
-			reads[v.check] = read{mount, u.Percent}
+			tr := w.sample(r, v.check, u)
+			reads[v.check] = read{mount, u.Percent, strings.TrimPrefix(tr, ", ")}
 			v.obs = alerting.Measured(u.Percent, full)
-			v.alert = fmt.Sprintf("shared mount %s on %s %s full (threshold %s)", mount, h.host, pct(u.Percent), pct(full))
+			v.alert = fmt.Sprintf("shared mount %s on %s %s full%s (threshold %s)", mount, h.host, pct(u.Percent), tr, pct(full))
 			v.clear = fmt.Sprintf("shared mount %s on %s %s", mount, h.host, pct(u.Percent))
 			return v
 		},
@@ -390,7 +406,7 @@ func (w *Watcher) judgeShared(r *round, h hostDisk) {
 			switch p.Notification {
 			case alerting.Firing:
 				rd := reads[check]
-				draftID = w.draft(check, rd.mount, rd.percent, h.host, r.now)
+				draftID = w.draft(check, rd.mount, rd.percent, rd.trend, h.host, r.now)
 				if draftID != "" {
 					m.Links = []reply.Link{w.draftLink(draftID)}
 				}
@@ -422,14 +438,14 @@ func (w *Watcher) judgeShared(r *round, h hostDisk) {
 // firing: the one made for it already if its ALERT has not gone out yet,
 // else a new one. It returns "" when there is no draft store or the draft
 // could not be stored.
-func (w *Watcher) draft(check, mount string, percent float64, host string, now time.Time) string {
+func (w *Watcher) draft(check, mount string, percent float64, tr, host string, now time.Time) string {
 	if d, ok := w.pending[check]; ok {
 		return d.ID
 	}
 	if w.deps.Drafts == nil {
 		return ""
 	}
-	d, err := w.deps.Drafts.New(outage.ForFullMount(mount, percent, host, now.UTC(), w.set.escalate, w.set.to))
+	d, err := w.deps.Drafts.New(outage.ForFillingMount(mount, percent, tr, host, now.UTC(), w.set.escalate, w.set.to))
 	if err != nil {
 		w.log.Error("outage draft for a full shared mount not made", "mount", mount, "host", host, "err", err)
 		return ""
