@@ -135,6 +135,7 @@ type Deps struct {
 type settings struct {
 	interval, staleAfter, repeat time.Duration
 	fullPercent, connPercent     float64
+	predictWithin                time.Duration
 	mounts                       []string
 	sharedMounts                 []string
 	sharedFrom                   string
@@ -151,6 +152,7 @@ func newSettings(cfg *config.Config) settings {
 		staleAfter:    cfg.Watch.StaleAfter,
 		repeat:        cfg.Watch.Repeat,
 		fullPercent:   cfg.Disk.FullPercent,
+		predictWithin: cfg.Disk.PredictWithin,
 		connPercent:   cfg.Watch.ConnectionsPercent,
 		mounts:        slices.Clone(cfg.Disk.Mounts),
 		sharedMounts:  slices.Clone(cfg.Disk.SharedMounts),

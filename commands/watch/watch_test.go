@@ -886,6 +886,8 @@ func TestStaleBuildersBatched(t *testing.T) {
 
 func TestDiskAlertSaysTheTrend(t *testing.T) {
 	r := newRig(t, nil, "xenbuilder2")
+	r.cfg.Disk.PredictWithin = 0 // the early warning is tested on its own
+	r.w = New(r.cfg, r.w.deps)
 	// +0.5 points every 5 minutes: +6%/h.
 	for i, p := range []float64{87, 87.5, 88, 88.5, 89, 89.5} {
 		r.disk.set("xenbuilder2", "/mnt/build", p)
@@ -944,5 +946,69 @@ func TestMemorySamplesBounded(t *testing.T) {
 	m.Append("c", trend.Sample{At: t0.Add(2 * time.Hour), Percent: 2})
 	if n := m.Len("c"); n != 1 {
 		t.Fatalf("kept %d, want 1", n)
+	}
+}
+
+func TestEarlyWarning(t *testing.T) {
+	cfg := testConfig()
+	cfg.Disk.PredictWithin = 3 * time.Hour
+	r := newRig(t, cfg, "xenbuilder2")
+	// +0.5 points every 5 minutes: +6%/h, so 3h ahead at 82%.
+	steps := []struct {
+		percent float64
+		want    []string
+	}{
+		{78.5, nil},
+		{79, nil},
+		{79.5, nil}, // full in 3h25m: not yet
+		{80, nil},   // 3h20m
+		{80.5, nil},
+		{81, nil},
+		{81.5, nil},
+		{82, []string{"WARNING disk xenbuilder2 /mnt/build 82% full, +6.0%/h, full in about 3 h (predicted full within 3h)"}},
+		{82.5, nil}, // announced once
+		{83, nil},
+		{50, []string{"RESOLVED disk xenbuilder2 /mnt/build 50%, no longer predicted full within 3h (warned 15m ago)"}}, // a clean-up
+		{50.5, nil},
+		{51, nil},
+		{51.5, nil}, // filling again, but not soon
+	}
+	for i, s := range steps {
+		r.disk.set("xenbuilder2", "/mnt/build", s.percent)
+		expect(t, fmt.Sprintf("step %d (%v%%)", i, s.percent), r.check(5*time.Minute), s.want...)
+	}
+}
+
+func TestEarlyWarningEndsSilentlyAtTheThreshold(t *testing.T) {
+	r := newRig(t, nil, "xenbuilder2") // disk.predict_within: the default 6h
+	// +1 point every 5 minutes: +12%/h.
+	steps := []struct {
+		percent float64
+		want    []string
+	}{
+		{84, nil},
+		{85, nil},
+		{86, []string{"WARNING disk xenbuilder2 /mnt/build 86% full, +12.0%/h, full in about 1 h 10 min (predicted full within 6h)"}},
+		{87, nil},
+		{88, nil},
+		{89, nil},
+		{90, []string{"ALERT disk: xenbuilder2 /mnt/build 90% full, +12.0%/h, full in about 50 min (threshold 90%)"}},
+	}
+	for i, s := range steps {
+		r.disk.set("xenbuilder2", "/mnt/build", s.percent)
+		expect(t, fmt.Sprintf("step %d (%v%%)", i, s.percent), r.check(5*time.Minute), s.want...)
+	}
+	if got, want := r.w.Firing(), []string{"disk:xenbuilder2:/mnt/build"}; !slices.Equal(got, want) {
+		t.Errorf("Firing = %q, want %q: the warning ends over the threshold", got, want)
+	}
+}
+
+func TestEarlyWarningOff(t *testing.T) {
+	cfg := testConfig()
+	cfg.Disk.PredictWithin = 0
+	r := newRig(t, cfg, "xenbuilder2")
+	for i, p := range []float64{80, 82, 84, 86, 88} {
+		r.disk.set("xenbuilder2", "/mnt/build", p)
+		expect(t, fmt.Sprintf("round %d", i), r.check(5*time.Minute))
 	}
 }
