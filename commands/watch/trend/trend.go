@@ -91,7 +91,7 @@ func Estimate(samples []Sample) Prediction {
 	if slope >= 0.01 {
 		p.Filling = true
 		left := math.Max(0, 100-now)
-		p.FullIn = time.Duration(left / slope * float64(time.Hour)).Round(time.Minute)
+		p.FullIn = time.Duration(left / slope * float64(time.Hour)).Round(time.Second)
 	}
 	return p
 }
@@ -111,7 +111,8 @@ func (p Prediction) Rate() string {
 }
 
 // String is the prediction as a reply or alert says it, for example
-// "+2.1%/h, full in about 1 h 25 min" or "-0.3%/h, not filling"; empty when
+// "+2.1%/h, full in about 1 h 25 min", "+9.0%/h, full now" or "-0.3%/h, not
+// filling"; empty when
 // there were too few samples.
 func (p Prediction) String() string {
 	if !p.OK {
@@ -120,8 +121,11 @@ func (p Prediction) String() string {
 	if !p.Filling {
 		return p.Rate() + ", not filling"
 	}
-	if p.FullIn < time.Minute {
+	switch {
+	case p.FullIn <= 0:
 		return p.Rate() + ", full now"
+	case p.FullIn < time.Minute:
+		return p.Rate() + ", full in under a minute"
 	}
 	return p.Rate() + ", full in about " + Duration(p.FullIn)
 }

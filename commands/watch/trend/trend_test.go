@@ -76,6 +76,7 @@ func TestString(t *testing.T) {
 		{Prediction{OK: true, PercentPerHour: 0.1, Filling: true, FullIn: 76 * time.Hour}, "+0.1%/h, full in about 3 d 4 h"},
 		{Prediction{OK: true, PercentPerHour: 9, Filling: true, FullIn: 2 * time.Hour}, "+9.0%/h, full in about 2 h"},
 		{Prediction{OK: true, PercentPerHour: 50, Filling: true}, "+50.0%/h, full now"},
+		{Prediction{OK: true, PercentPerHour: 5000, Filling: true, FullIn: 20 * time.Second}, "+5000.0%/h, full in under a minute"},
 	}
 	for _, tt := range tests {
 		if got := tt.p.String(); got != tt.want {
