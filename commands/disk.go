@@ -7,7 +7,10 @@ import (
 	"sync"
 
 	"github.com/fedora-infra/kojibot/bot/reply"
+	"github.com/fedora-infra/kojibot/commands/alerting"
 	"github.com/fedora-infra/kojibot/commands/fleet"
+	"github.com/fedora-infra/kojibot/commands/watch"
+	"github.com/fedora-infra/kojibot/commands/watch/trend"
 )
 
 // builderMounts are the mounts df reads on a builder.
@@ -18,14 +21,20 @@ func (d *Dispatcher) builderMounts() []string {
 	return d.deps.Config.Cleanup.Dirs
 }
 
-// dfLine reads host's mounts and renders one line, flagging full ones.
-func (d *Dispatcher) dfLine(ctx context.Context, f Fleet, host string, mounts []string) (string, []fleet.Usage, error) {
+// dfLine reads host's mounts and renders one line, flagging full ones;
+// kind ("disk" or "shared") names the watcher's check of those mounts,
+// whose readings give each mount's rate when there are enough of them.
+func (d *Dispatcher) dfLine(ctx context.Context, f Fleet, kind, host string, mounts []string) (string, []fleet.Usage, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.perHostTimeout())
 	defer cancel()
 	usages, err := f.DiskUsage(ctx, host, mounts)
 	parts := make([]string, 0, len(usages))
 	for _, u := range usages {
-		parts = append(parts, d.usageText(u))
+		s := d.usageText(u)
+		if p := d.fillTrend(kind, host, u.Path); p.OK {
+			s += ", " + p.String()
+		}
+		parts = append(parts, s)
 	}
 	line := host + ": " + strings.Join(parts, ", ")
 	if err != nil {
@@ -35,6 +44,16 @@ func (d *Dispatcher) dfLine(ctx context.Context, f Fleet, host string, mounts []
 		line += "; " + remoteMessage(err)
 	}
 	return line, usages, err
+}
+
+// fillTrend is the watcher's prediction for host's mount, from its readings
+// of the last watch.PredictWindow; not OK without them.
+func (d *Dispatcher) fillTrend(kind, host, mount string) trend.Prediction {
+	if d.deps.Samples == nil {
+		return trend.Prediction{}
+	}
+	check := alerting.CheckName(kind, host, mount)
+	return trend.Estimate(d.deps.Samples.Recent(check, d.deps.Now().Add(-watch.PredictWindow)))
 }
 
 // dfColumns are the columns of disk all's table: one row per mount of
@@ -72,7 +91,7 @@ func (d *Dispatcher) runDisk(ctx context.Context, c *Call) error {
 		if cfg.Disk.SharedFrom == "" || len(cfg.Disk.SharedMounts) == 0 {
 			return Userf("no shared mounts configured (disk.shared_mounts, disk.shared_from)")
 		}
-		return d.replyDF(ctx, f, c, cfg.Disk.SharedFrom, cfg.Disk.SharedMounts)
+		return d.replyDF(ctx, f, c, watch.KindShared, cfg.Disk.SharedFrom, cfg.Disk.SharedMounts)
 	case "all":
 		builders := d.Builders()
 		if len(builders) == 0 {
@@ -113,18 +132,18 @@ func (d *Dispatcher) runDisk(ctx context.Context, c *Call) error {
 		if err != nil {
 			return err
 		}
-		mounts := d.builderMounts()
+		mounts, kind := d.builderMounts(), watch.KindDisk
 		if host == cfg.Disk.SharedFrom {
-			mounts = cfg.Disk.SharedMounts
+			mounts, kind = cfg.Disk.SharedMounts, watch.KindShared
 		}
-		return d.replyDF(ctx, f, c, host, mounts)
+		return d.replyDF(ctx, f, c, kind, host, mounts)
 	}
 }
 
 // replyDF answers with one host's df line; a host that could not be read
 // at all is an error.
-func (d *Dispatcher) replyDF(ctx context.Context, f Fleet, c *Call, host string, mounts []string) error {
-	line, usages, err := d.dfLine(ctx, f, host, mounts)
+func (d *Dispatcher) replyDF(ctx context.Context, f Fleet, c *Call, kind, host string, mounts []string) error {
+	line, usages, err := d.dfLine(ctx, f, kind, host, mounts)
 	if err != nil && len(usages) == 0 {
 		return Userf("%s", line)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/outage"
 	"github.com/fedora-infra/kojibot/commands/redact"
+	"github.com/fedora-infra/kojibot/commands/watch/trend"
 	"github.com/fedora-infra/kojibot/config"
 )
 
@@ -48,7 +49,20 @@ type Deps struct {
 	// State is the bot's own store (journal, job records); nil runs jobs
 	// without a journal and with ids from memory (unit tests).
 	State StateStore
-	Now   func() time.Time
+	// Samples, when set, are the watcher's readings of the mounts (a
+	// *watch.MemorySamples shared with it): `disk <host>` and `disk shared`
+	// then say how fast each mount fills.
+	Samples MountSamples
+	Now     func() time.Time
+}
+
+// MountSamples reads the watcher's readings of the mounts, as
+// *watch.MemorySamples does.
+type MountSamples interface {
+	// Recent returns the readings of the mount checked under check
+	// ("disk:<host>:<mount>", "shared:<host>:<mount>") taken at or after
+	// since, oldest first.
+	Recent(check string, since time.Time) []trend.Sample
 }
 
 // Dispatcher parses a line against the catalogue, asks the ACL, runs the

@@ -298,6 +298,9 @@ type Disk struct {
 	SharedFrom   string   `mapstructure:"shared_from"`
 	Escalate     []string `mapstructure:"escalate"`
 	Mounts       []string `mapstructure:"mounts"` // a builder's mounts; default cleanup.dirs
+	// PredictWithin: a mount under FullPercent but predicted full within
+	// this is announced as a warning; 0 turns the warning off.
+	PredictWithin time.Duration `mapstructure:"predict_within"`
 }
 
 // Cleanup is the cleanup: section.

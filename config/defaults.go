@@ -74,7 +74,8 @@ func defaults() *Config {
 			RebootCommand: "xl reboot {guest}",
 		},
 		Disk: Disk{
-			FullPercent: 90,
+			FullPercent:   90,
+			PredictWithin: 6 * time.Hour,
 		},
 		Cleanup: Cleanup{
 			Dirs:   []string{"/var/lib/mock", "/mnt/build"},

@@ -212,6 +212,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"xen.config_dir", d.Xen.ConfigDir, "/etc/xen"},
 		{"xen.reboot_command", d.Xen.RebootCommand, "xl reboot {guest}"},
 		{"disk.full_percent", d.Disk.FullPercent, 90.0},
+		{"disk.predict_within", d.Disk.PredictWithin, 6 * time.Hour},
 		{"cleanup.dirs", d.Cleanup.Dirs, []string{"/var/lib/mock", "/mnt/build"}},
 		{"cleanup.min_age", d.Cleanup.MinAge, 168 * time.Hour},
 		{"watch.interval", d.Watch.Interval, 5 * time.Minute},

@@ -422,6 +422,9 @@ func (c *Config) validateXen(v *validator) {
 func (c *Config) validateDisk(v *validator) {
 	d := &c.Disk
 	v.percent("disk.full_percent", d.FullPercent)
+	if d.PredictWithin < 0 {
+		v.addf("disk.predict_within", "is %s; expected a duration, or 0 to turn the early warning off", d.PredictWithin)
+	}
 	for i, m := range d.SharedMounts {
 		v.absPath(fmt.Sprintf("disk.shared_mounts[%d]", i), m)
 	}

@@ -132,6 +132,7 @@ func TestValidate(t *testing.T) {
 		{"helper shell syntax before", func(c *Config) { c.SSH.Helper = "$(id) /usr/local/sbin/kojibot-helper" }, "ssh.helper", []string{"shell syntax", `"$(id)"`}},
 		{"full_percent 0", func(c *Config) { c.Disk.FullPercent = 0 }, "disk.full_percent", []string{"0", "at most 100"}},
 		{"full_percent 101", func(c *Config) { c.Disk.FullPercent = 101 }, "disk.full_percent", []string{"101"}},
+		{"predict_within negative", func(c *Config) { c.Disk.PredictWithin = -time.Hour }, "disk.predict_within", []string{"-1h0m0s", "0 to turn"}},
 		{"shared_from", func(c *Config) { c.Disk.SharedFrom = "nfs" }, "disk.shared_from", []string{`"nfs"`}},
 		{"shared_mounts without shared_from", func(c *Config) { c.Disk.SharedFrom = "" }, "disk.shared_from", []string{"disk.shared_mounts"}},
 		{"shared mount relative", func(c *Config) { c.Disk.SharedMounts = []string{"mnt/koji"} }, "disk.shared_mounts[0]", []string{`"mnt/koji"`}},

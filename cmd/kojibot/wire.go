@@ -74,7 +74,10 @@ type system struct {
 	fleet      *fleet.Fleet
 	// state is the store: journal, job records, in state.dir or state.dsn.
 	state state.Backend
-	cfg   *config.Config
+	// samples are the watcher's readings of the mounts, which `disk`
+	// reads for the rates.
+	samples *watch.MemorySamples
+	cfg     *config.Config
 	// lc releases all of the above, in reverse order (lc.stop).
 	lc *lifecycle
 
@@ -131,8 +134,10 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 			return nil, fmt.Errorf("outage.template_file: %w", err)
 		}
 	}
-	sys := &system{log: log, db: db, hub: farm, acl: checker, drafts: outage.NewStore(0, nil), template: tmpl, cfg: cfg, lc: lc}
+	sys := &system{log: log, db: db, hub: farm, acl: checker, drafts: outage.NewStore(0, nil), template: tmpl, cfg: cfg, lc: lc,
+		samples: watch.NewMemorySamples(watch.SampleKeep, cfg.Watch.Interval)}
 	deps := commands.Deps{
+		Samples:  sys.samples,
 		Config:   cfg,
 		ACL:      checker,
 		Drafts:   sys.drafts,
@@ -310,7 +315,7 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		})
 	}
 	watchDeps := watch.Deps{
-		Drafts: sys.drafts, Builders: sys.dispatcher.Builders, Metrics: metrics,
+		Drafts: sys.drafts, Builders: sys.dispatcher.Builders, Metrics: metrics, Samples: sys.samples,
 		Notify: func(m reply.Message) bool { notifyAll(m); return true },
 		Log:    sys.log.With("component", "watch"),
 	}

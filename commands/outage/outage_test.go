@@ -479,3 +479,14 @@ func TestStoreTokens(t *testing.T) {
 		t.Error("an unstored draft has a path")
 	}
 }
+
+func TestForFillingMount(t *testing.T) {
+	now := time.Date(2026, 11, 26, 4, 17, 0, 0, time.UTC)
+	d := ForFillingMount("/mnt/koji", 97, "+2.1%/h, full in about 1 h 25 min", "koji-hub", now, nil, nil)
+	if !strings.Contains(d.Reason, "is 97% full, +2.1%/h, full in about 1 h 25 min. ") {
+		t.Errorf("Reason = %q, want the trend after the fill", d.Reason)
+	}
+	if plain := ForFillingMount("/mnt/koji", 97, "", "koji-hub", now, nil, nil); plain.Reason != ForFullMount("/mnt/koji", 97, "koji-hub", now, nil, nil).Reason {
+		t.Errorf("an empty trend changes the reason: %q", plain.Reason)
+	}
+}

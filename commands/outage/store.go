@@ -146,9 +146,20 @@ const AutoAuthor = "kojibot"
 // contacts (disk.escalate) become the contact persons and to (outage.to)
 // the recipients. The draft is not stored.
 func ForFullMount(mount string, percent float64, host string, now time.Time, contacts, to []string) Draft {
-	reason := fmt.Sprintf("The shared mount %s on %s is %s full. "+
+	return ForFillingMount(mount, percent, "", host, now, contacts, to)
+}
+
+// ForFillingMount is ForFullMount with the mount's trend (for example
+// "+2.1%/h, full in about 1 h 25 min") said after its fill; an empty trend
+// says nothing more.
+func ForFillingMount(mount string, percent float64, trend, host string, now time.Time, contacts, to []string) Draft {
+	fill := formatPercent(percent) + " full"
+	if trend != "" {
+		fill += ", " + trend
+	}
+	reason := fmt.Sprintf("The shared mount %s on %s is %s. "+
 		"Builds, tagging and repository regeneration that write to it fail until space is freed.",
-		mount, host, formatPercent(percent))
+		mount, host, fill)
 	return Draft{
 		Planned:   false,
 		Service:   "Koji build system",

@@ -15,6 +15,7 @@ import (
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/commands/outage"
+	"github.com/fedora-infra/kojibot/commands/watch/trend"
 )
 
 // hostDisk is what df said on one host.
@@ -41,9 +42,12 @@ type survey struct {
 
 // round is the bookkeeping of one CheckOnce.
 type round struct {
-	now  time.Time
-	seen map[string]bool // check names observed or kept this round
-	sent int
+	now time.Time
+	// predicted are the fill predictions of the mounts read this round, by
+	// check name.
+	predicted map[string]trend.Prediction
+	seen      map[string]bool // check names observed or kept this round
+	sent      int
 }
 
 // CheckOnce runs every check once and sends what they have to say. The
@@ -194,12 +198,18 @@ type view struct {
 	clear string
 	// noRepeat suppresses the reminders.
 	noRepeat bool
+	// warning: the check warns of what is coming rather than alerts of
+	// what fails (WARNING, not ALERT).
+	warning bool
 }
 
 // text is the notification line for p, or "" when there is nothing to say.
 func (v view) text(p alerting.Pending, now time.Time) string {
 	switch p.Notification {
 	case alerting.Firing:
+		if v.warning {
+			return "WARNING " + v.alert
+		}
 		return "ALERT " + v.alert
 	case alerting.Repeat:
 		if v.noRepeat {
@@ -207,6 +217,9 @@ func (v view) text(p alerting.Pending, now time.Time) string {
 		}
 		return fmt.Sprintf("REMINDER %s — failing for %s", v.alert, human(now.Sub(p.Prev.Since)))
 	case alerting.Resolved:
+		if v.warning {
+			return fmt.Sprintf("RESOLVED %s (warned %s ago)", v.clear, human(p.Next.Since.Sub(p.Prev.Since)))
+		}
 		return fmt.Sprintf("RESOLVED %s (was failing %s)", v.clear, human(p.Next.Since.Sub(p.Prev.Since)))
 	case alerting.CheckFailed:
 		return fmt.Sprintf("CHECK FAILED %s: %s", v.label, reason(p.Next.LastError))
@@ -306,6 +319,7 @@ func (w *Watcher) judgeMounts(r *round, hostCheck, hostLabel string, h hostDisk,
 		w.emit(r, view{check: hostCheck, label: hostLabel, obs: alerting.Errored(h.err)})
 		// The mounts' state is unknown: keep it, say nothing of it.
 		w.keep(r, hostCheck+":")
+		w.keep(r, PredictPrefix+hostCheck+":")
 		return ResultError
 	}
 	w.emit(r, view{check: hostCheck, label: hostLabel, obs: alerting.Failed(false)})
@@ -334,8 +348,62 @@ func (w *Watcher) judgeMounts(r *round, hostCheck, hostLabel string, h hostDisk,
 		} else {
 			w.send(r, p, message(text))
 		}
+		if u != nil {
+			w.warnFilling(r, v, u)
+		} else if w.known[PredictPrefix+v.check] {
+			r.seen[PredictPrefix+v.check] = true // unknown for now: keep its state
+		}
 	}
 	return result
+}
+
+// PredictPrefix starts the check name of a mount's early warning:
+// PredictPrefix + the mount's check name.
+const PredictPrefix = "predict:"
+
+// warnFilling observes the early warning of the mount v read as u: it fires,
+// once, while the mount is under disk.full_percent but predicted full within
+// disk.predict_within, and resolves when the prediction goes away. Over the
+// threshold the mount's ALERT speaks instead: a warning then ends silently.
+func (w *Watcher) warnFilling(r *round, v view, u *fleet.Usage) {
+	within := w.set.predictWithin
+	if within <= 0 {
+		return
+	}
+	p := r.predicted[v.check]
+	over := u.Percent >= w.set.fullPercent
+	soon := !over && p.Filling && p.FullIn <= within
+	wv := view{
+		check:    PredictPrefix + v.check,
+		label:    "prediction for " + v.label,
+		obs:      alerting.Failed(soon),
+		alert:    fmt.Sprintf("%s %s full, %s (predicted full within %s)", v.label, pct(u.Percent), p, human(within)),
+		clear:    fmt.Sprintf("%s %s, no longer predicted full within %s", v.label, pct(u.Percent), human(within)),
+		noRepeat: true,
+		warning:  true,
+	}
+	pend, text := w.observe(r, wv)
+	if over {
+		text = ""
+	}
+	w.send(r, pend, message(text))
+}
+
+// sample records the reading u of the mount checked under check and returns
+// its fill prediction as the alerts say it (", +2.1%/h, full in about
+// 1 h 25 min"), or "" while there are too few readings or the mount is not
+// filling.
+func (w *Watcher) sample(r *round, check string, u *fleet.Usage) string {
+	w.deps.Samples.Append(check, trend.Sample{At: r.now, Percent: u.Percent, Size: u.Used + u.Avail})
+	p := trend.Estimate(w.deps.Samples.Recent(check, r.now.Add(-PredictWindow)))
+	if r.predicted == nil {
+		r.predicted = map[string]trend.Prediction{}
+	}
+	r.predicted[check] = p
+	if !p.Filling {
+		return ""
+	}
+	return ", " + p.String()
 }
 
 // judgeBuilder judges one builder's mounts.
@@ -349,7 +417,7 @@ func (w *Watcher) judgeBuilder(r *round, h hostDisk) {
 				return v
 			}
 			v.obs = alerting.Measured(u.Percent, full)
-			v.alert = fmt.Sprintf("disk: %s %s %s full (threshold %s)", h.host, mount, pct(u.Percent), pct(full))
+			v.alert = fmt.Sprintf("disk: %s %s %s full%s (threshold %s)", h.host, mount, pct(u.Percent), w.sample(r, v.check, u), pct(full))
 			v.clear = fmt.Sprintf("disk: %s %s %s", h.host, mount, pct(u.Percent))
 			return v
 		}, nil)
@@ -363,6 +431,7 @@ func (w *Watcher) judgeShared(r *round, h hostDisk) {
 	type read struct {
 		mount   string
 		percent float64
+		trend   string
 	}
 	reads := map[string]read{} // by check name
 	result := w.judgeMounts(r, alerting.CheckName(KindShared, h.host), "shared mounts on "+h.host, h, w.set.sharedMounts,
@@ -372,9 +441,10 @@ func (w *Watcher) judgeShared(r *round, h hostDisk) {
 				v.obs = alerting.Errored(err)
 				return v
 			}
-			reads[v.check] = read{mount, u.Percent}
+			tr := w.sample(r, v.check, u)
+			reads[v.check] = read{mount, u.Percent, strings.TrimPrefix(tr, ", ")}
 			v.obs = alerting.Measured(u.Percent, full)
-			v.alert = fmt.Sprintf("shared mount %s on %s %s full (threshold %s)", mount, h.host, pct(u.Percent), pct(full))
+			v.alert = fmt.Sprintf("shared mount %s on %s %s full%s (threshold %s)", mount, h.host, pct(u.Percent), tr, pct(full))
 			v.clear = fmt.Sprintf("shared mount %s on %s %s", mount, h.host, pct(u.Percent))
 			return v
 		},
@@ -390,7 +460,7 @@ func (w *Watcher) judgeShared(r *round, h hostDisk) {
 			switch p.Notification {
 			case alerting.Firing:
 				rd := reads[check]
-				draftID = w.draft(check, rd.mount, rd.percent, h.host, r.now)
+				draftID = w.draft(check, rd.mount, rd.percent, rd.trend, h.host, r.now)
 				if draftID != "" {
 					m.Links = []reply.Link{w.draftLink(draftID)}
 				}
@@ -422,14 +492,14 @@ func (w *Watcher) judgeShared(r *round, h hostDisk) {
 // firing: the one made for it already if its ALERT has not gone out yet,
 // else a new one. It returns "" when there is no draft store or the draft
 // could not be stored.
-func (w *Watcher) draft(check, mount string, percent float64, host string, now time.Time) string {
+func (w *Watcher) draft(check, mount string, percent float64, tr, host string, now time.Time) string {
 	if d, ok := w.pending[check]; ok {
 		return d.ID
 	}
 	if w.deps.Drafts == nil {
 		return ""
 	}
-	d, err := w.deps.Drafts.New(outage.ForFullMount(mount, percent, host, now.UTC(), w.set.escalate, w.set.to))
+	d, err := w.deps.Drafts.New(outage.ForFillingMount(mount, percent, tr, host, now.UTC(), w.set.escalate, w.set.to))
 	if err != nil {
 		w.log.Error("outage draft for a full shared mount not made", "mount", mount, "host", host, "err", err)
 		return ""

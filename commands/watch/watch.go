@@ -19,6 +19,7 @@ import (
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/commands/outage"
+	"github.com/fedora-infra/kojibot/commands/watch/trend"
 	"github.com/fedora-infra/kojibot/config"
 )
 
@@ -120,6 +121,9 @@ type Deps struct {
 	Builders func() []string
 	// Metrics, when set, counts the checks and the firing alerts.
 	Metrics Observer
+	// Samples keeps the mounts' readings for the fill predictions (nil: a
+	// MemorySamples keeping SampleKeep at watch.interval).
+	Samples Samples
 	// Log receives the watcher's log (nil: discarded).
 	Log *slog.Logger
 }
@@ -129,6 +133,7 @@ type Deps struct {
 type settings struct {
 	interval, staleAfter, repeat time.Duration
 	fullPercent, connPercent     float64
+	predictWithin                time.Duration
 	mounts                       []string
 	sharedMounts                 []string
 	sharedFrom                   string
@@ -145,6 +150,7 @@ func newSettings(cfg *config.Config) settings {
 		staleAfter:    cfg.Watch.StaleAfter,
 		repeat:        cfg.Watch.Repeat,
 		fullPercent:   cfg.Disk.FullPercent,
+		predictWithin: cfg.Disk.PredictWithin,
 		connPercent:   cfg.Watch.ConnectionsPercent,
 		mounts:        slices.Clone(cfg.Disk.Mounts),
 		sharedMounts:  slices.Clone(cfg.Disk.SharedMounts),
@@ -197,6 +203,9 @@ func New(cfg *config.Config, deps Deps) *Watcher {
 		}
 	}
 	set := newSettings(cfg)
+	if deps.Samples == nil {
+		deps.Samples = NewMemorySamples(SampleKeep, set.interval)
+	}
 	return &Watcher{
 		set:     set,
 		deps:    deps,
@@ -206,6 +215,14 @@ func New(cfg *config.Config, deps Deps) *Watcher {
 		pending: map[string]outage.Draft{},
 		drafts:  map[string]string{},
 	}
+}
+
+// Predict returns the fill prediction of the mount checked under check
+// (alerting.CheckName(KindDisk, host, mount) or
+// alerting.CheckName(KindShared, host, mount)), from its readings of the
+// last PredictWindow.
+func (w *Watcher) Predict(check string) trend.Prediction {
+	return trend.Estimate(w.deps.Samples.Recent(check, time.Now().Add(-PredictWindow)))
 }
 
 // Interval returns how often Run checks (watch.interval).

@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/fedora-infra/kojibot/bot/reply"
+	"github.com/fedora-infra/kojibot/commands/alerting"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/commands/outage"
+	"github.com/fedora-infra/kojibot/commands/watch/trend"
 	"github.com/fedora-infra/kojibot/config"
 )
 
@@ -891,6 +893,147 @@ func TestStaleBuildersBatched(t *testing.T) {
 		r.ch.setDown(false)
 		if got := r.check(time.Minute); len(got) != 1 || !strings.HasPrefix(got[0], "ALERT stale builders (12)") {
 			t.Fatalf("after the channel came back: %q", got)
+		}
+	})
+}
+
+func TestDiskAlertSaysTheTrend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil, "xenbuilder2")
+		r.cfg.Disk.PredictWithin = 0 // the early warning is tested on its own
+		r.w = New(r.cfg, r.w.deps)
+		// +0.5 points every 5 minutes: +6%/h.
+		for i, p := range []float64{87, 87.5, 88, 88.5, 89, 89.5} {
+			r.disk.set("xenbuilder2", "/mnt/build", p)
+			expect(t, fmt.Sprintf("filling, round %d", i), r.check(5*time.Minute))
+		}
+		r.disk.set("xenbuilder2", "/mnt/build", 90)
+		expect(t, "crossing the threshold", r.check(5*time.Minute),
+			"ALERT disk: xenbuilder2 /mnt/build 90% full, +6.0%/h, full in about 1 h 40 min (threshold 90%)")
+		p := r.w.Predict(alerting.CheckName(KindDisk, "xenbuilder2", "/mnt/build"))
+		if !p.Filling || p.PercentPerHour != 6 || p.FullIn != 100*time.Minute {
+			t.Fatalf("Predict = %+v", p)
+		}
+	})
+}
+
+func TestSharedMountDraftSaysTheTrend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		for _, p := range []float64{80, 84, 88, 92} {
+			r.disk.set("koji-hub", "/mnt/koji", p)
+			r.check(time.Hour)
+		}
+		// 92% at +4%/h: full in two hours.
+		if d := r.drafts.List(); len(d) != 1 || !strings.Contains(d[0].Reason, "is 92% full, +4.0%/h, full in about 2 h.") {
+			t.Fatalf("drafts %+v, want one saying the trend", d)
+		}
+	})
+}
+
+func TestPredictFollowsACleanUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil, "xenbuilder2")
+		check := alerting.CheckName(KindDisk, "xenbuilder2", "/var/lib/mock")
+		// Filling fast, then cleaned up, then filling slowly.
+		for _, p := range []float64{60, 70, 80, 85, 30, 31, 32, 33} {
+			r.disk.set("xenbuilder2", "/var/lib/mock", p)
+			r.check(time.Hour)
+		}
+		p := r.w.Predict(check)
+		if !p.Filling || p.PercentPerHour != 1 || p.FullIn != 67*time.Hour {
+			t.Fatalf("Predict after a clean-up = %+v, want +1%%/h, full in 67h", p)
+		}
+	})
+}
+
+func TestMemorySamplesBounded(t *testing.T) {
+	m := NewMemorySamples(time.Hour, 10*time.Minute) // at most 7
+	for i := range 20 {
+		m.Append("c", trend.Sample{At: t0.Add(time.Duration(i) * 5 * time.Minute), Percent: float64(i)})
+	}
+	if n := m.Len("c"); n != 7 {
+		t.Fatalf("kept %d, want 7", n)
+	}
+	got := m.Recent("c", t0.Add(90*time.Minute))
+	if len(got) != 2 || got[0].Percent != 18 || got[1].Percent != 19 {
+		t.Fatalf("Recent = %+v", got)
+	}
+	// By age too: a reading older than an hour goes.
+	m = NewMemorySamples(time.Hour, time.Minute)
+	m.Append("c", trend.Sample{At: t0, Percent: 1})
+	m.Append("c", trend.Sample{At: t0.Add(2 * time.Hour), Percent: 2})
+	if n := m.Len("c"); n != 1 {
+		t.Fatalf("kept %d, want 1", n)
+	}
+}
+
+func TestEarlyWarning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.Disk.PredictWithin = 3 * time.Hour
+		r := newRig(t, cfg, "xenbuilder2")
+		// +0.5 points every 5 minutes: +6%/h, so 3h ahead at 82%.
+		steps := []struct {
+			percent float64
+			want    []string
+		}{
+			{78.5, nil},
+			{79, nil},
+			{79.5, nil}, // full in 3h25m: not yet
+			{80, nil},   // 3h20m
+			{80.5, nil},
+			{81, nil},
+			{81.5, nil},
+			{82, []string{"WARNING disk xenbuilder2 /mnt/build 82% full, +6.0%/h, full in about 3 h (predicted full within 3h)"}},
+			{82.5, nil}, // announced once
+			{83, nil},
+			{50, []string{"RESOLVED disk xenbuilder2 /mnt/build 50%, no longer predicted full within 3h (warned 15m ago)"}}, // a clean-up
+			{50.5, nil},
+			{51, nil},
+			{51.5, nil}, // filling again, but not soon
+		}
+		for i, s := range steps {
+			r.disk.set("xenbuilder2", "/mnt/build", s.percent)
+			expect(t, fmt.Sprintf("step %d (%v%%)", i, s.percent), r.check(5*time.Minute), s.want...)
+		}
+	})
+}
+
+func TestEarlyWarningEndsSilentlyAtTheThreshold(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil, "xenbuilder2") // disk.predict_within: the default 6h
+		// +1 point every 5 minutes: +12%/h.
+		steps := []struct {
+			percent float64
+			want    []string
+		}{
+			{84, nil},
+			{85, nil},
+			{86, []string{"WARNING disk xenbuilder2 /mnt/build 86% full, +12.0%/h, full in about 1 h 10 min (predicted full within 6h)"}},
+			{87, nil},
+			{88, nil},
+			{89, nil},
+			{90, []string{"ALERT disk: xenbuilder2 /mnt/build 90% full, +12.0%/h, full in about 50 min (threshold 90%)"}},
+		}
+		for i, s := range steps {
+			r.disk.set("xenbuilder2", "/mnt/build", s.percent)
+			expect(t, fmt.Sprintf("step %d (%v%%)", i, s.percent), r.check(5*time.Minute), s.want...)
+		}
+		if got, want := r.w.Firing(), []string{"disk:xenbuilder2:/mnt/build"}; !slices.Equal(got, want) {
+			t.Errorf("Firing = %q, want %q: the warning ends over the threshold", got, want)
+		}
+	})
+}
+
+func TestEarlyWarningOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.Disk.PredictWithin = 0
+		r := newRig(t, cfg, "xenbuilder2")
+		for i, p := range []float64{80, 82, 84, 86, 88} {
+			r.disk.set("xenbuilder2", "/mnt/build", p)
+			expect(t, fmt.Sprintf("round %d", i), r.check(5*time.Minute))
 		}
 	})
 }
