@@ -163,6 +163,14 @@ func (l *Leader) Resign() {
 		close(l.stop)
 	}
 	<-l.done
+	// Unlock first: the server releases a closed connection's locks only
+	// when it sees the connection go, a moment later, and the next leader
+	// should not wait for that.
+	if l.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), leaderCheckEvery)
+		_, _ = l.conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1, $2)`, lockClass, leaderKey)
+		cancel()
+	}
 	l.drop()
 }
 
