@@ -8,7 +8,7 @@ import (
 	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
-	"github.com/fedora-infra/kojibot/commands/kojihub"
+	"github.com/fedora-infra/kojibot/commands/kojiapi"
 )
 
 // Kind says what a reply is, which decides its prefix and the exit code of
@@ -110,7 +110,7 @@ type ProgressOutput interface {
 }
 
 // KojiHosts is what the commands read and change of Koji's build hosts:
-// through the hub's API (koji.hub.url, *kojihub.Farm) or, without it,
+// through the hub's API (koji.hub.url, *kojiapi.Farm) or, without it,
 // through the database (*kojidb.DB). Both return the same values and the
 // same before/after semantics, so that the replies do not depend on the
 // path.
@@ -137,12 +137,12 @@ type KojiBackends interface {
 }
 
 // KojiTagger tags builds through the hub's API (tagBuild, under Koji's
-// own tag policy) and follows the tasks it makes: *kojihub.Farm.
+// own tag policy) and follows the tasks it makes: *kojiapi.Farm.
 type KojiTagger interface {
 	// TagBuild asks the hub to tag nvr into tag and returns the task id.
 	TagBuild(ctx context.Context, tag, nvr string) (int64, error)
 	// WaitTask asks for the task's state every poll until it ends.
-	WaitTask(ctx context.Context, id int64, poll time.Duration) (kojihub.TaskOutcome, error)
+	WaitTask(ctx context.Context, id int64, poll time.Duration) (kojiapi.TaskOutcome, error)
 	// CancelTask cancels the task.
 	CancelTask(ctx context.Context, id int64) error
 	// TaskURL is the task's page on the hub's web UI, or "".

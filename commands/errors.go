@@ -9,7 +9,7 @@ import (
 	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
-	"github.com/fedora-infra/kojibot/commands/kojihub"
+	"github.com/fedora-infra/kojibot/commands/kojiapi"
 	"github.com/fedora-infra/kojibot/commands/redact"
 )
 
@@ -61,9 +61,9 @@ func isFleetError(err error) bool {
 // path: the caller logs the whole error.
 func systemMessage(err error) (string, bool) {
 	var perm *kojidb.PermissionError
-	var hubPerm *kojihub.PermissionError
-	var refused *kojihub.RefusedError
-	var fault *kojihub.Fault
+	var hubPerm *kojiapi.PermissionError
+	var refused *kojiapi.RefusedError
+	var fault *kojiapi.Fault
 	switch {
 	case errors.Is(err, kojidb.ErrUnavailable):
 		return "the Koji database is unavailable right now; nothing was changed, try again later", true
@@ -71,24 +71,24 @@ func systemMessage(err error) (string, bool) {
 		return perm.Reply(), true
 	case errors.As(err, &hubPerm):
 		return redact.Text(hubPerm.Reply()), true
-	case errors.Is(err, kojihub.ErrLogin):
+	case errors.Is(err, kojiapi.ErrLogin):
 		if errors.As(err, &fault) {
 			return redact.Text("the Koji hub refused the login (Koji: " + fault.Message() + "); nothing was done"), true
 		}
 		return "kojibot cannot log in to the Koji hub (its log says why); nothing was done", true
-	case kojihub.IsFault(err, "ServerOffline"):
+	case kojiapi.IsFault(err, "ServerOffline"):
 		// The hub lost its database, or is in maintenance: it refuses
 		// every call before running it (and a write caught mid-way is
 		// rolled back with its transaction).
-		return redact.Text("the Koji hub is offline (Koji: " + kojihub.OfflineReason(err) + "); nothing was changed, try again later"), true
+		return redact.Text("the Koji hub is offline (Koji: " + kojiapi.OfflineReason(err) + "); nothing was changed, try again later"), true
 	case errors.As(err, &refused):
 		return redact.Text(refused.Error()), true
 	case errors.As(err, &fault):
 		return redact.Text("Koji refused: " + fault.Message()), true
-	case errors.Is(err, kojihub.ErrOutcomeUnknown):
-		return kojihub.ErrOutcomeUnknown.Error(), true
-	case errors.Is(err, kojihub.ErrNotAnswering):
-		return kojihub.ErrNotAnswering.Error(), true
+	case errors.Is(err, kojiapi.ErrOutcomeUnknown):
+		return kojiapi.ErrOutcomeUnknown.Error(), true
+	case errors.Is(err, kojiapi.ErrNotAnswering):
+		return kojiapi.ErrNotAnswering.Error(), true
 	case errors.Is(err, kojidb.ErrBadCapacity):
 		return "capacity must be a number greater than 1 (Koji's own limit)", true
 	case errors.Is(err, kojidb.ErrNoHost):

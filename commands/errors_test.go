@@ -18,7 +18,7 @@ import (
 	"github.com/fedora-infra/kojibot/acl"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
-	"github.com/fedora-infra/kojibot/commands/kojihub"
+	"github.com/fedora-infra/kojibot/commands/kojiapi"
 	"github.com/fedora-infra/kojibot/config"
 )
 
@@ -211,11 +211,11 @@ func TestDeniedNoLeak(t *testing.T) {
 // every call with ServerOffline; the caller is told the hub is offline and
 // that nothing changed, not that Koji "refused" the command.
 func TestHubOfflineSaysNothingChanged(t *testing.T) {
-	fault := &kojihub.Fault{Code: kojihub.FaultServerOffline, String: "database outage"}
+	fault := &kojiapi.Fault{Code: kojiapi.FaultServerOffline, String: "database outage"}
 	for _, err := range []error{
 		fault,
-		&kojihub.RefusedError{Op: "listHosts", Fault: fault},
-		fmt.Errorf("kojihub: editHost: %w", &kojihub.RefusedError{Op: "editHost ppc1", Fault: &kojihub.Fault{Code: kojihub.FaultServerOffline, String: "koji.ServerOffline: database outage"}}),
+		&kojiapi.RefusedError{Op: "listHosts", Fault: fault},
+		fmt.Errorf("kojihub: editHost: %w", &kojiapi.RefusedError{Op: "editHost ppc1", Fault: &kojiapi.Fault{Code: kojiapi.FaultServerOffline, String: "koji.ServerOffline: database outage"}}),
 	} {
 		got, ok := systemMessage(err)
 		want := "the Koji hub is offline (Koji: database outage); nothing was changed, try again later"

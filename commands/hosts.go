@@ -7,7 +7,7 @@ import (
 
 	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
-	"github.com/fedora-infra/kojibot/commands/kojihub"
+	"github.com/fedora-infra/kojibot/commands/kojiapi"
 )
 
 // kojiHost resolves a caller's host name against the Koji hosts.
@@ -140,7 +140,7 @@ func (d *Dispatcher) runCapacity(ctx context.Context, c *Call) error {
 		return err
 	}
 	// Through the hub with act_as_caller, the write is the caller's.
-	before, after, err := d.koji().SetCapacity(kojihub.ForCaller(ctx, c.FASUser), h.Name, value)
+	before, after, err := d.koji().SetCapacity(kojiapi.ForCaller(ctx, c.FASUser), h.Name, value)
 	if err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func (d *Dispatcher) setEnabled(ctx context.Context, c *Call, enabled bool, reas
 	case h.Enabled:
 		comment = "disabled by " + c.FASUser + " via kojibot"
 	}
-	before, after, err := d.koji().SetEnabled(kojihub.ForCaller(ctx, c.FASUser), h.Name, enabled, comment)
+	before, after, err := d.koji().SetEnabled(kojiapi.ForCaller(ctx, c.FASUser), h.Name, enabled, comment)
 	if err != nil {
 		return err
 	}

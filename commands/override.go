@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/fedora-infra/kojibot/commands/fleet"
-	"github.com/fedora-infra/kojibot/commands/kojihub"
+	"github.com/fedora-infra/kojibot/commands/kojiapi"
 )
 
 var reCreatedTask = regexp.MustCompile(`(?m)^Created task:? ([0-9]+)`)
@@ -21,7 +21,7 @@ func (d *Dispatcher) throughHub(spec *Spec) bool {
 }
 
 // overridePoll is how often a waiting override asks for its tasks' state.
-var overridePoll = kojihub.DefaultTaskPoll
+var overridePoll = kojiapi.DefaultTaskPoll
 
 // cancelTimeout bounds the cancelTask calls of a cancelled override.
 const cancelTimeout = 30 * time.Second
@@ -89,7 +89,7 @@ type hubTask struct {
 func (d *Dispatcher) overrideThroughHub(c *Call, tag string, nvrs []string) error {
 	t := d.deps.Tagger
 	return c.StartJob(nil, func(ctx context.Context, c *Call) error {
-		ctx = kojihub.ForCaller(ctx, c.FASUser)
+		ctx = kojiapi.ForCaller(ctx, c.FASUser)
 		var tasks []*hubTask
 		var failed []string
 		for _, nvr := range nvrs {
@@ -124,12 +124,12 @@ func (d *Dispatcher) overrideThroughHub(c *Call, tag string, nvrs []string) erro
 			}
 			task.ended = true
 			switch out.State {
-			case kojihub.TaskClosed:
+			case kojiapi.TaskClosed:
 				tagged = append(tagged, fmt.Sprintf("%s (task %d)", task.nvr, task.id))
-			case kojihub.TaskFailed:
+			case kojiapi.TaskFailed:
 				failed = append(failed, fmt.Sprintf("%s: Koji task %d failed: %s", task.nvr, task.id, orNone(out.Reason)))
 			default:
-				failed = append(failed, fmt.Sprintf("%s: Koji task %d ended %s", task.nvr, task.id, kojihub.TaskStateName(out.State)))
+				failed = append(failed, fmt.Sprintf("%s: Koji task %d ended %s", task.nvr, task.id, kojiapi.TaskStateName(out.State)))
 			}
 		}
 		if ctx.Err() != nil {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fedora-infra/kojibot/commands/kojihub"
+	"github.com/fedora-infra/kojibot/commands/kojiapi"
 )
 
 // fakeTagger is a hub's tagBuild: each build gets a task, which ends as
@@ -17,7 +17,7 @@ type fakeTagger struct {
 	mu        sync.Mutex
 	next      int64
 	refuse    map[string]error
-	outcome   map[string]kojihub.TaskOutcome
+	outcome   map[string]kojiapi.TaskOutcome
 	tasks     map[int64]string
 	cancelled []int64
 }
@@ -36,7 +36,7 @@ func (f *fakeTagger) TagBuild(_ context.Context, tag, nvr string) (int64, error)
 	return f.next, nil
 }
 
-func (f *fakeTagger) WaitTask(ctx context.Context, id int64, _ time.Duration) (kojihub.TaskOutcome, error) {
+func (f *fakeTagger) WaitTask(ctx context.Context, id int64, _ time.Duration) (kojiapi.TaskOutcome, error) {
 	f.mu.Lock()
 	out, ok := f.outcome[f.tasks[id]]
 	f.mu.Unlock()
@@ -44,7 +44,7 @@ func (f *fakeTagger) WaitTask(ctx context.Context, id int64, _ time.Duration) (k
 		return out, nil
 	}
 	<-ctx.Done()
-	return kojihub.TaskOutcome{}, ctx.Err()
+	return kojiapi.TaskOutcome{}, ctx.Err()
 }
 
 func (f *fakeTagger) CancelTask(_ context.Context, id int64) error {
@@ -72,10 +72,10 @@ func overrideDispatcher(t *testing.T, tg *fakeTagger) *Dispatcher {
 // reason; a refused tagBuild is said in the documented words.
 func TestOverrideThroughTagger(t *testing.T) {
 	tg := &fakeTagger{
-		refuse: map[string]error{"baz-3-1": &kojihub.PermissionError{Perm: "tag", Fault: &kojihub.Fault{Code: kojihub.FaultActionNotAllowed, String: "policy violation"}}},
-		outcome: map[string]kojihub.TaskOutcome{
-			"foo-1.0-1": {State: kojihub.TaskClosed},
-			"bar-2.1-3": {State: kojihub.TaskFailed, Reason: "build bar-2.1-3 already tagged (dist-f41-override)"},
+		refuse: map[string]error{"baz-3-1": &kojiapi.PermissionError{Perm: "tag", Fault: &kojiapi.Fault{Code: kojiapi.FaultActionNotAllowed, String: "policy violation"}}},
+		outcome: map[string]kojiapi.TaskOutcome{
+			"foo-1.0-1": {State: kojiapi.TaskClosed},
+			"bar-2.1-3": {State: kojiapi.TaskFailed, Reason: "build bar-2.1-3 already tagged (dist-f41-override)"},
 		},
 	}
 	d := overrideDispatcher(t, tg)

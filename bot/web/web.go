@@ -44,7 +44,7 @@ type IRCStatus interface {
 }
 
 // Pinger checks that the Koji database or hub answers, as *kojidb.DB and
-// *kojihub.Client do.
+// *kojiapi.Client do.
 type Pinger interface {
 	Ping(ctx context.Context) error
 }

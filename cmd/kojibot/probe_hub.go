@@ -6,14 +6,14 @@ import (
 	"io"
 	"time"
 
-	"github.com/fedora-infra/kojibot/commands/kojihub"
+	"github.com/fedora-infra/kojibot/commands/kojiapi"
 	"github.com/fedora-infra/kojibot/config"
 )
 
 // hubProbeNeeds derives from the ACL which of the hub's permissions the
 // configuration needs: host when capacity, enable or disable may run,
 // tag when override may.
-func hubProbeNeeds(cfg *config.Config) kojihub.ProbeNeeds {
+func hubProbeNeeds(cfg *config.Config) kojiapi.ProbeNeeds {
 	mutating := func(names ...string) bool {
 		for _, n := range names {
 			if len(cfg.ACL.Commands[n]) > 0 {
@@ -22,11 +22,11 @@ func hubProbeNeeds(cfg *config.Config) kojihub.ProbeNeeds {
 		}
 		return false
 	}
-	return kojihub.ProbeNeeds{Host: mutating("capacity", "enable", "disable"), Tag: mutating("override")}
+	return kojiapi.ProbeNeeds{Host: mutating("capacity", "enable", "disable"), Tag: mutating("override")}
 }
 
 // runHubProbe logs in to the hub of koji.hub.url, when set, and prints
-// what kojihub's Probe finds: the hub's version, the bot's Koji user, its
+// what kojiapi's Probe finds: the hub's version, the bot's Koji user, its
 // permissions and, with act_as_caller, proxy login. It returns 0 when
 // nothing is missing (or no hub is configured), 1 otherwise.
 func runHubProbe(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) int {
@@ -35,7 +35,7 @@ func runHubProbe(ctx context.Context, cfg *config.Config, stdout, stderr io.Writ
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	c, err := kojihub.New(kojihub.OptionsFrom(cfg, nil))
+	c, err := kojiapi.New(kojiapi.OptionsFrom(cfg, nil))
 	if err != nil {
 		fmt.Fprintln(stderr, "error: koji.hub:", err)
 		return 1

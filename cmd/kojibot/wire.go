@@ -27,7 +27,7 @@ import (
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
-	"github.com/fedora-infra/kojibot/commands/kojihub"
+	"github.com/fedora-infra/kojibot/commands/kojiapi"
 	"github.com/fedora-infra/kojibot/commands/outage"
 	"github.com/fedora-infra/kojibot/commands/state"
 	"github.com/fedora-infra/kojibot/commands/watch"
@@ -66,7 +66,7 @@ type system struct {
 	db *kojidb.DB
 	// hub is Koji's hosts and tasks through the hub's API (koji.hub.url);
 	// nil without it.
-	hub        *kojihub.Farm
+	hub        *kojiapi.Farm
 	dispatcher *commands.Dispatcher
 	acl        *acl.Checker
 	drafts     *outage.Store
@@ -109,15 +109,15 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 		}
 		lc.push("koji database", db.Close)
 	}
-	var farm *kojihub.Farm
+	var farm *kojiapi.Farm
 	if cfg.Koji.Hub.URL != "" {
-		client, err := kojihub.New(kojihub.OptionsFrom(cfg, log.With("component", "kojihub")))
+		client, err := kojiapi.New(kojiapi.OptionsFrom(cfg, log.With("component", "kojihub")))
 		if err != nil {
 			return nil, fmt.Errorf("koji hub: %w", err)
 		}
 		// Logs out every session.
 		lc.push("koji hub", client.Close)
-		farm = kojihub.NewFarm(client, kojihub.FarmOptions{ActAsCaller: cfg.Koji.Hub.ActAsCaller, WebURL: cfg.Koji.WebURL})
+		farm = kojiapi.NewFarm(client, kojiapi.FarmOptions{ActAsCaller: cfg.Koji.Hub.ActAsCaller, WebURL: cfg.Koji.WebURL})
 	}
 	auth, err := fasjsonAuthenticator(cfg.ACL, log.With("component", "acl"))
 	if err != nil {

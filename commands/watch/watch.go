@@ -30,7 +30,7 @@ type DiskReader interface {
 	DiskUsage(ctx context.Context, host string, paths []string) ([]fleet.Usage, error)
 }
 
-// HostReader reads Koji's build hosts, as *kojihub.Farm (through the hub)
+// HostReader reads Koji's build hosts, as *kojiapi.Farm (through the hub)
 // and *kojidb.DB do.
 type HostReader interface {
 	// Hosts returns every Koji build host.

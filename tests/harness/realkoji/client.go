@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fedora-infra/kojibot/commands/kojihub/xmlrpc"
+	"github.com/fedora-infra/kojibot/commands/kojiapi/xmlrpc"
 )
 
 // Kwargs are keyword arguments of a hub call, sent as kojibot's client

@@ -1,4 +1,4 @@
-package kojihub
+package kojiapi
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fedora-infra/kojibot/commands/kojihub/xmlrpc"
+	"github.com/fedora-infra/kojibot/commands/kojiapi/xmlrpc"
 )
 
 // fakeHub is a small stand-in for the hub that records the session

@@ -1,4 +1,4 @@
-package kojihub
+package kojiapi
 
 import (
 	"context"
@@ -54,7 +54,7 @@ const DefaultTaskPoll = 2 * time.Second
 // the id of the task it made for a kojid. tagBuild needs the tag's
 // permission (or the hub's tag policy to allow it): a refusal is a
 // PermissionError naming "tag". A tagBuild whose answer was lost is not
-// sent again (a second task would tag twice): kojihub.ErrOutcomeUnknown.
+// sent again (a second task would tag twice): kojiapi.ErrOutcomeUnknown.
 func (f *Farm) TagBuild(ctx context.Context, tag, nvr string) (int64, error) {
 	caller := callerOf(ctx)
 	k := f.c.As(caller)

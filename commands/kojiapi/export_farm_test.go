@@ -1,6 +1,6 @@
-package kojihub
+package kojiapi
 
-// The shared hub and its helpers, for the tests of package kojihub_test
+// The shared hub and its helpers, for the tests of package kojiapi_test
 // (the commands through the hub).
 var (
 	SeededHub   = seededHub

@@ -1,4 +1,4 @@
-package kojihub
+package kojiapi
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fedora-infra/kojibot/commands/kojihub/xmlrpc"
+	"github.com/fedora-infra/kojibot/commands/kojiapi/xmlrpc"
 )
 
 // oldHub answers as a hub older than Koji 1.33, whose hosts carry no

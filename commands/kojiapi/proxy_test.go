@@ -1,4 +1,4 @@
-package kojihub
+package kojiapi
 
 import (
 	"encoding/binary"

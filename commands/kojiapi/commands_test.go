@@ -1,4 +1,4 @@
-package kojihub_test
+package kojiapi_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
-	"github.com/fedora-infra/kojibot/commands/kojihub"
+	"github.com/fedora-infra/kojibot/commands/kojiapi"
 	"github.com/fedora-infra/kojibot/config"
 	"github.com/fedora-infra/kojibot/tests/harness/realkoji"
 )
@@ -52,7 +52,7 @@ func dispatcher(t *testing.T, deps commands.Deps) *commands.Dispatcher {
 		deps.Config = config.Default()
 	}
 	deps.ACL = allow{}
-	deps.Log = kojihub.TestLogger(t)
+	deps.Log = kojiapi.TestLogger(t)
 	d := commands.New(deps)
 	t.Cleanup(d.Close)
 	return d
@@ -79,10 +79,10 @@ func TestCommandsThroughTheHub(t *testing.T) {
 	twin := func(name string) realkoji.SeedHost {
 		return realkoji.SeedHost{Name: name, Arches: "ppc ppc64", Capacity: 4, Description: "POWER7, rack 12"}
 	}
-	hub := kojihub.SeededHub(t, realkoji.Seed{Hosts: []realkoji.SeedHost{twin(viaHub), twin(viaDB)}}, "host")
+	hub := kojiapi.SeededHub(t, realkoji.Seed{Hosts: []realkoji.SeedHost{twin(viaHub), twin(viaDB)}}, "host")
 	ctx := context.Background()
-	farm := kojihub.NewFarm(kojihub.CertClient(t, hub, nil), kojihub.FarmOptions{})
-	db, err := kojidb.Open(ctx, hub.BotDSN(), kojihub.BotUser, kojihub.TestLogger(t))
+	farm := kojiapi.NewFarm(kojiapi.CertClient(t, hub, nil), kojiapi.FarmOptions{})
+	db, err := kojidb.Open(ctx, hub.BotDSN(), kojiapi.BotUser, kojiapi.TestLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +125,8 @@ func TestCommandsThroughTheHub(t *testing.T) {
 // nothing changed.
 func TestCommandsRefusedByTheHub(t *testing.T) {
 	const host = "ppc3.fedora.redhat.com"
-	hub := kojihub.SeededHub(t, realkoji.Seed{Hosts: []realkoji.SeedHost{{Name: host, Arches: "ppc64", Capacity: 4}}})
-	farm := kojihub.NewFarm(kojihub.CertClient(t, hub, nil), kojihub.FarmOptions{})
+	hub := kojiapi.SeededHub(t, realkoji.Seed{Hosts: []realkoji.SeedHost{{Name: host, Arches: "ppc64", Capacity: 4}}})
+	farm := kojiapi.NewFarm(kojiapi.CertClient(t, hub, nil), kojiapi.FarmOptions{})
 	bot := dispatcher(t, commands.Deps{Hub: farm})
 	before := say(bot, "host ppc3")
 	for _, cmd := range []string{"capacity ppc3 2", "disable ppc3 broken fan", "enable ppc3"} {
@@ -143,12 +143,12 @@ func TestCommandsRefusedByTheHub(t *testing.T) {
 // TestHubNotAnswering: a hub that does not answer gives the documented
 // error, without its address.
 func TestHubNotAnswering(t *testing.T) {
-	c, err := kojihub.New(kojihub.Options{URL: "https://127.0.0.1:1/kojihub", Timeout: 2 * time.Second})
+	c, err := kojiapi.New(kojiapi.Options{URL: "https://127.0.0.1:1/kojihub", Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	bot := dispatcher(t, commands.Deps{Hub: kojihub.NewFarm(c, kojihub.FarmOptions{})})
+	bot := dispatcher(t, commands.Deps{Hub: kojiapi.NewFarm(c, kojiapi.FarmOptions{})})
 	for _, cmd := range []string{"hosts", "host ppc3", "capacity ppc3 2"} {
 		if got := say(bot, cmd); got != "error: the Koji hub is not answering" {
 			t.Errorf("%s: %q", cmd, got)
@@ -161,7 +161,7 @@ func TestHubNotAnswering(t *testing.T) {
 // permission.
 func overrideSeed(t *testing.T) *realkoji.Hub {
 	t.Helper()
-	return kojihub.SeededHub(t, realkoji.Seed{
+	return kojiapi.SeededHub(t, realkoji.Seed{
 		Tags:   []realkoji.SeedTag{{Name: "dist-f41-override", Packages: []string{"foo"}}},
 		Builds: []realkoji.SeedBuild{{Name: "foo", Version: "1.0", Release: "1"}},
 		Hosts:  []realkoji.SeedHost{{Name: builder, Arches: "x86_64 noarch"}},
@@ -196,7 +196,7 @@ func tagged(t *testing.T, hub *realkoji.Hub, tag string) []string {
 func TestOverrideThroughTheHub(t *testing.T) {
 	hub := overrideSeed(t)
 	ctx := context.Background()
-	farm := kojihub.NewFarm(kojihub.CertClient(t, hub, nil), kojihub.FarmOptions{WebURL: webURL})
+	farm := kojiapi.NewFarm(kojiapi.CertClient(t, hub, nil), kojiapi.FarmOptions{WebURL: webURL})
 	bot := dispatcher(t, commands.Deps{Hub: farm, Tagger: farm})
 	k, err := hub.StartKojid(ctx, builder)
 	if err != nil {
@@ -226,8 +226,8 @@ func TestOverrideThroughTheHub(t *testing.T) {
 		t.Fatalf("getTaskInfo: %v %v", v, err)
 	}
 	owner, err := hub.Anonymous().Struct(ctx, "getUser", v["owner"])
-	if err != nil || owner["name"] != kojihub.BotUser {
-		t.Errorf("the task's owner is %v (%v), want %s", owner["name"], err, kojihub.BotUser)
+	if err != nil || owner["name"] != kojiapi.BotUser {
+		t.Errorf("the task's owner is %v (%v), want %s", owner["name"], err, kojiapi.BotUser)
 	}
 
 	again := say(bot, "override f41 foo-1.0-1")
@@ -242,11 +242,11 @@ func TestOverrideThroughTheHub(t *testing.T) {
 // refused by Koji's tag policy, in the documented words; nothing is
 // tagged and no task is made.
 func TestOverrideRefusedByTheHub(t *testing.T) {
-	hub := kojihub.SeededHub(t, realkoji.Seed{
+	hub := kojiapi.SeededHub(t, realkoji.Seed{
 		Tags:   []realkoji.SeedTag{{Name: "dist-f41-override", Packages: []string{"foo"}, Perm: "admin"}},
 		Builds: []realkoji.SeedBuild{{Name: "foo", Version: "1.0", Release: "1"}},
 	})
-	farm := kojihub.NewFarm(kojihub.CertClient(t, hub, nil), kojihub.FarmOptions{})
+	farm := kojiapi.NewFarm(kojiapi.CertClient(t, hub, nil), kojiapi.FarmOptions{})
 	bot := dispatcher(t, commands.Deps{Hub: farm, Tagger: farm})
 	got := say(bot, "override f41 foo-1.0-1")
 	if !strings.Contains(got, "kojibot's Koji user lacks the tag permission") {
@@ -267,7 +267,7 @@ func TestOverrideRefusedByTheHub(t *testing.T) {
 func TestCancelWaitingOverride(t *testing.T) {
 	hub := overrideSeed(t)
 	ctx := context.Background()
-	farm := kojihub.NewFarm(kojihub.CertClient(t, hub, nil), kojihub.FarmOptions{})
+	farm := kojiapi.NewFarm(kojiapi.CertClient(t, hub, nil), kojiapi.FarmOptions{})
 	bot := dispatcher(t, commands.Deps{Hub: farm, Tagger: farm})
 	r := &replies{}
 	bot.Handle(ctx, commands.Request{Account: "alice", Nick: "alice", Place: "#fedora-admin", Text: "override f41 foo-1.0-1"}, r)
@@ -293,14 +293,14 @@ func TestCancelWaitingOverride(t *testing.T) {
 		}
 		return v["state"].(int64)
 	}
-	if s := state(); s != kojihub.TaskFree {
+	if s := state(); s != kojiapi.TaskFree {
 		t.Fatalf("task %s is in state %d before the cancel, want FREE", task, s)
 	}
 	if got := say(bot, "cancel "+job); strings.Contains(got, "error:") {
 		t.Fatalf("cancel %s: %q", job, got)
 	}
 	bot.Wait()
-	if s := state(); s != kojihub.TaskCanceled {
+	if s := state(); s != kojiapi.TaskCanceled {
 		t.Errorf("task %s is in state %d after the cancel, want CANCELED", task, s)
 	}
 	if got := r.text(); !strings.Contains(got, "cancelled Koji task "+task+" (foo-1.0-1)") || !strings.Contains(got, "job "+job+" cancelled") {
@@ -335,25 +335,25 @@ func sayAs(d *commands.Dispatcher, account, text string) string {
 // account cannot be logged in: the bot says why, and nothing changed.
 func TestActAsCaller(t *testing.T) {
 	const host = "ppc3.fedora.redhat.com"
-	hub := kojihub.SeededHub(t, realkoji.Seed{
+	hub := kojiapi.SeededHub(t, realkoji.Seed{
 		Users: map[string][]string{"alice": {"host"}, "bob": nil},
 		Hosts: []realkoji.SeedHost{{Name: host, Arches: "ppc64", Capacity: 4}},
 	})
 	ctx := context.Background()
-	if err := hub.AllowProxy(ctx, nil, []string{kojihub.BotUser}); err != nil {
+	if err := hub.AllowProxy(ctx, nil, []string{kojiapi.BotUser}); err != nil {
 		t.Fatal(err)
 	}
-	client := kojihub.CertClient(t, hub, func(o *kojihub.Options) { o.ActAsCaller = true })
-	farm := kojihub.NewFarm(client, kojihub.FarmOptions{ActAsCaller: true})
+	client := kojiapi.CertClient(t, hub, func(o *kojiapi.Options) { o.ActAsCaller = true })
+	farm := kojiapi.NewFarm(client, kojiapi.FarmOptions{ActAsCaller: true})
 	bot := dispatcher(t, commands.Deps{Hub: farm, Tagger: farm})
 	if got := sayAs(bot, "alice", "capacity ppc3 2"); got != host+" capacity 4 → 2 (load 0)" {
 		t.Fatalf("capacity as alice: %q", got)
 	}
-	history, err := hub.CLI(ctx, kojihub.BotUser, "--noauth", "list-history", "--host", host)
+	history, err := hub.CLI(ctx, kojiapi.BotUser, "--noauth", "list-history", "--host", host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(history, "altered by alice") || strings.Contains(history, "by "+kojihub.BotUser) {
+	if !strings.Contains(history, "altered by alice") || strings.Contains(history, "by "+kojiapi.BotUser) {
 		t.Errorf("list-history after alice's capacity:\n%s", history)
 	}
 	if got := sayAs(bot, "bob", "capacity ppc3 3"); !strings.HasPrefix(got, "error: Koji user bob lacks the host permission") {

@@ -1,4 +1,4 @@
-package kojihub
+package kojiapi
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ import (
 
 	"github.com/fedora-infra/kojibot/bot/reply"
 
-	"github.com/fedora-infra/kojibot/commands/kojihub/xmlrpc"
+	"github.com/fedora-infra/kojibot/commands/kojiapi/xmlrpc"
 
 	"github.com/fedora-infra/kojibot/acl"
 )

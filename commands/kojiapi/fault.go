@@ -1,10 +1,10 @@
-package kojihub
+package kojiapi
 
 import (
 	"errors"
 	"strings"
 
-	"github.com/fedora-infra/kojibot/commands/kojihub/xmlrpc"
+	"github.com/fedora-infra/kojibot/commands/kojiapi/xmlrpc"
 )
 
 // Fault is an XML-RPC fault the hub answered with: Koji's exception class

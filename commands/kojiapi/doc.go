@@ -1,4 +1,4 @@
-// Package kojihub is kojibot's client of the Koji hub's XML-RPC API: the
+// Package kojiapi is kojibot's client of the Koji hub's XML-RPC API: the
 // same calls the koji CLI makes (listHosts, editHost, tagBuild...), under
 // Koji's own permission checks, history and policy.
 //
@@ -15,4 +15,4 @@
 //
 // The XML-RPC codec is the package xmlrpc below this one (our own, on
 // purpose: its doc says why).
-package kojihub
+package kojiapi

@@ -1,4 +1,4 @@
-package kojihub
+package kojiapi
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/fedora-infra/kojibot/commands/kojihub/xmlrpc"
+	"github.com/fedora-infra/kojibot/commands/kojiapi/xmlrpc"
 )
 
 // loginLocked opens a session for s with sslLogin on URL/ssllogin: the

@@ -1,4 +1,4 @@
-package kojihub
+package kojiapi
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fedora-infra/kojibot/commands/kojihub/xmlrpc"
+	"github.com/fedora-infra/kojibot/commands/kojiapi/xmlrpc"
 )
 
 // TestFaultNames: a fault's Koji exception name, its place in Koji's
