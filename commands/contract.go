@@ -7,8 +7,8 @@ import (
 	"github.com/fedora-infra/kojibot/acl"
 	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/commands/fleet"
-	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/commands/kojiapi"
+	"github.com/fedora-infra/kojibot/commands/kojidb"
 )
 
 // Kind says what a reply is, which decides its prefix and the exit code of

@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/fedora-infra/kojibot/bot/reply"
-	"github.com/fedora-infra/kojibot/commands/kojidb"
 	"github.com/fedora-infra/kojibot/commands/kojiapi"
+	"github.com/fedora-infra/kojibot/commands/kojidb"
 )
 
 // kojiHost resolves a caller's host name against the Koji hosts.
