@@ -340,6 +340,13 @@ func (c *Client) do(ctx context.Context, user string, write bool, check Check, m
 				}
 			}
 			continue
+		case how == attemptNotSent && !resent && ctx.Err() == nil:
+			// Never reached the hub (typically a kept-alive connection
+			// that the hub's Apache closed when it restarted): safe to
+			// send again, reads and writes alike, on a new connection.
+			resent = true
+			c.log.Info("kojihub: the request did not reach the hub, sending it again", "method", method, "err", err)
+			continue
 		case how == attemptLost && !resent && ctx.Err() == nil:
 			resent = true
 			if !write {

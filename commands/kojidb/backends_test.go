@@ -121,7 +121,15 @@ func TestBackendsAndTerminate(t *testing.T) {
 	if _, err := db.Hosts(ctx); err != nil {
 		t.Errorf("the bot's own connection: %v", err)
 	}
-	left, err := db.Backends(ctx, pgsql.HubRole, 0)
+	// A terminated backend leaves pg_stat_activity when it has exited, a
+	// moment after pg_terminate_backend returned.
+	var left []Backend
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		left, err = db.Backends(ctx, pgsql.HubRole, 0)
+		if (err == nil && len(left) == 2) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil || len(left) != 2 {
 		t.Errorf("koji backends left: %+v, %v; want the 2 young ones", left, err)
 	}
