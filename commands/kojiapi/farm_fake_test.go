@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -30,11 +29,9 @@ type oldHub struct {
 	capacity float64
 }
 
-var oldHubMethod = regexp.MustCompile(`<methodName>([^<]*)</methodName>`)
-
 func (o *oldHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	m := oldHubMethod.FindSubmatch(body)
+	m := methodRE.FindSubmatch(body)
 	if m == nil {
 		http.Error(w, "no method", http.StatusBadRequest)
 		return

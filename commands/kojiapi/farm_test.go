@@ -3,10 +3,8 @@ package kojiapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -58,20 +56,7 @@ func hubView(t *testing.T, hub *realkoji.Hub, host string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := make([]string, 0, len(v))
-	for k := range v {
-		switch k {
-		case "id", "name", "user_id", "update_ts":
-			continue
-		}
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s=%#v\n", k, v[k])
-	}
-	return b.String()
+	return realkoji.HostConfig(v)
 }
 
 // TestFarmWritesMatchKojiCLI makes each change on twin hosts of the

@@ -1040,7 +1040,7 @@ func compareTwins(t *testing.T, hub *realkoji.Hub, step string) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return hubHost(v)
+			return realkoji.HostConfig(v)
 		}},
 		{"listHosts", func(h string) string {
 			hosts, err := hub.Anonymous().Structs(ctx, "listHosts")
@@ -1049,7 +1049,7 @@ func compareTwins(t *testing.T, hub *realkoji.Hub, step string) {
 			}
 			for _, v := range hosts {
 				if v["name"] == h {
-					return hubHost(v)
+					return realkoji.HostConfig(v)
 				}
 			}
 			t.Fatalf("listHosts has no %s", h)
@@ -1066,25 +1066,6 @@ func compareTwins(t *testing.T, hub *realkoji.Hub, step string) {
 
 // historyTimes matches the times `koji list-history` starts its lines with.
 var historyTimes = regexp.MustCompile(`(?m)^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}`)
-
-// hubHost shows a host as the hub returns it, without id, name, user_id
-// and update_ts.
-func hubHost(v map[string]any) string {
-	keys := make([]string, 0, len(v))
-	for k := range v {
-		switch k {
-		case "id", "name", "user_id", "update_ts":
-			continue
-		}
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s=%#v\n", k, v[k])
-	}
-	return b.String()
-}
 
 // hostConfigRows shows every host_config row of host, by create_event:
 // each column but host_id, with events numbered in order of appearance

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -168,4 +170,25 @@ func (c *Client) Structs(ctx context.Context, method string, args ...any) ([]map
 		}
 	}
 	return out, nil
+}
+
+// HostConfig shows a host as getHost returns it, one "key=value" line per
+// field in key order, without what differs between two hosts given the
+// same changes (id, name, user_id, update_ts): for comparing a host that
+// kojibot changed with its twin that the koji CLI changed.
+func HostConfig(v map[string]any) string {
+	keys := make([]string, 0, len(v))
+	for k := range v {
+		switch k {
+		case "id", "name", "user_id", "update_ts":
+			continue
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%#v\n", k, v[k])
+	}
+	return b.String()
 }
