@@ -142,3 +142,46 @@ func TestDSNNeverShown(t *testing.T) {
 		}
 	}
 }
+
+// TestOutbox: messages wait in order, survive a reopen, and past the
+// bound the oldest are dropped and counted.
+func TestOutbox(t *testing.T) { contract(t, testOutbox) }
+
+func testOutbox(t *testing.T, loc string) {
+	ctx := context.Background()
+	s, err := openAt(ctx, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 5; i++ {
+		dropped, err := s.Enqueue(ctx, fmt.Sprintf("m%d", i), time.Now(), 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := max(0, min(1, i-3)); dropped != want {
+			t.Fatalf("enqueue %d dropped %d, want %d", i, dropped, want)
+		}
+	}
+	s.Close()
+	if s, err = openAt(ctx, loc); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	q, err := s.Outbox(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range q {
+		got = append(got, m.Payload)
+	}
+	if strings.Join(got, ",") != "m3,m4,m5" {
+		t.Fatalf("outbox after reopen = %v, want m3,m4,m5", got)
+	}
+	if err := s.Sent(ctx, q[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if q, _ = s.Outbox(ctx, 1); len(q) != 1 || q[0].Payload != "m4" {
+		t.Fatalf("after Sent, head = %v, want m4", q)
+	}
+}

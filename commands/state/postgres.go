@@ -138,6 +138,9 @@ type Backend interface {
 	TakeCancelRequests(ctx context.Context) ([]CancelRequest, error)
 	Get(ctx context.Context, key string) (string, bool, error)
 	Put(ctx context.Context, key, value string) error
+	Enqueue(ctx context.Context, payload string, queued time.Time, bound int) (int, error)
+	Outbox(ctx context.Context, limit int) ([]Queued, error)
+	Sent(ctx context.Context, id int64) error
 	// Where names the store for messages, never with a password.
 	Where() string
 	Close() error
