@@ -62,6 +62,31 @@ type Config struct {
 	// ShutdownTimeout bounds how long SIGTERM may take: jobs are cancelled
 	// and restore what they stopped within it (under systemd's 90 s).
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// Messaging is where the bot announces what it changes: Fedora's
+	// message bus (fedora-messaging, AMQP).
+	Messaging Messaging `mapstructure:"messaging"`
+}
+
+// Messaging is the messaging: section: the AMQP broker the bot publishes
+// its changes, alerts and outage drafts to, in fedora-messaging's format.
+type Messaging struct {
+	// URL (messaging.url) is the broker, amqps://host[:port]/vhost;
+	// empty: nothing is published.
+	URL string `mapstructure:"url"`
+	// TopicPrefix starts every routing key: <prefix>.kojibot.<what>.
+	TopicPrefix string `mapstructure:"topic_prefix"`
+	// CAFile is the CA bundle that signed the broker's certificate; empty:
+	// the system's.
+	CAFile string `mapstructure:"ca_file"`
+	// CertFile and KeyFile are the bot's TLS client certificate and its
+	// key (PEM): the broker logs the bot in by it (SASL EXTERNAL).
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+	// Exchange is the exchange published to.
+	Exchange string `mapstructure:"exchange"`
+	// QueueLimit bounds the messages that wait in the state store while
+	// the broker is away; past it the oldest are dropped.
+	QueueLimit int `mapstructure:"queue_limit"`
 }
 
 // State is the state: section.

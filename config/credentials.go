@@ -24,6 +24,8 @@ var credentialKeys = []struct {
 	{"acl.keytab", func(c *Config) *string { return &c.ACL.Keytab }},
 	{"koji.hub.keytab", func(c *Config) *string { return &c.Koji.Hub.Keytab }},
 	{"koji.hub.cert_file", func(c *Config) *string { return &c.Koji.Hub.CertFile }},
+	{"messaging.cert_file", func(c *Config) *string { return &c.Messaging.CertFile }},
+	{"messaging.key_file", func(c *Config) *string { return &c.Messaging.KeyFile }},
 }
 
 // SecretKeys are the keys that hold a Secret, each of which may instead be

@@ -97,6 +97,7 @@ func defaults() *Config {
 		HTTP:            HTTP{Listen: "127.0.0.1:9090"},
 		Log:             Log{Level: "info"},
 		State:           State{Dir: "/var/lib/kojibot"},
+		Messaging:       Messaging{TopicPrefix: "org.fedoraproject.prod", Exchange: "amq.topic", QueueLimit: 10000},
 		Commands:        Commands{Timeout: 30 * time.Second, UserRate: 0.5, UserBurst: 5},
 		ShutdownTimeout: 60 * time.Second,
 	}

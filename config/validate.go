@@ -350,6 +350,7 @@ func (c *Config) validateKoji(v *validator) {
 		v.addf("koji.command", "is empty; expected the koji CLI, e.g. \"koji\"")
 	}
 	c.validateKojiHub(v)
+	c.validateMessaging(v)
 }
 
 func (c *Config) validateSSH(v *validator) {
