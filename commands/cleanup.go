@@ -107,7 +107,7 @@ func (d *Dispatcher) sharedFull(ctx context.Context, f Fleet) ([]fleet.Usage, er
 // returns it with the text that points to it.
 func (d *Dispatcher) DraftForFullMount(u fleet.Usage, host string) (outage.Draft, string, error) {
 	cfg := d.deps.Config
-	dr, err := d.deps.Drafts.New(outage.ForFullMount(u.Path, u.Percent, host, d.deps.Now(), cfg.Disk.Escalate, cfg.Outage.To))
+	dr, err := d.newDraft(outage.ForFullMount(u.Path, u.Percent, host, d.deps.Now(), cfg.Disk.Escalate, cfg.Outage.To))
 	if err != nil {
 		return dr, "", err
 	}

@@ -122,7 +122,7 @@ func (c *Call) ConfirmPlan(plan reply.Message, action func(ctx context.Context, 
 			c.Reply("not confirmed; nothing was done")
 			return nil
 		}
-		return action(c.ctx, c)
+		return c.d.act(c.ctx, c, action)
 	}
 	ttl := d.deps.Config.Confirm.TTL
 	p := &pendingAction{
@@ -161,5 +161,5 @@ func (d *Dispatcher) runConfirm(ctx context.Context, c *Call) error {
 	c.Log.Info("confirmed", "action", p.action)
 	d.deps.Audit.Info("confirmed", "transport", transport(c.Req), "account", c.Req.Account, "fas_user", dec.FASUser, "place", place(c.Req),
 		"command", p.spec.Name, "action", p.action, "rule", dec.Rule)
-	return p.run(ctx, orig)
+	return d.act(ctx, orig, p.run)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fedora-infra/kojibot/acl"
 	"github.com/fedora-infra/kojibot/bot/reply"
+	"github.com/fedora-infra/kojibot/commands/messaging"
 	"github.com/fedora-infra/kojibot/commands/outage"
 	"github.com/fedora-infra/kojibot/commands/redact"
 	"github.com/fedora-infra/kojibot/commands/watch/trend"
@@ -53,7 +54,10 @@ type Deps struct {
 	// *watch.MemorySamples shared with it): `disk <host>` and `disk shared`
 	// then say how fast each mount fills.
 	Samples MountSamples
-	Now     func() time.Time
+	// Bus, when set (messaging.url), is told the result of every command
+	// that changes something, and every outage draft.
+	Bus messaging.Bus
+	Now func() time.Time
 }
 
 // MountSamples reads the watcher's readings of the mounts, as
@@ -92,6 +96,9 @@ func New(deps Deps) *Dispatcher {
 	}
 	if deps.Config == nil {
 		deps.Config = config.Default()
+	}
+	if deps.Bus == nil {
+		deps.Bus = messaging.Nop{}
 	}
 	if deps.Drafts == nil {
 		deps.Drafts = outage.NewStore(0, deps.Now)
@@ -138,6 +145,10 @@ type Call struct {
 	out    Output
 	mu     sync.Mutex
 	failed bool
+	// said are the lines answered so far, for the message bus.
+	said []string
+	// jobStarted says the call started a job, which announces itself.
+	jobStarted bool
 }
 
 // Reply sends an Info message of text to the caller.
@@ -154,6 +165,11 @@ func (c *Call) Say(m reply.Message) {
 		c.failed = true
 		c.mu.Unlock()
 	}
+	c.mu.Lock()
+	if len(c.said) < maxSaid {
+		c.said = append(c.said, m.TextLines()...)
+	}
+	c.mu.Unlock()
 	c.out.Send(m)
 }
 
@@ -225,6 +241,9 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request, out Output) {
 	call := &Call{Parsed: parsed, Req: req, FASUser: dec.FASUser, out: out, d: d, ctx: ctx,
 		Log: d.deps.Log.With("command", spec.Name, "account", req.Account)}
 	err = d.run(ctx, call)
+	if !spec.Destructive && !call.dryRun() {
+		d.announce(call, nil, err)
+	}
 	result := "ok"
 	switch {
 	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):

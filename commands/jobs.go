@@ -368,10 +368,14 @@ func (c *Call) StartJob(hosts []string, fn func(ctx context.Context, c *Call) er
 		}
 		d.deps.Audit.Info("job result", append(placeAttrs(c.Req), "job", j.ID, "command", j.Command, "fas_user", owner,
 			"account", c.Req.Account, "result", j.Result(), "duration", took)...)
+		d.announce(c, j, err)
 	})
 	if err != nil {
 		return err
 	}
+	c.mu.Lock()
+	c.jobStarted = true
+	c.mu.Unlock()
 	jc := c.forJob(context.Background(), j)
 	j.mu.Lock()
 	j.tell = jc.Say

@@ -40,7 +40,7 @@ func (d *Dispatcher) runOutageDraft(ctx context.Context, c *Call) error {
 		Contacts:  cfg.Disk.Escalate,
 		CreatedBy: who,
 	}
-	saved, err := d.deps.Drafts.New(dr)
+	saved, err := d.newDraft(dr)
 	if err != nil {
 		return Userf("cannot draft: %v", err)
 	}
