@@ -276,6 +276,7 @@ func (w *Watcher) send(r *round, p alerting.Pending, m reply.Message) bool {
 		}
 		r.sent++
 		w.log.Info("notified", "check", p.Check, "notification", p.Notification.String(), "text", m.String())
+		w.announce(p, m.String())
 	}
 	if !p.Commit() {
 		w.log.Warn("notification state not recorded: the check changed meanwhile", "check", p.Check)
@@ -505,6 +506,7 @@ func (w *Watcher) draft(check, mount string, percent float64, tr, host string, n
 		return ""
 	}
 	w.log.Info("outage draft made for a full shared mount", "draft", d.ID, "mount", mount, "host", host, "percent", percent)
+	w.announceDraft(d)
 	w.pending[check] = d
 	return d.ID
 }
@@ -627,6 +629,7 @@ func (w *Watcher) sendBatch(r *round, b *batch, what string) {
 		r.sent++
 		w.log.Info("notified", "what", what, "notification", n.String(), "count", len(items), "text", line)
 		for _, it := range items {
+			w.announce(it.p, it.text)
 			it.p.Commit()
 		}
 	}

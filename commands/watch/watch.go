@@ -18,6 +18,7 @@ import (
 	"github.com/fedora-infra/kojibot/commands/alerting"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
+	"github.com/fedora-infra/kojibot/commands/messaging"
 	"github.com/fedora-infra/kojibot/commands/outage"
 	"github.com/fedora-infra/kojibot/commands/watch/trend"
 	"github.com/fedora-infra/kojibot/config"
@@ -126,6 +127,9 @@ type Deps struct {
 	Samples Samples
 	// Log receives the watcher's log (nil: discarded).
 	Log *slog.Logger
+	// Bus, when set (messaging.url), is told every alert, reminder and
+	// clear that went out, and every outage draft made.
+	Bus messaging.Bus
 }
 
 // settings are the configuration keys the watcher reads, from a validated
@@ -203,6 +207,9 @@ func New(cfg *config.Config, deps Deps) *Watcher {
 		}
 	}
 	set := newSettings(cfg)
+	if deps.Bus == nil {
+		deps.Bus = messaging.Nop{}
+	}
 	if deps.Samples == nil {
 		deps.Samples = NewMemorySamples(SampleKeep, set.interval)
 	}

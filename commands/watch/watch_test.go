@@ -239,6 +239,7 @@ type rig struct {
 	metrics *observer
 	cfg     *config.Config
 	ctx     context.Context
+	bus     *busRecorder
 }
 
 // testConfig is the configuration the tests start from: one builder mount
@@ -267,6 +268,7 @@ func newRig(t *testing.T, cfg *config.Config, builders ...string) *rig {
 		metrics: &observer{},
 		cfg:     cfg,
 		ctx:     t.Context(),
+		bus:     &busRecorder{},
 	}
 	r.db.ownAge = true
 	r.drafts = outage.NewStore(0, time.Now)
@@ -291,6 +293,7 @@ func newRig(t *testing.T, cfg *config.Config, builders ...string) *rig {
 			return slices.Clone(list)
 		},
 		Metrics: r.metrics,
+		Bus:     r.bus,
 	})
 	return r
 }
