@@ -71,6 +71,9 @@ type Options struct {
 	DB Pinger
 	// Hub (koji.hub.url) is pinged by /healthz the same way.
 	Hub Pinger
+	// Messaging (messaging.url) is named by /healthz when its broker is
+	// unreachable ("messaging: down"); nil: no messaging.
+	Messaging MessagingStatus
 	// Jobs serves /jobs/<token>; a job started in a private message is
 	// never served.
 	Jobs JobSource
@@ -235,7 +238,7 @@ func (s *Server) Store(text string) (url string, ok bool) {
 // healthz answers 200 "ok" when the bot is on every configured chat
 // network and the Koji database answers, else 503 with one line per failing
 // component ("irc: disconnected", "matrix: disconnected", "koji-db: down",
-// "koji-hub: down"). It never shows an error's text, which
+// "koji-hub: down", "messaging: down"). It never shows an error's text, which
 // can carry addresses, paths or a DSN: that goes to the log.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	var problems []string
@@ -253,6 +256,11 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Hub != nil {
 		if err := s.pingErr(r.Context(), &s.hub, s.opts.Hub, "the Koji hub"); err != nil {
 			problems = append(problems, "koji-hub: down")
+		}
+	}
+	if s.opts.Messaging != nil {
+		if up, _ := s.opts.Messaging.Up(); !up {
+			problems = append(problems, "messaging: down")
 		}
 	}
 	if len(problems) > 0 {
