@@ -107,6 +107,9 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 				if c := runStateProbe(cmd.Context(), cfg, stdout, stderr); c != 0 {
 					code = c
 				}
+				if c := runMessagingProbe(cmd.Context(), cfg, stdout, stderr); c != 0 {
+					code = c
+				}
 				if code != 0 {
 					return exitError{code}
 				}

@@ -28,6 +28,7 @@ import (
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojiapi"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
+	"github.com/fedora-infra/kojibot/commands/messaging"
 	"github.com/fedora-infra/kojibot/commands/outage"
 	"github.com/fedora-infra/kojibot/commands/state"
 	"github.com/fedora-infra/kojibot/commands/watch"
@@ -77,7 +78,9 @@ type system struct {
 	// samples are the watcher's readings of the mounts, which `disk`
 	// reads for the rates.
 	samples *watch.MemorySamples
-	cfg     *config.Config
+	// publisher sends to the message bus (messaging.url); nil without it.
+	publisher *messaging.Publisher
+	cfg       *config.Config
 	// lc releases all of the above, in reverse order (lc.stop).
 	lc *lifecycle
 
@@ -181,6 +184,11 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 		}
 	})
 	deps.State = sys.state
+	// The message bus: messages wait in the store's outbox for the broker.
+	if cfg.Messaging.URL != "" {
+		sys.publisher = messaging.New(cfg.Messaging, sys.state, log.With("component", "messaging"))
+		deps.Bus = sys.publisher
+	}
 	sys.dispatcher = commands.New(deps)
 	// Jobs get shutdown_timeout to restore what they stopped.
 	lc.push("jobs", sys.shutdownJobs)
@@ -197,6 +205,9 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		return exitError{1}
 	}
 	defer sys.lc.stop()
+	if sys.publisher != nil {
+		sys.publisher.Dropped = web.NewMessagingDropped(reg)
+	}
 	if sys.fleet != nil {
 		sys.fleet.ObserveDials(metrics.SSHDial)
 		sys.fleet.ObserveDiskFallback(metrics.DiskFallback)
@@ -289,6 +300,9 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	if sys.hub != nil {
 		webOpts.Hub = sys.hub
 	}
+	if sys.publisher != nil {
+		webOpts.Messaging = sys.publisher
+	}
 	// connected says whether the bot is up where it serves: on IRC, in
 	// every configured channel (systemd's READY waits for it).
 	connected := func() bool { return true }
@@ -319,6 +333,9 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		Notify: func(m reply.Message) bool { notifyAll(m); return true },
 		Log:    sys.log.With("component", "watch"),
 	}
+	if sys.publisher != nil {
+		watchDeps.Bus = sys.publisher
+	}
 	// Without koji.db the connections watch is off; with the hub, the
 	// stale watch reads the hosts through it.
 	if sys.db != nil {
@@ -339,6 +356,9 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	// (IRC refusing the bot's login) ends the others, as SIGTERM does.
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { w.Run(gctx); return nil })
+	if sys.publisher != nil {
+		g.Go(func() error { sys.publisher.Run(gctx); return nil })
+	}
 	// An exec (or another run) that dies while this one is up leaves its
 	// records to be claimed: look every watch interval, restore what it
 	// stopped and say so where the watcher speaks.
@@ -475,6 +495,7 @@ func runExec(ctx context.Context, cfg *config.Config, fasUser string, yes bool, 
 	// on SIGINT or SIGTERM, cancel them and wait while they restore what
 	// they stopped.
 	waitJobs(ctx, sys)
+	flushMessages(sys, stderr)
 	return out.exitCode()
 }
 
