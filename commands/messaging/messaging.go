@@ -99,6 +99,10 @@ type Outage struct {
 	URL     string `json:"url,omitempty"`
 }
 
+// SentAtLayout is the sent-at header's format: ISO 8601 with
+// microseconds and the zone's offset, as Python's isoformat() writes it.
+const SentAtLayout = "2006-01-02T15:04:05.000000-07:00"
+
 // envelope is a message as the outbox keeps it: everything that goes on
 // the wire, fixed when it was published (its id and sent-at too), so that
 // a resend is the same message.
@@ -119,7 +123,7 @@ func encode(m Message, prefix string, now time.Time) (envelope, error) {
 		return envelope{}, err
 	}
 	return envelope{ID: uuid.NewString(), RoutingKey: prefix + ".kojibot." + m.Topic, Schema: m.Schema,
-		Severity: m.Severity, Users: m.Users, SentAt: now.Format(time.RFC3339Nano), Body: body}, nil
+		Severity: m.Severity, Users: m.Users, SentAt: now.UTC().Format(SentAtLayout), Body: body}, nil
 }
 
 // headers are the AMQP headers of e, as fedora-messaging writes them.

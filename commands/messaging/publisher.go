@@ -201,7 +201,7 @@ func (p *Publisher) drain(ctx context.Context, ch *amqp.Channel) error {
 
 // send publishes e and waits for the broker's confirm.
 func (p *Publisher) send(ctx context.Context, ch *amqp.Channel, e envelope) error {
-	sentAt, _ := time.Parse(time.RFC3339Nano, e.SentAt)
+	sentAt, _ := time.Parse(SentAtLayout, e.SentAt)
 	conf, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.Exchange, e.RoutingKey, false, false, amqp.Publishing{
 		Headers:         amqp.Table(e.headers()),
 		ContentType:     "application/json",
