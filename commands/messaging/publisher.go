@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -261,6 +263,10 @@ func explain(err error) error {
 		return fmt.Errorf("messaging: the broker refused the bot's client certificate (messaging.cert_file): %v", err)
 	case errors.Is(err, amqp.ErrSASL), strings.Contains(msg, "ACCESS_REFUSED"), strings.Contains(msg, "403"):
 		return fmt.Errorf("messaging: the broker refused the login by certificate (EXTERNAL; is the certificate's user known to it?): %v", err)
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		// With TLS 1.3 the broker judges the client certificate after the
+		// client's side of the handshake: a refusal is a closed connection.
+		return fmt.Errorf("messaging: the broker refused the bot's client certificate (messaging.cert_file) at login: not signed by a CA it trusts, expired or revoked (%v)", err)
 	}
 	return fmt.Errorf("messaging: connecting to the broker: %v", err)
 }
