@@ -78,3 +78,28 @@ func TestAnnounce(t *testing.T) {
 		t.Fatalf("draft body = %+v", o)
 	}
 }
+
+// TestAnnounceCleanup: a confirmed clean-up is published once, when its
+// job ends, with the job id and its log (what was removed, the bytes
+// freed); a dry run is not published.
+func TestAnnounceCleanup(t *testing.T) {
+	b := &fakeBuilder{names: []string{"f40-build-1-1", "f40-build-2-1"}}
+	d, _ := cleanupDispatcher(t, b)
+	bus := &fakeBus{}
+	d.deps.Bus = bus
+	runConfirmed(d, "cleanup ppc3 --dry-run")
+	if got := bus.taken(); len(got) != 0 {
+		t.Fatalf("a dry run published %+v", got)
+	}
+	runConfirmed(d, "cleanup ppc3")
+	got := bus.taken()
+	if len(got) != 1 {
+		t.Fatalf("cleanup published %d messages, want 1: %+v", len(got), got)
+	}
+	body := got[0].Body.(messaging.Command)
+	lines := strings.Join(body.Lines, "\n")
+	if got[0].Topic != "cleanup" || body.Job == "" || body.Host != "ppc3" || body.Outcome != "ok" || body.Agent != "alice" ||
+		!strings.Contains(lines, "removed 2 entries, freed ") {
+		t.Fatalf("cleanup message %+v", body)
+	}
+}
