@@ -16,6 +16,9 @@ import (
 // is a clear error line and exit status 1; no url is said to publish
 // nothing.
 func TestMessagingProbe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real RabbitMQ")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	b, err := rabbitmq.Start(ctx, t.TempDir())
