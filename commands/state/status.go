@@ -114,24 +114,34 @@ func Inspect(ctx context.Context, dir, dsn string) (Status, error) {
 	return s.status(ctx)
 }
 
+// Leadership reads the leadership recorded in the store: nil when no
+// process ever led (always on SQLite).
+func (s *Store) Leadership(ctx context.Context) (*LeaderInfo, error) {
+	if !s.db.pg {
+		return nil, nil
+	}
+	var li LeaderInfo
+	var since int64
+	err := s.db.QueryRowContext(ctx, `SELECT term, holder, since, EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
+		AND granted AND classid::bigint = ? AND objid::bigint = ? AND objsubid = 2
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+		FROM leader WHERE id = 1`, int64(lockClass), oidKey(leaderKey)).Scan(&li.Term, &li.Holder, &since, &li.Held)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("state: reading the leader: %w", err)
+	}
+	li.Since = time.Unix(0, since)
+	return &li, nil
+}
+
 // status reads the leadership, the live processes and the open journal.
 func (s *Store) status(ctx context.Context) (Status, error) {
 	var st Status
-	if s.db.pg {
-		var li LeaderInfo
-		var since int64
-		err := s.db.QueryRowContext(ctx, `SELECT term, holder, since, EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
-			AND granted AND classid::bigint = ? AND objid::bigint = ? AND objsubid = 2
-			AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
-			FROM leader WHERE id = 1`, int64(lockClass), oidKey(leaderKey)).Scan(&li.Term, &li.Holder, &since, &li.Held)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return Status{}, fmt.Errorf("state: reading the leader: %w", err)
-		default:
-			li.Since = time.Unix(0, since)
-			st.Leader = &li
-		}
+	var err error
+	if st.Leader, err = s.Leadership(ctx); err != nil {
+		return Status{}, err
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT id, pid, started, holder, role FROM procs ORDER BY id`)
 	if err != nil {
