@@ -69,6 +69,10 @@ func awaitLeadership(ctx context.Context, sys *system, st *state.Store) (*state.
 			// systemd: a standby is up and well.
 			notify.notify("READY=1\nSTATUS=standby")
 		}
+		// systemd's WatchdogSec= holds for a standby too.
+		if notify.watchdog > 0 {
+			notify.notify("WATCHDOG=1")
+		}
 		select {
 		case <-ctx.Done():
 			return nil, nil

@@ -241,7 +241,7 @@ func TestFailover(t *testing.T) {
 		if err := syscall.Kill(killed.PID(), syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		answered := askUntilAnswered(t, alice, &sent, time.Second, failoverWithin)
+		answered := askUntilAnswered(t, alice, &sent, 250*time.Millisecond, failoverWithin)
 		d := answered.Sub(at)
 		times = append(times, d)
 		t.Logf("kill %d: the standby answered %s after the leader's SIGKILL", k+1, d.Round(time.Millisecond))
@@ -308,7 +308,7 @@ func TestPartition(t *testing.T) {
 		t.Errorf("the cut leader did not say why it stopped:\n%s", tail(out, 20))
 	}
 	bots["kojibot-part"] = r.running[1-lead]
-	askUntilAnswered(t, alice, &sent, time.Second, failoverWithin)
+	askUntilAnswered(t, alice, &sent, 250*time.Millisecond, failoverWithin)
 	if r.leader() != 1-lead {
 		t.Fatal("the standby does not lead")
 	}
