@@ -296,6 +296,10 @@ func TestPartition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Its own QUIT, not services taking the nick for the new leader.
+	if !strings.Contains(quit.Text, "shutting down") {
+		t.Errorf("the cut leader did not quit by itself: %s", quit.Raw)
+	}
 	d := quit.At.Sub(cut)
 	t.Logf("the cut leader left IRC %s after its lock connection was cut", d.Round(time.Millisecond))
 	if d > 5*time.Second {
