@@ -87,6 +87,7 @@ func startReplicas(t *testing.T, nick, channel, db string) *replicas {
 		for _, b := range r.running {
 			if b != nil {
 				b.Stop()
+				r.noRace(b)
 			}
 		}
 		delete(bots, nick)
@@ -110,6 +111,15 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// noRace fails the test when the race detector spoke in b (the bots are
+// built with it).
+func (r *replicas) noRace(b *sandbox.Bot) {
+	if out := b.Output(); strings.Contains(out, "WARNING: DATA RACE") {
+		i := strings.Index(out, "WARNING: DATA RACE")
+		r.t.Errorf("data race in a replica:\n%s", out[i:min(len(out), i+6000)])
+	}
 }
 
 func (r *replicas) start(i int) {
@@ -251,6 +261,7 @@ func TestFailover(t *testing.T) {
 		for !killed.Exited() {
 			time.Sleep(10 * time.Millisecond)
 		}
+		r.noRace(killed)
 		r.start(lead)
 		bots["kojibot-ha"] = r.running[1-lead]
 		r.waitStandby(lead)
@@ -310,6 +321,7 @@ func TestPartition(t *testing.T) {
 			t.Fatal("the cut leader did not exit")
 		}
 	}
+	r.noRace(r.running[lead])
 	if out := r.running[lead].Output(); !strings.Contains(out, "lost the leadership") {
 		t.Errorf("the cut leader did not say why it stopped:\n%s", tail(out, 20))
 	}
