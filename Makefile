@@ -19,7 +19,7 @@ GOTESTFLAGS ?= -race -count=1 -timeout 40m
 MODULE := github.com/fedora-infra/kojibot
 # E2E_HALF is the half of tests/e2e that make test runs in a process (and a
 # sandbox) of its own beside the other half: Matrix, crashes, the watcher.
-E2E_HALF := ^(TestMatrix|TestCrash|TestExecSignal$$|TestRunClaimsOrphans|TestStoppedKojid|TestWatch|TestConnections|TestPredict)
+E2E_HALF := ^(TestMatrix|TestCrash|TestExecSignal$$|TestRunClaimsOrphans|TestStoppedKojid|TestWatch|TestConnections|TestPredict|TestFailover|TestPartition)
 
 .PHONY: failover all build test unit deps demo-deps bench-deps install-packages demo tour fuzz bench bench-go bench-reply bench-disk bench-disk-peers bench-sweep clean dist
 
