@@ -19,9 +19,9 @@ GOTESTFLAGS ?= -race -count=1 -timeout 40m
 MODULE := github.com/fedora-infra/kojibot
 # E2E_HALF is the half of tests/e2e that make test runs in a process (and a
 # sandbox) of its own beside the other half: Matrix, crashes, the watcher.
-E2E_HALF := ^(TestMatrix|TestCrash|TestExecSignal$$|TestRunClaimsOrphans|TestStoppedKojid|TestWatch|TestConnections|TestPredict)
+E2E_HALF := ^(TestMatrix|TestCrash|TestExecSignal$$|TestRunClaimsOrphans|TestStoppedKojid|TestWatch|TestConnections|TestPredict|TestFailover|TestPartition)
 
-.PHONY: all build test unit deps demo-deps bench-deps install-packages demo tour fuzz bench bench-go bench-reply bench-disk bench-disk-peers bench-sweep clean dist
+.PHONY: failover all build test unit deps demo-deps bench-deps install-packages demo tour fuzz bench bench-go bench-reply bench-disk bench-disk-peers bench-sweep clean dist
 
 all: build
 
@@ -64,6 +64,13 @@ test: deps
 	$(GO) test $(GOTESTFLAGS) -skip '$(E2E_HALF)' ./tests/e2e/ & rest=$$!; \
 	$(GO) test $(GOTESTFLAGS) $$($(GO) list ./... | grep -vx '$(MODULE)/tests/e2e'); rc=$$?; \
 	wait $$half || rc=1; wait $$rest || rc=1; exit $$rc
+
+# failover: TestFailover with KILLS SIGKILLs of the leader of two
+# replicas on one PostgreSQL store (make test does 2), printing the
+# failover times' median and p99. KILLS=20 by default.
+KILLS ?= 20
+failover: deps
+	KOJIBOT_FAILOVER_KILLS=$(KILLS) $(GO) test $(GOTESTFLAGS) -run '^TestFailover$$' -v ./tests/e2e/ | grep -E '^(failover|---|ok|FAIL)|kill [0-9]+:'
 
 # unit: the tests that need no server: go test -short, under which every
 # test that starts a real server is skipped (CI never passes -short).

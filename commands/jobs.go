@@ -414,8 +414,10 @@ func (o jobOutput) Send(m reply.Message) {
 }
 
 // jobColumns are the columns of the jobs tables, the last named last.
+// The last column, "process", names the kojibot process that runs (or
+// ran) the job: host:pid, as the state store records it.
 func jobColumns(last string) []reply.Column {
-	return []reply.Column{{Name: "job", Right: true}, {Name: "command"}, {Name: "by"}, {Name: "where"}, {Name: last}}
+	return []reply.Column{{Name: "job", Right: true}, {Name: "command"}, {Name: "by"}, {Name: "where"}, {Name: last}, {Name: "process"}}
 }
 
 // whereName is a job's place for the jobs table: a Matrix room by its
@@ -485,7 +487,7 @@ func (d *Dispatcher) runJobs(ctx context.Context, c *Call) error {
 	}
 	table := &reply.Table{Columns: jobColumns("running for")}
 	for _, j := range jobs {
-		table.Rows = append(table.Rows, []string{j.ID, j.Command, j.Owner, whereName(j.Place, j.PlaceName), ago(d.deps.Now().Sub(j.Started))})
+		table.Rows = append(table.Rows, []string{j.ID, j.Command, j.Owner, whereName(j.Place, j.PlaceName), ago(d.deps.Now().Sub(j.Started)), state.Holder()})
 	}
 	c.Say(reply.Message{Lines: []string{Count(len(jobs), "job", "jobs") + " running"}, Table: table})
 	return nil
@@ -516,7 +518,7 @@ func (d *Dispatcher) runJobsAll(ctx context.Context, c *Call) error {
 			id, _ := strconv.ParseInt(j.ID, 10, 64)
 			j.mu.Lock()
 			recs = append(recs, state.JobRecord{ID: id, Owner: j.Owner, Command: j.Command, Place: j.Place, PlaceName: j.PlaceName,
-				Result: j.result, Started: j.Started, Finished: j.finished})
+				Result: j.result, Started: j.Started, Finished: j.finished, Holder: state.Holder()})
 			j.mu.Unlock()
 		}
 		d.jobs.mu.Unlock()
@@ -543,7 +545,11 @@ func (d *Dispatcher) runJobsAll(ctx context.Context, c *Call) error {
 		} else if !r.Finished.IsZero() {
 			res += fmt.Sprintf(" after %s, %s ago", ago(r.Finished.Sub(r.Started)), ago(now.Sub(r.Finished)))
 		}
-		table.Rows = append(table.Rows, []string{id, r.Command, r.Owner, whereName(r.Place, r.PlaceName), res})
+		holder := r.Holder
+		if holder == "" {
+			holder = "pid " + strconv.Itoa(r.PID) // recorded before holders were
+		}
+		table.Rows = append(table.Rows, []string{id, r.Command, r.Owner, whereName(r.Place, r.PlaceName), res, holder})
 	}
 	c.Say(reply.Message{Lines: []string{fmt.Sprintf("the last %s, newest first", Count(len(recs), "job", "jobs"))}, Table: table})
 	return nil

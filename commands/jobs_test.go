@@ -191,3 +191,30 @@ func TestJobOutputProgress(t *testing.T) {
 		t.Errorf("plain output got %q, want the line through Send", got)
 	}
 }
+
+// jobs and jobs --all name the process that runs each job (host:pid).
+func TestJobsNameTheirProcess(t *testing.T) {
+	st, err := state.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, ACL: fakeACL{members: map[string]bool{"alice": true}}, State: st})
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release); d.Close() })
+	hold := func(ctx context.Context, c *Call) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}
+	if err := jobCall(d, "restart", &recorder{}).StartJob([]string{"b2"}, hold); err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"jobs", "jobs --all"} {
+		if got := say(d, "alice", "#ops", text); !strings.Contains(got, "process") || !strings.Contains(got, state.Holder()) {
+			t.Errorf("%s does not name the job's process %s:\n%s", text, state.Holder(), got)
+		}
+	}
+}

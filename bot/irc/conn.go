@@ -118,7 +118,16 @@ type result struct {
 // does.
 func (b *Bot) connectOnce(ctx context.Context) result {
 	s := newSession(b)
-	client := girc.New(b.gircConfig())
+	gcfg := b.gircConfig()
+	// Before registration a taken nick gets a "_"; after it, a refused
+	// NICK (the regain, below) keeps the nick the bot has.
+	gcfg.HandleNickCollide = func(old string) string {
+		if s.registered.Load() {
+			return ""
+		}
+		return old + "_"
+	}
+	client := girc.New(gcfg)
 	s.client = client
 	s.register()
 
@@ -356,6 +365,50 @@ func (s *session) onWelcome(c *girc.Client, e girc.Event) {
 		})
 	}()
 	b.log.Info("connected to IRC", "server", b.cfg.Server, "nick", e.Params[0], "account_tag", c.HasCapability("account-tag"))
+	if len(e.Params) > 0 && b.cfg.SASL.User != "" && s.fold(e.Params[0]) != s.fold(b.cfg.Nick) {
+		s.writerWG.Add(1)
+		go func() {
+			defer s.writerWG.Done()
+			s.regain(ctx, c)
+		}()
+	}
+}
+
+// regainEvery is how often a bot without its nick asks for it again;
+// every regainRecoverEvery-th time through NickServ RECOVER first.
+var (
+	regainEvery        = time.Second
+	regainRecoverEvery = 15
+)
+
+// regain takes the configured nick back when another connection holds
+// it: most often the ghost of this bot's earlier connection (a process
+// killed, a machine gone), which the server keeps until its ping timeout.
+// Logged in with SASL, the bot asks NickServ to RECOVER the nick (Anope;
+// Atheme's REGAIN), which disconnects or renames the holder, then takes
+// it with NICK; it tries again until it has the nick or ctx ends.
+func (s *session) regain(ctx context.Context, c *girc.Client) {
+	b := s.b
+	b.log.Warn("the nick is taken, most likely by a ghost of an earlier connection: taking it back through NickServ",
+		"nick", b.cfg.Nick, "have", c.GetNick())
+	t := time.NewTicker(regainEvery)
+	defer t.Stop()
+	for i := 0; ; i++ {
+		if s.fold(c.GetNick()) == s.fold(b.cfg.Nick) {
+			b.log.Info("took the nick back", "nick", b.cfg.Nick)
+			return
+		}
+		if i%regainRecoverEvery == 0 {
+			b.out.push(laneControl, []string{"PRIVMSG NickServ :RECOVER " + b.cfg.Nick})
+		} else {
+			b.out.push(laneControl, []string{"NICK " + b.cfg.Nick})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // onJoin learns our real user@host from our own JOIN, for line budgets,

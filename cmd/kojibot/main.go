@@ -153,6 +153,24 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	execCmd.Flags().BoolVar(&yes, "yes", false, "answer confirmations with yes (for scripts)")
 	root.AddCommand(execCmd)
 	root.AddCommand(&cobra.Command{
+		Use:   "status",
+		Short: "print the leader, the standbys, the term and the open journal records (read-only)",
+		Long: "status reads the state store (state.dsn, else state.dir) and prints which kojibot\n" +
+			"process leads, since when and in which term, the standbys waiting to take over, other\n" +
+			"processes (exec), and the open journal records. It changes nothing.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(configPath, stderr)
+			if err != nil {
+				return exitError{1}
+			}
+			if code := runStatus(cmd.Context(), cfg, stdout, stderr); code != 0 {
+				return exitError{code}
+			}
+			return nil
+		},
+	})
+	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "print the version",
 		Args:  cobra.NoArgs,

@@ -212,6 +212,19 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		sys.fleet.ObserveDials(metrics.SSHDial)
 		sys.fleet.ObserveDiskFallback(metrics.DiskFallback)
 	}
+	// With state.dsn, several `kojibot run` may share the store: one leads
+	// and acts, the others wait as standbys until it is gone.
+	var leader *state.Leader
+	if st, ok := sys.state.(*state.Store); ok && cfg.State.DSN != "" {
+		if leader, err = awaitLeadership(ctx, sys, st); err != nil {
+			fmt.Fprintln(stderr, "error:", err)
+			return exitError{1}
+		}
+		if leader == nil { // stopped while a standby
+			return nil
+		}
+		defer leader.Resign()
+	}
 	// Before serving anything: start what a crashed kojibot left stopped.
 	recovered := recoverJournal(ctx, sys)
 	// Say at start whether koji.user may edit hosts (kojidb logs the
@@ -355,6 +368,22 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	// Everything that runs, under one group: the first to fail for good
 	// (IRC refusing the bot's login) ends the others, as SIGTERM does.
 	g, gctx := errgroup.WithContext(ctx)
+	if leader != nil {
+		// A leader whose lock connection broke stops acting at once: its
+		// jobs are cancelled (they restore what they stopped, as far as
+		// the fencing lets them write), and everything below ends: IRC
+		// and Matrix are left, the watcher stops.
+		g.Go(func() error {
+			select {
+			case <-leader.Lost():
+				sys.log.Error("leadership lost: stopping at once", "term", leader.Term)
+				go sys.shutdownJobs()
+				return errLostLeadership
+			case <-gctx.Done():
+				return nil
+			}
+		})
+	}
 	g.Go(func() error { w.Run(gctx); return nil })
 	if sys.publisher != nil {
 		g.Go(func() error { sys.publisher.Run(gctx); return nil })

@@ -34,8 +34,8 @@ func (s *Store) JobStatus(ctx context.Context, id int64) (st JobStatus, ok bool,
 	var started int64
 	var finished sql.NullInt64
 	var proc int64
-	err = s.db.QueryRowContext(ctx, `SELECT id, owner, command, place, result, started, finished, pid, proc FROM jobs WHERE id = ?`, id).
-		Scan(&st.ID, &st.Owner, &st.Command, &st.Place, &st.Result, &started, &finished, &st.PID, &proc)
+	err = s.db.QueryRowContext(ctx, `SELECT id, owner, command, place, result, started, finished, pid, proc, holder FROM jobs WHERE id = ?`, id).
+		Scan(&st.ID, &st.Owner, &st.Command, &st.Place, &st.Result, &started, &finished, &st.PID, &proc, &st.Holder)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return JobStatus{}, false, nil
@@ -86,6 +86,9 @@ func (s *Store) TakeCancelRequests(ctx context.Context) ([]CancelRequest, error)
 		return nil, fmt.Errorf("state: taking cancel requests: %w", err)
 	}
 	defer tx.Rollback()
+	if err := s.checkTerm(ctx, tx); err != nil {
+		return nil, fmt.Errorf("state: taking cancel requests: %w", err)
+	}
 	rows, err := tx.QueryContext(ctx, pending, s.proc)
 	if err != nil {
 		return nil, fmt.Errorf("state: taking cancel requests: %w", err)

@@ -79,8 +79,8 @@ func (s *Store) initPostgres(ctx context.Context) error {
 		return fmt.Errorf("state: registering: %w", err)
 	}
 	defer t.Rollback()
-	if err := t.QueryRowContext(ctx, `INSERT INTO procs (pid, started) VALUES (?, ?) RETURNING id`,
-		os.Getpid(), time.Now().UnixNano()).Scan(&s.proc); err != nil {
+	if err := t.QueryRowContext(ctx, `INSERT INTO procs (pid, started, holder) VALUES (?, ?, ?) RETURNING id`,
+		os.Getpid(), time.Now().UnixNano(), Holder()).Scan(&s.proc); err != nil {
 		return fmt.Errorf("state: registering: %w", err)
 	}
 	var ok bool

@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -89,6 +90,8 @@ type JobRecord struct {
 	Finished time.Time
 	// PID is the process that ran the job.
 	PID int
+	// Holder names that process for the operators: host:pid.
+	Holder string
 }
 
 // Store is an open state store: SQLite in state.dir (Open) or PostgreSQL
@@ -102,6 +105,8 @@ type Store struct {
 	// holding a session advisory lock (lockClass, proc).
 	pgLock *sql.Conn
 	closed bool
+	// fence is the leadership this store's writes carry (Bind); nil: none.
+	fence atomic.Pointer[Leader]
 }
 
 // Open opens (creating it if needed) the store in dir, which is created
@@ -251,7 +256,7 @@ func (s *Store) init(ctx context.Context) error {
 		return fmt.Errorf("state: registering: %w", err)
 	}
 	defer tx.Rollback()
-	if err := tx.QueryRowContext(ctx, `INSERT INTO procs (pid, started) VALUES (?, ?) RETURNING id`, os.Getpid(), time.Now().UnixNano()).Scan(&s.proc); err != nil {
+	if err := tx.QueryRowContext(ctx, `INSERT INTO procs (pid, started, holder) VALUES (?, ?, ?) RETURNING id`, os.Getpid(), time.Now().UnixNano(), Holder()).Scan(&s.proc); err != nil {
 		return fmt.Errorf("state: registering: %w", err)
 	}
 	// O_EXCL: the lock file is new (ids never repeat), never something
@@ -462,8 +467,11 @@ func (s *Store) Record(ctx context.Context, e Entry) (int64, error) {
 		return 0, fmt.Errorf("state: journal: unknown kind %q", e.Kind)
 	}
 	var id int64
-	if err := s.db.QueryRowContext(ctx, `INSERT INTO journal (host, kind, name, job, owner, opened, proc, pid)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, e.Host, e.Kind, e.Name, e.Job, e.Owner, nanos(e.Opened), s.proc, os.Getpid()).Scan(&id); err != nil {
+	err := s.write(ctx, func(q querier) error {
+		return q.QueryRowContext(ctx, `INSERT INTO journal (host, kind, name, job, owner, opened, proc, pid)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, e.Host, e.Kind, e.Name, e.Job, e.Owner, nanos(e.Opened), s.proc, os.Getpid()).Scan(&id)
+	})
+	if err != nil {
 		return 0, fmt.Errorf("state: journal %s %s on %s: %w", e.Kind, e.Name, e.Host, err)
 	}
 	return id, nil
@@ -472,8 +480,10 @@ func (s *Store) Record(ctx context.Context, e Entry) (int64, error) {
 // Done marks a journal entry done: the service runs again, or the mount
 // has been dealt with. Marking an entry done twice is not an error.
 func (s *Store) Done(ctx context.Context, id int64) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE journal SET closed = ? WHERE id = ? AND closed IS NULL`,
-		time.Now().UnixNano(), id); err != nil {
+	if err := s.write(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `UPDATE journal SET closed = ? WHERE id = ? AND closed IS NULL`, time.Now().UnixNano(), id)
+		return err
+	}); err != nil {
 		return fmt.Errorf("state: journal done %d: %w", id, err)
 	}
 	return nil
@@ -532,6 +542,9 @@ func (s *Store) Claim(ctx context.Context) ([]Entry, []Unverified, error) {
 		return nil, nil, fmt.Errorf("state: claiming orphans: %w", err)
 	}
 	defer tx.Rollback()
+	if err := s.checkTerm(ctx, tx); err != nil {
+		return nil, nil, fmt.Errorf("state: claiming orphans: %w", err)
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT id, pid, started FROM procs WHERE id != ?`, s.proc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("state: claiming orphans: %w", err)
@@ -621,8 +634,10 @@ func (s *Store) Claim(ctx context.Context) ([]Entry, []Unverified, error) {
 // the store: they never repeat, across restarts and across processes.
 func (s *Store) NewJob(ctx context.Context, j JobRecord) (int64, error) {
 	var id int64
-	if err := s.db.QueryRowContext(ctx, `INSERT INTO jobs (owner, command, place, place_name, started, proc, pid) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		j.Owner, j.Command, j.Place, j.PlaceName, nanos(j.Started), s.proc, os.Getpid()).Scan(&id); err != nil {
+	if err := s.write(ctx, func(q querier) error {
+		return q.QueryRowContext(ctx, `INSERT INTO jobs (owner, command, place, place_name, started, proc, pid, holder) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			j.Owner, j.Command, j.Place, j.PlaceName, nanos(j.Started), s.proc, os.Getpid(), Holder()).Scan(&id)
+	}); err != nil {
 		return 0, fmt.Errorf("state: recording a job: %w", err)
 	}
 	return id, nil
@@ -633,8 +648,10 @@ func (s *Store) FinishJob(ctx context.Context, id int64, result string, finished
 	if result == "" {
 		result = "done"
 	}
-	if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET result = ?, finished = ? WHERE id = ?`,
-		result, nanos(finished), id); err != nil {
+	if err := s.write(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `UPDATE jobs SET result = ?, finished = ? WHERE id = ?`, result, nanos(finished), id)
+		return err
+	}); err != nil {
 		return fmt.Errorf("state: finishing job %d: %w", id, err)
 	}
 	return nil
@@ -642,7 +659,7 @@ func (s *Store) FinishJob(ctx context.Context, id int64, result string, finished
 
 // RecentJobs returns up to limit jobs, newest first, of every process.
 func (s *Store) RecentJobs(ctx context.Context, limit int) ([]JobRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, owner, command, place, place_name, result, started, finished, pid
+	rows, err := s.db.QueryContext(ctx, `SELECT id, owner, command, place, place_name, result, started, finished, pid, holder
 		FROM jobs ORDER BY id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("state: listing jobs: %w", err)
@@ -653,7 +670,7 @@ func (s *Store) RecentJobs(ctx context.Context, limit int) ([]JobRecord, error) 
 		var j JobRecord
 		var started int64
 		var finished sql.NullInt64
-		if err := rows.Scan(&j.ID, &j.Owner, &j.Command, &j.Place, &j.PlaceName, &j.Result, &started, &finished, &j.PID); err != nil {
+		if err := rows.Scan(&j.ID, &j.Owner, &j.Command, &j.Place, &j.PlaceName, &j.Result, &started, &finished, &j.PID, &j.Holder); err != nil {
 			return nil, fmt.Errorf("state: listing jobs: %w", err)
 		}
 		j.Started, j.Finished = time.Unix(0, started), fromNanos(finished)
@@ -680,8 +697,11 @@ func (s *Store) Get(ctx context.Context, key string) (string, bool, error) {
 
 // Put stores value under key, replacing what was there.
 func (s *Store) Put(ctx context.Context, key, value string) error {
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO kv (key, value) VALUES (?, ?)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value); err != nil {
+	if err := s.write(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `INSERT INTO kv (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+		return err
+	}); err != nil {
 		return fmt.Errorf("state: put %q: %w", key, err)
 	}
 	return nil

@@ -114,6 +114,11 @@ offline_retry_interval = 1
 `, h.URL, ServiceHost, filepath.Join(h.Dir, "mnt", "koji"), dir, dir, dir, h.CACert(), sleep),
 		"py/multilib/__init__.py": "",
 		"py/multilib/multilib.py": "",
+		// kojid takes no task while the load average is above four per
+		// CPU, a figure it does not let be configured. The machine's
+		// load says nothing of a sandbox builder's, and make test's
+		// packages running side by side on two cores reach it.
+		"py/sitecustomize.py": "import os\nos.getloadavg = lambda: (0.0, 0.0, 0.0)\n",
 	}
 	kojid := filepath.Join(h.Src, "builder", "kojid")
 	argv := []string{Python, kojid}
