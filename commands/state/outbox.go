@@ -23,28 +23,27 @@ func (s *Store) Enqueue(ctx context.Context, payload string, queued time.Time, b
 	if payload == "" {
 		return 0, errors.New("state: an empty message")
 	}
-	t, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("state: queueing a message: %w", err)
-	}
-	defer t.Rollback()
-	if _, err := t.ExecContext(ctx, `INSERT INTO outbox (payload, queued) VALUES (?, ?)`, payload, nanos(queued)); err != nil {
-		return 0, fmt.Errorf("state: queueing a message: %w", err)
-	}
-	if bound > 0 {
-		// SQLite takes OFFSET only after a LIMIT (-1: none).
-		q := `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id DESC LIMIT -1 OFFSET ?)`
-		if s.db.pg {
-			q = `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id DESC OFFSET ?)`
+	err = s.write(ctx, func(q querier) error {
+		if _, err := q.ExecContext(ctx, `INSERT INTO outbox (payload, queued) VALUES (?, ?)`, payload, nanos(queued)); err != nil {
+			return err
 		}
-		res, err := t.ExecContext(ctx, q, bound)
+		if bound <= 0 {
+			return nil
+		}
+		// SQLite takes OFFSET only after a LIMIT (-1: none).
+		del := `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id DESC LIMIT -1 OFFSET ?)`
+		if s.db.pg {
+			del = `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id DESC OFFSET ?)`
+		}
+		res, err := q.ExecContext(ctx, del, bound)
 		if err != nil {
-			return 0, fmt.Errorf("state: bounding the outbox: %w", err)
+			return err
 		}
 		n, _ := res.RowsAffected()
 		dropped = int(n)
-	}
-	if err := t.Commit(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return 0, fmt.Errorf("state: queueing a message: %w", err)
 	}
 	return dropped, nil
@@ -73,9 +72,14 @@ func (s *Store) Outbox(ctx context.Context, limit int) ([]Queued, error) {
 	return out, nil
 }
 
-// Sent removes the message id from the outbox: the broker has it.
+// Sent removes the message id from the outbox: the broker has it. Like
+// every write of a store bound to a leader, it is refused (ErrFenced) once
+// a later leader's term began.
 func (s *Store) Sent(ctx context.Context, id int64) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM outbox WHERE id = ?`, id); err != nil {
+	if err := s.write(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `DELETE FROM outbox WHERE id = ?`, id)
+		return err
+	}); err != nil {
 		return fmt.Errorf("state: removing message %d from the outbox: %w", id, err)
 	}
 	return nil
