@@ -1,7 +1,7 @@
 // Package messaging announces what kojibot changes, its watcher's alerts
 // and its outage drafts on Fedora's message bus, in fedora-messaging's
 // wire format: a JSON body, content type application/json in utf-8,
-// persistent, a UUID message id, and the headers fedora-messaging's
+// persistent, a version 4 UUID message id, and the headers fedora-messaging's
 // consumers read (fedora_messaging_schema, fedora_messaging_severity,
 // sent-at, priority, fedora_messaging_user_<name>).
 //
@@ -99,9 +99,10 @@ type Outage struct {
 	URL     string `json:"url,omitempty"`
 }
 
-// SentAtLayout is the sent-at header's format: ISO 8601 with
-// microseconds and the zone's offset, as Python's isoformat() writes it.
-const SentAtLayout = "2006-01-02T15:04:05.000000-07:00"
+// SentAtLayout is the sent-at header's format: ISO 8601 with the zone's
+// offset and no fraction of a second, as fedora-messaging's wire format
+// asks ("2019-07-30T19:12:22+00:00").
+const SentAtLayout = "2006-01-02T15:04:05-07:00"
 
 // envelope is a message as the outbox keeps it: everything that goes on
 // the wire, fixed when it was published (its id and sent-at too), so that

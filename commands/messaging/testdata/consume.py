@@ -46,7 +46,8 @@ while got < count and time.monotonic() < deadline:
     if props.delivery_mode != 2:
         problems.append("delivery_mode %r" % props.delivery_mode)
     try:
-        uuid.UUID(props.message_id)
+        if uuid.UUID(props.message_id).version != 4:
+            problems.append("message_id %r is no version 4 UUID" % props.message_id)
     except (TypeError, ValueError):
         problems.append("message_id %r is no UUID" % props.message_id)
     for h in ("fedora_messaging_schema", "fedora_messaging_severity", "sent-at", "priority"):
@@ -58,6 +59,8 @@ while got < count and time.monotonic() < deadline:
         sent = datetime.datetime.fromisoformat(headers.get("sent-at", ""))
         if sent.tzinfo is None:
             problems.append("sent-at has no zone")
+        if sent.microsecond:
+            problems.append("sent-at has a fraction of a second")
     except (TypeError, ValueError):
         problems.append("sent-at %r does not parse" % headers.get("sent-at"))
     try:
@@ -65,6 +68,8 @@ while got < count and time.monotonic() < deadline:
     except ValueError as e:
         decoded = None
         problems.append("body is not JSON: %s" % e)
+    if decoded is not None and not isinstance(decoded, dict):
+        problems.append("body is not a JSON object")
     for k, v in headers.items():
         if isinstance(v, bytes):
             headers[k] = v.decode()
