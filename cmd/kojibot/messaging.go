@@ -10,23 +10,6 @@ import (
 	"github.com/fedora-infra/kojibot/config"
 )
 
-// flushTimeout bounds how long exec waits for the broker before it exits.
-const flushTimeout = 10 * time.Second
-
-// flushMessages sends what exec queued for the message bus, for at most
-// flushTimeout; what the broker did not take waits in the outbox for
-// `kojibot run`.
-func flushMessages(sys *system, stderr io.Writer) {
-	if sys.publisher == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
-	defer cancel()
-	if err := sys.publisher.Flush(ctx); err != nil {
-		fmt.Fprintf(stderr, "warning: %v; the messages wait in the state store for kojibot run\n", err)
-	}
-}
-
 // runMessagingProbe connects to messaging.url with the client certificate
 // and says whether the broker took it (check-config --probe). It returns
 // 0 when it did or messaging is off, 1 otherwise.

@@ -185,6 +185,8 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 	})
 	deps.State = sys.state
 	// The message bus: messages wait in the store's outbox for the broker.
+	// Only run (its leader) sends them; exec's wait there for it, so that
+	// two processes never send the same message.
 	if cfg.Messaging.URL != "" {
 		sys.publisher = messaging.New(cfg.Messaging, sys.state, log.With("component", "messaging"))
 		deps.Bus = sys.publisher
@@ -524,7 +526,6 @@ func runExec(ctx context.Context, cfg *config.Config, fasUser string, yes bool, 
 	// on SIGINT or SIGTERM, cancel them and wait while they restore what
 	// they stopped.
 	waitJobs(ctx, sys)
-	flushMessages(sys, stderr)
 	return out.exitCode()
 }
 

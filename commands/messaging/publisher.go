@@ -307,20 +307,3 @@ func Probe(ctx context.Context, cfg config.Messaging) error {
 	return ch.Close()
 }
 
-// Flush connects once and sends the outbox, for a process that does not
-// Run (kojibot exec); it returns why it could not.
-func (p *Publisher) Flush(ctx context.Context) error {
-	conn, err := Dial(ctx, p.cfg)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return explain(err)
-	}
-	if err := ch.Confirm(false); err != nil {
-		return fmt.Errorf("messaging: publisher confirms: %w", err)
-	}
-	return p.drain(ctx, ch)
-}
