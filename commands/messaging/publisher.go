@@ -306,4 +306,3 @@ func Probe(ctx context.Context, cfg config.Messaging) error {
 	}
 	return ch.Close()
 }
-
