@@ -102,6 +102,7 @@ log.file.level = info
 		"ERL_EPMD_PORT="+strconv.Itoa(ports[2]),
 	)
 	if err := b.start(ctx); err != nil {
+		b.killEPMD()
 		return nil, err
 	}
 	return b, nil
@@ -224,6 +225,11 @@ func (b *Broker) Restart(ctx context.Context) error { return b.start(ctx) }
 // Close stops the broker and the Erlang port mapper it started.
 func (b *Broker) Close() {
 	b.Stop()
+	b.killEPMD()
+}
+
+// killEPMD stops the broker's own Erlang port mapper (on its own port).
+func (b *Broker) killEPMD() {
 	cmd := exec.Command("epmd", "-kill")
 	cmd.Env = b.env
 	cmd.Run()
