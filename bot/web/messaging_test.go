@@ -21,8 +21,8 @@ func TestHealthzMessaging(t *testing.T) {
 	irc.up.Store(true)
 	m := &fakeMessaging{}
 	s := New(Options{IRC: irc, Messaging: m})
-	if body := expectText(t, s, "/healthz", http.StatusServiceUnavailable); body != "messaging: down\n" {
-		t.Fatalf("healthz body %q, want only \"messaging: down\"", body)
+	if body := expectText(t, s, "/healthz", http.StatusOK); body != "ok\nmessaging: down\n" {
+		t.Fatalf("healthz body %q, want ok, then \"messaging: down\"", body)
 	}
 	irc.up.Store(false)
 	if body := expectText(t, s, "/healthz", http.StatusServiceUnavailable); body != "irc: disconnected\nmessaging: down\n" {

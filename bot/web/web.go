@@ -238,8 +238,12 @@ func (s *Server) Store(text string) (url string, ok bool) {
 // healthz answers 200 "ok" when the bot is on every configured chat
 // network and the Koji database answers, else 503 with one line per failing
 // component ("irc: disconnected", "matrix: disconnected", "koji-db: down",
-// "koji-hub: down", "messaging: down"). It never shows an error's text, which
-// can carry addresses, paths or a DSN: that goes to the log.
+// "koji-hub: down"). The message bus is named ("messaging: down") but
+// fails nothing: commands work without it and its messages wait in the
+// outbox, so a bot whose only trouble is the broker answers 200 "ok" with
+// that line after it, and no probe restarts it for that. It never shows
+// an error's text, which can carry addresses, paths or a DSN: that goes
+// to the log.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	var problems []string
 	if s.opts.IRC != nil && !s.opts.IRC.Connected() {
@@ -258,16 +262,17 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 			problems = append(problems, "koji-hub: down")
 		}
 	}
+	var degraded []string
 	if s.opts.Messaging != nil {
 		if up, _ := s.opts.Messaging.Up(); !up {
-			problems = append(problems, "messaging: down")
+			degraded = append(degraded, "messaging: down")
 		}
 	}
 	if len(problems) > 0 {
-		writeText(w, http.StatusServiceUnavailable, strings.Join(problems, "\n")+"\n")
+		writeText(w, http.StatusServiceUnavailable, strings.Join(append(problems, degraded...), "\n")+"\n")
 		return
 	}
-	writeText(w, http.StatusOK, "ok\n")
+	writeText(w, http.StatusOK, strings.Join(append([]string{"ok"}, degraded...), "\n")+"\n")
 }
 
 // dbHealth is the last ping of /healthz of one component (the database,
