@@ -1,6 +1,7 @@
 // Package web is kojibot's HTTP side (http.listen): /healthz for the
-// service manager, /metrics for Prometheus, and the plain-text pages the
-// bot links to from IRC: outage drafts, job logs and long replies. It
+// service manager, /metrics for Prometheus, and the pages the
+// bot links to from IRC: outage drafts, job logs (HTML for a browser,
+// live over Server-Sent Events; plain text otherwise) and long replies. It
 // serves nothing else.
 package web
 
@@ -131,6 +132,8 @@ func New(opts Options) *Server {
 	}))
 	mux.HandleFunc("GET /drafts/{token}", s.draft)
 	mux.HandleFunc("GET /jobs/{token}", s.job)
+	mux.HandleFunc("GET /jobs/{token}/events", s.jobEvents)
+	mux.Handle("GET /static/{file}", static())
 	mux.HandleFunc("GET /replies/{id}", s.reply)
 	// Anything else: the mux's own plain-text 404, or 405 for another
 	// method on a served path.
@@ -363,21 +366,18 @@ func (s *Server) draft(w http.ResponseWriter, r *http.Request) {
 }
 
 // job serves a job's description, result and whole log, found by its
-// random token only. A job started in a private message (no Place) is
+// random token only: as an HTML page (live over /jobs/<token>/events) to a
+// browser, as plain text with ?format=text, Accept: text/plain or no
+// Accept at all. A job started in a private message (no Place) is
 // never served: its output was for its owner alone.
 func (s *Server) job(w http.ResponseWriter, r *http.Request) {
-	if s.opts.Jobs == nil {
+	j, ok := s.servedJob(r)
+	if !ok {
 		notFound(w)
 		return
 	}
-	token := r.PathValue("token")
-	if token == "" {
-		notFound(w)
-		return
-	}
-	j, ok := s.opts.Jobs.JobByToken(token)
-	if !ok || j == nil || j.Place == "" || j.Token != token {
-		notFound(w)
+	if wantsHTML(r) {
+		s.jobHTML(w, j)
 		return
 	}
 	var b strings.Builder
@@ -393,6 +393,23 @@ func (s *Server) job(w http.ResponseWriter, r *http.Request) {
 		b.WriteByte('\n')
 	}
 	writeText(w, http.StatusOK, b.String())
+}
+
+// servedJob returns the job r's path names by its token, if it is one that
+// is served.
+func (s *Server) servedJob(r *http.Request) (*commands.Job, bool) {
+	if s.opts.Jobs == nil {
+		return nil, false
+	}
+	token := r.PathValue("token")
+	if token == "" {
+		return nil, false
+	}
+	j, ok := s.opts.Jobs.JobByToken(token)
+	if !ok || j == nil || j.Place == "" || j.Token != token {
+		return nil, false
+	}
+	return j, true
 }
 
 // reply serves a stored long reply.
