@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
 )
 
 // The package's tests share one headless Chromium (Debian's chromium
