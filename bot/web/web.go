@@ -23,6 +23,7 @@ import (
 
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/commands/outage"
+	"github.com/fedora-infra/kojibot/commands/watch"
 )
 
 // Defaults and bounds of the server.
@@ -79,6 +80,12 @@ type Options struct {
 	// built-in one).
 	Drafts   *outage.Store
 	Template *outage.Template
+	// Samples are the watcher's mount readings; a draft's HTML page charts
+	// ChartMounts' fill from them (nil: no charts).
+	Samples     watch.Samples
+	ChartMounts []Mount
+	// Now is the clock of the charts (nil: time.Now).
+	Now func() time.Time
 	// Gatherer is what /metrics exposes; nil means
 	// prometheus.DefaultGatherer.
 	Gatherer prometheus.Gatherer
@@ -111,6 +118,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Template == nil {
 		opts.Template = outage.Builtin()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if opts.Gatherer == nil {
 		opts.Gatherer = prometheus.DefaultGatherer
@@ -356,6 +366,10 @@ func (s *Server) draft(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.log.Error("outage draft does not render", "draft", d.ID, "err", err)
 		writeText(w, http.StatusInternalServerError, "draft "+d.ID+" cannot be rendered\n")
+		return
+	}
+	if wantsHTML(r) {
+		s.draftHTML(w, d, subject, body)
 		return
 	}
 	text := body

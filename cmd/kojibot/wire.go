@@ -25,6 +25,7 @@ import (
 	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/bot/web"
 	"github.com/fedora-infra/kojibot/commands"
+	"github.com/fedora-infra/kojibot/commands/alerting"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojiapi"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
@@ -282,6 +283,7 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	webOpts := web.Options{
 		Listen: cfg.HTTP.Listen, PublicURL: cfg.HTTP.PublicURL, Jobs: sys.dispatcher,
 		Drafts: sys.drafts, Template: sys.template, Gatherer: reg, Log: sys.log.With("component", "http"),
+		Samples: sys.samples, ChartMounts: sharedCharts(cfg),
 	}
 	if sys.db != nil {
 		webOpts.DB = sys.db
@@ -499,4 +501,17 @@ func transportNames(cfg *config.Config) []string {
 		names = append(names, "matrix")
 	}
 	return names
+}
+
+// sharedCharts names the shared mounts whose fill a draft's page charts.
+func sharedCharts(cfg *config.Config) []web.Mount {
+	var out []web.Mount
+	if cfg.Disk.SharedFrom == "" {
+		return nil
+	}
+	for _, m := range cfg.Disk.SharedMounts {
+		out = append(out, web.Mount{Check: alerting.CheckName(watch.KindShared, cfg.Disk.SharedFrom, m),
+			Label: "shared mount " + m + " on " + cfg.Disk.SharedFrom})
+	}
+	return out
 }
