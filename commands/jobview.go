@@ -30,3 +30,6 @@ func (j *Job) Finish(result string) {
 	j.result, j.finished = result, time.Now()
 	close(j.done)
 }
+
+// RunningJobs returns the jobs that are running, for the status page.
+func (d *Dispatcher) RunningJobs() []*Job { return d.jobs.running() }

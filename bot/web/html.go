@@ -169,7 +169,7 @@ func static() http.Handler {
 	files := http.FileServerFS(sub)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.PathValue("file") {
-		case "style.css", "live.js":
+		case "style.css", "live.js", "status.js":
 			r2 := r.Clone(r.Context())
 			r2.URL.Path = "/" + r.PathValue("file")
 			files.ServeHTTP(w, r2)

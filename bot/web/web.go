@@ -84,6 +84,9 @@ type Options struct {
 	// ChartMounts' fill from them (nil: no charts).
 	Samples     watch.Samples
 	ChartMounts []Mount
+	// StatusPage serves /status (http.status_page), from Status.
+	StatusPage bool
+	Status     StatusSource
 	// Now is the clock of the charts (nil: time.Now).
 	Now func() time.Time
 	// Gatherer is what /metrics exposes; nil means
@@ -145,6 +148,10 @@ func New(opts Options) *Server {
 	mux.HandleFunc("GET /jobs/{token}/events", s.jobEvents)
 	mux.Handle("GET /static/{file}", static())
 	mux.HandleFunc("GET /replies/{id}", s.reply)
+	if opts.StatusPage {
+		mux.HandleFunc("GET /status", s.status)
+		mux.HandleFunc("GET /status/events", s.statusEvents)
+	}
 	// Anything else: the mux's own plain-text 404, or 405 for another
 	// method on a served path.
 	s.handler = secure(mux)

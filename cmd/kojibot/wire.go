@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -288,6 +289,24 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	if sys.db != nil {
 		webOpts.DB = sys.db
 	}
+	// The watcher is made below; /status asks it for its alerts once it is.
+	var watcher atomic.Pointer[watch.Watcher]
+	if cfg.HTTP.StatusPage {
+		webOpts.StatusPage = true
+		webOpts.Status = web.StatusSource{StaleAfter: cfg.Watch.StaleAfter, FullPercent: cfg.Disk.FullPercent,
+			Mounts: statusMounts(cfg, sys.dispatcher.Builders()), Running: sys.dispatcher.RunningJobs,
+			Firing: func() []string {
+				if w := watcher.Load(); w != nil {
+					return w.Firing()
+				}
+				return nil
+			}}
+		if sys.hub != nil {
+			webOpts.Status.Hosts = sys.hub
+		} else if sys.db != nil {
+			webOpts.Status.Hosts = sys.db
+		}
+	}
 	if sys.hub != nil {
 		webOpts.Hub = sys.hub
 	}
@@ -333,6 +352,7 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		watchDeps.Disk = sys.fleet
 	}
 	w := watch.New(cfg, watchDeps)
+	watcher.Store(w)
 	// systemd (Type=notify): READY=1 once on IRC and in its channels, STOPPING=1 on SIGTERM.
 	sdNotify := newSystemdNotifier(sys.log.With("component", "systemd"))
 	sys.log.Info("kojibot starting", "version", versionString(), "transports", strings.Join(transportNames(cfg), ", "),
@@ -514,4 +534,16 @@ func sharedCharts(cfg *config.Config) []web.Mount {
 			Label: "shared mount " + m + " on " + cfg.Disk.SharedFrom})
 	}
 	return out
+}
+
+// statusMounts names the mounts /status shows: each builder's
+// (disk.mounts), then the shared ones.
+func statusMounts(cfg *config.Config, builders []string) []web.Mount {
+	var out []web.Mount
+	for _, b := range builders {
+		for _, m := range cfg.Disk.Mounts {
+			out = append(out, web.Mount{Check: alerting.CheckName(watch.KindDisk, b, m), Label: m + " on " + b})
+		}
+	}
+	return append(out, sharedCharts(cfg)...)
 }
