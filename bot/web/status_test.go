@@ -50,7 +50,9 @@ func statusFixture(t *testing.T) *Server {
 				{Check: "disk:buildvm-x86-01.iad2.fedoraproject.org:/var/lib/mock", Label: "/var/lib/mock on buildvm-x86-01.iad2.fedoraproject.org"},
 				{Check: "shared:ntap1:/mnt/koji", Label: "shared mount /mnt/koji on ntap1"},
 			},
-			Firing:  func() []string { return []string{"shared:ntap1:/mnt/koji", "stale:buildvm-x86-02.iad2.fedoraproject.org"} },
+			Firing: func() []string {
+				return []string{"shared:ntap1:/mnt/koji", "stale:buildvm-x86-02.iad2.fedoraproject.org"}
+			},
 			Running: func() []*commands.Job { return []*commands.Job{job, priv} }}})
 }
 
