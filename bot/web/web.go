@@ -1,8 +1,9 @@
 // Package web is kojibot's HTTP side (http.listen): /healthz for the
 // service manager, /metrics for Prometheus, and the pages the
 // bot links to from IRC: outage drafts, job logs (HTML for a browser,
-// live over Server-Sent Events; plain text otherwise) and long replies. It
-// serves nothing else.
+// live over Server-Sent Events; plain text otherwise), long replies, and,
+// with http.status_page, /status: the farm on one HTML page. It serves
+// nothing else, and no page changes anything.
 package web
 
 import (
