@@ -7,7 +7,7 @@ GO ?= go
 KOJI_PACKAGES := libapache2-mod-wsgi-py3 python3-psycopg2 python3-rpm python3-dateutil python3-requests \
 	python3-defusedxml python3-six python3-requests-kerberos
 # Debian packages the tests and the sandbox start for real.
-DEB_PACKAGES := rabbitmq-server python3-pika inspircd anope postgresql openssh-server sudo pdsh util-linux iproute2 procps rpm systemd krb5-kdc krb5-admin-server apache2-bin libapache2-mod-auth-gssapi \
+DEB_PACKAGES := rabbitmq-server python3-pika inspircd anope postgresql openssh-server sudo pdsh util-linux iproute2 procps rpm systemd krb5-kdc krb5-admin-server apache2-bin libapache2-mod-auth-gssapi chromium \
 	$(KOJI_PACKAGES)
 # What `make demo` installs besides: an IRC client to talk to the bot, and
 # curl for its Matrix lines.

@@ -50,6 +50,8 @@ type Job struct {
 	done     chan struct{}
 	// tell sends a message to the job's caller (set by StartJob).
 	tell func(m reply.Message)
+	// standalone: made by NewStandaloneJob, driven by Step and Finish.
+	standalone bool
 }
 
 // Log returns the job's whole output so far.

@@ -357,6 +357,8 @@ type Outage struct {
 type HTTP struct {
 	Listen    string `mapstructure:"listen"`
 	PublicURL string `mapstructure:"public_url"`
+	// StatusPage serves /status, the farm on one HTML page.
+	StatusPage bool `mapstructure:"status_page"`
 }
 
 // Log is the log: section: where the audit and operational log goes.

@@ -1,7 +1,9 @@
 // Package web is kojibot's HTTP side (http.listen): /healthz for the
-// service manager, /metrics for Prometheus, and the plain-text pages the
-// bot links to from IRC: outage drafts, job logs and long replies. It
-// serves nothing else.
+// service manager, /metrics for Prometheus, and the pages the
+// bot links to from IRC: outage drafts, job logs (HTML for a browser,
+// live over Server-Sent Events; plain text otherwise), long replies, and,
+// with http.status_page, /status: the farm on one HTML page. It serves
+// nothing else, and no page changes anything.
 package web
 
 import (
@@ -22,6 +24,7 @@ import (
 
 	"github.com/fedora-infra/kojibot/commands"
 	"github.com/fedora-infra/kojibot/commands/outage"
+	"github.com/fedora-infra/kojibot/commands/watch"
 )
 
 // Defaults and bounds of the server.
@@ -81,6 +84,15 @@ type Options struct {
 	// built-in one).
 	Drafts   *outage.Store
 	Template *outage.Template
+	// Samples are the watcher's mount readings; a draft's HTML page charts
+	// ChartMounts' fill from them (nil: no charts).
+	Samples     watch.Samples
+	ChartMounts []Mount
+	// StatusPage serves /status (http.status_page), from Status.
+	StatusPage bool
+	Status     StatusSource
+	// Now is the clock of the charts (nil: time.Now).
+	Now func() time.Time
 	// Gatherer is what /metrics exposes; nil means
 	// prometheus.DefaultGatherer.
 	Gatherer prometheus.Gatherer
@@ -114,6 +126,9 @@ func New(opts Options) *Server {
 	if opts.Template == nil {
 		opts.Template = outage.Builtin()
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	if opts.Gatherer == nil {
 		opts.Gatherer = prometheus.DefaultGatherer
 	}
@@ -134,7 +149,13 @@ func New(opts Options) *Server {
 	}))
 	mux.HandleFunc("GET /drafts/{token}", s.draft)
 	mux.HandleFunc("GET /jobs/{token}", s.job)
+	mux.HandleFunc("GET /jobs/{token}/events", s.jobEvents)
+	mux.Handle("GET /static/{file}", static())
 	mux.HandleFunc("GET /replies/{id}", s.reply)
+	if opts.StatusPage {
+		mux.HandleFunc("GET /status", s.status)
+		mux.HandleFunc("GET /status/events", s.statusEvents)
+	}
 	// Anything else: the mux's own plain-text 404, or 405 for another
 	// method on a served path.
 	s.handler = secure(mux)
@@ -368,6 +389,10 @@ func (s *Server) draft(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusInternalServerError, "draft "+d.ID+" cannot be rendered\n")
 		return
 	}
+	if wantsHTML(r) {
+		s.draftHTML(w, d, subject, body)
+		return
+	}
 	text := body
 	if !strings.Contains(body, subject) {
 		text = "Subject: " + subject + "\n\n" + body
@@ -376,21 +401,18 @@ func (s *Server) draft(w http.ResponseWriter, r *http.Request) {
 }
 
 // job serves a job's description, result and whole log, found by its
-// random token only. A job started in a private message (no Place) is
+// random token only: as an HTML page (live over /jobs/<token>/events) to a
+// browser, as plain text with ?format=text, Accept: text/plain or no
+// Accept at all. A job started in a private message (no Place) is
 // never served: its output was for its owner alone.
 func (s *Server) job(w http.ResponseWriter, r *http.Request) {
-	if s.opts.Jobs == nil {
+	j, ok := s.servedJob(r)
+	if !ok {
 		notFound(w)
 		return
 	}
-	token := r.PathValue("token")
-	if token == "" {
-		notFound(w)
-		return
-	}
-	j, ok := s.opts.Jobs.JobByToken(token)
-	if !ok || j == nil || j.Place == "" || j.Token != token {
-		notFound(w)
+	if wantsHTML(r) {
+		s.jobHTML(w, j)
 		return
 	}
 	var b strings.Builder
@@ -406,6 +428,23 @@ func (s *Server) job(w http.ResponseWriter, r *http.Request) {
 		b.WriteByte('\n')
 	}
 	writeText(w, http.StatusOK, b.String())
+}
+
+// servedJob returns the job r's path names by its token, if it is one that
+// is served.
+func (s *Server) servedJob(r *http.Request) (*commands.Job, bool) {
+	if s.opts.Jobs == nil {
+		return nil, false
+	}
+	token := r.PathValue("token")
+	if token == "" {
+		return nil, false
+	}
+	j, ok := s.opts.Jobs.JobByToken(token)
+	if !ok || j == nil || j.Place == "" || j.Token != token {
+		return nil, false
+	}
+	return j, true
 }
 
 // reply serves a stored long reply.

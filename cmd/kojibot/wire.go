@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,7 @@ import (
 	"github.com/fedora-infra/kojibot/bot/reply"
 	"github.com/fedora-infra/kojibot/bot/web"
 	"github.com/fedora-infra/kojibot/commands"
+	"github.com/fedora-infra/kojibot/commands/alerting"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojiapi"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
@@ -308,9 +310,28 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	webOpts := web.Options{
 		Listen: cfg.HTTP.Listen, PublicURL: cfg.HTTP.PublicURL, Jobs: sys.dispatcher,
 		Drafts: sys.drafts, Template: sys.template, Gatherer: reg, Log: sys.log.With("component", "http"),
+		Samples: sys.samples, ChartMounts: sharedCharts(cfg),
 	}
 	if sys.db != nil {
 		webOpts.DB = sys.db
+	}
+	// The watcher is made below; /status asks it for its alerts once it is.
+	var watcher atomic.Pointer[watch.Watcher]
+	if cfg.HTTP.StatusPage {
+		webOpts.StatusPage = true
+		webOpts.Status = web.StatusSource{StaleAfter: cfg.Watch.StaleAfter, FullPercent: cfg.Disk.FullPercent,
+			Mounts: statusMounts(cfg, sys.dispatcher.Builders()), Running: sys.dispatcher.RunningJobs,
+			Firing: func() []string {
+				if w := watcher.Load(); w != nil {
+					return w.Firing()
+				}
+				return nil
+			}}
+		if sys.hub != nil {
+			webOpts.Status.Hosts = sys.hub
+		} else if sys.db != nil {
+			webOpts.Status.Hosts = sys.db
+		}
 	}
 	if sys.hub != nil {
 		webOpts.Hub = sys.hub
@@ -363,6 +384,7 @@ func runBot(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		watchDeps.Disk = sys.fleet
 	}
 	w := watch.New(cfg, watchDeps)
+	watcher.Store(w)
 	// systemd (Type=notify): READY=1 once on IRC and in its channels, STOPPING=1 on SIGTERM.
 	sdNotify := newSystemdNotifier(sys.log.With("component", "systemd"))
 	sys.log.Info("kojibot starting", "version", versionString(), "transports", strings.Join(transportNames(cfg), ", "),
@@ -550,4 +572,29 @@ func transportNames(cfg *config.Config) []string {
 		names = append(names, "matrix")
 	}
 	return names
+}
+
+// sharedCharts names the shared mounts whose fill a draft's page charts.
+func sharedCharts(cfg *config.Config) []web.Mount {
+	var out []web.Mount
+	if cfg.Disk.SharedFrom == "" {
+		return nil
+	}
+	for _, m := range cfg.Disk.SharedMounts {
+		out = append(out, web.Mount{Check: alerting.CheckName(watch.KindShared, cfg.Disk.SharedFrom, m),
+			Label: "shared mount " + m + " on " + cfg.Disk.SharedFrom})
+	}
+	return out
+}
+
+// statusMounts names the mounts /status shows: each builder's
+// (disk.mounts), then the shared ones.
+func statusMounts(cfg *config.Config, builders []string) []web.Mount {
+	var out []web.Mount
+	for _, b := range builders {
+		for _, m := range cfg.Disk.Mounts {
+			out = append(out, web.Mount{Check: alerting.CheckName(watch.KindDisk, b, m), Label: m + " on " + b})
+		}
+	}
+	return append(out, sharedCharts(cfg)...)
 }

@@ -96,11 +96,14 @@ The real Koji hub with its upstream CLI, in one line (then koji list-tagged
 dist-f41-override, …; list-history shows the bot's writes, by user kojibot):
   koji() { %[11]s "$@"; }; koji list-hosts; koji list-history --host ppc3.fedora.redhat.com
 
+The farm in a browser (hosts, mounts, alerts, jobs, drafts; live):
+  %[14]s/status
+
 The bot's log: %[6]s; the tour of all this: make tour
 Ctrl-C stops everything.
 `, sandbox.Channel, sb.IRC.Port(), bin, sandbox.Group, cfg, filepath.Join(filepath.Dir(cfg), "kojibot.log"),
 		IrssiCommand(sb.IRC.Port()), sb.FillSharedCommand(), sandbox.FullBuilderPercent, sandbox.SharedPercent,
-		kojiCLI, realkoji.Version, sandbox.KojidSleep)
+		kojiCLI, realkoji.Version, sandbox.KojidSleep, f.httpBase)
 	if f.mx != nil {
 		fmt.Print(MatrixHowTo(f.mx))
 	} else {
@@ -204,7 +207,7 @@ func startFarm(ctx context.Context, prefix string, fast, withMatrix bool) (*farm
 	f.httpBase = fmt.Sprintf("http://127.0.0.1:%d", port)
 	extra := map[string]any{
 		"watch": map[string]any{"interval": "2s"},
-		"http":  map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", port), "public_url": f.httpBase},
+		"http":  map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", port), "public_url": f.httpBase, "status_page": true},
 	}
 	if fast {
 		extra["irc"] = map[string]any{"send_rate": 10, "send_burst": 20}

@@ -1,0 +1,128 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/fedora-infra/kojibot/commands"
+	"github.com/fedora-infra/kojibot/commands/kojidb"
+	"github.com/fedora-infra/kojibot/commands/outage"
+	"github.com/fedora-infra/kojibot/commands/watch"
+	"github.com/fedora-infra/kojibot/commands/watch/trend"
+)
+
+// fakeHosts are Koji's build hosts as the database would give them.
+type fakeHosts []kojidb.Host
+
+func (f fakeHosts) Hosts(context.Context) ([]kojidb.Host, error) { return f, nil }
+
+// statusFixture is a farm of three builders, one of them stale and one
+// with a comment holding markup; a full shared mount filling at 1 %/h; a
+// running job; an alert and a draft.
+func statusFixture(t *testing.T) *Server {
+	t.Helper()
+	hosts := fakeHosts{
+		{Name: "buildvm-x86-01.iad2.fedoraproject.org", Enabled: true, Ready: true, Capacity: 10, TaskLoad: 3.5, LastCheckin: chartNow, CheckinAge: 20 * time.Second},
+		{Name: "buildvm-x86-02.iad2.fedoraproject.org", Enabled: true, Ready: false, Capacity: 10, LastCheckin: chartNow.Add(-2 * time.Hour), CheckinAge: 2 * time.Hour},
+		{Name: "bvm-ppc64le-03", Enabled: false, Capacity: 4, Comment: `<img src=x onerror=alert(1)> disk swap`, LastCheckin: chartNow, CheckinAge: time.Minute},
+	}
+	samples := watch.NewMemorySamples(watch.SampleKeep, time.Hour)
+	for i := 12; i >= 0; i-- {
+		samples.Append("shared:ntap1:/mnt/koji", trend.Sample{At: chartNow.Add(-time.Duration(i) * time.Hour), Percent: 85 + float64(12-i)})
+		samples.Append("disk:buildvm-x86-01.iad2.fedoraproject.org:/var/lib/mock", trend.Sample{At: chartNow.Add(-time.Duration(i) * time.Hour), Percent: 40})
+	}
+	job := commands.NewStandaloneJob("3", "q3hx7k2mzt5ydw4nqa6vcr2lpe", "alice", "#fedora-admin", "cleanup buildvm-x86-01.iad2.fedoraproject.org", nil, chartNow)
+	job.Step("deleted 120 buildroots, 41 GiB")
+	priv := commands.NewStandaloneJob("4", "b7fzx2kq4mwn6tyc3vdr5hale2", "alice", "", "reboot secret-host", nil, chartNow)
+	drafts := outage.NewStore(0, nil)
+	if _, err := drafts.New(outage.Draft{Service: "Koji build system", Start: chartNow, CreatedBy: "kojibot", Created: chartNow}); err != nil {
+		t.Fatal(err)
+	}
+	return start(t, Options{StatusPage: true, Samples: samples, Drafts: drafts, Now: func() time.Time { return chartNow },
+		Status: StatusSource{Hosts: hosts, StaleAfter: 10 * time.Minute, FullPercent: 95,
+			Mounts: []Mount{
+				{Check: "disk:buildvm-x86-01.iad2.fedoraproject.org:/var/lib/mock", Label: "/var/lib/mock on buildvm-x86-01.iad2.fedoraproject.org"},
+				{Check: "shared:ntap1:/mnt/koji", Label: "shared mount /mnt/koji on ntap1"},
+			},
+			Firing: func() []string {
+				return []string{"shared:ntap1:/mnt/koji", "stale:buildvm-x86-02.iad2.fedoraproject.org"}
+			},
+			Running: func() []*commands.Job { return []*commands.Job{job, priv} }}})
+}
+
+func TestStatusPage(t *testing.T) {
+	s := statusFixture(t)
+	resp, body := getWith(t, s, "/status", "")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Security-Policy") == "" {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	for _, want := range []string{`<tr class="stale"><th scope="row">buildvm-x86-02.iad2.fedoraproject.org</th>`, "97.0%", "<strong>full</strong>", "&#43;1.0%/h, full in about 3h0m0s",
+		"deleted 120 buildroots, 41 GiB", `href="/jobs/q3hx7k2mzt5ydw4nqa6vcr2lpe"`, "&lt;img src=x onerror=alert(1)&gt; disk swap",
+		"stale:buildvm-x86-02.iad2.fedoraproject.org", "Koji build system", "3.5 / 10.0", `<meta name="viewport"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("status page lacks %q:\n%s", want, body)
+		}
+	}
+	for _, bad := range []string{"<img", "secret-host", `<tr class="stale"><th scope="row">buildvm-x86-01`} {
+		if strings.Contains(body, bad) {
+			t.Errorf("status page holds %q", bad)
+		}
+	}
+	// Off unless asked for.
+	off := start(t, Options{})
+	if resp, _ := getWith(t, off, "/status", ""); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/status without status_page: %d", resp.StatusCode)
+	}
+}
+
+// TestBrowserStatusPage opens /status in Chromium at a phone's width: the
+// stale builder and the full mount are marked, the comment's markup is
+// text; the screenshot is docs/status.png when KOJIBOT_SCREENSHOT names
+// where to write it.
+func TestBrowserStatusPage(t *testing.T) {
+	s := statusFixture(t)
+	ctx := browser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+s.Addr()+"/status")); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("tr.stale th")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stale != "buildvm-x86-02.iad2.fedoraproject.org" {
+		t.Fatalf("stale row %q", stale)
+	}
+	full, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("tr.full th")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full != "shared mount /mnt/koji on ntap1" {
+		t.Fatalf("full row %q", full)
+	}
+	imgs, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("img").length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	comment, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if imgs != 0 || !strings.Contains(comment, "<img src=x onerror=alert(1)> disk swap") {
+		t.Fatalf("%d img elements; page text:\n%s", imgs, comment)
+	}
+	if path := os.Getenv("KOJIBOT_SCREENSHOT"); path != "" {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
