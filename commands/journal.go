@@ -99,7 +99,8 @@ func (d *Dispatcher) journalOpen(c *Call, host, kind, name string) error {
 
 // journalDone marks c's job's open records of name on host done: the
 // service runs again, or the mount has been dealt with. A failure to write
-// it is logged: the worst it does is a needless start at the next launch.
+// it is logged and the write retried (retryStore): the worst it does is a
+// needless start at the next launch.
 func (d *Dispatcher) journalDone(c *Call, host, kind, name string) {
 	job, _ := jobKey(c)
 	d.journal.mu.Lock()
@@ -131,7 +132,10 @@ func (d *Dispatcher) closeEntries(entries []journalEntry) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 		if err := d.deps.State.Done(ctx, e.id); err != nil {
-			d.deps.Log.Error("journal: marking done", "host", e.host, "kind", e.kind, "name", e.name, "error", err)
+			d.deps.Log.Error("journal: marking done (retrying)", "host", e.host, "kind", e.kind, "name", e.name, "error", err)
+			id := e.id
+			retryStore(d.deps.Log, fmt.Sprintf("journal record %d done (%s %s on %s)", id, e.kind, e.name, e.host),
+				func(ctx context.Context) error { return d.deps.State.Done(ctx, id) })
 		}
 		cancel()
 	}
