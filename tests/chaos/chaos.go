@@ -47,6 +47,8 @@ type Options struct {
 	// Dir holds everything; "" makes a temporary directory, removed at
 	// the end.
 	Dir string
+	// Schedule, when set, is run instead of the one Seed draws.
+	Schedule []Step
 }
 
 // Violation is an invariant found broken.
@@ -166,8 +168,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		o.Out = io.Discard
 	}
 	start := time.Now()
-	rep := &Report{Seed: o.Seed, Store: o.Store, Replicas: o.Replicas, Schedule: Schedule(o.Seed, o.Faults, o.Store, o.Replicas)}
-	fmt.Fprintf(o.Out, "chaos: seed %d, %d faults, store %s, %d replica(s)\n", o.Seed, o.Faults, o.Store, o.Replicas)
+	rep := &Report{Seed: o.Seed, Store: o.Store, Replicas: o.Replicas, Schedule: o.Schedule}
+	if rep.Schedule == nil {
+		rep.Schedule = Schedule(o.Seed, o.Faults, o.Store, o.Replicas)
+	}
+	fmt.Fprintf(o.Out, "chaos: seed %d, %d faults, store %s, %d replica(s)\n", o.Seed, len(rep.Schedule), o.Store, o.Replicas)
 	dir := o.Dir
 	if dir == "" {
 		var err error
