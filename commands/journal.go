@@ -198,6 +198,9 @@ type Recovery struct {
 	// Mounts are the mount points a dead job had unmounted (or was
 	// unmounting): the bot cannot mount them again, so they are reported.
 	Mounts []state.Entry
+	// Interrupted are the jobs of processes now gone that had not ended:
+	// their callers got no result, so they are told.
+	Interrupted []state.JobRecord
 	// Refused are records of services that are not among their host's
 	// configured services (hosts.<host>.services): never started, only
 	// reported, and closed.
@@ -216,7 +219,8 @@ type RecoveryFailure struct {
 
 // Empty reports whether the journal had nothing open.
 func (r Recovery) Empty() bool {
-	return len(r.Restored) == 0 && len(r.Failed) == 0 && len(r.Mounts) == 0 && len(r.Refused) == 0 && len(r.Unverified) == 0
+	return len(r.Restored) == 0 && len(r.Failed) == 0 && len(r.Mounts) == 0 && len(r.Refused) == 0 && len(r.Unverified) == 0 &&
+		len(r.Interrupted) == 0
 }
 
 func entryText(e state.Entry) string {
@@ -238,6 +242,13 @@ func (r Recovery) Lines() []string {
 		return nil
 	}
 	var out []string
+	if len(r.Interrupted) > 0 {
+		var parts []string
+		for _, j := range r.Interrupted {
+			parts = append(parts, fmt.Sprintf("job %d (%s) by %s", j.ID, j.Command, j.Owner))
+		}
+		out = append(out, "recovery: interrupted, kojibot stopped before they ended (run them again if still needed): "+strings.Join(parts, ", "))
+	}
 	n := len(r.Restored) + len(r.Failed)
 	if n > 0 {
 		out = append(out, fmt.Sprintf("recovery: the journal listed %s left stopped by a job of an earlier kojibot that ended without restoring them", Count(n, "service", "services")))
@@ -295,10 +306,12 @@ func (d *Dispatcher) Recover(ctx context.Context) (Recovery, error) {
 	if d.deps.State == nil {
 		return r, nil
 	}
+	claimed := time.Now()
 	orphans, unverified, err := d.deps.State.Claim(ctx)
 	if err != nil {
 		return r, fmt.Errorf("recovery: reading the journal: %w", err)
 	}
+	r.Interrupted = d.interruptedSince(ctx, claimed)
 	for _, u := range unverified {
 		r.Unverified = append(r.Unverified, u.String())
 		d.deps.Log.Error("recovery: cannot tell whether an earlier kojibot process is gone", "pid", u.PID, "lock", u.Lock, "error", u.Err, "running", u.Running)
@@ -343,11 +356,7 @@ func (d *Dispatcher) Recover(ctx context.Context) (Recovery, error) {
 			}
 			mu.Unlock()
 			if err == nil {
-				dctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
-				if derr := d.deps.State.Done(dctx, e.ID); derr != nil {
-					d.deps.Log.Error("recovery: marking done", "host", host, "service", e.Name, "error", derr)
-				}
-				cancel()
+				d.recoveryDone(e)
 			}
 		}
 		return nil
@@ -362,11 +371,7 @@ func (d *Dispatcher) Recover(ctx context.Context) (Recovery, error) {
 		f.Each(ctx, hosts, restore)
 	}
 	for _, e := range append(slices.Clone(r.Mounts), r.Refused...) {
-		dctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
-		if derr := d.deps.State.Done(dctx, e.ID); derr != nil {
-			d.deps.Log.Error("recovery: marking done", "host", e.Host, "kind", e.Kind, "name", e.Name, "error", derr)
-		}
-		cancel()
+		d.recoveryDone(e)
 	}
 	sortEntries(r.Restored)
 	sortEntries(r.Mounts)
@@ -385,6 +390,39 @@ func (d *Dispatcher) Recover(ctx context.Context) (Recovery, error) {
 		d.deps.Log.Error("recovery: journal record of a service not configured for its host: not started", "host", e.Host, "service", e.Name, "job", e.Job, "owner", e.Owner)
 	}
 	return r, nil
+}
+
+// recoveryDone closes journal record e, which recovery dealt with, and
+// writes it again later if the store cannot take it now (retryStore).
+func (d *Dispatcher) recoveryDone(e state.Entry) {
+	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+	defer cancel()
+	if err := d.deps.State.Done(ctx, e.ID); err != nil {
+		d.deps.Log.Error("recovery: marking done (retrying)", "host", e.Host, "kind", e.Kind, "name", e.Name, "error", err)
+		retryStore(d.deps.Log, fmt.Sprintf("journal record %d done (%s %s on %s)", e.ID, e.Kind, e.Name, e.Host),
+			func(ctx context.Context) error { return d.deps.State.Done(ctx, e.ID) })
+	}
+}
+
+// interruptedSince are the jobs that Claim, called at from, found
+// unfinished by a process now gone (it marks them "interrupted").
+func (d *Dispatcher) interruptedSince(ctx context.Context, from time.Time) []state.JobRecord {
+	jobs, err := d.deps.State.RecentJobs(ctx, 100)
+	if err != nil {
+		d.deps.Log.Error("recovery: reading the jobs", "error", err)
+		return nil
+	}
+	var out []state.JobRecord
+	for _, j := range jobs {
+		if strings.HasPrefix(j.Result, "interrupted") && !j.Finished.Before(from) {
+			out = append(out, j)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	for _, j := range out {
+		d.deps.Log.Warn("recovery: job interrupted by the end of its process", "job", j.ID, "command", j.Command, "owner", j.Owner, "place", j.Place)
+	}
+	return out
 }
 
 func sortEntries(es []state.Entry) {

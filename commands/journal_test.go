@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -463,5 +464,60 @@ func TestRecoverOnlyConfiguredServices(t *testing.T) {
 	}
 	if open, _ := st.OpenEntries(ctx, ""); len(open) != 0 {
 		t.Errorf("still open: %+v", open)
+	}
+}
+
+// Recover tells of the jobs a process now gone left unfinished: their
+// callers never got a result. A job that ended, and one of a live
+// process, are not named; a second recovery names nothing.
+func TestRecoverSaysInterruptedJobs(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	dead, err := state.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	cleanup, err := dead.NewJob(ctx, state.JobRecord{Owner: "alice", Command: "cleanup b1", Place: "#ops", Started: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended, err := dead.NewJob(ctx, state.JobRecord{Owner: "alice", Command: "restart builders b2", Place: "#ops", Started: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dead.FinishJob(ctx, ended, "done", now); err != nil {
+		t.Fatal(err)
+	}
+	dead.Close()
+	live, err := state.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	if _, err := live.NewJob(ctx, state.JobRecord{Owner: "bob", Command: "reboot b2", Place: "#ops", Started: now}); err != nil {
+		t.Fatal(err)
+	}
+
+	st, err := state.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: &fakeFleet{}, ACL: fakeACL{}, State: st})
+	defer d.Close()
+	r, err := d.Recover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Interrupted) != 1 || r.Interrupted[0].ID != cleanup {
+		t.Fatalf("interrupted: %+v, want job %d alone", r.Interrupted, cleanup)
+	}
+	want := fmt.Sprintf("recovery: interrupted, kojibot stopped before they ended (run them again if still needed): job %d (cleanup b1) by alice", cleanup)
+	if lines := r.Lines(); len(lines) != 1 || lines[0] != want {
+		t.Errorf("lines %q, want %q", lines, want)
+	}
+	if again, _ := d.Recover(ctx); !again.Empty() {
+		t.Errorf("second recovery: %+v", again)
 	}
 }
