@@ -987,6 +987,15 @@ func (r *runner) check(ctx context.Context, s Step, base *baseline, cv *caller, 
 			violate("one answer per command", "%d memory changes reported for one %q", n, s.Command())
 		}
 	}
+	if cv.outcome == "silent" && cv.jobID != "" {
+		// The next bot's recovery names the job it found interrupted.
+		for _, m := range cv.c.Messages() {
+			if strings.HasPrefix(m.Source, Nick) && m.Command == "PRIVMSG" && m.Target() == sandbox.Channel &&
+				strings.Contains(m.Text, "recovery: interrupted") && strings.Contains(m.Text, "job "+cv.jobID+" (") {
+				cv.outcome = "interrupted"
+			}
+		}
+	}
 	switch cv.outcome {
 	case "silent":
 		// Excused only when the bot or the caller's IRC went away.
