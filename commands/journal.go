@@ -171,8 +171,61 @@ func (d *Dispatcher) settleJournal(c *Call, j *Job, panicked bool) {
 		}
 	}
 	d.journal.mu.Lock()
+	var left []journalEntry
+	for _, e := range d.journal.open[j.ID] {
+		if e.kind == state.KindService {
+			left = append(left, e)
+		}
+	}
 	delete(d.journal.open, j.ID)
 	d.journal.mu.Unlock()
+	d.restoreLater(c, left)
+}
+
+// How the services a job could not start again at its end (the builder
+// unreachable, rebooting) are retried while the process runs: every
+// restoreRetryEvery, for up to restoreRetryFor.
+var (
+	restoreRetryEvery = 5 * time.Second
+	restoreRetryFor   = 30 * time.Minute
+)
+
+// restoreLater keeps starting the services of left, records a job left
+// open because they would not start, until each has started (its record
+// is then closed and the job's place told) or restoreRetryFor has passed:
+// a builder that was unreachable when the job ended gets its services
+// back when it answers again, not at the bot's next launch.
+func (d *Dispatcher) restoreLater(c *Call, left []journalEntry) {
+	f := d.deps.Fleet
+	if f == nil || len(left) == 0 {
+		return
+	}
+	d.polling.Add(1)
+	go func() {
+		defer d.polling.Done()
+		deadline := time.Now().Add(restoreRetryFor)
+		for len(left) > 0 && time.Now().Before(deadline) {
+			select {
+			case <-d.base.Done():
+				return
+			case <-time.After(restoreRetryEvery):
+			}
+			var keep []journalEntry
+			for _, e := range left {
+				if err := d.startOne(d.base, f, e.host, e.name); err != nil {
+					keep = append(keep, e)
+					continue
+				}
+				d.closeEntries([]journalEntry{e})
+				d.deps.Log.Warn("journal: service started again after its job ended", "host", e.host, "service", e.name, "job", jobIDOf(c))
+				c.Reply("%s: started %s again (it would not start when job %s ended)", e.host, e.name, jobIDOf(c))
+			}
+			left = keep
+		}
+		for _, e := range left {
+			d.deps.Log.Error("journal: service still not started; left for the next launch", "host", e.host, "service", e.name, "job", jobIDOf(c))
+		}
+	}()
 }
 
 // dedupe returns names without repeats, in their first order.
@@ -459,4 +512,10 @@ func (d *Dispatcher) startOne(ctx context.Context, f Fleet, host, service string
 	ctx, cancel := context.WithTimeout(ctx, d.deps.Config.SSH.CommandTimeout+d.deps.Config.SSH.ConnectTimeout)
 	defer cancel()
 	return serviceStep(ctx, f, host, "start", service)
+}
+
+// jobIDOf is c's job's id, "" outside a job.
+func jobIDOf(c *Call) string {
+	id, _ := jobKey(c)
+	return id
 }

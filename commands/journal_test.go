@@ -521,3 +521,48 @@ func TestRecoverSaysInterruptedJobs(t *testing.T) {
 		t.Errorf("second recovery: %+v", again)
 	}
 }
+
+// A service a job could not start again at its end (its builder away) is
+// started once it can be, while the process runs: its record is closed and
+// the job's place told; it is not left for the next launch.
+func TestRestoreLater(t *testing.T) {
+	defer func(every time.Duration) { restoreRetryEvery = every }(restoreRetryEvery)
+	restoreRetryEvery = 20 * time.Millisecond
+	ctx := context.Background()
+	fl := &fakeFleet{}
+	st, err := state.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: fl, ACL: fakeACL{}, State: st})
+	defer d.Close()
+	out := &recorder{}
+	c := jobCall(d, "cleanup", out)
+	c.StartJob([]string{"b1"}, func(ctx context.Context, c *Call) error {
+		stopped, err := d.stopServices(ctx, fl, c, "b1", []string{"kojid"})
+		if err != nil {
+			return err
+		}
+		fl.breakService("b1", "kojid") // the builder goes away
+		return d.startServices(fl, c, "b1", stopped)
+	})
+	waitJob(t, d, "1")
+	if open, _ := st.OpenEntries(ctx, ""); len(open) != 1 || open[0].Name != "kojid" {
+		t.Fatalf("open after the job: %+v, want kojid's record", open)
+	}
+	fl.mu.Lock()
+	delete(fl.broken, "b1/kojid") // it is back
+	fl.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		open, _ := st.OpenEntries(ctx, "")
+		if len(open) == 0 && !fl.isStopped("b1", "kojid") && strings.Contains(out.all(), "b1: started kojid again (it would not start when job 1 ended)") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kojid not restored once b1 is back: open %+v, stopped %v, said:\n%s", open, fl.isStopped("b1", "kojid"), out.all())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
