@@ -216,6 +216,12 @@ func waitUntil(ctx context.Context, d time.Duration, cond func() bool) bool {
 	}
 }
 
+// cleanupMounts is how many bind mounts an old entry of a clean-up's
+// fixture holds: the clean-up unmounts them one by one, with a journal
+// record each, which makes a window for the faults (and a source under
+// /mnt/build that must come out of it intact).
+const cleanupMounts = 40
+
 // fixture prepares what the step's job works on: old and fresh entries
 // for a clean-up, the build untagged for an override.
 func (r *runner) fixture(ctx context.Context, s Step) error {
@@ -225,8 +231,11 @@ func (r *runner) fixture(ctx context.Context, s Step) error {
 mk() { mkdir -p "$1/sub" && echo "$2" > "$1/sub/data" && dd if=/dev/urandom of="$1/blob" bs=4k count=2 status=none; }
 mk %[1]s/chaos-old-%[3]d-1 old; mk %[1]s/chaos-old-%[3]d-2 old; mk %[2]s/chaos-old-%[3]d-3 old
 mk %[1]s/chaos-keep-%[3]d keep; mk %[2]s/chaos-keep-%[3]d keep
-touch -d '10 days ago' %[1]s/chaos-old-%[3]d-1 %[1]s/chaos-old-%[3]d-2 %[2]s/chaos-old-%[3]d-3`,
-			builders.MockDir, builders.BuildDir, s.N)
+mkdir -p %[2]s/chaos-src-%[3]d && echo src > %[2]s/chaos-src-%[3]d/file
+mkdir -p %[1]s/chaos-old-%[3]d-m && cd %[1]s/chaos-old-%[3]d-m && mkdir $(seq -f m%%g %[4]d)
+for i in $(seq %[4]d); do mount --bind %[2]s/chaos-src-%[3]d m$i; done
+touch -d '10 days ago' %[1]s/chaos-old-%[3]d-1 %[1]s/chaos-old-%[3]d-2 %[2]s/chaos-old-%[3]d-3 %[1]s/chaos-old-%[3]d-m`,
+			builders.MockDir, builders.BuildDir, s.N, cleanupMounts)
 		if out, err := r.f.sb.Farm.Exec(s.Target, script); err != nil {
 			return fmt.Errorf("clean-up fixture on %s: %v: %s", s.Target, err, out)
 		}
