@@ -120,9 +120,13 @@ func (r *Report) Summary() string {
 	var b strings.Builder
 	kinds := map[Fault]int{}
 	outcomes := map[string]int{}
+	missed := 0
 	for _, res := range r.Results {
 		kinds[res.Step.Fault]++
 		outcomes[res.Outcome]++
+		if strings.Contains(res.Note, "fault not injected") {
+			missed++
+		}
 	}
 	var ks []string
 	for k, n := range kinds {
@@ -137,6 +141,9 @@ func (r *Report) Summary() string {
 	vs := r.Violations()
 	fmt.Fprintf(&b, "chaos summary: seed %d, store %s, %d replica(s), %d faults in %s\n", r.Seed, r.Store, r.Replicas, len(r.Results), r.Took.Round(time.Second))
 	fmt.Fprintf(&b, "  faults: %s\n", strings.Join(ks, ", "))
+	if missed > 0 {
+		fmt.Fprintf(&b, "  not injected (the target was down, e.g. rebooting): %d\n", missed)
+	}
 	fmt.Fprintf(&b, "  callers' outcomes: %s\n", strings.Join(os, ", "))
 	fmt.Fprintf(&b, "  recovery: median %s, p99 %s, max %s\n", r.Percentile(50).Round(10*time.Millisecond),
 		r.Percentile(99).Round(10*time.Millisecond), r.Percentile(100).Round(10*time.Millisecond))
