@@ -999,7 +999,7 @@ func (r *runner) check(ctx context.Context, s Step, base *baseline, cv *caller, 
 	if cv.outcome == "silent" && cv.jobID != "" {
 		// The next bot's recovery names the job it found interrupted.
 		for _, m := range cv.c.Messages() {
-			if strings.HasPrefix(m.Source, Nick) && m.Command == "PRIVMSG" && m.Target() == sandbox.Channel &&
+			if strings.HasPrefix(m.Source, Nick) && (m.Command == "PRIVMSG" || m.Command == "NOTICE") && m.Target() == sandbox.Channel &&
 				strings.Contains(m.Text, "recovery: interrupted") && strings.Contains(m.Text, "job "+cv.jobID+" (") {
 				cv.outcome = "interrupted"
 			}
