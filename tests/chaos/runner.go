@@ -175,12 +175,29 @@ func (r *runner) step(ctx context.Context, s Step) Result {
 	if ferr != nil {
 		res.Note = strings.TrimSpace(note + " fault not injected: " + ferr.Error())
 	}
+	// The farm's recovery is timed from the fault's end, beside the
+	// caller's wait (which, for a caller left without an answer, gives
+	// the bot time to answer after it came back).
+	type settling struct {
+		at  time.Time
+		why string
+	}
+	settledCh := make(chan settling, 1)
+	go func() {
+		at, why := r.settle(ctx, time.Now().Add(r.o.Settle))
+		settledCh <- settling{at, why}
+	}()
 	select {
 	case <-done:
 	case <-convCtx.Done():
 		<-done
 	}
-	settled, why := r.settle(ctx, time.Now().Add(r.o.Settle))
+	first := <-settledCh
+	settled, why := first.at, first.why
+	if why == "" && r.unsettled(ctx) != "" {
+		// Not at rest any more (the caller's job went on): wait again.
+		settled, why = r.settle(ctx, time.Now().Add(r.o.Settle))
+	}
 	if why != "" {
 		inv := "settle"
 		switch {
@@ -197,8 +214,8 @@ func (r *runner) step(ctx context.Context, s Step) Result {
 	}
 	// Late duplicates would come now.
 	time.Sleep(time.Second)
-	res.Outcome = cv.outcome
 	res.Violations = append(res.Violations, r.check(ctx, s, base, cv, stepStart)...)
+	res.Outcome = cv.outcome
 	return res
 }
 
