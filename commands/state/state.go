@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -99,9 +100,13 @@ type Store struct {
 	proc int64    // this process's row in procs
 	lock *os.File // SQLite: flock held while this handle is open
 	// pgLock is PostgreSQL's counterpart of lock: a connection of its own
-	// holding a session advisory lock (lockClass, proc).
-	pgLock *sql.Conn
-	closed bool
+	// holding a session advisory lock (lockClass, proc), kept (taken again
+	// on a new connection when it breaks) by keepLock until lockStop.
+	lockMu   sync.Mutex
+	pgLock   *sql.Conn
+	lockStop chan struct{}
+	lockDone chan struct{}
+	closed   bool
 }
 
 // Open opens (creating it if needed) the store in dir, which is created
@@ -307,6 +312,13 @@ func (s *Store) alive(proc int64, pid int, started time.Time) (alive bool, u *Un
 		return true, nil
 	}
 	if s.db.pg {
+		if s.pgAlive(proc) {
+			return true, nil
+		}
+		// A live process whose lock connection broke (the server
+		// restarted, the connection was cut) takes its lock again
+		// within relockEvery of the server being back: look again.
+		time.Sleep(relockGrace)
 		return s.pgAlive(proc), nil
 	}
 	path := s.lockPath(proc)
