@@ -151,6 +151,36 @@ func (s *Store) keepLock(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
+// graceFreeLocks waits relockGrace, once, when another process's lock is
+// free, before Claim looks at the locks for good: a live process whose
+// lock connection broke (the server restarted, the connection was cut)
+// takes its lock again within relockEvery of the server being back, and
+// must not be taken for dead meanwhile. The wait is outside Claim's
+// transaction, so that it holds up no writer.
+func (s *Store) graceFreeLocks(ctx context.Context) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM procs WHERE id != ?`, s.proc)
+	if err != nil {
+		return
+	}
+	var procs []int64
+	for rows.Next() {
+		var id int64
+		if rows.Scan(&id) == nil {
+			procs = append(procs, id)
+		}
+	}
+	rows.Close()
+	for _, p := range procs {
+		if !s.pgAlive(p) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(relockGrace):
+			}
+			return
+		}
+	}
+}
+
 // closeConn closes c for good (not back into the pool), which releases
 // any advisory lock it holds.
 func closeConn(c *sql.Conn) {

@@ -312,13 +312,6 @@ func (s *Store) alive(proc int64, pid int, started time.Time) (alive bool, u *Un
 		return true, nil
 	}
 	if s.db.pg {
-		if s.pgAlive(proc) {
-			return true, nil
-		}
-		// A live process whose lock connection broke (the server
-		// restarted, the connection was cut) takes its lock again
-		// within relockEvery of the server being back: look again.
-		time.Sleep(relockGrace)
 		return s.pgAlive(proc), nil
 	}
 	path := s.lockPath(proc)
@@ -539,6 +532,9 @@ func (s *Store) ClaimOrphans(ctx context.Context) ([]Entry, error) {
 // Claim is ClaimOrphans, and it also returns the earlier processes whose
 // lock file could not be checked (see Unverified).
 func (s *Store) Claim(ctx context.Context) ([]Entry, []Unverified, error) {
+	if s.db.pg {
+		s.graceFreeLocks(ctx)
+	}
 	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: one claimer at a time
 	if err != nil {
 		return nil, nil, fmt.Errorf("state: claiming orphans: %w", err)
