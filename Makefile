@@ -21,7 +21,7 @@ MODULE := github.com/fedora-infra/kojibot
 # sandbox) of its own beside the other half: Matrix, crashes, the watcher.
 E2E_HALF := ^(TestMatrix|TestCrash|TestExecSignal$$|TestRunClaimsOrphans|TestStoppedKojid|TestWatch|TestConnections|TestPredict|TestFailover|TestPartition)
 
-.PHONY: failover all build test unit deps demo-deps bench-deps install-packages demo tour fuzz bench bench-go bench-reply bench-disk bench-disk-peers bench-sweep clean dist
+.PHONY: failover all build test unit deps demo-deps bench-deps install-packages demo tour fuzz chaos bench bench-go bench-reply bench-disk bench-disk-peers bench-sweep clean dist
 
 all: build
 
@@ -86,6 +86,18 @@ demo: demo-deps
 tour: deps
 	$(GO) build -o bin/kojibot-demo ./tests/demo
 	bin/kojibot-demo tour
+
+# chaos: the fault run on the sandbox farm (tests/chaos): the SOP's jobs
+# through the bot while faults come at random, and the invariants checked
+# on the machines after each. SEED (0: a random one, printed), FAULTS (the
+# default takes about 15 minutes here), STORE (postgres or sqlite),
+# REPLICAS. A violation prints the seed and the schedule and fails.
+SEED ?= 0
+FAULTS ?= 120
+STORE ?= postgres
+REPLICAS ?= 1
+chaos: deps
+	$(GO) run ./tests/chaos/cmd/chaos -seed $(SEED) -faults $(FAULTS) -store $(STORE) -replicas $(REPLICAS)
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDispatch -fuzztime 60s ./commands/

@@ -79,7 +79,10 @@ type Dispatcher struct {
 	jobs      *jobTable
 	journal   journal
 	stop      context.CancelFunc
-	// polling runs pollCancels, with a state store, until stop.
+	// base ends with Close: the background work of the dispatcher.
+	base context.Context
+	// polling runs pollCancels, with a state store, and restoreLater's
+	// retries, until stop.
 	polling sync.WaitGroup
 }
 
@@ -107,7 +110,7 @@ func New(deps Deps) *Dispatcher {
 		deps.Template = outage.Builtin()
 	}
 	base, stop := context.WithCancel(context.Background())
-	d := &Dispatcher{deps: deps, stop: stop,
+	d := &Dispatcher{deps: deps, stop: stop, base: base,
 		confirms: &confirmations{pending: map[string]*pendingAction{}, now: deps.Now},
 		jobs:     newJobTable(base, deps.Now, deps.State, deps.Log),
 		journal:  journal{open: map[string][]journalEntry{}}}

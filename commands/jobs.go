@@ -252,7 +252,11 @@ func (t *jobTable) start(spec *Spec, owner string, req Request, command string, 
 			sctx, scancel := context.WithTimeout(context.Background(), stateTimeout)
 			if id, perr := strconv.ParseInt(j.ID, 10, 64); perr == nil {
 				if serr := t.store.FinishJob(sctx, id, result, j.finished); serr != nil {
-					t.log.Error("recording a job's end", "job", j.ID, "error", serr)
+					t.log.Error("recording a job's end (retrying)", "job", j.ID, "error", serr)
+					finished := j.finished
+					retryStore(t.log, "the end of job "+j.ID, func(ctx context.Context) error {
+						return t.store.FinishJob(ctx, id, result, finished)
+					})
 				}
 			}
 			scancel()

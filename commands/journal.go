@@ -99,7 +99,8 @@ func (d *Dispatcher) journalOpen(c *Call, host, kind, name string) error {
 
 // journalDone marks c's job's open records of name on host done: the
 // service runs again, or the mount has been dealt with. A failure to write
-// it is logged: the worst it does is a needless start at the next launch.
+// it is logged and the write retried (retryStore): the worst it does is a
+// needless start at the next launch.
 func (d *Dispatcher) journalDone(c *Call, host, kind, name string) {
 	job, _ := jobKey(c)
 	d.journal.mu.Lock()
@@ -131,7 +132,10 @@ func (d *Dispatcher) closeEntries(entries []journalEntry) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 		if err := d.deps.State.Done(ctx, e.id); err != nil {
-			d.deps.Log.Error("journal: marking done", "host", e.host, "kind", e.kind, "name", e.name, "error", err)
+			d.deps.Log.Error("journal: marking done (retrying)", "host", e.host, "kind", e.kind, "name", e.name, "error", err)
+			id := e.id
+			retryStore(d.deps.Log, fmt.Sprintf("journal record %d done (%s %s on %s)", id, e.kind, e.name, e.host),
+				func(ctx context.Context) error { return d.deps.State.Done(ctx, id) })
 		}
 		cancel()
 	}
@@ -167,8 +171,61 @@ func (d *Dispatcher) settleJournal(c *Call, j *Job, panicked bool) {
 		}
 	}
 	d.journal.mu.Lock()
+	var left []journalEntry
+	for _, e := range d.journal.open[j.ID] {
+		if e.kind == state.KindService {
+			left = append(left, e)
+		}
+	}
 	delete(d.journal.open, j.ID)
 	d.journal.mu.Unlock()
+	d.restoreLater(c, left)
+}
+
+// How the services a job could not start again at its end (the builder
+// unreachable, rebooting) are retried while the process runs: every
+// restoreRetryEvery, for up to restoreRetryFor.
+var (
+	restoreRetryEvery = 5 * time.Second
+	restoreRetryFor   = 30 * time.Minute
+)
+
+// restoreLater keeps starting the services of left, records a job left
+// open because they would not start, until each has started (its record
+// is then closed and the job's place told) or restoreRetryFor has passed:
+// a builder that was unreachable when the job ended gets its services
+// back when it answers again, not at the bot's next launch.
+func (d *Dispatcher) restoreLater(c *Call, left []journalEntry) {
+	f := d.deps.Fleet
+	if f == nil || len(left) == 0 {
+		return
+	}
+	d.polling.Add(1)
+	go func() {
+		defer d.polling.Done()
+		deadline := time.Now().Add(restoreRetryFor)
+		for len(left) > 0 && time.Now().Before(deadline) {
+			select {
+			case <-d.base.Done():
+				return
+			case <-time.After(restoreRetryEvery):
+			}
+			var keep []journalEntry
+			for _, e := range left {
+				if err := d.startOne(d.base, f, e.host, e.name); err != nil {
+					keep = append(keep, e)
+					continue
+				}
+				d.closeEntries([]journalEntry{e})
+				d.deps.Log.Warn("journal: service started again after its job ended", "host", e.host, "service", e.name, "job", jobIDOf(c))
+				c.Reply("%s: started %s again (it would not start when job %s ended)", e.host, e.name, jobIDOf(c))
+			}
+			left = keep
+		}
+		for _, e := range left {
+			d.deps.Log.Error("journal: service still not started; left for the next launch", "host", e.host, "service", e.name, "job", jobIDOf(c))
+		}
+	}()
 }
 
 // dedupe returns names without repeats, in their first order.
@@ -194,6 +251,9 @@ type Recovery struct {
 	// Mounts are the mount points a dead job had unmounted (or was
 	// unmounting): the bot cannot mount them again, so they are reported.
 	Mounts []state.Entry
+	// Interrupted are the jobs of processes now gone that had not ended:
+	// their callers got no result, so they are told.
+	Interrupted []state.JobRecord
 	// Refused are records of services that are not among their host's
 	// configured services (hosts.<host>.services): never started, only
 	// reported, and closed.
@@ -212,7 +272,8 @@ type RecoveryFailure struct {
 
 // Empty reports whether the journal had nothing open.
 func (r Recovery) Empty() bool {
-	return len(r.Restored) == 0 && len(r.Failed) == 0 && len(r.Mounts) == 0 && len(r.Refused) == 0 && len(r.Unverified) == 0
+	return len(r.Restored) == 0 && len(r.Failed) == 0 && len(r.Mounts) == 0 && len(r.Refused) == 0 && len(r.Unverified) == 0 &&
+		len(r.Interrupted) == 0
 }
 
 func entryText(e state.Entry) string {
@@ -234,6 +295,13 @@ func (r Recovery) Lines() []string {
 		return nil
 	}
 	var out []string
+	if len(r.Interrupted) > 0 {
+		var parts []string
+		for _, j := range r.Interrupted {
+			parts = append(parts, fmt.Sprintf("job %d (%s) by %s", j.ID, j.Command, j.Owner))
+		}
+		out = append(out, "recovery: interrupted, kojibot stopped before they ended (run them again if still needed): "+strings.Join(parts, ", "))
+	}
 	n := len(r.Restored) + len(r.Failed)
 	if n > 0 {
 		out = append(out, fmt.Sprintf("recovery: the journal listed %s left stopped by a job of an earlier kojibot that ended without restoring them", Count(n, "service", "services")))
@@ -291,10 +359,12 @@ func (d *Dispatcher) Recover(ctx context.Context) (Recovery, error) {
 	if d.deps.State == nil {
 		return r, nil
 	}
+	claimed := time.Now()
 	orphans, unverified, err := d.deps.State.Claim(ctx)
 	if err != nil {
 		return r, fmt.Errorf("recovery: reading the journal: %w", err)
 	}
+	r.Interrupted = d.interruptedSince(ctx, claimed)
 	for _, u := range unverified {
 		r.Unverified = append(r.Unverified, u.String())
 		d.deps.Log.Error("recovery: cannot tell whether an earlier kojibot process is gone", "pid", u.PID, "lock", u.Lock, "error", u.Err, "running", u.Running)
@@ -339,11 +409,7 @@ func (d *Dispatcher) Recover(ctx context.Context) (Recovery, error) {
 			}
 			mu.Unlock()
 			if err == nil {
-				dctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
-				if derr := d.deps.State.Done(dctx, e.ID); derr != nil {
-					d.deps.Log.Error("recovery: marking done", "host", host, "service", e.Name, "error", derr)
-				}
-				cancel()
+				d.recoveryDone(e)
 			}
 		}
 		return nil
@@ -358,11 +424,7 @@ func (d *Dispatcher) Recover(ctx context.Context) (Recovery, error) {
 		f.Each(ctx, hosts, restore)
 	}
 	for _, e := range append(slices.Clone(r.Mounts), r.Refused...) {
-		dctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
-		if derr := d.deps.State.Done(dctx, e.ID); derr != nil {
-			d.deps.Log.Error("recovery: marking done", "host", e.Host, "kind", e.Kind, "name", e.Name, "error", derr)
-		}
-		cancel()
+		d.recoveryDone(e)
 	}
 	sortEntries(r.Restored)
 	sortEntries(r.Mounts)
@@ -381,6 +443,39 @@ func (d *Dispatcher) Recover(ctx context.Context) (Recovery, error) {
 		d.deps.Log.Error("recovery: journal record of a service not configured for its host: not started", "host", e.Host, "service", e.Name, "job", e.Job, "owner", e.Owner)
 	}
 	return r, nil
+}
+
+// recoveryDone closes journal record e, which recovery dealt with, and
+// writes it again later if the store cannot take it now (retryStore).
+func (d *Dispatcher) recoveryDone(e state.Entry) {
+	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+	defer cancel()
+	if err := d.deps.State.Done(ctx, e.ID); err != nil {
+		d.deps.Log.Error("recovery: marking done (retrying)", "host", e.Host, "kind", e.Kind, "name", e.Name, "error", err)
+		retryStore(d.deps.Log, fmt.Sprintf("journal record %d done (%s %s on %s)", e.ID, e.Kind, e.Name, e.Host),
+			func(ctx context.Context) error { return d.deps.State.Done(ctx, e.ID) })
+	}
+}
+
+// interruptedSince are the jobs that Claim, called at from, found
+// unfinished by a process now gone (it marks them "interrupted").
+func (d *Dispatcher) interruptedSince(ctx context.Context, from time.Time) []state.JobRecord {
+	jobs, err := d.deps.State.RecentJobs(ctx, 100)
+	if err != nil {
+		d.deps.Log.Error("recovery: reading the jobs", "error", err)
+		return nil
+	}
+	var out []state.JobRecord
+	for _, j := range jobs {
+		if strings.HasPrefix(j.Result, "interrupted") && !j.Finished.Before(from) {
+			out = append(out, j)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	for _, j := range out {
+		d.deps.Log.Warn("recovery: job interrupted by the end of its process", "job", j.ID, "command", j.Command, "owner", j.Owner, "place", j.Place)
+	}
+	return out
 }
 
 func sortEntries(es []state.Entry) {
@@ -417,4 +512,10 @@ func (d *Dispatcher) startOne(ctx context.Context, f Fleet, host, service string
 	ctx, cancel := context.WithTimeout(ctx, d.deps.Config.SSH.CommandTimeout+d.deps.Config.SSH.ConnectTimeout)
 	defer cancel()
 	return serviceStep(ctx, f, host, "start", service)
+}
+
+// jobIDOf is c's job's id, "" outside a job.
+func jobIDOf(c *Call) string {
+	id, _ := jobKey(c)
+	return id
 }

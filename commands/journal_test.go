@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -463,5 +464,105 @@ func TestRecoverOnlyConfiguredServices(t *testing.T) {
 	}
 	if open, _ := st.OpenEntries(ctx, ""); len(open) != 0 {
 		t.Errorf("still open: %+v", open)
+	}
+}
+
+// Recover tells of the jobs a process now gone left unfinished: their
+// callers never got a result. A job that ended, and one of a live
+// process, are not named; a second recovery names nothing.
+func TestRecoverSaysInterruptedJobs(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	dead, err := state.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	cleanup, err := dead.NewJob(ctx, state.JobRecord{Owner: "alice", Command: "cleanup b1", Place: "#ops", Started: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended, err := dead.NewJob(ctx, state.JobRecord{Owner: "alice", Command: "restart builders b2", Place: "#ops", Started: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dead.FinishJob(ctx, ended, "done", now); err != nil {
+		t.Fatal(err)
+	}
+	dead.Close()
+	live, err := state.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	if _, err := live.NewJob(ctx, state.JobRecord{Owner: "bob", Command: "reboot b2", Place: "#ops", Started: now}); err != nil {
+		t.Fatal(err)
+	}
+
+	st, err := state.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: &fakeFleet{}, ACL: fakeACL{}, State: st})
+	defer d.Close()
+	r, err := d.Recover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Interrupted) != 1 || r.Interrupted[0].ID != cleanup {
+		t.Fatalf("interrupted: %+v, want job %d alone", r.Interrupted, cleanup)
+	}
+	want := fmt.Sprintf("recovery: interrupted, kojibot stopped before they ended (run them again if still needed): job %d (cleanup b1) by alice", cleanup)
+	if lines := r.Lines(); len(lines) != 1 || lines[0] != want {
+		t.Errorf("lines %q, want %q", lines, want)
+	}
+	if again, _ := d.Recover(ctx); !again.Empty() {
+		t.Errorf("second recovery: %+v", again)
+	}
+}
+
+// A service a job could not start again at its end (its builder away) is
+// started once it can be, while the process runs: its record is closed and
+// the job's place told; it is not left for the next launch.
+func TestRestoreLater(t *testing.T) {
+	defer func(every time.Duration) { restoreRetryEvery = every }(restoreRetryEvery)
+	restoreRetryEvery = 20 * time.Millisecond
+	ctx := context.Background()
+	fl := &fakeFleet{}
+	st, err := state.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	d := New(Deps{Config: journalConfig(), DB: &fakeDB{}, Fleet: fl, ACL: fakeACL{}, State: st})
+	defer d.Close()
+	out := &recorder{}
+	c := jobCall(d, "cleanup", out)
+	c.StartJob([]string{"b1"}, func(ctx context.Context, c *Call) error {
+		stopped, err := d.stopServices(ctx, fl, c, "b1", []string{"kojid"})
+		if err != nil {
+			return err
+		}
+		fl.breakService("b1", "kojid") // the builder goes away
+		return d.startServices(fl, c, "b1", stopped)
+	})
+	waitJob(t, d, "1")
+	if open, _ := st.OpenEntries(ctx, ""); len(open) != 1 || open[0].Name != "kojid" {
+		t.Fatalf("open after the job: %+v, want kojid's record", open)
+	}
+	fl.mu.Lock()
+	delete(fl.broken, "b1/kojid") // it is back
+	fl.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		open, _ := st.OpenEntries(ctx, "")
+		if len(open) == 0 && !fl.isStopped("b1", "kojid") && strings.Contains(out.all(), "b1: started kojid again (it would not start when job 1 ended)") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kojid not restored once b1 is back: open %+v, stopped %v, said:\n%s", open, fl.isStopped("b1", "kojid"), out.all())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -143,6 +143,61 @@ func TestDSNNeverShown(t *testing.T) {
 	}
 }
 
+// TestLockOutlivesItsConnection: when the connection holding a live
+// process's lock breaks (its server restarted, the connection was
+// terminated), the process takes its lock again, and another process's
+// claim leaves its running job and its journal records alone.
+func TestLockOutlivesItsConnection(t *testing.T) {
+	if cluster == nil {
+		t.Skip("no PostgreSQL under -short")
+	}
+	ctx := context.Background()
+	dsn := newPostgres(t)
+	live, err := OpenPostgres(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	job, err := live.NewJob(ctx, JobRecord{Owner: "alice", Command: "cleanup b1", Place: "#ops", Started: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := live.Record(ctx, Entry{Host: "b1", Kind: KindService, Name: "kojid", Job: fmt.Sprint(job), Owner: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	// Cut the lock's connection, as a restart of the server does.
+	admin, err := pgx.Connect(ctx, cluster.AdminDSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var cut int
+	if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 2`,
+		int64(lockClass), live.proc).Scan(&cut); err != nil || cut != 1 {
+		t.Fatalf("terminated %d lock connections (%v), want 1", cut, err)
+	}
+	other, err := OpenPostgres(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	claimed, _, err := other.Claim(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claimed) != 0 {
+		t.Errorf("another process claimed the live one's records: %+v", claimed)
+	}
+	st, ok, err := other.JobStatus(ctx, job)
+	if err != nil || !ok || st.Result != "" {
+		t.Errorf("the live process's job after the claim: %+v %v %v, want it running", st, ok, err)
+	}
+	if !other.pgAlive(live.proc) {
+		t.Error("the live process does not hold its lock again")
+	}
+}
+
 // TestOutbox: messages wait in order, survive a reopen, and past the
 // bound the oldest are dropped and counted.
 func TestOutbox(t *testing.T) { contract(t, testOutbox) }

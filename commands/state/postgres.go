@@ -90,7 +90,102 @@ func (s *Store) initPostgres(ctx context.Context) error {
 	if err := t.Commit(); err != nil {
 		return fmt.Errorf("state: registering: %w", err)
 	}
+	s.lockStop, s.lockDone = make(chan struct{}), make(chan struct{})
+	go s.keepLock(s.lockStop, s.lockDone)
 	return nil
+}
+
+// relockEvery is how often a PostgreSQL handle checks the connection that
+// holds its lock; relockGrace is how long a claimer waits before it looks
+// again at a lock it found free, to tell a dead process from a live one
+// whose connection broke and which is taking its lock again.
+var (
+	relockEvery = 500 * time.Millisecond
+	relockGrace = 4 * relockEvery
+)
+
+// keepLock checks the lock connection every relockEvery and, when it has
+// broken (the server restarted, the connection was terminated), takes the
+// process's lock again on a new connection, until stop: without it, a
+// live process would look dead to every other kojibot after a restart of
+// the store's server, and they would take its jobs and journal records.
+func (s *Store) keepLock(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(relockEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		s.lockMu.Lock()
+		conn := s.pgLock
+		s.lockMu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), relockEvery)
+		err := conn.PingContext(ctx)
+		cancel()
+		if err == nil {
+			continue
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+		fresh, err := s.db.Conn(ctx)
+		if err != nil {
+			cancel()
+			continue // the server is still away: try again at the next tick
+		}
+		var ok bool
+		err = fresh.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockClass, int32(s.proc)).Scan(&ok)
+		cancel()
+		if err != nil || !ok {
+			// Still held by the old connection (it was only slow), or
+			// the server is away again.
+			closeConn(fresh)
+			continue
+		}
+		s.lockMu.Lock()
+		old := s.pgLock
+		s.pgLock = fresh
+		s.lockMu.Unlock()
+		closeConn(old)
+	}
+}
+
+// graceFreeLocks waits relockGrace, once, when another process's lock is
+// free, before Claim looks at the locks for good: a live process whose
+// lock connection broke (the server restarted, the connection was cut)
+// takes its lock again within relockEvery of the server being back, and
+// must not be taken for dead meanwhile. The wait is outside Claim's
+// transaction, so that it holds up no writer.
+func (s *Store) graceFreeLocks(ctx context.Context) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM procs WHERE id != ?`, s.proc)
+	if err != nil {
+		return
+	}
+	var procs []int64
+	for rows.Next() {
+		var id int64
+		if rows.Scan(&id) == nil {
+			procs = append(procs, id)
+		}
+	}
+	rows.Close()
+	for _, p := range procs {
+		if !s.pgAlive(p) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(relockGrace):
+			}
+			return
+		}
+	}
+}
+
+// closeConn closes c for good (not back into the pool), which releases
+// any advisory lock it holds.
+func closeConn(c *sql.Conn) {
+	c.Raw(func(any) error { return errDropConn })
+	c.Close()
 }
 
 // pgAlive reports whether the handle proc still holds its advisory lock,
@@ -108,9 +203,18 @@ func (s *Store) pgAlive(proc int64) bool {
 // dropLock closes the lock connection for good (not back into the pool),
 // which releases the advisory lock.
 func (s *Store) dropLock() {
-	s.pgLock.Raw(func(any) error { return errDropConn })
-	s.pgLock.Close()
+	if s.lockStop != nil {
+		close(s.lockStop)
+		<-s.lockDone
+		s.lockStop = nil
+	}
+	s.lockMu.Lock()
+	conn := s.pgLock
 	s.pgLock = nil
+	s.lockMu.Unlock()
+	if conn != nil {
+		closeConn(conn)
+	}
 }
 
 func (s *Store) closePostgres() error {

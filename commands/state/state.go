@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -102,9 +103,13 @@ type Store struct {
 	proc int64    // this process's row in procs
 	lock *os.File // SQLite: flock held while this handle is open
 	// pgLock is PostgreSQL's counterpart of lock: a connection of its own
-	// holding a session advisory lock (lockClass, proc).
-	pgLock *sql.Conn
-	closed bool
+	// holding a session advisory lock (lockClass, proc), kept (taken again
+	// on a new connection when it breaks) by keepLock until lockStop.
+	lockMu   sync.Mutex
+	pgLock   *sql.Conn
+	lockStop chan struct{}
+	lockDone chan struct{}
+	closed   bool
 	// fence is the leadership this store's writes carry (Bind); nil: none.
 	fence atomic.Pointer[Leader]
 }
@@ -537,6 +542,9 @@ func (s *Store) ClaimOrphans(ctx context.Context) ([]Entry, error) {
 // Claim is ClaimOrphans, and it also returns the earlier processes whose
 // lock file could not be checked (see Unverified).
 func (s *Store) Claim(ctx context.Context) ([]Entry, []Unverified, error) {
+	if s.db.pg {
+		s.graceFreeLocks(ctx)
+	}
 	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: one claimer at a time
 	if err != nil {
 		return nil, nil, fmt.Errorf("state: claiming orphans: %w", err)

@@ -1,0 +1,91 @@
+package chaos
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	if flag.Parse(); testing.Short() {
+		fmt.Println("skipped with -short: the fault run starts real servers")
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// shortSeed is TestChaosShort's seed: its seven steps have seven kinds of
+// fault (a kill of the bot and of an exec, a restart of the bot's
+// database, a builder rebooted, its network cut, slowed and reset) among
+// the SOP's jobs.
+const shortSeed = 20261493
+
+// runShort runs o and fails t on a violation, with the run's output.
+func runShort(t *testing.T, o Options) *Report {
+	t.Helper()
+	var out strings.Builder
+	o.Out = &out
+	o.Settle = 90 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, o)
+	t.Log("\n" + out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vs := rep.Violations(); len(vs) > 0 {
+		t.Errorf("%d violation(s); repeat with %s", len(vs), rep.Repeat())
+	}
+	if len(rep.Results) != len(rep.Schedule) {
+		t.Errorf("%d of %d steps ran", len(rep.Results), len(rep.Schedule))
+	}
+	return rep
+}
+
+// TestChaosShort: a short seeded fault run on the PostgreSQL store, and
+// one on the SQLite store whose state.dir fills up: no violation.
+func TestChaosShort(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) {
+		rep := runShort(t, Options{Seed: shortSeed, Faults: 7, Store: StorePostgres})
+		kinds := map[Fault]bool{}
+		for _, r := range rep.Results {
+			kinds[r.Step.Fault] = true
+		}
+		if len(kinds) < 7 {
+			t.Errorf("the short schedule has %d kinds of fault, want 7: %v", len(kinds), kinds)
+		}
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		runShort(t, Options{Seed: shortSeed, Store: StoreSQLite, Schedule: []Step{
+			{N: 1, Job: JobCleanup, Target: "xenbuilder3", Fault: FaultStateDiskFull, AtJob: true, Hold: 3 * time.Second},
+			{N: 2, Job: JobRestartBuilders, Target: "xenbuilder2", Fault: FaultKillLeader, AtJob: true, After: 300 * time.Millisecond},
+			{N: 3, Job: JobCapacity, Target: "ppc2.fedora.redhat.com", Arg: "3.25", Fault: FaultStateDiskFull, Hold: 2 * time.Second},
+		}})
+	})
+}
+
+// TestScheduleRepeats: a seed gives the same schedule, and another seed
+// another one; a run without standby replicas never kills a standby.
+func TestScheduleRepeats(t *testing.T) {
+	a, b := Schedule(42, 50, StorePostgres, 1), Schedule(42, 50, StorePostgres, 1)
+	if FormatSchedule(a) != FormatSchedule(b) {
+		t.Fatalf("seed 42 gave two schedules:\n%s\n%s", FormatSchedule(a), FormatSchedule(b))
+	}
+	if FormatSchedule(Schedule(43, 50, StorePostgres, 1)) == FormatSchedule(a) {
+		t.Error("seeds 42 and 43 gave the same schedule")
+	}
+	for _, s := range a {
+		if s.Fault == FaultKillStandby || s.Fault == FaultStateDiskFull {
+			t.Errorf("step %s: not a fault of one replica on PostgreSQL", s)
+		}
+	}
+	for _, s := range Schedule(42, 50, StoreSQLite, 2) {
+		if s.Fault == FaultStateDB {
+			t.Errorf("step %s: a SQLite run has no state database to restart", s)
+		}
+	}
+}
