@@ -79,7 +79,7 @@ type system struct {
 	state state.Backend
 	// samples are the watcher's readings of the mounts, which `disk`
 	// reads for the rates.
-	samples *watch.MemorySamples
+	samples watch.Samples
 	// publisher sends to the message bus (messaging.url); nil without it.
 	publisher *messaging.Publisher
 	cfg       *config.Config
@@ -139,10 +139,8 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 			return nil, fmt.Errorf("outage.template_file: %w", err)
 		}
 	}
-	sys := &system{log: log, db: db, hub: farm, acl: checker, drafts: outage.NewStore(0, nil), template: tmpl, cfg: cfg, lc: lc,
-		samples: watch.NewMemorySamples(watch.SampleKeep, cfg.Watch.Interval)}
+	sys := &system{log: log, db: db, hub: farm, acl: checker, drafts: outage.NewStore(0, nil), template: tmpl, cfg: cfg, lc: lc}
 	deps := commands.Deps{
-		Samples:  sys.samples,
 		Config:   cfg,
 		ACL:      checker,
 		Drafts:   sys.drafts,
@@ -186,6 +184,11 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 		}
 	})
 	deps.State = sys.state
+	// The mounts' readings are kept in the store: a restarted bot, or a
+	// replica taking over, predicts at once; exec's `disk` shows the rate
+	// from the readings run's watcher took.
+	sys.samples = watch.NewStoredSamples(sys.state, watch.SampleKeep, cfg.Watch.Interval, log.With("component", "watch"))
+	deps.Samples = sys.samples
 	// The message bus: messages wait in the store's outbox for the broker.
 	// Only run (its leader) sends them; exec's wait there for it, so that
 	// two processes never send the same message.

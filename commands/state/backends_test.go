@@ -240,3 +240,61 @@ func testOutbox(t *testing.T, loc string) {
 		t.Fatalf("after Sent, head = %v, want m4", q)
 	}
 }
+
+// TestSamples: readings come back in order after a reopen, only those
+// since the instant asked for and of the check asked for; a reading at an
+// instant already kept replaces it; and each write drops its check's
+// readings older than it keeps.
+func TestSamples(t *testing.T) { contract(t, testSamples) }
+
+func testSamples(t *testing.T, loc string) {
+	ctx := context.Background()
+	s, err := openAt(ctx, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1_700_000_000, 0) // before now: the zero time is the beginning, not now
+	for i := range 5 {
+		r := Sample{At: t0.Add(time.Duration(i) * time.Minute), Percent: float64(50 + i), Size: 1 << 40}
+		if err := s.AddSample(ctx, "disk /mnt/koji", r, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AddSample(ctx, "disk /mnt/other", Sample{At: t0, Percent: 10}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	// The same instant again: it replaces the reading, never adds one.
+	if err := s.AddSample(ctx, "disk /mnt/koji", Sample{At: t0.Add(4 * time.Minute), Percent: 55, Size: 1 << 40}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = openAt(ctx, loc); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Samples(ctx, "disk /mnt/koji", t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pct []float64
+	for _, r := range got {
+		pct = append(pct, r.Percent)
+	}
+	if fmt.Sprint(pct) != "[51 52 53 55]" || !got[0].At.Equal(t0.Add(time.Minute)) || got[0].Size != 1<<40 {
+		t.Fatalf("readings since t0+1m = %v (%v), want 51 52 53 55 from t0+1m, size 1 TiB", pct, got)
+	}
+	// A write that keeps only from t0+3m drops the older ones of its check,
+	// and nothing of another check.
+	if err := s.AddSample(ctx, "disk /mnt/koji", Sample{At: t0.Add(5 * time.Minute), Percent: 56}, t0.Add(3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.Samples(ctx, "disk /mnt/koji", time.Time{}); len(got) != 3 {
+		t.Fatalf("after pruning: %d readings, want 3 (t0+3m..t0+5m)", len(got))
+	}
+	if got, _ = s.Samples(ctx, "disk /mnt/other", time.Time{}); len(got) != 1 {
+		t.Fatalf("another check's readings: %d, want 1", len(got))
+	}
+	if err := s.AddSample(ctx, "", Sample{At: t0}, time.Time{}); err == nil {
+		t.Fatal("a sample with no check was kept")
+	}
+}

@@ -244,6 +244,8 @@ type Backend interface {
 	Put(ctx context.Context, key, value string) error
 	Enqueue(ctx context.Context, payload string, queued time.Time, bound int) (int, error)
 	Outbox(ctx context.Context, limit int) ([]Queued, error)
+	AddSample(ctx context.Context, check string, r Sample, keepFrom time.Time) error
+	Samples(ctx context.Context, check string, since time.Time) ([]Sample, error)
 	Sent(ctx context.Context, id int64) error
 	// Where names the store for messages, never with a password.
 	Where() string

@@ -94,6 +94,10 @@ func (r *Replicas) start(ctx context.Context) error {
 	return nil
 }
 
+// launch starts rep's process and supervises it as systemd's
+// Restart=always or OpenShift does: whenever it ends — killed, or exited
+// by itself, as a leader that lost its lock does — it is started again
+// after RestartAfter, until stop.
 func (r *Replicas) launch(rep *Replica) error {
 	b, err := r.sb.StartBot(r.binary, Nick, rep.Config)
 	if err != nil {
@@ -102,6 +106,32 @@ func (r *Replicas) launch(rep *Replica) error {
 	rep.mu.Lock()
 	rep.bot = b
 	rep.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		for !b.Exited() {
+			select {
+			case <-r.closed:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		select {
+		case <-r.closed:
+			return
+		case <-time.After(RestartAfter):
+		}
+		rep.mu.Lock()
+		rep.restarts++
+		rep.mu.Unlock()
+		for r.launch(rep) != nil {
+			select {
+			case <-r.closed:
+				return
+			case <-time.After(RestartAfter):
+			}
+		}
+	}()
 	return nil
 }
 
@@ -168,8 +198,8 @@ func (rep *Replica) Bot() *sandbox.Bot {
 	return rep.bot
 }
 
-// Kill SIGKILLs rep's process; the supervisor starts it again after
-// RestartAfter. It returns once the process has ended.
+// Kill SIGKILLs rep's process; its supervisor (launch) starts it again
+// after RestartAfter. It returns once the process has ended.
 func (r *Replicas) Kill(rep *Replica) error {
 	b := rep.Bot()
 	if b == nil || b.Exited() {
@@ -185,19 +215,6 @@ func (r *Replicas) Kill(rep *Replica) error {
 	if r.killed != nil {
 		r.killed(rep.Name, at)
 	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		select {
-		case <-r.closed:
-			return
-		case <-time.After(RestartAfter):
-		}
-		rep.mu.Lock()
-		rep.restarts++
-		rep.mu.Unlock()
-		_ = r.launch(rep)
-	}()
 	return nil
 }
 
