@@ -54,8 +54,10 @@ type Replicas struct {
 	list   []*Replica
 	wg     sync.WaitGroup
 	closed chan struct{}
-	// killed is called with the time of each kill (the disruption
-	// timeline).
+	// killedMu guards killed, which the supervisors read.
+	killedMu sync.Mutex
+	// killed is called with the time of each kill or exit (the
+	// disruption timeline).
 	killed func(string, time.Time)
 }
 
@@ -116,6 +118,9 @@ func (r *Replicas) launch(rep *Replica) error {
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
+		// Killed or not (a leader that lost its lock exits by itself), it
+		// went away: its callers may be left without an answer.
+		r.gone(rep.Name+" exited", time.Now())
 		select {
 		case <-r.closed:
 			return
@@ -212,9 +217,7 @@ func (r *Replicas) Kill(rep *Replica) error {
 	for !b.Exited() {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if r.killed != nil {
-		r.killed(rep.Name, at)
-	}
+	r.gone(rep.Name, at)
 	return nil
 }
 
@@ -249,5 +252,22 @@ func (r *Replicas) stop() {
 		if b := rep.Bot(); b != nil {
 			b.Stop()
 		}
+	}
+}
+
+// onGone sets what is called with the time of each kill or exit.
+func (r *Replicas) onGone(f func(string, time.Time)) {
+	r.killedMu.Lock()
+	defer r.killedMu.Unlock()
+	r.killed = f
+}
+
+// gone tells the onGone function that what went away at at.
+func (r *Replicas) gone(what string, at time.Time) {
+	r.killedMu.Lock()
+	f := r.killed
+	r.killedMu.Unlock()
+	if f != nil {
+		f(what, at)
 	}
 }

@@ -51,7 +51,7 @@ type runner struct {
 // prepare waits for the bot and starts the monitor.
 func (r *runner) prepare(ctx context.Context) error {
 	r.jobResults = map[string]int{}
-	r.f.replicas.killed = func(name string, at time.Time) { r.tl.add("kill "+name, at) }
+	r.f.replicas.onGone(func(name string, at time.Time) { r.tl.add("kill "+name, at) })
 	r.w = &watcher{sb: r.f.sb}
 	if err := r.w.connect(ctx); err != nil {
 		return err
