@@ -95,7 +95,7 @@ tour: deps
 SEED ?= 0
 FAULTS ?= 120
 STORE ?= postgres
-REPLICAS ?= 1
+REPLICAS ?= 2
 chaos: deps
 	$(GO) run ./tests/chaos/cmd/chaos -seed $(SEED) -faults $(FAULTS) -store $(STORE) -replicas $(REPLICAS)
 

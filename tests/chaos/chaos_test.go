@@ -50,7 +50,7 @@ func runShort(t *testing.T, o Options) *Report {
 // one on the SQLite store whose state.dir fills up: no violation.
 func TestChaosShort(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
-		rep := runShort(t, Options{Seed: shortSeed, Faults: 7, Store: StorePostgres})
+		rep := runShort(t, Options{Seed: shortSeed, Faults: 7, Store: StorePostgres, Replicas: 2})
 		kinds := map[Fault]bool{}
 		for _, r := range rep.Results {
 			kinds[r.Step.Fault] = true

@@ -543,7 +543,10 @@ func (r *runner) converse(ctx context.Context, s Step, cv *caller) {
 	r.send(cv, s.Command())
 	from := 0
 	if s.Confirmed() {
-		i, why := r.await(ctx, cv, 0, func(l line) bool { return tokenRe.MatchString(l.text) || isError(l) })
+		// A value already set needs no confirmation: nothing changed.
+		i, why := r.await(ctx, cv, 0, func(l line) bool {
+			return tokenRe.MatchString(l.text) || isError(l) || strings.Contains(l.text, "nothing changed")
+		})
 		if i < 0 {
 			cv.outcome = why
 			return
@@ -553,6 +556,10 @@ func (r *runner) converse(ctx context.Context, s Step, cv *caller) {
 			cv.outcome = "error"
 			return
 		}
+		if !tokenRe.MatchString(l.text) {
+			cv.outcome = "result"
+			return
+		}
 		cv.token = tokenRe.FindStringSubmatch(l.text)[1]
 		cv.confirmSent = true
 		from = len(cv.lines())
@@ -560,8 +567,9 @@ func (r *runner) converse(ctx context.Context, s Step, cv *caller) {
 	}
 	switch s.Job {
 	case JobCapacity, JobMemoryShow, JobMemorySet:
-		// One line answers.
-		i, why := r.await(ctx, cv, from, func(l line) bool { return !l.notice })
+		// One line answers (a value already set is answered by notice:
+		// nothing changed).
+		i, why := r.await(ctx, cv, from, func(l line) bool { return !l.notice || strings.Contains(l.text, "nothing changed") })
 		if i < 0 {
 			cv.outcome = why
 			return
