@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -245,10 +246,56 @@ func Dial(ctx context.Context, cfg config.Messaging) (*amqp.Connection, error) {
 			return d.DialContext(ctx, network, addr)
 		},
 	})
+	if errors.Is(err, amqp.ErrClosed) {
+		// The library closed the connection before it could say why: a
+		// TLS 1.3 broker that refuses the client certificate sends its
+		// alert after the client's handshake, and amqp091 may lose it in
+		// a race between its reader and the opening. Ask once more, by hand.
+		if why := diagnose(ctx, cfg, tc); why != nil {
+			return nil, explain(why)
+		}
+	}
 	if err != nil {
 		return nil, explain(err)
 	}
 	return conn, nil
+}
+
+// diagnose opens a TLS connection to cfg's broker by hand, sends the AMQP
+// 0-9-1 protocol header and reads the broker's first bytes: the error of
+// that read is the broker's verdict on the client certificate. It returns
+// nil when the broker answered (the certificate was not the trouble).
+func diagnose(ctx context.Context, cfg config.Messaging, tc *tls.Config) error {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || u.Scheme != "amqps" {
+		return nil
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "5671")
+	}
+	tc = tc.Clone()
+	if tc.ServerName == "" {
+		tc.ServerName = u.Hostname()
+	}
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: tc}
+	c, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("AMQP\x00\x00\x09\x01")); err != nil {
+		return err
+	}
+	if _, err := c.Read(make([]byte, 7)); err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil
+		}
+		return err
+	}
+	return nil
 }
 
 // explain turns a connection error into a sentence.
