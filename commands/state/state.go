@@ -1,7 +1,8 @@
 // Package state is kojibot's own store: the journal of what jobs
 // stopped or unmounted (so that a crash never leaves a service down
-// unnoticed), the job records, cross-process cancel requests and a small
-// key/value space (chat sync tokens). By default it is one SQLite file
+// unnoticed), the job records, cross-process cancel requests, the
+// confirmations waiting for "confirm <token>", the outage drafts and a
+// small key/value space (chat sync tokens). By default it is one SQLite file
 // under state.dir, in WAL mode, so that `kojibot run` and `kojibot exec`
 // can use it at the same time; with state.dsn it is a PostgreSQL database
 // of kojibot's own (OpenPostgres). Both are the same Store, and their
