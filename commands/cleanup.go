@@ -39,6 +39,23 @@ func (p *cleanupPlan) bytes() uint64 {
 	return n
 }
 
+// key is the plan's stable form, what a confirmation compares when the
+// plan is made again in another process: the builder, the services
+// stopped, the age limit, the Koji check, and the path and kind of every
+// entry deleted. The entries' ages and sizes, which move by themselves,
+// are left out: the same entries are the same plan.
+func (p *cleanupPlan) key() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "cleanup\x00%s\x00%s\x00%d\x00%q\x00%t\n", p.Builder, strings.Join(p.Services, ","), p.Older, p.KojiProblem, p.NoKojiCheck)
+	var del []string
+	for _, e := range p.Delete {
+		del = append(del, fmt.Sprintf("%q %s", e.Path, e.Kind))
+	}
+	sort.Strings(del)
+	b.WriteString(strings.Join(del, "\n"))
+	return b.String()
+}
+
 // message is the plan as the caller sees it: what it does in one line,
 // then a table of what goes.
 func (p *cleanupPlan) message(dryRun bool) reply.Message {
@@ -179,7 +196,7 @@ func (d *Dispatcher) runCleanup(ctx context.Context, c *Call) error {
 		c.Say(plan.message(true))
 		return nil
 	}
-	return c.ConfirmPlan(plan.message(false), func(ctx context.Context, c *Call) error {
+	return c.ConfirmPlanKeyed(plan.message(false), plan.key(), func(ctx context.Context, c *Call) error {
 		return c.StartJob([]string{builder}, func(ctx context.Context, c *Call) error {
 			return d.doCleanup(ctx, f, c, plan)
 		})

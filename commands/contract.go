@@ -73,6 +73,10 @@ type Request struct {
 	// AutoConfirm, when set (kojibot exec), answers a confirmation at once
 	// instead of handing out a token.
 	AutoConfirm func(plan reply.Message) bool
+	// replan, when set, is the digest of the plan a caller confirmed in
+	// another process: the command is planned again and run only when its
+	// plan is still that one (ConfirmPlanKeyed).
+	replan string
 }
 
 // Output receives a command's replies. One Send is one message, decided

@@ -27,6 +27,12 @@ type StateStore interface {
 	JobStatus(ctx context.Context, id int64) (state.JobStatus, bool, error)
 	RequestCancel(ctx context.Context, id int64, by, place string) error
 	TakeCancelRequests(ctx context.Context) ([]state.CancelRequest, error)
+	// AddConfirmation, Confirmation and TakeConfirmation keep the
+	// confirmations waiting for "confirm <token>", so that any process
+	// of the store can take one, once.
+	AddConfirmation(ctx context.Context, c state.Confirmation, now time.Time, max int) error
+	Confirmation(ctx context.Context, token string) (state.Confirmation, bool, error)
+	TakeConfirmation(ctx context.Context, token string) (state.Confirmation, bool, error)
 }
 
 // stateTimeout bounds one write to the state store. The store waits up to

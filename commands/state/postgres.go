@@ -247,6 +247,13 @@ type Backend interface {
 	AddSample(ctx context.Context, check string, r Sample, keepFrom time.Time) error
 	Samples(ctx context.Context, check string, since time.Time) ([]Sample, error)
 	Sent(ctx context.Context, id int64) error
+	AddConfirmation(ctx context.Context, c Confirmation, now time.Time, max int) error
+	Confirmation(ctx context.Context, token string) (Confirmation, bool, error)
+	TakeConfirmation(ctx context.Context, token string) (Confirmation, bool, error)
+	NewDraft(ctx context.Context, token string, created time.Time, payload string, keep int) (int64, error)
+	Draft(ctx context.Context, id int64) (DraftRecord, bool, error)
+	DraftByToken(ctx context.Context, token string) (DraftRecord, bool, error)
+	Drafts(ctx context.Context) ([]DraftRecord, error)
 	// Where names the store for messages, never with a password.
 	Where() string
 	Close() error
