@@ -37,8 +37,9 @@ type Deps struct {
 	ACL    Authorizer
 	// Fleet reaches the hub, builders and xen hosts; nil when ssh is not set up.
 	Fleet Fleet
-	// Drafts keeps outage announcement drafts.
-	Drafts *outage.Store
+	// Drafts keeps outage announcement drafts; nil: in State when it is
+	// set (outage.Kept), else in memory.
+	Drafts outage.Drafts
 	// Template renders drafts; nil means the built-in one.
 	Template *outage.Template
 	// Observe, when set, is told every command's result and duration (metrics).
@@ -104,7 +105,11 @@ func New(deps Deps) *Dispatcher {
 		deps.Bus = messaging.Nop{}
 	}
 	if deps.Drafts == nil {
-		deps.Drafts = outage.NewStore(0, deps.Now)
+		if rec, ok := deps.State.(outage.Records); ok {
+			deps.Drafts = outage.NewKept(rec, 0, deps.Now, deps.Log)
+		} else {
+			deps.Drafts = outage.NewStore(0, deps.Now)
+		}
 	}
 	if deps.Template == nil {
 		deps.Template = outage.Builtin()

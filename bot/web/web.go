@@ -82,7 +82,7 @@ type Options struct {
 	Jobs JobSource
 	// Drafts serves /drafts/<token>, rendered with Template (nil: the
 	// built-in one).
-	Drafts   *outage.Store
+	Drafts   outage.Drafts
 	Template *outage.Template
 	// Samples are the watcher's mount readings; a draft's HTML page charts
 	// ChartMounts' fill from them (nil: no charts).

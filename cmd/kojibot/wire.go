@@ -72,7 +72,7 @@ type system struct {
 	hub        *kojiapi.Farm
 	dispatcher *commands.Dispatcher
 	acl        *acl.Checker
-	drafts     *outage.Store
+	drafts     outage.Drafts
 	template   *outage.Template
 	fleet      *fleet.Fleet
 	// state is the store: journal, job records, in state.dir or state.dsn.
@@ -139,11 +139,10 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 			return nil, fmt.Errorf("outage.template_file: %w", err)
 		}
 	}
-	sys := &system{log: log, db: db, hub: farm, acl: checker, drafts: outage.NewStore(0, nil), template: tmpl, cfg: cfg, lc: lc}
+	sys := &system{log: log, db: db, hub: farm, acl: checker, template: tmpl, cfg: cfg, lc: lc}
 	deps := commands.Deps{
 		Config:   cfg,
 		ACL:      checker,
-		Drafts:   sys.drafts,
 		Template: tmpl,
 		Audit:    log.With("log", "audit"),
 		Log:      log,
@@ -184,6 +183,10 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer, observe fu
 		}
 	})
 	deps.State = sys.state
+	// Outage drafts are kept in the store: a restarted bot, or a replica
+	// taking over, still serves them, and exec's are run's.
+	sys.drafts = outage.NewKept(sys.state, 0, nil, log.With("component", "outage"))
+	deps.Drafts = sys.drafts
 	// The mounts' readings are kept in the store: a restarted bot, or a
 	// replica taking over, predicts at once; exec's `disk` shows the rate
 	// from the readings run's watcher took.

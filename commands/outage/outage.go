@@ -1,6 +1,7 @@
 // Package outage drafts outage announcements from Fedora Infrastructure's
 // outage template (a Go text/template that the configuration can replace) and
-// keeps the drafts in memory for `outage show` and the HTTP server.
+// keeps the drafts (in the bot's state store, Kept) for `outage show` and
+// the HTTP server.
 package outage
 
 import (

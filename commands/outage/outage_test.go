@@ -345,9 +345,12 @@ func TestForFullMount(t *testing.T) {
 	}
 }
 
-func TestStore(t *testing.T) {
-	clock := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	s := NewStore(3, func() time.Time { clock = clock.Add(time.Minute); return clock })
+// TestStore: both kinds of drafts (in memory, in the state store) keep
+// the newest drafts under ids o1, o2, ..., found by id whatever its case,
+// as copies.
+func TestStore(t *testing.T) { eachDrafts(t, 3, testStore) }
+
+func testStore(t *testing.T, s Drafts) {
 
 	if _, err := s.New(Draft{Service: "Koji"}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("New(invalid) = %v", err)
@@ -438,8 +441,9 @@ func TestStoreConcurrent(t *testing.T) {
 // TestStoreTokens: every stored draft gets a random, URL-safe token of at
 // least 128 bits; ByToken finds it by that token only, never by its short
 // id, and forgets it with the draft.
-func TestStoreTokens(t *testing.T) {
-	s := NewStore(2, nil)
+func TestStoreTokens(t *testing.T) { eachDrafts(t, 2, testStoreTokens) }
+
+func testStoreTokens(t *testing.T, s Drafts) {
 	tokenRE := regexp.MustCompile(`^[a-z2-7]{26,}$`) // base32: 5 bits a character
 	seen := map[string]bool{}
 	var first Draft

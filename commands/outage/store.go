@@ -15,7 +15,8 @@ import (
 // no positive bound.
 const DefaultMaxDrafts = 100
 
-// Store keeps drafts in memory, the newest DefaultMaxDrafts (or the bound
+// Store keeps drafts in memory (for tests, and a dispatcher with no state
+// store; the bot keeps them in its state store: Kept), the newest DefaultMaxDrafts (or the bound
 // given to NewStore); older ones are forgotten. Ids are short and readable:
 // "o1", "o2", ... in the order the drafts were stored, for `outage show`;
 // each draft also gets a random Token, the only name it is served under

@@ -111,7 +111,7 @@ type Deps struct {
 	Hub HostReader
 	// Drafts keeps the outage drafts made for full shared mounts; nil
 	// means no drafts are made.
-	Drafts *outage.Store
+	Drafts outage.Drafts
 	// Notify sends one notification to the notify places (the IRC
 	// channel, the Matrix room) and reports whether it was sent or queued.
 	// Only then is the notification recorded; one that was not is
