@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/fedora-infra/kojibot/commands"
@@ -136,8 +135,7 @@ func (s *Server) statusData(ctx context.Context) statusPage {
 		}
 	}
 	if s.opts.Drafts != nil {
-		drafts := s.opts.Drafts.List()
-		slices.Reverse(drafts)
+		drafts := s.opts.Drafts.List() // newest first
 		for _, d := range drafts[:min(len(drafts), StatusDrafts)] {
 			p.Drafts = append(p.Drafts, statusDraft{ID: d.ID, Service: d.Service, Created: d.Created.UTC().Format("2006-01-02 15:04 UTC"), Link: d.Path()})
 		}

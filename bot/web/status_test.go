@@ -2,8 +2,10 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +125,31 @@ func TestBrowserStatusPage(t *testing.T) {
 		}
 		if err := os.WriteFile(path, png, 0o644); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestStatusPageNewestDrafts: the page lists the newest drafts, newest
+// first, StatusDrafts of them.
+func TestStatusPageNewestDrafts(t *testing.T) {
+	drafts := outage.NewStore(0, nil)
+	for i := range StatusDrafts + 2 {
+		if _, err := drafts.New(outage.Draft{Service: fmt.Sprintf("service %d", i+1), Start: chartNow, CreatedBy: "kojibot", Created: chartNow}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := start(t, Options{StatusPage: true, Drafts: drafts, Now: func() time.Time { return chartNow }, Status: StatusSource{Hosts: fakeHosts{}}})
+	_, body := getWith(t, s, "/status", "")
+	var order []int
+	for _, id := range []string{">o7<", ">o6<", ">o5<", ">o4<", ">o3<"} {
+		order = append(order, strings.Index(body, id))
+	}
+	if !slices.IsSorted(order) || order[0] < 0 {
+		t.Errorf("drafts not newest first (positions of o7..o3: %v):\n%s", order, body)
+	}
+	for _, old := range []string{">o2<", ">o1<"} {
+		if strings.Contains(body, old) {
+			t.Errorf("status page lists the old draft %s", old)
 		}
 	}
 }
