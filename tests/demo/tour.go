@@ -52,6 +52,12 @@ func Tour(ctx context.Context, w io.Writer) error {
 			t.bob = c
 		}
 	}
+	// A build writes to fillingBuilder's fillingMount at a known rate
+	// from before the bot starts, so that every reading of the watcher's
+	// is on the trend.
+	stopFill := make(chan struct{})
+	filled := fillAt(sb, fillingBuilder, fillingMount+"/kojibot-tour-build", fillPerSecond, stopFill)
+	defer func() { close(stopFill); <-filled }()
 	bot, err := sb.StartBot(f.bin, "kojibot", f.cfg)
 	if err != nil {
 		return err
@@ -66,6 +72,44 @@ func Tour(ctx context.Context, w io.Writer) error {
 	t.flush()
 	fmt.Fprintf(w, "--- the tour took %s; stopping everything\n", time.Since(begin).Round(100*time.Millisecond))
 	return nil
+}
+
+// The tour's filling mount: a build writes fillPerSecond bytes a second to
+// fillingBuilder's fillingMount, of fillingMountSize bytes, and `disk
+// fillingBuilder` says how fast it fills and when it will be full.
+const (
+	fillingBuilder   = "xenbuilder1"
+	fillingMount     = "/mnt/build"
+	fillingMountSize = 16 << 20
+	fillPerSecond    = 32 << 10
+)
+
+// fillAt grows the file path on host so that it holds perSecond bytes for
+// every second since the call (fallocate: the blocks are really used),
+// every 250ms, until stop is closed; the file is removed at the end. The
+// returned channel is closed when it has stopped.
+func fillAt(sb *sandbox.Sandbox, host, path string, perSecond int64, stop <-chan struct{}) <-chan struct{} {
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		defer func() { _, _ = sb.Farm.Exec(host, "rm -f "+path) }()
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if size := int64(float64(perSecond) * time.Since(start).Seconds()); size > 0 {
+				if _, err := sb.Farm.Exec(host, fmt.Sprintf("fallocate -l %d %s", size, path)); err != nil {
+					return
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return done
 }
 
 // tour is the conversation as alice's client sees it.
@@ -295,6 +339,27 @@ func (t *tour) play(ctx context.Context, sb *sandbox.Sandbox) error {
 		return err
 	}
 	t.quiet(ctx, 300*time.Millisecond)
+
+	t.note("meanwhile a build on %s has been writing %d KiB/s to %s (%d MiB) since the bot started", fillingBuilder, fillPerSecond>>10, fillingMount, fillingMountSize>>20)
+	// The watcher needs three readings for a rate: ask again (it reads
+	// every 2s) until it has them.
+	for try := 1; ; try++ {
+		if err := t.say(t.alice, tourPrefix+"disk "+fillingBuilder); err != nil {
+			return err
+		}
+		l, err := t.wait(ctx, "the disk of "+fillingBuilder, has("alice: "+fillingBuilder+":", fillingMount))
+		if err != nil {
+			return err
+		}
+		t.quiet(ctx, 300*time.Millisecond)
+		if strings.Contains(l, "%/h, full in about") {
+			break
+		}
+		if try == 3 {
+			return fmt.Errorf("no fill rate for %s: %s", fillingMount, l)
+		}
+		time.Sleep(2 * time.Second)
+	}
 	const history = "list-history --host ppc3" + sandbox.KojiDomain
 	t.note("what Koji itself shows, with the upstream CLI: koji %s", history)
 	out, err := sb.Koji.ReadCLI(ctx, strings.Fields(history)...)
