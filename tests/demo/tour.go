@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/fedora-infra/kojibot/tests/harness/ircnet"
 	"github.com/fedora-infra/kojibot/tests/harness/sandbox"
@@ -25,7 +29,9 @@ const tourTimeout = 60 * time.Second
 // Tour starts the demo farm, plays a scripted conversation with the bot
 // through the real IRC server as alice (in the FAS group) and bob (not in
 // it), writes the transcript to w as an IRC log, and stops everything.
-func Tour(ctx context.Context, w io.Writer) error {
+// With screenshot set, it writes there a screenshot of the bot's /status
+// once /mnt/koji is full (make screenshot: docs/status.png).
+func Tour(ctx context.Context, w io.Writer, screenshot string) error {
 	f, err := startFarm(ctx, "kojibot-tour-", true, false)
 	if err != nil {
 		return err
@@ -33,7 +39,7 @@ func Tour(ctx context.Context, w io.Writer) error {
 	defer f.close()
 	sb := f.sb
 	addr := fmt.Sprintf("127.0.0.1:%d", sb.IRC.Port())
-	t := &tour{w: w, bot: "kojibot"}
+	t := &tour{w: w, bot: "kojibot", status: f.httpBase + "/status", screenshot: screenshot}
 	for _, u := range []string{"alice", "bob"} {
 		c, err := ircnet.Dial(ctx, addr, u, ircnet.ClientOptions{})
 		if err != nil {
@@ -72,6 +78,38 @@ func Tour(ctx context.Context, w io.Writer) error {
 	t.flush()
 	fmt.Fprintf(w, "--- the tour took %s; stopping everything\n", time.Since(begin).Round(100*time.Millisecond))
 	return nil
+}
+
+// shootStatus opens the status page at url in headless Chromium (Debian's
+// chromium), waits until it marks a stale builder and a full mount, and
+// writes its screenshot (PNG, the whole page) to path.
+func shootStatus(ctx context.Context, url, path string) error {
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		return fmt.Errorf("screenshot: chromium (Debian package chromium): %w", err)
+	}
+	dir, err := os.MkdirTemp("", "kojibot-tour-chromium-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin),
+		chromedp.UserDataDir(dir), chromedp.NoSandbox, chromedp.WindowSize(900, 700))
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	defer acancel()
+	bctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	bctx, cancelT := context.WithTimeout(bctx, 30*time.Second)
+	defer cancelT()
+	if err := chromedp.Do(bctx, chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.CSS("tr.stale")), chromedp.WaitVisible(chromedp.CSS("tr.full"))); err != nil {
+		return fmt.Errorf("screenshot: %s shows no stale builder and no full mount: %w", url, err)
+	}
+	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		return fmt.Errorf("screenshot: %w", err)
+	}
+	return os.WriteFile(path, png, 0o644)
 }
 
 // The tour's filling mount: a build writes fillPerSecond bytes a second to
@@ -117,6 +155,9 @@ type tour struct {
 	w          io.Writer
 	bot        string
 	alice, bob *ircnet.Client
+	// status is the bot's /status; screenshot, when set, is where the
+	// tour writes its screenshot once /mnt/koji is full.
+	status, screenshot string
 
 	mu      sync.Mutex
 	printed int // alice's messages written so far
@@ -391,6 +432,12 @@ func (t *tour) play(ctx context.Context, sb *sandbox.Sandbox) error {
 		return err
 	}
 	t.quiet(ctx, 500*time.Millisecond)
+	if t.screenshot != "" {
+		if err := shootStatus(ctx, t.status, t.screenshot); err != nil {
+			return err
+		}
+		t.note("the farm in a browser now: %s (screenshot: %s)", t.status, t.screenshot)
+	}
 	if err := t.confirmJob(ctx, "restart all"); err != nil {
 		return err
 	}

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"image/png"
 	"math"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,12 +20,14 @@ import (
 // a known rate and when it will be full, Koji's own history of the
 // capacity (the upstream CLI: the bot's Koji user's change), the
 // clean-up's dry run and job with the bytes freed, the outage draft of the
-// full /mnt/koji with its link, restart all; all within tourTimeout.
+// full /mnt/koji with its link (and the screenshot of /status then, as
+// make screenshot takes it), restart all; all within tourTimeout.
 func TestTour(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	err := Tour(ctx, &out)
+	shot := filepath.Join(t.TempDir(), "status.png")
+	err := Tour(ctx, &out, shot)
 	transcript := out.String()
 	t.Logf("transcript:\n%s", transcript)
 	if err != nil {
@@ -89,6 +94,19 @@ func TestTour(t *testing.T) {
 	}
 	if strings.Contains(transcript, " 1 builders") || strings.Contains(transcript, " 1 entries") {
 		t.Errorf("wrong plural in the transcript")
+	}
+	// The screenshot of /status (make screenshot), at the window's width.
+	if !strings.Contains(transcript, "(screenshot: "+shot+")\n") {
+		t.Errorf("the transcript does not name the screenshot %s", shot)
+	}
+	if f, err := os.Open(shot); err != nil {
+		t.Errorf("screenshot: %v", err)
+	} else {
+		cfg, err := png.DecodeConfig(f)
+		f.Close()
+		if err != nil || cfg.Width != 900 || cfg.Height < 700 {
+			t.Errorf("screenshot %s: %+v %v, want a PNG 900 wide and 700 high at least", shot, cfg, err)
+		}
 	}
 	m := regexp.MustCompile(`(?m)^--- the tour took ([0-9.]+s)`).FindStringSubmatch(transcript)
 	if m == nil {
