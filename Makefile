@@ -87,6 +87,14 @@ tour: deps
 	$(GO) build -o bin/kojibot-demo ./tests/demo
 	bin/kojibot-demo tour
 
+# screenshot: docs/status.png, the README's picture of /status: the tour
+# on the sandbox, with headless Chromium on the bot's /status once
+# /mnt/koji is full (a stale builder, full mounts, a mount filling, a draft).
+.PHONY: screenshot
+screenshot: deps
+	$(GO) build -o bin/kojibot-demo ./tests/demo
+	bin/kojibot-demo screenshot $(CURDIR)/docs/status.png
+
 # chaos: the fault run on the sandbox farm (tests/chaos): the SOP's jobs
 # through the bot while faults come at random, and the invariants checked
 # on the machines after each. SEED (0: a random one, printed), FAULTS (the

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,5 +118,61 @@ func TestBrowserJobPage(t *testing.T) {
 	}
 	if result, n := text("#result"), count(`document.querySelectorAll("#log li").length + 100*document.querySelectorAll("i, img").length`); result != "done" || n != 2 {
 		t.Fatalf("after: result %q, %d", result, n)
+	}
+}
+
+// TestBrowserStatusLive: /status open in Chromium changes without a
+// reload when the farm does: status.js, told over /status/events, fetches
+// the page again and replaces its main part (the new alert shows, the
+// old one goes), and what it puts in is text, never markup.
+func TestBrowserStatusLive(t *testing.T) {
+	var alerts atomic.Value
+	alerts.Store([]string{"disk:bld1:/var/lib/mock"})
+	s := New(Options{Listen: "127.0.0.1:0", StatusPage: true,
+		Status: StatusSource{Firing: func() []string { return alerts.Load().([]string) }}})
+	s.statusPoll = 100 * time.Millisecond
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	})
+	ctx := browser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+s.Addr()+"/status")); err != nil {
+		t.Fatal(err)
+	}
+	eval := func(expr string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("%s: %v", expr, err)
+		}
+		return v
+	}
+	const alertsText = `Array.from(document.querySelectorAll("li.alert")).map(e => e.textContent).join(",")`
+	if got := eval(`window.kojibotMark = "same page"; ` + alertsText); got != "disk:bld1:/var/lib/mock" {
+		t.Fatalf("alerts %q", got)
+	}
+	// Let the stream connect and take its first look before the change.
+	time.Sleep(500 * time.Millisecond)
+	alerts.Store([]string{"stale:<b>bld2</b>"})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := eval(alertsText)
+		if got == "stale:<b>bld2</b>" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page did not change: alerts %q", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if mark := eval(`String(window.kojibotMark)`); mark != "same page" {
+		t.Fatalf("the page was reloaded (mark %q)", mark)
+	}
+	if n := eval(`String(document.querySelectorAll("b").length)`); n != "0" {
+		t.Errorf("%s elements made of the alert", n)
 	}
 }

@@ -113,10 +113,7 @@ func (s *Server) statusData(ctx context.Context) statusPage {
 			sm := statusMount{Label: m.Label, Percent: last.Percent, PercentText: fmt.Sprintf("%.1f%%", last.Percent),
 				Full: last.Percent >= p.FullPercent, Rate: "not known yet"}
 			if pr := trend.Estimate(samples); pr.OK {
-				sm.Rate = fmt.Sprintf("%+.1f%%/h", pr.PercentPerHour)
-				if pr.Filling && pr.FullIn > 0 {
-					sm.Rate += ", full in about " + pr.FullIn.Round(time.Minute).String()
-				}
+				sm.Rate = pr.String() // as the alerts and disk say it
 			}
 			p.Mounts = append(p.Mounts, sm)
 		}
@@ -157,10 +154,10 @@ func (s *Server) statusEvents(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()
 	var last [32]byte
-	tick := time.NewTicker(StatusPoll)
+	tick := time.NewTicker(s.statusPoll)
 	defer tick.Stop()
 	for first := true; ; first = false {
-		_ = rc.SetWriteDeadline(time.Now().Add(StatusPoll + time.Minute))
+		_ = rc.SetWriteDeadline(time.Now().Add(s.statusPoll + time.Minute))
 		p := s.statusData(r.Context())
 		p.Now = ""
 		var b bytes.Buffer

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -64,7 +63,7 @@ func TestStatusPage(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Security-Policy") == "" {
 		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
 	}
-	for _, want := range []string{`<tr class="stale"><th scope="row">buildvm-x86-02.iad2.fedoraproject.org</th>`, "97.0%", "<strong>full</strong>", "&#43;1.0%/h, full in about 3h0m0s",
+	for _, want := range []string{`<tr class="stale"><th scope="row">buildvm-x86-02.iad2.fedoraproject.org</th>`, "97.0%", "<strong>full</strong>", "&#43;1.0%/h, full in about 3 h",
 		"deleted 120 buildroots, 41 GiB", `href="/jobs/q3hx7k2mzt5ydw4nqa6vcr2lpe"`, "&lt;img src=x onerror=alert(1)&gt; disk swap",
 		"stale:buildvm-x86-02.iad2.fedoraproject.org", "Koji build system", "3.5 / 10.0", `<meta name="viewport"`} {
 		if !strings.Contains(body, want) {
@@ -85,8 +84,7 @@ func TestStatusPage(t *testing.T) {
 
 // TestBrowserStatusPage opens /status in Chromium at a phone's width: the
 // stale builder and the full mount are marked, the comment's markup is
-// text; the screenshot is docs/status.png when KOJIBOT_SCREENSHOT names
-// where to write it.
+// text. (The README's screenshot is the sandbox's: make screenshot.)
 func TestBrowserStatusPage(t *testing.T) {
 	s := statusFixture(t)
 	ctx := browser(t)
@@ -118,14 +116,46 @@ func TestBrowserStatusPage(t *testing.T) {
 	if imgs != 0 || !strings.Contains(comment, "<img src=x onerror=alert(1)> disk swap") {
 		t.Fatalf("%d img elements; page text:\n%s", imgs, comment)
 	}
-	if path := os.Getenv("KOJIBOT_SCREENSHOT"); path != "" {
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+}
+
+// TestPagesNotStored: /status, the job and draft pages (HTML and plain
+// text) and their event streams are answered with Cache-Control:
+// no-store, so that no proxy or browser cache ever shows a stale farm.
+func TestPagesNotStored(t *testing.T) {
+	const jobToken = "q3hx7k2mzt5ydw4nqa6vcr2lpe"
+	drafts := outage.NewStore(0, nil)
+	d, err := drafts.New(outage.Draft{Service: "Koji build system", Start: chartNow, CreatedBy: "kojibot", Created: chartNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, Options{StatusPage: true, Drafts: drafts, Jobs: fakeJobs{jobToken: hostileJob(jobToken)},
+		Status: StatusSource{Hosts: fakeHosts{{Name: "bld1", Enabled: true}}}})
+	for _, page := range []struct{ path, accept string }{
+		{"/status", browserAccept}, {"/status", ""},
+		{"/jobs/" + jobToken, browserAccept}, {"/jobs/" + jobToken, "text/plain"}, {"/jobs/" + jobToken + "?format=text", ""},
+		{d.Path(), browserAccept}, {d.Path(), "text/plain"},
+	} {
+		resp, _ := getWith(t, s, page.path, page.accept)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("GET %s (Accept %q): %d, Cache-Control %q", page.path, page.accept, resp.StatusCode, resp.Header.Get("Cache-Control"))
+		}
+	}
+	// The event streams: their headers, then hang up.
+	for _, path := range []string{"/status/events", "/jobs/" + jobToken + "/events"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Addr()+path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
 		}
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("GET %s: %d, Cache-Control %q", path, resp.StatusCode, resp.Header.Get("Cache-Control"))
+		}
+		cancel()
+		resp.Body.Close()
 	}
 }
 

@@ -111,6 +111,9 @@ type Server struct {
 	replies *replies
 	health  dbHealth // the database's pings
 	hub     dbHealth // the hub's pings
+	// statusPoll is how often /status/events looks for a change
+	// (StatusPoll; shorter in tests).
+	statusPoll time.Duration
 
 	mu     sync.Mutex
 	srv    *http.Server
@@ -137,9 +140,10 @@ func New(opts Options) *Server {
 	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
 	s := &Server{
-		opts:    opts,
-		log:     opts.Log.With("component", "http"),
-		replies: newReplies(opts.MaxReplies),
+		opts:       opts,
+		log:        opts.Log.With("component", "http"),
+		replies:    newReplies(opts.MaxReplies),
+		statusPoll: StatusPoll,
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
@@ -163,7 +167,8 @@ func New(opts Options) *Server {
 }
 
 // secure sets the headers every answer carries: no content sniffing, no
-// caching, no framing.
+// caching (no-store: a proxy or a browser must never show a stale farm,
+// job or draft), no framing.
 func secure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()

@@ -5,7 +5,9 @@
 // kojid, with the SOP's problems and, when Dendrite builds,
 // a Matrix homeserver, then prints how to talk to the bot. Ctrl-C stops
 // everything. It is what `make demo` runs; `kojibot-demo tour` (make tour)
-// plays a scripted conversation with it instead and prints the transcript.
+// plays a scripted conversation with it instead and prints the transcript;
+// `kojibot-demo screenshot <file.png>` (make screenshot) plays it too, and
+// writes a screenshot of the bot's /status on the way.
 package main
 
 import (
@@ -36,9 +38,14 @@ func run() error {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
 		case "tour":
-			return Tour(ctx, os.Stdout)
+			return Tour(ctx, os.Stdout, "")
+		case "screenshot":
+			if len(os.Args) != 3 {
+				return fmt.Errorf("usage: %s screenshot <file.png>", filepath.Base(os.Args[0]))
+			}
+			return Tour(ctx, os.Stdout, os.Args[2])
 		default:
-			return fmt.Errorf("usage: %s [tour]", filepath.Base(os.Args[0]))
+			return fmt.Errorf("usage: %s [tour | screenshot <file.png>]", filepath.Base(os.Args[0]))
 		}
 	}
 	f, err := startFarm(ctx, "kojibot-demo-", false, true)

@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/fedora-infra/kojibot/tests/harness/ircnet"
 	"github.com/fedora-infra/kojibot/tests/harness/sandbox"
@@ -25,7 +29,9 @@ const tourTimeout = 60 * time.Second
 // Tour starts the demo farm, plays a scripted conversation with the bot
 // through the real IRC server as alice (in the FAS group) and bob (not in
 // it), writes the transcript to w as an IRC log, and stops everything.
-func Tour(ctx context.Context, w io.Writer) error {
+// With screenshot set, it writes there a screenshot of the bot's /status
+// once /mnt/koji is full (make screenshot: docs/status.png).
+func Tour(ctx context.Context, w io.Writer, screenshot string) error {
 	f, err := startFarm(ctx, "kojibot-tour-", true, false)
 	if err != nil {
 		return err
@@ -33,7 +39,7 @@ func Tour(ctx context.Context, w io.Writer) error {
 	defer f.close()
 	sb := f.sb
 	addr := fmt.Sprintf("127.0.0.1:%d", sb.IRC.Port())
-	t := &tour{w: w, bot: "kojibot"}
+	t := &tour{w: w, bot: "kojibot", status: f.httpBase + "/status", screenshot: screenshot}
 	for _, u := range []string{"alice", "bob"} {
 		c, err := ircnet.Dial(ctx, addr, u, ircnet.ClientOptions{})
 		if err != nil {
@@ -52,6 +58,12 @@ func Tour(ctx context.Context, w io.Writer) error {
 			t.bob = c
 		}
 	}
+	// A build writes to fillingBuilder's fillingMount at a known rate
+	// from before the bot starts, so that every reading of the watcher's
+	// is on the trend.
+	stopFill := make(chan struct{})
+	filled := fillAt(sb, fillingBuilder, fillingMount+"/kojibot-tour-build", fillPerSecond, stopFill)
+	defer func() { close(stopFill); <-filled }()
 	bot, err := sb.StartBot(f.bin, "kojibot", f.cfg)
 	if err != nil {
 		return err
@@ -68,11 +80,84 @@ func Tour(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
+// shootStatus opens the status page at url in headless Chromium (Debian's
+// chromium), waits until it marks a stale builder and a full mount, and
+// writes its screenshot (PNG, the whole page) to path.
+func shootStatus(ctx context.Context, url, path string) error {
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		return fmt.Errorf("screenshot: chromium (Debian package chromium): %w", err)
+	}
+	dir, err := os.MkdirTemp("", "kojibot-tour-chromium-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin),
+		chromedp.UserDataDir(dir), chromedp.NoSandbox, chromedp.WindowSize(900, 700))
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	defer acancel()
+	bctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	bctx, cancelT := context.WithTimeout(bctx, 30*time.Second)
+	defer cancelT()
+	if err := chromedp.Do(bctx, chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.CSS("tr.stale")), chromedp.WaitVisible(chromedp.CSS("tr.full"))); err != nil {
+		return fmt.Errorf("screenshot: %s shows no stale builder and no full mount: %w", url, err)
+	}
+	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		return fmt.Errorf("screenshot: %w", err)
+	}
+	return os.WriteFile(path, png, 0o644)
+}
+
+// The tour's filling mount: a build writes fillPerSecond bytes a second to
+// fillingBuilder's fillingMount, of fillingMountSize bytes, and `disk
+// fillingBuilder` says how fast it fills and when it will be full.
+const (
+	fillingBuilder   = "xenbuilder1"
+	fillingMount     = "/mnt/build"
+	fillingMountSize = 16 << 20
+	fillPerSecond    = 32 << 10
+)
+
+// fillAt grows the file path on host so that it holds perSecond bytes for
+// every second since the call (fallocate: the blocks are really used),
+// every 250ms, until stop is closed; the file is removed at the end. The
+// returned channel is closed when it has stopped.
+func fillAt(sb *sandbox.Sandbox, host, path string, perSecond int64, stop <-chan struct{}) <-chan struct{} {
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		defer func() { _, _ = sb.Farm.Exec(host, "rm -f "+path) }()
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if size := int64(float64(perSecond) * time.Since(start).Seconds()); size > 0 {
+				if _, err := sb.Farm.Exec(host, fmt.Sprintf("fallocate -l %d %s", size, path)); err != nil {
+					return
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return done
+}
+
 // tour is the conversation as alice's client sees it.
 type tour struct {
 	w          io.Writer
 	bot        string
 	alice, bob *ircnet.Client
+	// status is the bot's /status; screenshot, when set, is where the
+	// tour writes its screenshot once /mnt/koji is full.
+	status, screenshot string
 
 	mu      sync.Mutex
 	printed int // alice's messages written so far
@@ -295,6 +380,27 @@ func (t *tour) play(ctx context.Context, sb *sandbox.Sandbox) error {
 		return err
 	}
 	t.quiet(ctx, 300*time.Millisecond)
+
+	t.note("meanwhile a build on %s has been writing %d KiB/s to %s (%d MiB) since the bot started", fillingBuilder, fillPerSecond>>10, fillingMount, fillingMountSize>>20)
+	// The watcher needs three readings for a rate: ask again (it reads
+	// every 2s) until it has them.
+	for try := 1; ; try++ {
+		if err := t.say(t.alice, tourPrefix+"disk "+fillingBuilder); err != nil {
+			return err
+		}
+		l, err := t.wait(ctx, "the disk of "+fillingBuilder, has("alice: "+fillingBuilder+":", fillingMount))
+		if err != nil {
+			return err
+		}
+		t.quiet(ctx, 300*time.Millisecond)
+		if strings.Contains(l, "%/h, full in about") {
+			break
+		}
+		if try == 3 {
+			return fmt.Errorf("no fill rate for %s: %s", fillingMount, l)
+		}
+		time.Sleep(2 * time.Second)
+	}
 	const history = "list-history --host ppc3" + sandbox.KojiDomain
 	t.note("what Koji itself shows, with the upstream CLI: koji %s", history)
 	out, err := sb.Koji.ReadCLI(ctx, strings.Fields(history)...)
@@ -326,6 +432,12 @@ func (t *tour) play(ctx context.Context, sb *sandbox.Sandbox) error {
 		return err
 	}
 	t.quiet(ctx, 500*time.Millisecond)
+	if t.screenshot != "" {
+		if err := shootStatus(ctx, t.status, t.screenshot); err != nil {
+			return err
+		}
+		t.note("the farm in a browser now: %s (screenshot: %s)", t.status, t.screenshot)
+	}
 	if err := t.confirmJob(ctx, "restart all"); err != nil {
 		return err
 	}

@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"context"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -16,25 +13,15 @@ import (
 // TestStatusPageInBrowser opens the bot's /status in headless Chromium
 // (Debian's chromium; missing, the test fails): the sandbox farm's stale
 // builder (a host without a kojid, stale since the farm started) and its
-// full /mnt/koji are marked, with the watcher's rate.
+// full /mnt/koji are marked, with the watcher's rate. (The README's
+// screenshot is the demo farm's: make screenshot.)
 func TestStatusPageInBrowser(t *testing.T) {
 	const fill = sandbox.SharedMount + "/kojibot-e2e-status-fill"
 	bldCleanup(t, sandbox.HubHost, "rm -f "+fill)
 	bldExec(t, sandbox.HubHost, "dd if=/dev/zero of="+fill+" bs=1M count=15 status=none")
 	const staleHost = "ppc3.fedora.redhat.com"
 	_, base := watchBot(t, "kojibot-status", map[string]any{"http": map[string]any{"status_page": true}})
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("chromium (Debian package chromium): %v", err)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path),
-		chromedp.UserDataDir(t.TempDir()), chromedp.NoSandbox, chromedp.WindowSize(1000, 900))
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer acancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancelT()
+	ctx := chromiumTab(t, 1000, 900, 2*time.Minute)
 
 	// The watcher needs a few rounds (every 2 s) for a rate and for
 	// stale_after (8 s) to pass: reload until both show.
@@ -58,14 +45,5 @@ func TestStatusPageInBrowser(t *testing.T) {
 			t.Fatalf("no stale %s and full %s: stale rows %q, full rows %q; page:\n%s", staleHost, sandbox.SharedMount, stale, full, page)
 		}
 		time.Sleep(2 * time.Second)
-	}
-	if os.Getenv("KOJIBOT_SCREENSHOT") != "" {
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(os.Getenv("KOJIBOT_SCREENSHOT"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
