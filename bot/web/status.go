@@ -140,10 +140,26 @@ func (s *Server) statusData(ctx context.Context) statusPage {
 	return p
 }
 
+// sharedStatus is statusData as read for every viewer at most once per
+// half StatusPoll. A viewer that comes while it is being read waits for
+// that read rather than starting another.
+func (s *Server) sharedStatus(ctx context.Context) statusPage {
+	s.page.Lock()
+	defer s.page.Unlock()
+	if !s.page.at.IsZero() && time.Since(s.page.at) < s.statusPoll/2 {
+		return s.page.data
+	}
+	// Not the viewer's context: a viewer who leaves must not leave an
+	// error on the page the others are shown.
+	s.page.data = s.statusData(context.WithoutCancel(ctx))
+	s.page.at = time.Now()
+	return s.page.data
+}
+
 // status serves /status, the farm on one page; only when
 // http.status_page is on (Options.StatusPage).
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	s.writeHTML(w, "status.html", s.statusData(r.Context()))
+	s.writeHTML(w, "status.html", s.sharedStatus(r.Context()))
 }
 
 // statusEvents sends a "changed" event whenever what /status shows
@@ -158,7 +174,7 @@ func (s *Server) statusEvents(w http.ResponseWriter, r *http.Request) {
 	defer tick.Stop()
 	for first := true; ; first = false {
 		_ = rc.SetWriteDeadline(time.Now().Add(s.statusPoll + time.Minute))
-		p := s.statusData(r.Context())
+		p := s.sharedStatus(r.Context())
 		p.Now = ""
 		var b bytes.Buffer
 		if err := pages.ExecuteTemplate(&b, "status.html", p); err == nil {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,5 +183,46 @@ func TestStatusPageNewestDrafts(t *testing.T) {
 		if strings.Contains(body, old) {
 			t.Errorf("status page lists the old draft %s", old)
 		}
+	}
+}
+
+// countingHosts counts the reads of Koji's hosts.
+type countingHosts struct {
+	fakeHosts
+	reads atomic.Int64
+}
+
+func (c *countingHosts) Hosts(ctx context.Context) ([]kojidb.Host, error) {
+	c.reads.Add(1)
+	time.Sleep(20 * time.Millisecond) // a read takes a moment: others come meanwhile
+	return c.fakeHosts.Hosts(ctx)
+}
+
+// TestStatusPageSharedRead: twenty viewers at once cost Koji one read of
+// its hosts, not twenty; a viewer after half a StatusPoll gets a new one.
+func TestStatusPageSharedRead(t *testing.T) {
+	hosts := &countingHosts{fakeHosts: fakeHosts{{Name: "ppc3", Enabled: true, Capacity: 2}}}
+	s := start(t, Options{StatusPage: true, Status: StatusSource{Hosts: hosts}})
+	s.statusPoll = time.Minute
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp, body := getWith(t, s, "/status", ""); resp.StatusCode != http.StatusOK || !strings.Contains(body, "ppc3") {
+				t.Errorf("%d %s", resp.StatusCode, body)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := hosts.reads.Load(); n != 1 {
+		t.Errorf("20 viewers read the hosts %d times, want 1", n)
+	}
+	s.page.Lock()
+	s.page.at = time.Now().Add(-time.Minute) // half a StatusPoll later
+	s.page.Unlock()
+	getWith(t, s, "/status", "")
+	if n := hosts.reads.Load(); n != 2 {
+		t.Errorf("a viewer after half a StatusPoll: %d reads, want 2", n)
 	}
 }

@@ -114,6 +114,14 @@ type Server struct {
 	// statusPoll is how often /status/events looks for a change
 	// (StatusPoll; shorter in tests).
 	statusPoll time.Duration
+	// page is what /status showed last, shared by every viewer for half
+	// a StatusPoll: however many browsers watch, Koji is asked for its
+	// hosts at most twice per StatusPoll.
+	page struct {
+		sync.Mutex
+		at   time.Time
+		data statusPage
+	}
 
 	mu     sync.Mutex
 	srv    *http.Server
