@@ -50,7 +50,7 @@ func runShort(t *testing.T, o Options) *Report {
 // one on the SQLite store whose state.dir fills up: no violation.
 func TestChaosShort(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
-		rep := runShort(t, Options{Seed: shortSeed, Faults: 7, Store: StorePostgres, Replicas: 2})
+		rep := runShort(t, Options{Seed: shortSeed, Faults: 7, Store: StorePostgres, Replicas: 2, Matrix: true})
 		kinds := map[Fault]bool{}
 		for _, r := range rep.Results {
 			kinds[r.Step.Fault] = true
@@ -71,19 +71,39 @@ func TestChaosShort(t *testing.T) {
 // TestScheduleRepeats: a seed gives the same schedule, and another seed
 // another one; a run without standby replicas never kills a standby.
 func TestScheduleRepeats(t *testing.T) {
-	a, b := Schedule(42, 50, StorePostgres, 1), Schedule(42, 50, StorePostgres, 1)
+	a, b := Schedule(42, 50, StorePostgres, 1, false), Schedule(42, 50, StorePostgres, 1, false)
 	if FormatSchedule(a) != FormatSchedule(b) {
 		t.Fatalf("seed 42 gave two schedules:\n%s\n%s", FormatSchedule(a), FormatSchedule(b))
 	}
-	if FormatSchedule(Schedule(43, 50, StorePostgres, 1)) == FormatSchedule(a) {
+	if FormatSchedule(Schedule(43, 50, StorePostgres, 1, false)) == FormatSchedule(a) {
 		t.Error("seeds 42 and 43 gave the same schedule")
 	}
 	for _, s := range a {
-		if s.Fault == FaultKillStandby || s.Fault == FaultStateDiskFull {
-			t.Errorf("step %s: not a fault of one replica on PostgreSQL", s)
+		if s.Fault == FaultKillStandby || s.Fault == FaultStateDiskFull || s.Fault == FaultHomeserver || s.Matrix {
+			t.Errorf("step %s: not a fault of one replica on PostgreSQL without Matrix", s)
 		}
 	}
-	for _, s := range Schedule(42, 50, StoreSQLite, 2) {
+	// With Matrix, some callers are on Matrix and some faults restart the
+	// homeserver; every other step is the one the seed gives without.
+	m := Schedule(42, 50, StorePostgres, 1, true)
+	onMatrix, restarts := 0, 0
+	for i, s := range m {
+		if s.Matrix {
+			onMatrix++
+		}
+		if s.Fault == FaultHomeserver {
+			restarts++
+			continue
+		}
+		s.Matrix = false
+		if s != a[i] {
+			t.Errorf("step %d with Matrix: %s, without: %s", i+1, s, a[i])
+		}
+	}
+	if onMatrix == 0 || onMatrix == len(m) || restarts == 0 {
+		t.Errorf("with Matrix: %d callers of %d on Matrix, %d homeserver restarts", onMatrix, len(m), restarts)
+	}
+	for _, s := range Schedule(42, 50, StoreSQLite, 2, true) {
 		if s.Fault == FaultStateDB {
 			t.Errorf("step %s: a SQLite run has no state database to restart", s)
 		}
