@@ -46,20 +46,30 @@ func runShort(t *testing.T, o Options) *Report {
 	return rep
 }
 
-// TestChaosShort: a short seeded fault run on the PostgreSQL store, and
-// one on the SQLite store whose state.dir fills up: no violation.
+// TestChaosShort: a short seeded fault run on the PostgreSQL store with
+// IRC and Matrix, ending with a homeserver restart while a Matrix
+// caller's job runs, and one on the SQLite store whose state.dir fills
+// up: no violation. The two run side by side, each on a farm of its own.
 func TestChaosShort(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
-		rep := runShort(t, Options{Seed: shortSeed, Faults: 7, Store: StorePostgres, Replicas: 2, Matrix: true})
+		t.Parallel()
+		steps := append(Schedule(shortSeed, 7, StorePostgres, 2, true),
+			Step{N: 8, Job: JobRestartBuilders, Target: "xenbuilder1", Matrix: true, Fault: FaultHomeserver, AtJob: true, After: 500 * time.Millisecond})
+		rep := runShort(t, Options{Seed: shortSeed, Store: StorePostgres, Replicas: 2, Matrix: true, Schedule: steps})
 		kinds := map[Fault]bool{}
+		matrix := 0
 		for _, r := range rep.Results {
 			kinds[r.Step.Fault] = true
+			if r.Step.Matrix {
+				matrix++
+			}
 		}
-		if len(kinds) < 7 {
-			t.Errorf("the short schedule has %d kinds of fault, want 7: %v", len(kinds), kinds)
+		if len(kinds) < 8 || matrix < 2 {
+			t.Errorf("the short schedule has %d kinds of fault, want 8, and %d Matrix callers, want 2 or more: %v", len(kinds), matrix, kinds)
 		}
 	})
 	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
 		runShort(t, Options{Seed: shortSeed, Store: StoreSQLite, Schedule: []Step{
 			{N: 1, Job: JobCleanup, Target: "xenbuilder3", Fault: FaultStateDiskFull, AtJob: true, Hold: 3 * time.Second},
 			{N: 2, Job: JobRestartBuilders, Target: "xenbuilder2", Fault: FaultKillLeader, AtJob: true, After: 300 * time.Millisecond},
