@@ -1,9 +1,10 @@
 // Package chaos is kojibot's fault run: it starts the sandbox farm (a
 // real Koji hub and its PostgreSQL, sshd builders with real kojids behind
-// a fault proxy each, InspIRCd with Anope) and kojibot on its own state
-// store, drives the SOP's jobs through the bot over IRC, and while each
-// runs injects a fault drawn from a seed: a SIGKILL of the bot or of a
-// `kojibot exec`, a PostgreSQL, IRC or builder restart, a builder's sshd
+// a fault proxy each, InspIRCd with Anope, Dendrite) and kojibot on its
+// own state store, drives the SOP's jobs through the bot over IRC and
+// Matrix, and while each runs injects a fault drawn from a seed: a SIGKILL
+// of the bot or of a `kojibot exec`, a PostgreSQL, IRC, homeserver or
+// builder restart, a builder's sshd
 // sessions killed, its network cut, slowed or reset, a full state
 // filesystem. After each fault it waits for the farm to settle and checks,
 // on the machines themselves, that every stopped service runs again,
