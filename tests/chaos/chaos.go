@@ -5,12 +5,12 @@
 // Matrix, and while each runs injects a fault drawn from a seed: a SIGKILL
 // of the bot or of a `kojibot exec`, a PostgreSQL, IRC, homeserver or
 // builder restart, a builder's sshd sessions killed, its network cut,
-// slowed or reset, a full state filesystem. After each fault it waits for the farm to settle and checks,
-// on the machines themselves, that every stopped service runs again,
-// nothing outside a confirmed plan was deleted, no command ran twice,
-// every caller got one answer, no journal record is left open and there
-// was never more than one acting bot. `make chaos` and TestChaosShort run
-// it.
+// slowed or reset, a full state filesystem. After each fault it waits
+// for the farm to settle and checks, on the machines themselves, that
+// every stopped service runs again, nothing outside a confirmed plan was
+// deleted, no command ran twice, every caller got one answer, no journal
+// record is left open and there was never more than one acting bot.
+// `make chaos` and TestChaosShort run it.
 package chaos
 
 import (
