@@ -715,6 +715,16 @@ func errorOutcome(l line) string {
 	return "error"
 }
 
+// endsCommand reports whether a line to a caller ends the command it answers:
+// a confirmation asked, a job's end, a value set or found already set,
+// or a notice that the command was interrupted or not run. A clean-up's
+// "before" line, a job's "started" line and its progress do not.
+func endsCommand(text string) bool {
+	return tokenRe.MatchString(text) || jobID(text) != "" || strings.HasPrefix(text, interruptedPrefix) ||
+		strings.HasPrefix(text, "error: not run: ") || strings.Contains(text, " → ") ||
+		strings.Contains(text, " MiB in ") || strings.Contains(text, "nothing changed")
+}
+
 // jobID is the job a job's last line ends, or "".
 func jobID(text string) string {
 	m := jobEndRe.FindStringSubmatch(text)
@@ -1167,18 +1177,18 @@ func (r *runner) check(ctx context.Context, s Step, base *baseline, cv *caller, 
 		}
 	}
 	if cv.m != nil {
-		// On Matrix each answer replies to its command: one answer each,
-		// a job's "started" aside (an interrupted notice and a result
-		// for one command would be two).
+		// On Matrix each answer replies to its command: at most one that
+		// ends it (an interrupted notice and a result for one command
+		// would be two).
 		answers := map[string]int{}
 		for _, e := range cv.m.botEvents() {
-			if b := body(e); cv.m.sentIt(replyTo(e)) && strings.HasPrefix(b, cv.nick+": ") && !startedRe.MatchString(strings.TrimPrefix(b, cv.nick+": ")) {
+			if b := body(e); cv.m.sentIt(replyTo(e)) && strings.HasPrefix(b, cv.nick+": ") && endsCommand(strings.TrimPrefix(b, cv.nick+": ")) {
 				answers[string(replyTo(e))]++
 			}
 		}
 		for evt, n := range answers {
 			if n > 1 {
-				violate("one answer per command", "%d answers to one command (%s) of %q:\n%s", n, evt, s.Command(), text)
+				violate("one answer per command", "%d answers ending one command (%s) of %q:\n%s", n, evt, s.Command(), text)
 			}
 		}
 	}
