@@ -125,14 +125,14 @@ func TestScheduleRepeats(t *testing.T) {
 func TestEndsCommand(t *testing.T) {
 	for text, want := range map[string]bool{
 		"confirm: clean-up plan for xenbuilder4: stop kojid\nto go ahead: !koji confirm exetszg7 (within 5m0s; only you, here)": true,
-		"job 2 (cleanup xenbuilder4) done in 4s": true,
-		"error: job 2 (cleanup xenbuilder4) failed after 4s: ssh": true,
+		"job 2 (cleanup xenbuilder4) done in 4s":                                                               true,
+		"error: job 2 (cleanup xenbuilder4) failed after 4s: ssh":                                              true,
 		"error: interrupted: kojibot stopped before \"capacity ppc1 2.06\" finished and will not run it again": true,
-		"error: not run: sent 3m0s before it reached kojibot (matrix.max_delay is 2m0s)": true,
-		"ppc1.fedora.redhat.com capacity 2 → 2.06 (load 0)": true,
-		"xenbuilder1 already has memory = 4096 MiB; nothing changed": true,
-		"xenbuilder4 before: /var/lib/mock 0% (32.0 MiB free), /mnt/build 0% (16.0 MiB free)": false,
-		"job 2 started: cleanup xenbuilder4 (cancel 2 to stop it)": false,
+		"error: not run: sent 3m0s before it reached kojibot (matrix.max_delay is 2m0s)":                       true,
+		"ppc1.fedora.redhat.com capacity 2 → 2.06 (load 0)":                                                    true,
+		"xenbuilder1 already has memory = 4096 MiB; nothing changed":                                           true,
+		"xenbuilder4 before: /var/lib/mock 0% (32.0 MiB free), /mnt/build 0% (16.0 MiB free)":                  false,
+		"job 2 started: cleanup xenbuilder4 (cancel 2 to stop it)":                                             false,
 	} {
 		if got := endsCommand(text); got != want {
 			t.Errorf("endsCommand(%q) = %v, want %v", text, got, want)
