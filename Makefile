@@ -99,13 +99,16 @@ screenshot: deps
 # through the bot while faults come at random, and the invariants checked
 # on the machines after each. SEED (0: a random one, printed), FAULTS (the
 # default takes about 15 minutes here), STORE (postgres or sqlite),
-# REPLICAS. A violation prints the seed and the schedule and fails.
+# REPLICAS, MATRIX (1: a homeserver beside IRC, with callers on it and
+# its restarts among the faults; 0: IRC only). A violation prints the
+# seed and the schedule and fails.
 SEED ?= 0
 FAULTS ?= 120
 STORE ?= postgres
 REPLICAS ?= 2
+MATRIX ?= 1
 chaos: deps
-	$(GO) run ./tests/chaos/cmd/chaos -seed $(SEED) -faults $(FAULTS) -store $(STORE) -replicas $(REPLICAS)
+	$(GO) run ./tests/chaos/cmd/chaos -seed $(SEED) -faults $(FAULTS) -store $(STORE) -replicas $(REPLICAS) -matrix=$(MATRIX)
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDispatch -fuzztime 60s ./commands/

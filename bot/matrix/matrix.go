@@ -45,6 +45,9 @@ const (
 	keyAccessToken = "matrix.access_token" // only when logged in with a password
 )
 
+// finalKey is the content key that marks a command's last reply (true).
+const finalKey = "org.fedoraproject.kojibot.final"
+
 // syncState is what the store keeps of the sync, in one record so that it
 // is written at once: the token to sync from (next_batch) and the
 // commands taken from the batches up to it that have not finished. It is
@@ -493,6 +496,19 @@ func (b *Bot) tellInterrupted(ctx context.Context) {
 			left = append(left, t) // not joined yet
 			continue
 		}
+		answered, err := b.answered(ctx, t)
+		if err != nil {
+			b.log.Warn("matrix: cannot tell yet whether an interrupted command was answered", "room_id", t.Room, "event_id", t.Event, "error", redactErr(err))
+			left = append(left, t)
+			continue
+		}
+		if answered {
+			// Stopped after its last reply and before it was recorded
+			// as finished: it was answered; a notice would be a second
+			// answer.
+			b.log.Info("matrix: a command the last stop left taken had been answered; not telling the caller again", "room_id", t.Room, "event_id", t.Event, "command", t.Text)
+			continue
+		}
 		b.log.Warn("matrix: telling the caller a command was interrupted", "room_id", t.Room, "event_id", t.Event, "sender", t.Sender, "command", t.Text)
 		caller := t.Sender
 		m := reply.Text(reply.Error, fmt.Sprintf(
@@ -515,6 +531,40 @@ func (b *Bot) tellInterrupted(ctx context.Context) {
 			b.log.Error("matrix: saving the sync state", "error", err)
 		}
 	}
+}
+
+// answeredWithin is how many of the bot's events after a command
+// answered looks through for its last reply.
+const answeredWithin = 100
+
+// answered reports whether the room holds the last reply (marked Final)
+// of the bot to t's command: the command ended, although the store still
+// lists it as taken. A homeserver that does not serve the event's
+// context (a 4xx) says no; one that cannot be asked now is an error.
+func (b *Bot) answered(ctx context.Context, t taken) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := b.cli.Context(ctx, t.Room, t.Event, &mautrix.FilterPart{Senders: []id.UserID{b.self}, Types: []event.Type{event.EventMessage}}, answeredWithin)
+	if err != nil {
+		var he mautrix.HTTPError
+		if errors.As(err, &he) && he.Response != nil && he.Response.StatusCode >= 400 && he.Response.StatusCode < 500 && he.Response.StatusCode != http.StatusTooManyRequests {
+			return false, nil
+		}
+		return false, err
+	}
+	for _, e := range resp.EventsAfter {
+		if e.Sender != b.self {
+			continue
+		}
+		if final, _ := e.Content.Raw[finalKey].(bool); final {
+			if rel, ok := e.Content.Raw["m.relates_to"].(map[string]any); ok {
+				if irt, ok := rel["m.in_reply_to"].(map[string]any); ok && irt["event_id"] == string(t.Event) {
+					return true, nil
+				}
+			}
+		}
+	}
+	return false, nil
 }
 
 // command is a command line taken from a room event, to be handed to the
@@ -616,6 +666,11 @@ func (b *Bot) schedule(ctx context.Context) {
 func (b *Bot) run(ctx context.Context, c command) {
 	defer b.saveSoon(ctx)
 	defer b.finished(c.t.Event)
+	// Its last reply goes out marked Final before the command stops being
+	// taken: a bot started between the two finds it and does not tell the
+	// caller the command was interrupted.
+	c.out.hold()
+	defer c.out.release()
 	if b.opts.Limits != nil {
 		key := b.limitKey(ctx, c.t.Sender)
 		if ok, warn := b.opts.Limits.Allow(key); !ok {
@@ -895,6 +950,10 @@ type content struct {
 	Mentions      *event.Mentions `json:"m.mentions,omitempty"`
 	// NewContent is, in an edit (m.replace), the message's new content.
 	NewContent *content `json:"m.new_content,omitempty"`
+	// Final marks the last reply a command sent while it ran (see
+	// output.hold): a bot that finds it in the room knows the command
+	// was answered, even if it is still listed as taken.
+	Final bool `json:"org.fedoraproject.kojibot.final,omitempty"` // finalKey
 	// capped is set when compose left lines out.
 	capped bool
 }
@@ -933,6 +992,39 @@ type output struct {
 
 	mu       sync.Mutex // held while a job's progress is sent, to keep edits in order
 	progress map[string]*progress
+	// holding: the command runs, and its last reply so far waits in
+	// pending, so that the one it ends with is sent marked Final.
+	holding bool
+	pending *content
+}
+
+// hold makes o keep each reply until the next one (or release): the
+// command's last reply is then known, and marked.
+func (o *output) hold() {
+	o.mu.Lock()
+	o.holding = true
+	o.mu.Unlock()
+}
+
+// release sends the reply held back, marked Final, and sends every later
+// one (a job's) at once.
+func (o *output) release() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.holding = false
+	if c := o.pending; c != nil {
+		o.pending = nil
+		c.Final = true
+		o.b.send(context.Background(), o.room, c)
+	}
+}
+
+// flush sends the reply held back, unmarked; o.mu is held.
+func (o *output) flush() {
+	if c := o.pending; c != nil {
+		o.pending = nil
+		o.b.send(context.Background(), o.room, c)
+	}
 }
 
 // progress is one job's progress message: the messages so far, the event
@@ -953,6 +1045,7 @@ type progress struct {
 func (o *output) SendProgress(jobID string, m reply.Message) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.flush() // in order: a reply held back goes before the progress
 	if o.progress == nil {
 		o.progress = map[string]*progress{}
 	}
@@ -984,7 +1077,15 @@ func edit(target id.EventID, c *content) *content {
 
 // Send implements commands.Output.
 func (o *output) Send(m reply.Message) {
-	o.b.send(context.Background(), o.room, o.b.compose([]reply.Message{m}, o.replyTo, &o.caller, true))
+	c := o.b.compose([]reply.Message{m}, o.replyTo, &o.caller, true)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.holding {
+		o.flush()
+		o.pending = c
+		return
+	}
+	o.b.send(context.Background(), o.room, c)
 }
 
 // SendResult implements commands.ResultOutput. Progress messages capped
@@ -992,6 +1093,7 @@ func (o *output) Send(m reply.Message) {
 // their lines.
 func (o *output) SendResult(m reply.Message) {
 	o.mu.Lock()
+	o.flush()
 	for _, p := range o.progress {
 		if !p.capped || p.event == "" {
 			continue

@@ -46,6 +46,11 @@ type fakeHS struct {
 	aliases map[string]string
 	joins   []string
 	leaves  []string
+	// onSend, when set, is called after each send is recorded.
+	onSend func()
+	// context, when set, serves /context: every event sent, as the bot's,
+	// after the one asked about.
+	context bool
 }
 
 func (f *fakeHS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -73,6 +78,9 @@ func (f *fakeHS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		f.sends = append(f.sends, c)
 		fmt.Fprintf(w, `{"event_id":"$e%d"}`, len(f.sends))
+		if f.onSend != nil {
+			f.onSend()
+		}
 	case strings.Contains(r.URL.Path, "/join/"):
 		_, target, _ := strings.Cut(r.URL.Path, "/join/")
 		f.mu.Lock()
@@ -100,6 +108,15 @@ func (f *fakeHS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		fmt.Fprintf(w, `{"room_id":%q,"servers":["test"]}`, room)
+	case strings.Contains(r.URL.Path, "/context/") && f.context:
+		f.mu.Lock()
+		var after []map[string]any
+		for i, c := range f.sends {
+			after = append(after, map[string]any{"type": "m.room.message", "sender": "@kojibot:test",
+				"event_id": fmt.Sprintf("$e%d", i+1), "room_id": "!room:test", "origin_server_ts": 1, "content": c})
+		}
+		f.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(map[string]any{"events_after": after, "events_before": []any{}, "state": []any{}})
 	case strings.HasSuffix(r.URL.Path, "/leave"):
 		f.mu.Lock()
 		f.leaves = append(f.leaves, r.URL.Path)
@@ -564,6 +581,55 @@ func TestCrashWhileRunningNotReplayed(t *testing.T) {
 	}
 	if st := storedSync(t, crashed); len(st.Taken) != 0 {
 		t.Errorf("still taken after the caller was told: %+v", st.Taken)
+	}
+}
+
+// TestCrashAfterAnswerNotToldInterrupted: a bot that dies after a
+// command's last reply went out and before the store recorded the command
+// finished leaves it listed as taken. The next bot finds that reply
+// (marked final) in the room: it neither runs the command again nor tells
+// the caller it was interrupted, which would be a second answer.
+func TestCrashAfterAnswerNotToldInterrupted(t *testing.T) {
+	f := &fakeHS{context: true, syncBody: func(n int, since string) string {
+		if since == "" {
+			return batch("s1", "$cmd1", "capacity ppc3 2", time.Now())
+		}
+		return fmt.Sprintf(`{"next_batch":"s%d"}`, n+1)
+	}}
+	kv1 := &memKV{m: map[string]string{}}
+	crashed := &memKV{m: map[string]string{}}
+	var snapshot sync.Once
+	f.onSend = func() {
+		// The process dies as its reply is sent: the store is as it was.
+		snapshot.Do(func() {
+			kv1.mu.Lock()
+			defer kv1.mu.Unlock()
+			for k, v := range kv1.m {
+				crashed.m[k] = v
+			}
+		})
+	}
+	h1 := &recHandler{}
+	b1 := newTestBotWith(t, f, kv1, h1, 30, time.Second, nil)
+	runBot(t, b1, func() bool { return len(f.sent("$cmd1")) > 0 && len(storedSync(t, kv1).Taken) == 0 })
+	if st := storedSync(t, crashed); len(st.Taken) != 1 || st.Taken[0].Event != "$cmd1" {
+		t.Fatalf("stored as the reply went out: %+v, want $cmd1 still taken", st)
+	}
+	f.mu.Lock()
+	final, _ := f.sends[0][finalKey].(bool)
+	f.mu.Unlock()
+	if !final {
+		t.Errorf("the command's only reply is not marked %s: %v", finalKey, f.sends[0])
+	}
+
+	h2 := &recHandler{}
+	b2 := newTestBotWith(t, f, crashed, h2, 30, time.Second, nil)
+	runBot(t, b2, func() bool { return len(storedSync(t, crashed).Taken) == 0 })
+	if n := len(h2.calls()); n != 0 {
+		t.Errorf("after the crash the command ran again (%d times)", n)
+	}
+	if replies := f.sent("$cmd1"); len(replies) != 1 {
+		t.Errorf("replies to the command: %q, want its result only", replies)
 	}
 }
 

@@ -187,19 +187,38 @@ func becomeStateOwner(dir string, log *slog.Logger) error {
 // Either store is what the commands need of a state store.
 var _ commands.StateStore = state.Backend(nil)
 
+// holdersEvery is how often a process on a PostgreSQL store looks for
+// open journal records whose holder is gone (see orphansWaiting).
+var holdersEvery = time.Second
+
 // claimOrphansEvery runs the recovery every interval until ctx ends, and
-// tells what it found and did to notify. A process that cannot be checked
-// and still runs is told once, not at every round; so is a journal that
+// tells what it found and did to notify. On a PostgreSQL store it also
+// runs it as soon as a process holding open journal records is gone
+// (orphansWaiting, every holdersEvery): a leader cut from the store
+// cancels its jobs and restores what they stopped, but its writes are
+// fenced, so it leaves its records open when it exits; they are claimed
+// then, not a watch interval later. A process that cannot be checked and
+// still runs is told once, not at every round; so is a journal that
 // cannot be read.
 func claimOrphansEvery(ctx context.Context, sys *system, interval time.Duration, notify func(string)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var holders <-chan time.Time
+	if dsn := sys.cfg.State.DSN.Reveal(); dsn != "" {
+		h := time.NewTicker(holdersEvery)
+		defer h.Stop()
+		holders = h.C
+	}
 	told := map[string]bool{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-holders:
+			if !orphansWaiting(ctx, sys.cfg.State.DSN.Reveal()) {
+				continue
+			}
 		}
 		r, err := sys.dispatcher.Recover(ctx)
 		var fresh []string
@@ -223,4 +242,26 @@ func claimOrphansEvery(ctx context.Context, sys *system, interval time.Duration,
 			notify(l)
 		}
 	}
+}
+
+// orphansWaiting reports whether the store at dsn has an open journal
+// record of a process that is not alive (whose lock is gone): one for
+// the recovery to claim now. A store it cannot read has none.
+func orphansWaiting(ctx context.Context, dsn string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := state.Inspect(ctx, "", dsn)
+	if err != nil {
+		return false
+	}
+	live := map[int]bool{}
+	for _, p := range st.Processes {
+		live[p.PID] = true
+	}
+	for _, e := range st.Open {
+		if !live[e.PID] {
+			return true
+		}
+	}
+	return false
 }

@@ -1,16 +1,16 @@
 // Package chaos is kojibot's fault run: it starts the sandbox farm (a
 // real Koji hub and its PostgreSQL, sshd builders with real kojids behind
-// a fault proxy each, InspIRCd with Anope) and kojibot on its own state
-// store, drives the SOP's jobs through the bot over IRC, and while each
-// runs injects a fault drawn from a seed: a SIGKILL of the bot or of a
-// `kojibot exec`, a PostgreSQL, IRC or builder restart, a builder's sshd
-// sessions killed, its network cut, slowed or reset, a full state
-// filesystem. After each fault it waits for the farm to settle and checks,
-// on the machines themselves, that every stopped service runs again,
-// nothing outside a confirmed plan was deleted, no command ran twice,
-// every caller got one answer, no journal record is left open and there
-// was never more than one acting bot. `make chaos` and TestChaosShort run
-// it.
+// a fault proxy each, InspIRCd with Anope, Dendrite) and kojibot on its
+// own state store, drives the SOP's jobs through the bot over IRC and
+// Matrix, and while each runs injects a fault drawn from a seed: a SIGKILL
+// of the bot or of a `kojibot exec`, a PostgreSQL, IRC, homeserver or
+// builder restart, a builder's sshd sessions killed, its network cut,
+// slowed or reset, a full state filesystem. After each fault it waits
+// for the farm to settle and checks, on the machines themselves, that
+// every stopped service runs again, nothing outside a confirmed plan was
+// deleted, no command ran twice, every caller got one answer, no journal
+// record is left open and there was never more than one acting bot.
+// `make chaos` and TestChaosShort run it.
 package chaos
 
 import (
@@ -38,6 +38,10 @@ type Options struct {
 	Store string
 	// Replicas is how many `kojibot run` processes share the store.
 	Replicas int
+	// Matrix adds a homeserver (Dendrite) with the ops room, which the
+	// bot serves beside IRC: some steps' callers are on Matrix, and the
+	// homeserver may be restarted.
+	Matrix bool
 	// Binary is kojibot; "" builds it.
 	Binary string
 	// Settle bounds the wait for the farm to settle after a fault.
@@ -83,6 +87,7 @@ type Report struct {
 	Seed     int64
 	Store    string
 	Replicas int
+	Matrix   bool
 	Schedule []Step
 	Results  []Result
 	Took     time.Duration
@@ -139,7 +144,11 @@ func (r *Report) Summary() string {
 	}
 	sort.Strings(os)
 	vs := r.Violations()
-	fmt.Fprintf(&b, "chaos summary: seed %d, store %s, %d replica(s), %d faults in %s\n", r.Seed, r.Store, r.Replicas, len(r.Results), r.Took.Round(time.Second))
+	transports := "IRC"
+	if r.Matrix {
+		transports = "IRC and Matrix"
+	}
+	fmt.Fprintf(&b, "chaos summary: seed %d, store %s, %d replica(s), %s, %d faults in %s\n", r.Seed, r.Store, r.Replicas, transports, len(r.Results), r.Took.Round(time.Second))
 	fmt.Fprintf(&b, "  faults: %s\n", strings.Join(ks, ", "))
 	if missed > 0 {
 		fmt.Fprintf(&b, "  not injected (the target was down, e.g. rebooting): %d\n", missed)
@@ -156,7 +165,11 @@ func (r *Report) Summary() string {
 
 // Repeat is how to run the same schedule again.
 func (r *Report) Repeat() string {
-	return fmt.Sprintf("make chaos SEED=%d FAULTS=%d STORE=%s REPLICAS=%d", r.Seed, len(r.Schedule), r.Store, r.Replicas)
+	m := 0
+	if r.Matrix {
+		m = 1
+	}
+	return fmt.Sprintf("make chaos SEED=%d FAULTS=%d STORE=%s REPLICAS=%d MATRIX=%d", r.Seed, len(r.Schedule), r.Store, r.Replicas, m)
 }
 
 // Run starts the farm, runs o's schedule and returns the report; err is a
@@ -175,11 +188,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		o.Out = io.Discard
 	}
 	start := time.Now()
-	rep := &Report{Seed: o.Seed, Store: o.Store, Replicas: o.Replicas, Schedule: o.Schedule}
+	rep := &Report{Seed: o.Seed, Store: o.Store, Replicas: o.Replicas, Matrix: o.Matrix, Schedule: o.Schedule}
 	if rep.Schedule == nil {
-		rep.Schedule = Schedule(o.Seed, o.Faults, o.Store, o.Replicas)
+		rep.Schedule = Schedule(o.Seed, o.Faults, o.Store, o.Replicas, o.Matrix)
 	}
-	fmt.Fprintf(o.Out, "chaos: seed %d, %d faults, store %s, %d replica(s)\n", o.Seed, len(rep.Schedule), o.Store, o.Replicas)
+	fmt.Fprintf(o.Out, "chaos: seed %d, %d faults, store %s, %d replica(s), matrix %v\n", o.Seed, len(rep.Schedule), o.Store, o.Replicas, o.Matrix)
 	dir := o.Dir
 	if dir == "" {
 		var err error
@@ -263,6 +276,22 @@ func (t *timeline) since(from time.Time) []string {
 		if !e.at.Before(from) {
 			out = append(out, e.what)
 		}
+	}
+	return out
+}
+
+// sinceFor is what happened after from that may leave a caller on the
+// transport (Matrix or IRC) without an answer: a replica that went away,
+// or its own server's restart (an IRC restart does not touch a Matrix
+// caller's conversation, nor a homeserver restart an IRC caller's).
+func (t *timeline) sinceFor(from time.Time, matrix bool) []string {
+	var out []string
+	for _, what := range t.since(from) {
+		switch {
+		case strings.HasPrefix(what, "irc ") && matrix, strings.HasPrefix(what, "homeserver ") && !matrix:
+			continue
+		}
+		out = append(out, what)
 	}
 	return out
 }

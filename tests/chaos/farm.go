@@ -44,6 +44,9 @@ type farm struct {
 	replicas *Replicas
 	binary   string
 	config   string
+	// matrix is the homeserver with the ops room, when the run has
+	// Matrix (nil otherwise).
+	matrix *sandbox.Matrix
 }
 
 // startFarm starts the sandbox farm, a proxy per builder, the bot's own
@@ -59,6 +62,18 @@ func startFarm(ctx context.Context, o Options, dir string) (*farm, error) {
 		return nil, err
 	}
 	f := &farm{sb: sb, proxies: map[string]*faultproxy.Proxy{}, store: o.Store, binary: o.Binary}
+	if o.Matrix {
+		// The callers' accounts and the watcher's on the homeserver too;
+		// the watcher creates the room.
+		musers := map[string]string{matrixWatcher: matrixPassword(matrixWatcher)}
+		for _, c := range callers {
+			musers[c] = matrixPassword(c)
+		}
+		if f.matrix, err = sb.StartMatrix(ctx, musers); err != nil {
+			f.close()
+			return nil, fmt.Errorf("matrix: %w", err)
+		}
+	}
 	if err := f.setup(ctx, o, dir); err != nil {
 		f.close()
 		return nil, err
@@ -121,14 +136,18 @@ func (f *farm) setup(ctx context.Context, o Options, dir string) error {
 	}
 	// One configuration for every replica, as operators deploy them; the
 	// HTTP port is the one thing that differs (replicas on one machine).
-	f.config, err = f.sb.WriteConfig(ctx, sandbox.BotConfig{Nick: Nick, DB: sandbox.KojiDB, Extra: map[string]any{
+	extra := map[string]any{
 		"hosts": hosts,
 		"ssh":   map[string]any{"known_hosts": knownHosts, "connect_timeout": "3s", "command_timeout": "30s"},
 		"state": stateSection,
 		// The run claims what a dead exec left open on each sweep.
 		"watch": map[string]any{"interval": "3s"},
 		"http":  map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", ports[0])},
-	}})
+	}
+	if f.matrix != nil {
+		extra["matrix"] = f.matrix.Section
+	}
+	f.config, err = f.sb.WriteConfig(ctx, sandbox.BotConfig{Nick: Nick, DB: sandbox.KojiDB, Extra: extra})
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"maunium.net/go/mautrix"
 
 	"github.com/fedora-infra/kojibot/tests/harness/builders"
 	"github.com/fedora-infra/kojibot/tests/harness/ircnet"
@@ -46,6 +47,10 @@ type runner struct {
 	monViol    []Violation
 	step0      int // the step now running, for the monitor's violations
 	maxTerm    int64
+	// mw is the Matrix watcher (runs with Matrix); mclients are the
+	// callers' Matrix logins, by account.
+	mw       *mchat
+	mclients map[string]*mautrix.Client
 }
 
 // prepare waits for the bot and starts the monitor.
@@ -59,6 +64,19 @@ func (r *runner) prepare(ctx context.Context) error {
 	if !waitUntil(ctx, 3*time.Minute, func() bool { return r.w.present(ctx) == 1 }) {
 		return fmt.Errorf("the bot did not join %s", sandbox.Channel)
 	}
+	if r.f.matrix != nil {
+		r.mclients = map[string]*mautrix.Client{}
+		cli, err := r.f.matrixLogin(ctx, matrixWatcher, matrixPassword(matrixWatcher))
+		if err != nil {
+			return err
+		}
+		if r.mw, err = r.f.openChat(ctx, cli); err != nil {
+			return err
+		}
+		if !waitUntil(ctx, 3*time.Minute, r.mw.answers) {
+			return fmt.Errorf("the bot does not answer in %s", r.f.matrix.RoomAlias)
+		}
+	}
 	r.stopMon, r.monDone = make(chan struct{}), make(chan struct{})
 	go r.monitor()
 	return nil
@@ -69,6 +87,9 @@ func (r *runner) finish(ctx context.Context) []Violation {
 	close(r.stopMon)
 	<-r.monDone
 	r.w.close()
+	if r.mw != nil {
+		r.mw.close()
+	}
 	r.monMu.Lock()
 	defer r.monMu.Unlock()
 	return r.monViol
@@ -148,12 +169,12 @@ func (r *runner) step(ctx context.Context, s Step) Result {
 		return res
 	}
 	stepStart := time.Now()
-	cv, err := r.dialCaller(ctx)
+	cv, err := r.dialCaller(ctx, s.Matrix)
 	if err != nil {
 		violate("setup", "caller: %v", err)
 		return res
 	}
-	defer cv.c.Quit()
+	defer cv.quit()
 	convCtx, cancelConv := context.WithTimeout(ctx, r.o.Settle)
 	defer cancelConv()
 	done := make(chan struct{})
@@ -216,6 +237,9 @@ func (r *runner) step(ctx context.Context, s Step) Result {
 	time.Sleep(time.Second)
 	res.Violations = append(res.Violations, r.check(ctx, s, base, cv, stepStart)...)
 	res.Outcome = cv.outcome
+	if cv.note != "" {
+		res.Note = strings.TrimSpace(res.Note + " " + cv.note)
+	}
 	return res
 }
 
@@ -389,11 +413,16 @@ func (r *runner) auditLog() string {
 	return filepath.Join(r.f.sb.Dir, "bots", Nick, "kojibot.log")
 }
 
-// caller is one step's IRC client.
+// caller is one step's client: on IRC, or on Matrix.
 type caller struct {
-	c       *ircnet.Client
-	nick    string
-	account string
+	c *ircnet.Client // on IRC
+	m *mchat         // on Matrix
+	// nick is the IRC nick, or the Matrix user id.
+	nick string
+	// account is the FAS user; auditAccount is the account the audit
+	// log names (the Matrix user id on Matrix).
+	account      string
+	auditAccount string
 	// sent is when each command line was sent, and whether a bot was in
 	// the channel then.
 	sent      []time.Time
@@ -405,13 +434,37 @@ type caller struct {
 	confirmSent bool
 	// started is closed when the job has started (jobID is set).
 	started chan struct{}
+	// note is what check found worth printing beside the outcome.
+	note string
 }
 
 // dialCaller connects a caller (a new nick, one of the callers' accounts)
-// and joins the channel, retrying while IRC is down.
-func (r *runner) dialCaller(ctx context.Context) (*caller, error) {
+// and joins the channel, retrying while IRC is down; on Matrix, it logs
+// in as one of the callers' accounts (once a run) and syncs the room.
+func (r *runner) dialCaller(ctx context.Context, matrix bool) (*caller, error) {
 	r.seq++
 	account := callers[r.seq%len(callers)]
+	if matrix {
+		cli := r.mclients[account]
+		if cli == nil {
+			var err error
+			for i := 0; i < 30; i++ { // the homeserver may be restarting
+				if cli, err = r.f.matrixLogin(ctx, account, matrixPassword(account)); err == nil {
+					break
+				}
+				time.Sleep(time.Second)
+			}
+			if err != nil {
+				return nil, err
+			}
+			r.mclients[account] = cli
+		}
+		m, err := r.f.openChat(ctx, cli)
+		if err != nil {
+			return nil, err
+		}
+		return &caller{m: m, nick: string(cli.UserID), account: account, auditAccount: string(cli.UserID), started: make(chan struct{})}, nil
+	}
 	nick := fmt.Sprintf("%s-%d", account, r.seq)
 	var last error
 	for i := 0; i < 60; i++ {
@@ -421,7 +474,7 @@ func (r *runner) dialCaller(ctx context.Context) (*caller, error) {
 			err = c.Join(dctx, sandbox.Channel)
 			if err == nil {
 				cancel()
-				return &caller{c: c, nick: nick, account: account, started: make(chan struct{})}, nil
+				return &caller{c: c, nick: nick, account: account, auditAccount: account, started: make(chan struct{})}, nil
 			}
 			c.Quit()
 		}
@@ -439,9 +492,37 @@ type line struct {
 	at     time.Time
 }
 
+// quit leaves IRC, or stops the Matrix sync.
+func (cv *caller) quit() {
+	if cv.m != nil {
+		cv.m.close()
+		return
+	}
+	cv.c.Quit()
+}
+
+// placeLines are the bot's messages in the channel or the room, to
+// anyone (a recovery's notice, say).
+func (cv *caller) placeLines() []string {
+	if cv.m != nil {
+		return cv.m.roomLines()
+	}
+	var out []string
+	for _, m := range cv.c.Messages() {
+		if strings.HasPrefix(m.Source, Nick) && (m.Command == "PRIVMSG" || m.Command == "NOTICE") && m.Target() == sandbox.Channel {
+			out = append(out, m.Text)
+		}
+	}
+	return out
+}
+
 // lines are the bot's lines to the caller so far: in the channel (with
-// "nick: ") and by private NOTICE.
+// "nick: ") and by private NOTICE; on Matrix, its replies to the
+// caller's commands.
 func (cv *caller) lines() []line {
+	if cv.m != nil {
+		return cv.m.lines()
+	}
 	var out []line
 	for _, m := range cv.c.Messages() {
 		if !strings.HasPrefix(m.Source, Nick) {
@@ -457,8 +538,12 @@ func (cv *caller) lines() []line {
 	return out
 }
 
-// disconnected reports whether the caller's connection has ended.
+// disconnected reports whether the caller's connection has ended (on
+// Matrix, never: its client syncs again when the homeserver is back).
 func (cv *caller) disconnected() bool {
+	if cv.m != nil {
+		return false
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
 	_, err := cv.c.Expect(ctx, func(ircnet.Message) bool { return false })
@@ -472,13 +557,21 @@ var (
 	planPathRe = regexp.MustCompile(`(?m)^((?:` + regexp.QuoteMeta(builders.MockDir) + `|` + regexp.QuoteMeta(builders.BuildDir) + `)/\S+)\s{2,}`)
 )
 
-// send says "!koji text" as the caller.
-func (r *runner) send(cv *caller, text string) {
+// send says "!koji text" as the caller. On Matrix it reports whether the
+// homeserver took the command (a command that waits in the room while no
+// bot syncs is delivered: the next one reads it); on IRC, always true.
+func (r *runner) send(cv *caller, text string) bool {
 	cv.sent = append(cv.sent, time.Now())
+	if cv.m != nil {
+		_, ok := cv.m.say(text)
+		cv.delivered = append(cv.delivered, ok)
+		return ok
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	cv.delivered = append(cv.delivered, r.w.present(ctx) == 1)
 	_ = cv.c.Privmsg(sandbox.Channel, "!koji "+text)
+	return true
 }
 
 // await waits for the first line from index from on that accept takes,
@@ -498,7 +591,7 @@ func (r *runner) await(ctx context.Context, cv *caller, from int, accept func(li
 		if cv.disconnected() {
 			return -1, "silent"
 		}
-		if ev := r.tl.since(sent); len(ev) > 0 {
+		if ev := r.tl.sinceFor(sent, cv.m != nil); len(ev) > 0 {
 			// The bot (or IRC) went away after the line was sent: once
 			// it is back and has had time to answer, stop waiting.
 			if r.w.present(ctx) == 1 {
@@ -540,7 +633,10 @@ func isError(l line) bool {
 // converse drives the step's command through the bot: the command, the
 // confirmation when it asks for one, the job to its end.
 func (r *runner) converse(ctx context.Context, s Step, cv *caller) {
-	r.send(cv, s.Command())
+	if !r.send(cv, s.Command()) {
+		cv.outcome = "not delivered"
+		return
+	}
 	from := 0
 	if s.Confirmed() {
 		// A value already set needs no confirmation: nothing changed.
@@ -553,7 +649,7 @@ func (r *runner) converse(ctx context.Context, s Step, cv *caller) {
 		}
 		l := cv.lines()[i]
 		if isError(l) {
-			cv.outcome = "error"
+			cv.outcome = errorOutcome(l)
 			return
 		}
 		if !tokenRe.MatchString(l.text) {
@@ -563,7 +659,10 @@ func (r *runner) converse(ctx context.Context, s Step, cv *caller) {
 		cv.token = tokenRe.FindStringSubmatch(l.text)[1]
 		cv.confirmSent = true
 		from = len(cv.lines())
-		r.send(cv, "confirm "+cv.token)
+		if !r.send(cv, "confirm "+cv.token) {
+			cv.outcome = "not delivered"
+			return
+		}
 	}
 	switch s.Job {
 	case JobCapacity, JobMemoryShow, JobMemorySet:
@@ -575,8 +674,8 @@ func (r *runner) converse(ctx context.Context, s Step, cv *caller) {
 			return
 		}
 		cv.outcome = "result"
-		if isError(cv.lines()[i]) {
-			cv.outcome = "error"
+		if l := cv.lines()[i]; isError(l) {
+			cv.outcome = errorOutcome(l)
 		}
 		return
 	}
@@ -587,7 +686,7 @@ func (r *runner) converse(ctx context.Context, s Step, cv *caller) {
 	}
 	l := cv.lines()[i]
 	if isError(l) {
-		cv.outcome = "error"
+		cv.outcome = errorOutcome(l)
 		return
 	}
 	cv.jobID = startedRe.FindStringSubmatch(l.text)[1]
@@ -601,6 +700,29 @@ func (r *runner) converse(ctx context.Context, s Step, cv *caller) {
 	if strings.HasPrefix(cv.lines()[i].text, "error:") {
 		cv.outcome = "error"
 	}
+}
+
+// interruptedPrefix begins the answer a bot gives, on Matrix, to a
+// command the bot before it had taken and not finished.
+const interruptedPrefix = "error: interrupted: "
+
+// errorOutcome is the outcome an error line l tells: "interrupted" or
+// "error".
+func errorOutcome(l line) string {
+	if strings.HasPrefix(l.text, interruptedPrefix) {
+		return "interrupted"
+	}
+	return "error"
+}
+
+// endsCommand reports whether a line to a caller ends the command it answers:
+// a confirmation asked, a job's end, a value set or found already set,
+// or a notice that the command was interrupted or not run. A clean-up's
+// "before" line, a job's "started" line and its progress do not.
+func endsCommand(text string) bool {
+	return tokenRe.MatchString(text) || jobID(text) != "" || strings.HasPrefix(text, interruptedPrefix) ||
+		strings.HasPrefix(text, "error: not run: ") || strings.Contains(text, " → ") ||
+		strings.Contains(text, " MiB in ") || strings.Contains(text, "nothing changed")
 }
 
 // jobID is the job a job's last line ends, or "".
@@ -664,6 +786,14 @@ func (r *runner) inject(ctx context.Context, s Step) (time.Time, string, error) 
 		r.tl.add("irc restart", time.Now())
 		err := r.f.sb.IRC.Restart(ctx)
 		r.tl.add("irc back", time.Now())
+		return time.Now(), "", err
+	case FaultHomeserver:
+		if r.f.matrix == nil {
+			return time.Now(), "", fmt.Errorf("no homeserver in this run")
+		}
+		r.tl.add("homeserver restart", time.Now())
+		err := r.f.matrix.HS.Restart(ctx)
+		r.tl.add("homeserver back", time.Now())
 		return time.Now(), "", err
 	case FaultSSHDKill:
 		out, err := r.f.sb.Farm.Exec(s.FaultTarget, `n=0; for p in $(pgrep -x 'sshd|sshd-session|sshd-auth'); do [ "$p" = 1 ] || { kill -KILL "$p" 2>/dev/null && n=$((n+1)); }; done; echo $n`)
@@ -792,6 +922,9 @@ func (r *runner) unsettled(ctx context.Context) string {
 	if !r.w.answers(ctx) {
 		return "the bot does not answer"
 	}
+	if r.mw != nil && !r.mw.answers() {
+		return "the bot does not answer on Matrix"
+	}
 	return ""
 }
 
@@ -802,6 +935,28 @@ type auditRecord struct {
 	Account string `json:"account"`
 	Job     any    `json:"job"`
 	Command string `json:"command"`
+}
+
+// logged reports whether the bots' log has a record with message msg
+// since offset.
+func (r *runner) logged(offset int64, msg string) bool {
+	f, err := os.Open(r.auditLog())
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return false
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	for sc.Scan() {
+		var a auditRecord
+		if json.Unmarshal(sc.Bytes(), &a) == nil && a.Msg == msg {
+			return true
+		}
+	}
+	return false
 }
 
 // audit reads the audit records written since offset.
@@ -963,7 +1118,7 @@ func (r *runner) check(ctx context.Context, s Step, base *baseline, cv *caller, 
 	for _, a := range r.audit(base.logOffset) {
 		switch a.Msg {
 		case "confirmed":
-			if a.Account == cv.account {
+			if a.Account == cv.auditAccount {
 				confirmed++
 			}
 		case "job result":
@@ -1021,19 +1176,44 @@ func (r *runner) check(ctx context.Context, s Step, base *baseline, cv *caller, 
 			violate("one answer per command", "%d memory changes reported for one %q", n, s.Command())
 		}
 	}
+	if cv.m != nil {
+		// On Matrix each answer replies to its command: at most one that
+		// ends it (an interrupted notice and a result for one command
+		// would be two).
+		answers := map[string]int{}
+		for _, e := range cv.m.botEvents() {
+			if b := body(e); cv.m.sentIt(replyTo(e)) && strings.HasPrefix(b, cv.nick+": ") && endsCommand(strings.TrimPrefix(b, cv.nick+": ")) {
+				answers[string(replyTo(e))]++
+			}
+		}
+		for evt, n := range answers {
+			if n > 1 {
+				violate("one answer per command", "%d answers ending one command (%s) of %q:\n%s", n, evt, s.Command(), text)
+			}
+		}
+	}
 	if cv.outcome == "silent" && cv.jobID != "" {
 		// The next bot's recovery names the job it found interrupted.
-		for _, m := range cv.c.Messages() {
-			if strings.HasPrefix(m.Source, Nick) && (m.Command == "PRIVMSG" || m.Command == "NOTICE") && m.Target() == sandbox.Channel &&
-				strings.Contains(m.Text, "recovery: interrupted") && strings.Contains(m.Text, "job "+cv.jobID+" (") {
+		for _, l := range cv.placeLines() {
+			if strings.Contains(l, "recovery: interrupted") && strings.Contains(l, "job "+cv.jobID+" (") {
 				cv.outcome = "interrupted"
 			}
 		}
 	}
 	switch cv.outcome {
 	case "silent":
-		// Excused only when the bot or the caller's IRC went away.
-		if len(r.tl.since(cv.sent[0])) == 0 && !cv.disconnected() {
+		// Excused only when the bot or the caller's IRC went away; on
+		// Matrix, when the bot went away or the homeserver restarted
+		// after the command was sent.
+		gone := r.tl.sinceFor(cv.sent[0], cv.m != nil)
+		if cv.m != nil && len(gone) > 0 && !slices.ContainsFunc(gone, func(w string) bool { return !strings.HasPrefix(w, "homeserver ") }) {
+			if r.logged(base.logOffset, "matrix: sending failed") {
+				cv.note = "the bot could not send a reply while the homeserver was down"
+			} else {
+				cv.note = "a reply lost in the homeserver's restart (the bot logged no failed send)"
+			}
+		}
+		if len(gone) == 0 && !cv.disconnected() {
 			violate("one answer per command", "no answer to %q and nothing went away", s.Command())
 		}
 		if !cv.delivered[len(cv.delivered)-1] {

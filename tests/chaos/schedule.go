@@ -36,21 +36,23 @@ type Fault string
 
 // The faults.
 const (
-	FaultKillLeader    Fault = "kill-leader"    // SIGKILL of the acting kojibot run
-	FaultKillStandby   Fault = "kill-standby"   // SIGKILL of a standby (two replicas)
-	FaultKillExec      Fault = "kill-exec"      // SIGKILL of a kojibot exec restarting a builder
-	FaultKojiDB        Fault = "pg-koji"        // the Koji hub's PostgreSQL stopped and started
-	FaultStateDB       Fault = "pg-state"       // the bot's own PostgreSQL stopped and started
-	FaultIRC           Fault = "irc-restart"    // InspIRCd and Anope restarted
-	FaultSSHDKill      Fault = "sshd-kill"      // a builder's sshd sessions SIGKILLed
-	FaultReboot        Fault = "builder-reboot" // a builder rebooted
-	FaultNetCut        Fault = "net-cut"        // a builder's network cut
-	FaultNetSlow       Fault = "net-slow"       // a builder's network slowed
-	FaultNetReset      Fault = "net-reset"      // a builder's connections reset
-	FaultStateDiskFull Fault = "statefs-full"   // state.dir's filesystem full (SQLite)
+	FaultKillLeader    Fault = "kill-leader"        // SIGKILL of the acting kojibot run
+	FaultKillStandby   Fault = "kill-standby"       // SIGKILL of a standby (two replicas)
+	FaultKillExec      Fault = "kill-exec"          // SIGKILL of a kojibot exec restarting a builder
+	FaultKojiDB        Fault = "pg-koji"            // the Koji hub's PostgreSQL stopped and started
+	FaultStateDB       Fault = "pg-state"           // the bot's own PostgreSQL stopped and started
+	FaultIRC           Fault = "irc-restart"        // InspIRCd and Anope restarted
+	FaultHomeserver    Fault = "homeserver-restart" // Dendrite restarted (runs with Matrix)
+	FaultSSHDKill      Fault = "sshd-kill"          // a builder's sshd sessions SIGKILLed
+	FaultReboot        Fault = "builder-reboot"     // a builder rebooted
+	FaultNetCut        Fault = "net-cut"            // a builder's network cut
+	FaultNetSlow       Fault = "net-slow"           // a builder's network slowed
+	FaultNetReset      Fault = "net-reset"          // a builder's connections reset
+	FaultStateDiskFull Fault = "statefs-full"       // state.dir's filesystem full (SQLite)
 )
 
-// Faults are the faults a run of store with replicas can inject.
+// Faults are the faults a run of store with replicas can inject; a run
+// with Matrix can also restart the homeserver (see Schedule).
 func Faults(store string, replicas int) []Fault {
 	fs := []Fault{FaultKillLeader, FaultKillExec, FaultKojiDB, FaultIRC, FaultSSHDKill, FaultReboot,
 		FaultNetCut, FaultNetSlow, FaultNetReset}
@@ -93,6 +95,8 @@ type Step struct {
 	// release of an override.
 	Arg   string
 	Fault Fault
+	// Matrix: the caller is on Matrix (in the room), not on IRC.
+	Matrix bool
 	// FaultTarget is the builder of a builder fault, or of kill-exec's job.
 	FaultTarget string
 	// After is how long after the anchor the fault comes.
@@ -156,13 +160,21 @@ func (s Step) String() string {
 	if s.AtJob {
 		anchor = "job"
 	}
-	return fmt.Sprintf("#%d %q + %s at %s+%s", s.N, s.Command(), f, anchor, s.After)
+	on := ""
+	if s.Matrix {
+		on = " on matrix"
+	}
+	return fmt.Sprintf("#%d %q%s + %s at %s+%s", s.N, s.Command(), on, f, anchor, s.After)
 }
 
-// Schedule is the steps a seed gives: the same seed, store, replicas and
-// count give the same schedule.
-func Schedule(seed int64, faults int, store string, replicas int) []Step {
+// Schedule is the steps a seed gives: the same seed, store, replicas,
+// Matrix and count give the same schedule. With Matrix, a second stream
+// of the seed puts one caller in three on Matrix and makes one fault in
+// len(Faults)+1 a homeserver restart; the rest of each step is drawn as
+// without Matrix, so a seed's IRC schedule stays what it was.
+func Schedule(seed int64, faults int, store string, replicas int, matrix bool) []Step {
 	rng := rand.New(rand.NewPCG(uint64(seed), uint64(seed)^0x6b6f6a69626f74))
+	mrng := rand.New(rand.NewPCG(uint64(seed)^0x6d6174726978, uint64(seed)))
 	kinds := Faults(store, replicas)
 	total := 0
 	for _, jw := range jobWeights {
@@ -229,6 +241,12 @@ func Schedule(seed int64, faults int, store string, replicas int) []Step {
 			s.Hold = dur(500*time.Millisecond, 5*time.Second)
 		case FaultKillExec:
 			s.Hold = dur(50*time.Millisecond, time.Second) // how long exec runs before the kill
+		}
+		if matrix {
+			s.Matrix = mrng.IntN(3) == 0
+			if mrng.IntN(len(kinds)+1) == 0 {
+				s.Fault, s.FaultTarget, s.Hold, s.Slow = FaultHomeserver, "", 0, 0
+			}
 		}
 		steps = append(steps, s)
 	}

@@ -49,11 +49,21 @@ type replicas struct {
 // startReplicas writes the two configs and starts both processes.
 func startReplicas(t *testing.T, nick, channel, db string) *replicas {
 	t.Helper()
+	return startReplicasWith(t, nick, channel, db, nil)
+}
+
+// startReplicasWith is startReplicas with more sections in both configs
+// (a matrix: section, say).
+func startReplicasWith(t *testing.T, nick, channel, db string, extra map[string]any) *replicas {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	r := &replicas{t: t, nick: nick, dsn: stateDB(t, db)}
-	path, err := sb.WriteConfig(ctx, sandbox.BotConfig{Nick: nick, DB: "koji", Channel: channel,
-		Extra: map[string]any{"state": map[string]any{"dsn": r.dsn}}})
+	sections := map[string]any{"state": map[string]any{"dsn": r.dsn}}
+	for k, v := range extra {
+		sections[k] = v
+	}
+	path, err := sb.WriteConfig(ctx, sandbox.BotConfig{Nick: nick, DB: "koji", Channel: channel, Extra: sections})
 	if err != nil {
 		t.Fatal(err)
 	}
