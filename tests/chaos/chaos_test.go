@@ -70,11 +70,17 @@ func TestChaosShort(t *testing.T) {
 	})
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
-		runShort(t, Options{Seed: shortSeed, Store: StoreSQLite, Schedule: []Step{
+		rep := runShort(t, Options{Seed: shortSeed, Store: StoreSQLite, Schedule: []Step{
 			{N: 1, Job: JobCleanup, Target: "xenbuilder3", Fault: FaultStateDiskFull, AtJob: true, Hold: 3 * time.Second},
 			{N: 2, Job: JobRestartBuilders, Target: "xenbuilder2", Fault: FaultKillLeader, AtJob: true, After: 300 * time.Millisecond},
 			{N: 3, Job: JobCapacity, Target: "ppc2.fedora.redhat.com", Arg: "3.25", Fault: FaultStateDiskFull, Hold: 2 * time.Second},
+			// Asked of a bot killed before the confirmation, confirmed
+			// on the one started again: the plan is in the store.
+			{N: 4, Job: JobCleanup, Target: "xenbuilder1", Fault: FaultKillLeader, After: 3 * time.Second},
 		}})
+		if r := rep.Results[len(rep.Results)-1]; r.Outcome != "result" {
+			t.Errorf("a clean-up confirmed after its bot was killed: %s (%s), want its result", r.Outcome, r.Note)
+		}
 	})
 }
 

@@ -192,6 +192,7 @@ func (r *runner) step(ctx context.Context, s Step) Result {
 	case <-ctx.Done():
 	}
 	healed, note, ferr := r.inject(ctx, s)
+	close(cv.faulted)
 	res.Note = note
 	if ferr != nil {
 		res.Note = strings.TrimSpace(note + " fault not injected: " + ferr.Error())
@@ -434,6 +435,8 @@ type caller struct {
 	confirmSent bool
 	// started is closed when the job has started (jobID is set).
 	started chan struct{}
+	// faulted is closed once the step's fault has been injected.
+	faulted chan struct{}
 	// note is what check found worth printing beside the outcome.
 	note string
 }
@@ -463,7 +466,7 @@ func (r *runner) dialCaller(ctx context.Context, matrix bool) (*caller, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &caller{m: m, nick: string(cli.UserID), account: account, auditAccount: string(cli.UserID), started: make(chan struct{})}, nil
+		return &caller{m: m, nick: string(cli.UserID), account: account, auditAccount: string(cli.UserID), started: make(chan struct{}), faulted: make(chan struct{})}, nil
 	}
 	nick := fmt.Sprintf("%s-%d", account, r.seq)
 	var last error
@@ -474,7 +477,7 @@ func (r *runner) dialCaller(ctx context.Context, matrix bool) (*caller, error) {
 			err = c.Join(dctx, sandbox.Channel)
 			if err == nil {
 				cancel()
-				return &caller{c: c, nick: nick, account: account, auditAccount: account, started: make(chan struct{})}, nil
+				return &caller{c: c, nick: nick, account: account, auditAccount: account, started: make(chan struct{}), faulted: make(chan struct{})}, nil
 			}
 			c.Quit()
 		}
@@ -657,6 +660,24 @@ func (r *runner) converse(ctx context.Context, s Step, cv *caller) {
 			return
 		}
 		cv.token = tokenRe.FindStringSubmatch(l.text)[1]
+		if s.ConfirmAcrossKill() {
+			// The plan came from the leader about to be killed: confirm
+			// it on the one that takes over, which must run that plan
+			// once (or say it changed), never another.
+			select {
+			case <-cv.faulted:
+			case <-ctx.Done():
+			}
+			waitUntil(ctx, r.o.Settle, func() bool {
+				if r.f.replicas.Leader(ctx) == nil || r.w.present(ctx) != 1 {
+					return false
+				}
+				if s.Matrix {
+					return r.mw.answers()
+				}
+				return r.w.answers(ctx)
+			})
+		}
 		cv.confirmSent = true
 		from = len(cv.lines())
 		if !r.send(cv, "confirm "+cv.token) {

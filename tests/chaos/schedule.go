@@ -112,6 +112,14 @@ type Step struct {
 	Slow time.Duration
 }
 
+// ConfirmAcrossKill reports whether the step's caller holds its
+// confirmation until the fault is over: a clean-up whose leader is killed
+// after the command was sent is confirmed on the replica (or the
+// restarted bot) that takes over, from the state store.
+func (s Step) ConfirmAcrossKill() bool {
+	return s.Job == JobCleanup && s.Fault == FaultKillLeader && !s.AtJob
+}
+
 // Command is the text the step's caller sends to the bot.
 func (s Step) Command() string {
 	switch s.Job {
