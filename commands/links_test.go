@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -17,7 +18,7 @@ func TestDraftLinks(t *testing.T) {
 	store := outage.NewStore(0, nil)
 	d := New(Deps{Config: cfg, DB: &fakeDB{}, ACL: fakeACL{members: map[string]bool{"alice": true}}, Drafts: store})
 	got := run(d, "alice", "outage draft koji disk full")
-	drafts := store.List()
+	drafts, _ := store.List()
 	if len(drafts) != 1 || len(drafts[0].Token) < 26 {
 		t.Fatalf("drafts %+v after %q", drafts, got)
 	}
@@ -33,7 +34,8 @@ func TestDraftLinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	latest := store.List()[0]
+	list, _ := store.List()
+	latest := list[0]
 	if link != "https://kojibot.example.org/drafts/"+latest.Token || latest.Token == dr.Token {
 		t.Errorf("DraftForFullMount link %q, want the new draft's token", link)
 	}
@@ -56,5 +58,27 @@ func TestJobLink(t *testing.T) {
 	cfg2.HTTP.PublicURL = ""
 	if got := New(Deps{Config: cfg2, DB: &fakeDB{}, ACL: fakeACL{}}).JobLink(&Job{ID: "7", Token: token, Place: "#x"}); got != "" {
 		t.Errorf("JobLink without public_url = %q", got)
+	}
+}
+
+// awayDrafts is a drafts store that cannot be read.
+type awayDrafts struct{ outage.Drafts }
+
+func (awayDrafts) Get(string) (outage.Draft, bool, error) {
+	return outage.Draft{}, false, errors.New("dial tcp 10.0.0.5:5432: connection refused")
+}
+func (awayDrafts) List() ([]outage.Draft, error) {
+	return nil, errors.New("dial tcp 10.0.0.5:5432: connection refused")
+}
+
+// TestOutageShowStoreAway: drafts that cannot be read are an error, never
+// "no outage drafts" or "no outage draft o3".
+func TestOutageShowStoreAway(t *testing.T) {
+	d := New(Deps{Config: config.Default(), DB: &fakeDB{}, ACL: fakeACL{members: map[string]bool{"alice": true}}, Drafts: awayDrafts{}})
+	for _, cmd := range []string{"outage show", "outage show o3"} {
+		got := run(d, "alice", cmd)
+		if !strings.Contains(got, "error: the outage drafts cannot be read from the state store now") || strings.Contains(got, "no outage draft") {
+			t.Errorf("%s with the store away = %q", cmd, got)
+		}
 	}
 }

@@ -55,7 +55,10 @@ func (d *Dispatcher) runOutageDraft(ctx context.Context, c *Call) error {
 func (d *Dispatcher) runOutageShow(ctx context.Context, c *Call) error {
 	id := c.Arg("id")
 	if id == "" {
-		drafts := d.deps.Drafts.List()
+		drafts, err := d.deps.Drafts.List()
+		if err != nil {
+			return Userf("the outage drafts cannot be read from the state store now (%s); try again", remoteMessage(err))
+		}
 		if len(drafts) == 0 {
 			c.Reply("no outage drafts")
 			return nil
@@ -72,7 +75,10 @@ func (d *Dispatcher) runOutageShow(ctx context.Context, c *Call) error {
 		c.Say(reply.Message{Lines: []string{fmt.Sprintf("%s, newest first:", Count(len(drafts), "outage draft", "outage drafts"))}, Table: table})
 		return nil
 	}
-	dr, ok := d.deps.Drafts.Get(id)
+	dr, ok, err := d.deps.Drafts.Get(id)
+	if err != nil {
+		return Userf("the outage drafts cannot be read from the state store now (%s); try again", remoteMessage(err))
+	}
 	if !ok {
 		return Userf("no outage draft %s (outage show lists them)", quoteShort(id))
 	}

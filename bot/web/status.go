@@ -59,6 +59,7 @@ type statusDraft struct{ ID, Service, Created, Link string }
 
 type statusPage struct {
 	Now, HostsError string
+	DraftsError     string
 	FullPercent     float64
 	Alerts          []string
 	Hosts           []statusHost
@@ -132,7 +133,11 @@ func (s *Server) statusData(ctx context.Context) statusPage {
 		}
 	}
 	if s.opts.Drafts != nil {
-		drafts := s.opts.Drafts.List() // newest first
+		drafts, err := s.opts.Drafts.List() // newest first
+		if err != nil {
+			s.log.Warn("status page: the outage drafts cannot be read", "err", err)
+			p.DraftsError = "The outage drafts cannot be read now."
+		}
 		for _, d := range drafts[:min(len(drafts), StatusDrafts)] {
 			p.Drafts = append(p.Drafts, statusDraft{ID: d.ID, Service: d.Service, Created: d.Created.UTC().Format("2006-01-02 15:04 UTC"), Link: d.Path()})
 		}

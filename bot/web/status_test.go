@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -224,5 +225,25 @@ func TestStatusPageSharedRead(t *testing.T) {
 	getWith(t, s, "/status", "")
 	if n := hosts.reads.Load(); n != 2 {
 		t.Errorf("a viewer after half a StatusPoll: %d reads, want 2", n)
+	}
+}
+
+// awayDrafts is a drafts store that cannot be read.
+type awayDrafts struct{ outage.Drafts }
+
+func (awayDrafts) ByToken(string) (outage.Draft, bool, error) {
+	return outage.Draft{}, false, errors.New("the state store is away")
+}
+func (awayDrafts) List() ([]outage.Draft, error) { return nil, errors.New("the state store is away") }
+
+// TestDraftsStoreAway: drafts that cannot be read are a 503 and a line on
+// /status, never a 404 or "None".
+func TestDraftsStoreAway(t *testing.T) {
+	s := start(t, Options{StatusPage: true, Drafts: awayDrafts{}, Status: StatusSource{Hosts: fakeHosts{}}})
+	if resp, body := getWith(t, s, "/drafts/q3hx7k2mzt5ydw4nqa6vcr2lpe", ""); resp.StatusCode != http.StatusServiceUnavailable || strings.Contains(body, "away") {
+		t.Errorf("/drafts/<token> with the store away: %d %q", resp.StatusCode, body)
+	}
+	if _, body := getWith(t, s, "/status", ""); !strings.Contains(body, "The outage drafts cannot be read now.") {
+		t.Errorf("/status with the drafts' store away:\n%s", body)
 	}
 }

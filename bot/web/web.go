@@ -391,7 +391,12 @@ func (s *Server) draft(w http.ResponseWriter, r *http.Request) {
 		notFound(w)
 		return
 	}
-	d, ok := s.opts.Drafts.ByToken(r.PathValue("token"))
+	d, ok, err := s.opts.Drafts.ByToken(r.PathValue("token"))
+	if err != nil {
+		s.log.Error("outage drafts cannot be read", "err", err)
+		writeText(w, http.StatusServiceUnavailable, "the outage drafts cannot be read now; try again\n")
+		return
+	}
 	if !ok {
 		notFound(w)
 		return

@@ -20,13 +20,15 @@ type Drafts interface {
 	// New stores a copy of d under a new id and a new random token and
 	// returns it (see Store.New).
 	New(d Draft) (Draft, error)
-	// Get returns the draft with the id ("o3"), and whether it is kept.
-	Get(id string) (Draft, bool)
+	// Get returns the draft with the id ("o3"), and whether it is kept;
+	// an error when the drafts cannot be read (the store is away).
+	Get(id string) (Draft, bool, error)
 	// ByToken returns the draft named token (exactly), and whether it is
-	// kept.
-	ByToken(token string) (Draft, bool)
-	// List returns the kept drafts, newest first.
-	List() []Draft
+	// kept; an error when the drafts cannot be read.
+	ByToken(token string) (Draft, bool, error)
+	// List returns the kept drafts, newest first; an error when they
+	// cannot be read.
+	List() ([]Draft, error)
 }
 
 var (
@@ -49,8 +51,8 @@ const recordTimeout = 15 * time.Second
 // or a replica taking over, still has them, and every process of the
 // store sees the same. It behaves as Store does: ids "o1", "o2", ... (from
 // the store's sequence, never repeated), a random token each, the newest
-// max kept. The store failing reads as no draft (and is logged); New
-// returns its error.
+// max kept. The store's failures are returned (a draft whose record
+// cannot be decoded is logged and left out).
 type Kept struct {
 	rec Records
 	max int
@@ -133,25 +135,25 @@ func (k *Kept) decode(r state.DraftRecord) (Draft, bool) {
 }
 
 // one decodes what a lookup of the store found.
-func (k *Kept) one(r state.DraftRecord, ok bool, err error) (Draft, bool) {
+func (k *Kept) one(r state.DraftRecord, ok bool, err error) (Draft, bool, error) {
 	if err != nil {
-		k.log.Error("reading an outage draft", "error", err)
-		return Draft{}, false
+		return Draft{}, false, err
 	}
 	if !ok {
-		return Draft{}, false
+		return Draft{}, false, nil
 	}
-	return k.decode(r)
+	d, ok := k.decode(r)
+	return d, ok, nil
 }
 
 // Get returns the draft with the id ("o3"; case and surrounding space are
 // ignored), and whether it is still kept.
-func (k *Kept) Get(id string) (Draft, bool) {
+func (k *Kept) Get(id string) (Draft, bool, error) {
 	id = strings.ToLower(strings.TrimSpace(id))
 	digits, found := strings.CutPrefix(id, "o")
 	n, err := strconv.ParseInt(digits, 10, 64)
 	if !found || err != nil || n <= 0 || strconv.FormatInt(n, 10) != digits {
-		return Draft{}, false
+		return Draft{}, false, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
@@ -161,9 +163,9 @@ func (k *Kept) Get(id string) (Draft, bool) {
 // ByToken returns the draft whose Token is token (exactly: tokens are
 // case-sensitive), and whether it is still kept. An empty token matches
 // nothing.
-func (k *Kept) ByToken(token string) (Draft, bool) {
+func (k *Kept) ByToken(token string) (Draft, bool, error) {
 	if token == "" {
-		return Draft{}, false
+		return Draft{}, false, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
@@ -171,13 +173,12 @@ func (k *Kept) ByToken(token string) (Draft, bool) {
 }
 
 // List returns the kept drafts, newest first.
-func (k *Kept) List() []Draft {
+func (k *Kept) List() ([]Draft, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
 	recs, err := k.rec.Drafts(ctx)
 	if err != nil {
-		k.log.Error("reading the outage drafts", "error", err)
-		return nil
+		return nil, err
 	}
 	out := make([]Draft, 0, len(recs))
 	for _, r := range recs {
@@ -185,5 +186,5 @@ func (k *Kept) List() []Draft {
 			out = append(out, d)
 		}
 	}
-	return out
+	return out, nil
 }

@@ -60,32 +60,60 @@ func TestKeptSurvivesRestart(t *testing.T) {
 	if err != nil || second.ID != "o2" {
 		t.Fatalf("another process's draft: %s, %v", second.ID, err)
 	}
-	for name, got := range map[string]func() (Draft, bool){
-		"Get":     func() (Draft, bool) { return other.Get("o1") },
-		"ByToken": func() (Draft, bool) { return other.ByToken(kept.Token) },
+	for name, got := range map[string]func() (Draft, bool, error){
+		"Get":     func() (Draft, bool, error) { return other.Get("o1") },
+		"ByToken": func() (Draft, bool, error) { return other.ByToken(kept.Token) },
 	} {
-		if g, ok := got(); !ok || !reflect.DeepEqual(g, kept) {
-			t.Errorf("%s in another process = %+v, %v; want %+v", name, g, ok, kept)
+		if g, ok, err := got(); !ok || err != nil || !reflect.DeepEqual(g, kept) {
+			t.Errorf("%s in another process = %+v, %v, %v; want %+v", name, g, ok, err, kept)
 		}
 	}
 	first.Close()
 	again := NewKept(openState(t, dir), 0, nil, nil)
 	var ids []string
-	for _, d := range again.List() {
+	list, err := again.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range list {
 		ids = append(ids, d.ID)
 	}
 	if fmt.Sprint(ids) != "[o2 o1]" {
 		t.Fatalf("after a restart, List = %v, want [o2 o1]", ids)
 	}
-	if g, ok := again.Get("O1"); !ok || !reflect.DeepEqual(g, kept) {
+	if g, ok, _ := again.Get("O1"); !ok || !reflect.DeepEqual(g, kept) {
 		t.Errorf("after a restart, Get = %+v, %v; want %+v", g, ok, kept)
 	}
 	if third, err := again.New(unplanned); err != nil || third.ID != "o3" {
 		t.Errorf("the next id after a restart: %s, %v", third.ID, err)
 	}
 	for _, bad := range []string{"o0", "o01", "1", "ox", "o-1", ""} {
-		if _, ok := again.Get(bad); ok {
+		if _, ok, err := again.Get(bad); ok || err != nil {
 			t.Errorf("Get(%q) found a draft", bad)
 		}
+	}
+}
+
+// TestKeptStoreAway: a store that cannot be read is an error, never "no
+// such draft" (an operator would think the draft gone).
+func TestKeptStoreAway(t *testing.T) {
+	st, err := state.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := NewKept(st, 0, nil, nil)
+	d, err := k.New(planned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if _, err := k.List(); err == nil {
+		t.Error("List on a closed store: no error")
+	}
+	if _, ok, err := k.Get(d.ID); ok || err == nil {
+		t.Errorf("Get on a closed store = %v, %v; want an error", ok, err)
+	}
+	if _, ok, err := k.ByToken(d.Token); ok || err == nil {
+		t.Errorf("ByToken on a closed store = %v, %v; want an error", ok, err)
 	}
 }

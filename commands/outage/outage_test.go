@@ -373,24 +373,25 @@ func testStore(t *testing.T, s Drafts) {
 		t.Errorf("ids = %v", ids)
 	}
 	var listed []string
-	for _, d := range s.List() {
+	list, _ := s.List()
+	for _, d := range list {
 		listed = append(listed, d.ID+"="+d.Reason)
 	}
 	if want := "o5=reason 4,o4=reason 3,o3=reason 2"; strings.Join(listed, ",") != want {
 		t.Errorf("List = %v, want %s (newest first, bounded)", listed, want)
 	}
-	if _, ok := s.Get("o1"); ok {
+	if _, ok, _ := s.Get("o1"); ok {
 		t.Error("Get(o1) found a draft beyond the bound")
 	}
-	d, ok := s.Get(" O4 ")
+	d, ok, _ := s.Get(" O4 ")
 	if !ok || d.Reason != "reason 3" {
 		t.Errorf("Get(O4) = %+v, %v", d, ok)
 	}
 	// Returned drafts are copies.
 	d.Affected = append(d.Affected, "x")
-	d2, _ := s.Get("o4")
+	d2, _, _ := s.Get("o4")
 	d2.To[0] = "changed"
-	if d3, _ := s.Get("o4"); len(d3.Affected) != 0 || d3.To[0] == "changed" {
+	if d3, _, _ := s.Get("o4"); len(d3.Affected) != 0 || d3.To[0] == "changed" {
 		t.Error("Get returns drafts that share memory with the store")
 	}
 	// An explicit Created is kept.
@@ -413,7 +414,7 @@ func TestStoreConcurrent(t *testing.T) {
 					return
 				}
 				// Other writers may already have pushed it out.
-				if got, ok := s.Get(d.ID); ok && got.ID != d.ID {
+				if got, ok, _ := s.Get(d.ID); ok && got.ID != d.ID {
 					t.Errorf("Get(%s) = %s", d.ID, got.ID)
 				}
 				s.List()
@@ -421,7 +422,7 @@ func TestStoreConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	list := s.List()
+	list, _ := s.List()
 	if len(list) != DefaultMaxDrafts {
 		t.Fatalf("kept %d drafts, want %d", len(list), DefaultMaxDrafts)
 	}
@@ -463,20 +464,20 @@ func testStoreTokens(t *testing.T, s Drafts) {
 			first = d
 			continue
 		}
-		got, ok := s.ByToken(d.Token)
+		got, ok, _ := s.ByToken(d.Token)
 		if !ok || got.ID != d.ID || got.Token != d.Token {
 			t.Errorf("ByToken(%s) = %+v, %v; want draft %s", d.Token, got, ok, d.ID)
 		}
-		if g, _ := s.Get(d.ID); g.Token != d.Token {
+		if g, _, _ := s.Get(d.ID); g.Token != d.Token {
 			t.Errorf("Get(%s).Token = %q, want %q", d.ID, g.Token, d.Token)
 		}
 		for _, guess := range []string{d.ID, "", strings.ToUpper(d.Token), d.Token[:len(d.Token)-1], " " + d.Token} {
-			if g, ok := s.ByToken(guess); ok {
+			if g, ok, _ := s.ByToken(guess); ok {
 				t.Errorf("ByToken(%q) found draft %s", guess, g.ID)
 			}
 		}
 	}
-	if _, ok := s.ByToken(first.Token); ok {
+	if _, ok, _ := s.ByToken(first.Token); ok {
 		t.Error("ByToken found a draft beyond the bound")
 	}
 	if (Draft{ID: "o9"}).Path() != "" {

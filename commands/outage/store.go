@@ -73,33 +73,33 @@ func (s *Store) New(d Draft) (Draft, error) {
 
 // Get returns the draft with the id ("o3"; case and surrounding space are
 // ignored), and whether it is still kept.
-func (s *Store) Get(id string) (Draft, bool) {
+func (s *Store) Get(id string) (Draft, bool, error) {
 	id = strings.ToLower(strings.TrimSpace(id))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := len(s.drafts) - 1; i >= 0; i-- {
 		if s.drafts[i].ID == id {
-			return s.drafts[i].clone(), true
+			return s.drafts[i].clone(), true, nil
 		}
 	}
-	return Draft{}, false
+	return Draft{}, false, nil
 }
 
 // ByToken returns the draft whose Token is token (exactly: tokens are
 // case-sensitive), and whether it is still kept. An empty token matches
 // nothing.
-func (s *Store) ByToken(token string) (Draft, bool) {
+func (s *Store) ByToken(token string) (Draft, bool, error) {
 	if token == "" {
-		return Draft{}, false
+		return Draft{}, false, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := len(s.drafts) - 1; i >= 0; i-- {
 		if subtle.ConstantTimeCompare([]byte(s.drafts[i].Token), []byte(token)) == 1 {
-			return s.drafts[i].clone(), true
+			return s.drafts[i].clone(), true, nil
 		}
 	}
-	return Draft{}, false
+	return Draft{}, false, nil
 }
 
 // NewToken returns a new random draft token: 128 bits or more from
@@ -128,14 +128,14 @@ func (d Draft) Where(publicURL, prefix string) (where string, isURL bool) {
 }
 
 // List returns the kept drafts, newest first.
-func (s *Store) List() []Draft {
+func (s *Store) List() ([]Draft, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]Draft, 0, len(s.drafts))
 	for i := len(s.drafts) - 1; i >= 0; i-- {
 		out = append(out, s.drafts[i].clone())
 	}
-	return out
+	return out, nil
 }
 
 // AutoAuthor is the CreatedBy of drafts the watcher makes.

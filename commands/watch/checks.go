@@ -516,7 +516,11 @@ func (w *Watcher) draft(check, mount string, percent float64, tr, host string, n
 func (w *Watcher) draftLink(id string) reply.Link {
 	d := outage.Draft{ID: id}
 	if w.deps.Drafts != nil {
-		if stored, ok := w.deps.Drafts.Get(id); ok {
+		stored, ok, err := w.deps.Drafts.Get(id)
+		switch {
+		case err != nil:
+			w.log.Warn("the outage draft's link: the drafts cannot be read", "draft", id, "error", err)
+		case ok:
 			d = stored
 		}
 	}

@@ -388,7 +388,7 @@ func TestSharedMountDraft(t *testing.T) {
 			m.Mentions == nil || m.Mentions.Label != "escalate" || !slices.Equal(m.Mentions.Users, []string{"alice", "carol"}) {
 			t.Errorf("alert message %+v %+v", m, m.Mentions)
 		}
-		drafts := r.drafts.List()
+		drafts, _ := r.drafts.List()
 		if len(drafts) != 1 {
 			t.Fatalf("%d drafts, want 1: %+v", len(drafts), drafts)
 		}
@@ -415,7 +415,8 @@ func TestSharedMountDraft(t *testing.T) {
 		if m := r.ch.last(); len(m.Links) != 1 || m.Mentions != nil {
 			t.Errorf("reminder message: links %+v, mentions %+v; want the draft's link and no one mentioned", m.Links, m.Mentions)
 		}
-		if n := len(r.drafts.List()); n != 1 {
+		if list, _ := r.drafts.List(); len(list) != 1 {
+			n := len(list)
 			t.Fatalf("%d drafts after the reminder, want 1", n)
 		}
 
@@ -436,7 +437,7 @@ func TestSharedMountDraft(t *testing.T) {
 // token, never its guessable short id.
 func draftPath(t *testing.T, r *rig, id string) string {
 	t.Helper()
-	d, ok := r.drafts.Get(id)
+	d, ok, _ := r.drafts.Get(id)
 	if !ok || len(d.Token) < 26 || d.Path() != "/drafts/"+d.Token {
 		t.Fatalf("draft %s: %+v, %v; want one with a random token", id, d, ok)
 	}
@@ -456,7 +457,7 @@ func TestSharedMountDraftWithoutPublicURL(t *testing.T) {
 		if m := r.ch.last(); m.Mentions != nil {
 			t.Errorf("mentions %+v without disk.escalate", m.Mentions)
 		}
-		d, ok := r.drafts.Get("o1")
+		d, ok, _ := r.drafts.Get("o1")
 		if !ok || !slices.Equal(d.To, []string{"ops@example.org"}) || len(d.Contacts) != 0 {
 			t.Fatalf("draft o1 = %+v, %v", d, ok)
 		}
@@ -478,7 +479,8 @@ func TestSharedMountRetryMakesOneDraft(t *testing.T) {
 		if r.ch.refused[0] != alert || r.ch.refused[1] != alert {
 			t.Fatalf("refused notifications = %q, want the same alert twice", r.ch.refused)
 		}
-		if n := len(r.drafts.List()); n != 1 {
+		if list, _ := r.drafts.List(); len(list) != 1 {
+			n := len(list)
 			t.Fatalf("%d drafts, want 1", n)
 		}
 		expect(t, "sent once", r.check(5*time.Minute))
@@ -928,7 +930,7 @@ func TestSharedMountDraftSaysTheTrend(t *testing.T) {
 			r.check(time.Hour)
 		}
 		// 92% at +4%/h: full in two hours.
-		if d := r.drafts.List(); len(d) != 1 || !strings.Contains(d[0].Reason, "is 92% full, +4.0%/h, full in about 2 h.") {
+		if d, _ := r.drafts.List(); len(d) != 1 || !strings.Contains(d[0].Reason, "is 92% full, +4.0%/h, full in about 2 h.") {
 			t.Fatalf("drafts %+v, want one saying the trend", d)
 		}
 	})
