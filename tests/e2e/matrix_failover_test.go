@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,8 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
-
-	"github.com/fedora-infra/kojibot/tests/harness/matrixhs"
 )
 
 // TestMatrixFailover: two `kojibot run` on one PostgreSQL store, with IRC
@@ -29,14 +25,7 @@ func TestMatrixFailover(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const user, password, nick = "kojiha", "ha-password", "kojibot-mha"
-	if _, err := hs.CreateUser(ctx, user, password); err != nil {
-		t.Fatal(err)
-	}
-	pwFile := filepath.Join(t.TempDir(), "matrix-password")
-	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	self := id.UserID("@" + user + ":" + matrixhs.ServerName)
+	self, pwFile := matrixBotUser(ctx, t, user, password)
 	// Its own prefix in the main bot's room, so that only it answers.
 	r := startReplicasWith(t, nick, "#mha", "kojibot_mha", map[string]any{"matrix": map[string]any{
 		"homeserver": hs.URL, "user_id": string(self), "password_file": pwFile,

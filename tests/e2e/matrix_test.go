@@ -503,17 +503,11 @@ func TestMatrixWatchNotifiesBoth(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	const watchUser, watchPassword = "kojiwatch", "watch-password"
-	if _, err := hs.CreateUser(ctx, watchUser, watchPassword); err != nil {
-		t.Fatal(err)
-	}
-	pwFile := filepath.Join(t.TempDir(), "matrix-password")
-	if err := os.WriteFile(pwFile, []byte(watchPassword+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	self, pwFile := matrixBotUser(ctx, t, watchUser, watchPassword)
 	alice := matrixJoin(t, "alice")
 	keepCheckingIn(t, "")
 	u, _ := watchBot(t, "kojibot-mwatch", map[string]any{"matrix": map[string]any{
-		"homeserver": hs.URL, "user_id": "@" + watchUser + ":" + matrixhs.ServerName, "password_file": pwFile,
+		"homeserver": hs.URL, "user_id": string(self), "password_file": pwFile,
 		"rooms": []string{roomAlias}, "notify_room": roomAlias,
 	}})
 	fill := fmt.Sprintf("dd if=/dev/zero of=%s/fill bs=1M count=15 2>/dev/null; sync", sandbox.SharedMount)
@@ -945,14 +939,7 @@ func TestMatrixCrashNotReplayed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const crashUser, crashPassword, nick = "kojicrash", "crash-password", "kojibot-mcrash"
-	if _, err := hs.CreateUser(ctx, crashUser, crashPassword); err != nil {
-		t.Fatal(err)
-	}
-	pwFile := filepath.Join(t.TempDir(), "matrix-password")
-	if err := os.WriteFile(pwFile, []byte(crashPassword+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	self := id.UserID("@" + crashUser + ":" + matrixhs.ServerName)
+	self, pwFile := matrixBotUser(ctx, t, crashUser, crashPassword)
 	// Its own prefix in the main bot's room, so that only it answers.
 	bldStartBot(t, nick, "#mcrash", map[string]any{"matrix": map[string]any{
 		"homeserver": hs.URL, "user_id": string(self), "password_file": pwFile,
@@ -1055,4 +1042,18 @@ func waitMember(t *testing.T, user id.UserID) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("%s did not join %s", user, roomAlias)
+}
+
+// matrixBotUser creates a bot's account on the homeserver and returns its
+// Matrix id and a file holding its password (matrix.password_file).
+func matrixBotUser(ctx context.Context, t *testing.T, user, password string) (id.UserID, string) {
+	t.Helper()
+	if _, err := hs.CreateUser(ctx, user, password); err != nil {
+		t.Fatal(err)
+	}
+	pwFile := filepath.Join(t.TempDir(), "matrix-password")
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return id.UserID("@" + user + ":" + matrixhs.ServerName), pwFile
 }

@@ -8,8 +8,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -33,14 +31,7 @@ func startMatrixBot(t *testing.T, nick, user, prefix string, matrix, extra map[s
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	password := user + "-password"
-	if _, err := hs.CreateUser(ctx, user, password); err != nil {
-		t.Fatal(err)
-	}
-	pwFile := filepath.Join(t.TempDir(), "matrix-password")
-	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	self := id.UserID("@" + user + ":" + matrixhs.ServerName)
+	self, pwFile := matrixBotUser(ctx, t, user, password)
 	section := map[string]any{"homeserver": hs.URL, "user_id": string(self), "password_file": pwFile,
 		"rooms": []string{roomAlias}, "command_prefix": prefix}
 	for k, v := range matrix {
