@@ -204,7 +204,8 @@ func claimOrphansEvery(ctx context.Context, sys *system, interval time.Duration,
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var holders <-chan time.Time
-	if dsn := sys.cfg.State.DSN.Reveal(); dsn != "" {
+	st, onPG := sys.state.(statusReader)
+	if onPG && sys.cfg.State.DSN.Reveal() != "" {
 		h := time.NewTicker(holdersEvery)
 		defer h.Stop()
 		holders = h.C
@@ -216,7 +217,7 @@ func claimOrphansEvery(ctx context.Context, sys *system, interval time.Duration,
 			return
 		case <-t.C:
 		case <-holders:
-			if !orphansWaiting(ctx, sys.cfg.State.DSN.Reveal()) {
+			if !orphansWaiting(ctx, st) {
 				continue
 			}
 		}
@@ -244,13 +245,19 @@ func claimOrphansEvery(ctx context.Context, sys *system, interval time.Duration,
 	}
 }
 
-// orphansWaiting reports whether the store at dsn has an open journal
-// record of a process that is not alive (whose lock is gone): one for
-// the recovery to claim now. A store it cannot read has none.
-func orphansWaiting(ctx context.Context, dsn string) bool {
+// statusReader reads a store's processes and open journal records, as
+// *state.Store does on its own connections.
+type statusReader interface {
+	Status(ctx context.Context) (state.Status, error)
+}
+
+// orphansWaiting reports whether the store has an open journal record of
+// a process that is not alive (whose lock is gone): one for the recovery
+// to claim now. A store it cannot read has none.
+func orphansWaiting(ctx context.Context, store statusReader) bool {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	st, err := state.Inspect(ctx, "", dsn)
+	st, err := store.Status(ctx)
 	if err != nil {
 		return false
 	}

@@ -136,6 +136,10 @@ func (s *Store) Leadership(ctx context.Context) (*LeaderInfo, error) {
 	return &li, nil
 }
 
+// Status reads, on the store's own connections, what Inspect reads: the
+// leadership, the live processes and the open journal records.
+func (s *Store) Status(ctx context.Context) (Status, error) { return s.status(ctx) }
+
 // status reads the leadership, the live processes and the open journal.
 func (s *Store) status(ctx context.Context) (Status, error) {
 	var st Status
