@@ -238,6 +238,9 @@ func (r *runner) step(ctx context.Context, s Step) Result {
 	time.Sleep(time.Second)
 	res.Violations = append(res.Violations, r.check(ctx, s, base, cv, stepStart)...)
 	res.Outcome = cv.outcome
+	if cv.confirmHeld {
+		res.Note = strings.TrimSpace(res.Note + " (confirmed on the bot that took over)")
+	}
 	if cv.note != "" {
 		res.Note = strings.TrimSpace(res.Note + " " + cv.note)
 	}
@@ -433,6 +436,9 @@ type caller struct {
 	outcome   string
 	// confirmSent: the step's confirm line went out.
 	confirmSent bool
+	// confirmHeld: it went out after the fault, to the bot that took
+	// over (Step.ConfirmAcrossKill).
+	confirmHeld bool
 	// started is closed when the job has started (jobID is set).
 	started chan struct{}
 	// faulted is closed once the step's fault has been injected.
@@ -677,6 +683,7 @@ func (r *runner) converse(ctx context.Context, s Step, cv *caller) {
 				}
 				return r.w.answers(ctx)
 			})
+			cv.confirmHeld = true
 		}
 		cv.confirmSent = true
 		from = len(cv.lines())
