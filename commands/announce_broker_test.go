@@ -24,7 +24,7 @@ func TestCleanupWhileBrokerDown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real RabbitMQ")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), rabbitmq.Budget)
 	defer cancel()
 	broker, err := rabbitmq.Start(ctx, t.TempDir())
 	if err != nil {

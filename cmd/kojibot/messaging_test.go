@@ -5,7 +5,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/fedora-infra/kojibot/config"
 	"github.com/fedora-infra/kojibot/tests/harness/rabbitmq"
@@ -19,7 +18,7 @@ func TestMessagingProbe(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real RabbitMQ")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), rabbitmq.Budget)
 	defer cancel()
 	b, err := rabbitmq.Start(ctx, t.TempDir())
 	if err != nil {

@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), rabbitmq.Budget)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "rabbitmq-")
 	if err != nil {

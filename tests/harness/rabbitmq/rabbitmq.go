@@ -43,6 +43,11 @@ type Client struct {
 	User, CertFile, KeyFile string
 }
 
+// Budget bounds what a test does with a broker, start and restart
+// included: RabbitMQ's Erlang VM takes tens of seconds to start on a
+// loaded two-core machine (a bound on a hang, not a timing).
+const Budget = 5 * time.Minute
+
 // Start starts a broker in dir (which it fills) and waits until it
 // takes connections. The caller must Stop it.
 func Start(ctx context.Context, dir string) (*Broker, error) {
