@@ -129,7 +129,7 @@ func (b *Broker) start(ctx context.Context) error {
 	go func() { cmd.Wait(); logf.Close(); close(b.done) }()
 	// The node registers with epmd a moment after it starts: wait for its
 	// pid file, then for it to run.
-	if err := b.ctl(ctx, "wait", "--timeout", "60", filepath.Join(b.dir, "rabbitmq.pid")); err != nil {
+	if err := b.ctl(ctx, "wait", "--timeout", "150", filepath.Join(b.dir, "rabbitmq.pid")); err != nil {
 		b.kill()
 		out, _ := os.ReadFile(filepath.Join(b.dir, "server.out"))
 		return fmt.Errorf("rabbitmq: did not start: %w; its output: %s", err, out)
@@ -151,7 +151,7 @@ func (b *Broker) start(ctx context.Context) error {
 
 // ctl runs rabbitmqctl against the broker.
 func (b *Broker) ctl(ctx context.Context, args ...string) error {
-	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, filepath.Join(binDir, "rabbitmqctl"), args...)
 	cmd.Env, cmd.Dir = b.env, b.dir
