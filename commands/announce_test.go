@@ -2,32 +2,11 @@ package commands
 
 import (
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fedora-infra/kojibot/commands/messaging"
 )
-
-// fakeBus records what is published.
-type fakeBus struct {
-	mu   sync.Mutex
-	msgs []messaging.Message
-}
-
-func (b *fakeBus) Publish(m messaging.Message) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.msgs = append(b.msgs, m)
-}
-
-func (b *fakeBus) taken() []messaging.Message {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := b.msgs
-	b.msgs = nil
-	return out
-}
 
 // TestAnnounce: a command that changes something is published once, with
 // its caller, host, outcome and lines (before and after); a read-only
@@ -35,7 +14,7 @@ func (b *fakeBus) taken() []messaging.Message {
 // published as a draft.
 func TestAnnounce(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	bus := &fakeBus{}
+	bus := &messaging.Recorder{}
 	d := New(Deps{DB: &fakeDB{hosts: testHosts(now)}, ACL: fakeACL{members: map[string]bool{"alice": true}},
 		Now: func() time.Time { return now }, Bus: bus})
 	defer d.Close()
@@ -44,12 +23,12 @@ func TestAnnounce(t *testing.T) {
 		run(d, "alice", quiet)
 	}
 	run(d, "bob", "capacity ppc3 2")
-	if got := bus.taken(); len(got) != 0 {
+	if got := bus.Take(); len(got) != 0 {
 		t.Fatalf("read-only, usage errors and refusals published %+v", got)
 	}
 
 	run(d, "alice", "capacity ppc3 2")
-	got := bus.taken()
+	got := bus.Take()
 	if len(got) != 1 {
 		t.Fatalf("capacity published %d messages, want 1: %+v", len(got), got)
 	}
@@ -65,12 +44,12 @@ func TestAnnounce(t *testing.T) {
 	}
 
 	run(d, "alice", "capacity nosuchhost 2")
-	if got := bus.taken(); len(got) != 1 || got[0].Body.(messaging.Command).Outcome != "error" || got[0].Severity != messaging.Warning {
+	if got := bus.Take(); len(got) != 1 || got[0].Body.(messaging.Command).Outcome != "error" || got[0].Severity != messaging.Warning {
 		t.Fatalf("a failed capacity published %+v, want one error", got)
 	}
 
 	run(d, "alice", "outage draft koji database maintenance")
-	got = bus.taken()
+	got = bus.Take()
 	if len(got) != 1 || got[0].Schema != messaging.SchemaOutage || got[0].Topic != "outage.draft" {
 		t.Fatalf("outage draft published %+v, want one draft", got)
 	}
@@ -85,14 +64,14 @@ func TestAnnounce(t *testing.T) {
 func TestAnnounceCleanup(t *testing.T) {
 	b := &fakeBuilder{names: []string{"f40-build-1-1", "f40-build-2-1"}}
 	d, _ := cleanupDispatcher(t, b)
-	bus := &fakeBus{}
+	bus := &messaging.Recorder{}
 	d.deps.Bus = bus
 	runConfirmed(d, "cleanup ppc3 --dry-run")
-	if got := bus.taken(); len(got) != 0 {
+	if got := bus.Take(); len(got) != 0 {
 		t.Fatalf("a dry run published %+v", got)
 	}
 	runConfirmed(d, "cleanup ppc3")
-	got := bus.taken()
+	got := bus.Take()
 	if len(got) != 1 {
 		t.Fatalf("cleanup published %d messages, want 1: %+v", len(got), got)
 	}

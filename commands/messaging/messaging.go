@@ -13,6 +13,7 @@ package messaging
 
 import (
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -59,6 +60,29 @@ type Nop struct{}
 
 // Publish implements Bus.
 func (Nop) Publish(Message) {}
+
+// Recorder is a Bus that keeps what is published, for tests of the
+// packages that publish. It is safe for concurrent use.
+type Recorder struct {
+	mu   sync.Mutex
+	msgs []Message
+}
+
+// Publish implements Bus.
+func (r *Recorder) Publish(m Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, m)
+}
+
+// Take returns what was published since the last Take, and forgets it.
+func (r *Recorder) Take() []Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.msgs
+	r.msgs = nil
+	return out
+}
 
 // Command is the body of a command that changed something.
 type Command struct {

@@ -1,33 +1,12 @@
 package watch
 
 import (
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/fedora-infra/kojibot/commands/messaging"
 )
-
-// busRecorder records what the watcher publishes.
-type busRecorder struct {
-	mu   sync.Mutex
-	msgs []messaging.Message
-}
-
-func (b *busRecorder) Publish(m messaging.Message) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.msgs = append(b.msgs, m)
-}
-
-func (b *busRecorder) take() []messaging.Message {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := b.msgs
-	b.msgs = nil
-	return out
-}
 
 // TestAlertsOnTheBus: every alert, reminder and clear that goes out is
 // published once, with its check and text; a full shared mount's outage
@@ -44,7 +23,7 @@ func TestAlertsOnTheBus(t *testing.T) {
 		r.disk.set("xenbuilder2", "/var/lib/mock", 71)
 		r.check(time.Hour)
 		var states []string
-		for _, m := range r.bus.take() {
+		for _, m := range r.bus.Take() {
 			a := m.Body.(messaging.Alert)
 			if m.Schema != messaging.SchemaAlert || m.Topic != "watch."+a.State || a.Check != "disk:xenbuilder2:/var/lib/mock" || a.Text == "" {
 				t.Errorf("message %+v", m)
@@ -57,7 +36,7 @@ func TestAlertsOnTheBus(t *testing.T) {
 
 		r.disk.set("koji-hub", "/mnt/koji", 93.5)
 		r.check(time.Minute)
-		got := r.bus.take()
+		got := r.bus.Take()
 		if len(got) != 2 || got[0].Schema != messaging.SchemaOutage || got[1].Schema != messaging.SchemaAlert {
 			t.Fatalf("a full shared mount published %+v, want its draft then its alert", got)
 		}

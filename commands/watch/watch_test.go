@@ -16,6 +16,7 @@ import (
 	"github.com/fedora-infra/kojibot/commands/alerting"
 	"github.com/fedora-infra/kojibot/commands/fleet"
 	"github.com/fedora-infra/kojibot/commands/kojidb"
+	"github.com/fedora-infra/kojibot/commands/messaging"
 	"github.com/fedora-infra/kojibot/commands/outage"
 	"github.com/fedora-infra/kojibot/commands/watch/trend"
 	"github.com/fedora-infra/kojibot/config"
@@ -239,7 +240,7 @@ type rig struct {
 	metrics *observer
 	cfg     *config.Config
 	ctx     context.Context
-	bus     *busRecorder
+	bus     *messaging.Recorder
 }
 
 // testConfig is the configuration the tests start from: one builder mount
@@ -268,7 +269,7 @@ func newRig(t *testing.T, cfg *config.Config, builders ...string) *rig {
 		metrics: &observer{},
 		cfg:     cfg,
 		ctx:     t.Context(),
-		bus:     &busRecorder{},
+		bus:     &messaging.Recorder{},
 	}
 	r.db.ownAge = true
 	r.drafts = outage.NewStore(0, time.Now)
