@@ -1,6 +1,7 @@
 package messaging
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -232,33 +233,91 @@ func (p *Publisher) send(ctx context.Context, ch *amqp.Channel, e envelope) erro
 // Dial connects to cfg's broker over TLS with the client certificate,
 // logged in by SASL EXTERNAL. Its errors say what went wrong in words an
 // operator acts on (a refused certificate above all), never a secret.
+//
+// The TLS connection is made here, not by amqp091, so that the broker's
+// first word on it is kept: a TLS 1.3 broker judges the client certificate
+// after the client's side of the handshake and says no with an alert on the
+// first read. amqp091's reader reads that alert and closes the connection,
+// and the opening then fails with whatever it met next ("use of closed
+// network connection", "channel/connection is not open"): the reason would
+// be lost.
 func Dial(ctx context.Context, cfg config.Messaging) (*amqp.Connection, error) {
 	tc, err := TLSConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	d := net.Dialer{Timeout: 10 * time.Second}
-	conn, err := amqp.DialConfig(cfg.URL, amqp.Config{
-		SASL:            []amqp.Authentication{&amqp.ExternalAuth{}},
-		TLSClientConfig: tc,
-		Heartbeat:       10 * time.Second,
+	u, err := url.Parse(cfg.URL)
+	if err != nil || u.Scheme != "amqps" || u.Hostname() == "" {
+		return nil, fmt.Errorf("messaging: messaging.url is not an amqps URL")
+	}
+	if tc.ServerName == "" {
+		tc.ServerName = u.Hostname()
+	}
+	// amqp091 is given a connection already in TLS: to it the URL is a
+	// plain one, with the amqps port spelled out.
+	plain := *u
+	plain.Scheme = "amqp"
+	plain.Host = net.JoinHostPort(u.Hostname(), cmp.Or(u.Port(), "5671"))
+	var first firstWord
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: tc}
+	conn, err := amqp.DialConfig(plain.String(), amqp.Config{
+		SASL:      []amqp.Authentication{&amqp.ExternalAuth{}},
+		Heartbeat: 10 * time.Second,
 		Dial: func(network, addr string) (net.Conn, error) {
-			return d.DialContext(ctx, network, addr)
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			first.Conn = c
+			return &first, nil
 		},
 	})
-	if errors.Is(err, amqp.ErrClosed) {
-		// The library closed the connection before it could say why: a
-		// TLS 1.3 broker that refuses the client certificate sends its
-		// alert after the client's handshake, and amqp091 may lose it in
-		// a race between its reader and the opening. Ask once more, by hand.
+	if err == nil {
+		return conn, nil
+	}
+	if why := first.refusal(); why != nil {
+		return nil, explain(why)
+	}
+	if errors.Is(err, amqp.ErrClosed) || errors.Is(err, net.ErrClosed) {
+		// Closed before anything was read: ask once more, by hand.
 		if why := diagnose(ctx, cfg, tc); why != nil {
 			return nil, explain(why)
 		}
 	}
+	return nil, explain(err)
+}
+
+// firstWord is the broker's TLS connection as amqp091 uses it; it keeps
+// the error of the first read that failed.
+type firstWord struct {
+	net.Conn
+	mu      sync.Mutex
+	readErr error
+}
+
+// Read reads from the connection and keeps its first error.
+func (f *firstWord) Read(b []byte) (int, error) {
+	n, err := f.Conn.Read(b)
 	if err != nil {
-		return nil, explain(err)
+		f.mu.Lock()
+		if f.readErr == nil {
+			f.readErr = err
+		}
+		f.mu.Unlock()
 	}
-	return conn, nil
+	return n, err
+}
+
+// refusal is the TLS alert the broker sent on the first failed read, or
+// nil: a read that failed for another reason is not the broker's word.
+func (f *firstWord) refusal() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var op *net.OpError
+	if errors.As(f.readErr, &op) && op.Op == "remote error" {
+		return f.readErr
+	}
+	return nil
 }
 
 // diagnose opens a TLS connection to cfg's broker by hand, sends the AMQP
