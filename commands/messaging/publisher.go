@@ -275,14 +275,10 @@ func Dial(ctx context.Context, cfg config.Messaging) (*amqp.Connection, error) {
 	if err == nil {
 		return conn, nil
 	}
-	if why := first.refusal(); why != nil {
+	if why := first.err(); why != nil && (errors.Is(err, amqp.ErrClosed) || errors.Is(err, net.ErrClosed) || isAlert(why)) {
+		// amqp091's reader met this first and closed the connection:
+		// what the opening met afterwards says nothing.
 		return nil, explain(why)
-	}
-	if errors.Is(err, amqp.ErrClosed) || errors.Is(err, net.ErrClosed) {
-		// Closed before anything was read: ask once more, by hand.
-		if why := diagnose(ctx, cfg, tc); why != nil {
-			return nil, explain(why)
-		}
 	}
 	return nil, explain(err)
 }
@@ -308,68 +304,33 @@ func (f *firstWord) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// refusal is the TLS alert the broker sent on the first failed read, or
-// nil: a read that failed for another reason is not the broker's word.
-func (f *firstWord) refusal() error {
+// err is the error of the first read that failed, or nil.
+func (f *firstWord) err() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var op *net.OpError
-	if errors.As(f.readErr, &op) && op.Op == "remote error" {
-		return f.readErr
-	}
-	return nil
+	return f.readErr
 }
 
-// diagnose opens a TLS connection to cfg's broker by hand, sends the AMQP
-// 0-9-1 protocol header and reads the broker's first bytes: the error of
-// that read is the broker's verdict on the client certificate. It returns
-// nil when the broker answered (the certificate was not the trouble).
-func diagnose(ctx context.Context, cfg config.Messaging, tc *tls.Config) error {
-	u, err := url.Parse(cfg.URL)
-	if err != nil || u.Scheme != "amqps" {
-		return nil
-	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "5671")
-	}
-	tc = tc.Clone()
-	if tc.ServerName == "" {
-		tc.ServerName = u.Hostname()
-	}
-	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: tc}
-	c, err := d.DialContext(ctx, "tcp", host)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte("AMQP\x00\x00\x09\x01")); err != nil {
-		return err
-	}
-	if _, err := c.Read(make([]byte, 7)); err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return nil
-		}
-		return err
-	}
-	return nil
+// isAlert reports whether err is a TLS alert from the other side.
+func isAlert(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error"
 }
 
 // explain turns a connection error into a sentence.
 func explain(err error) error {
 	msg := err.Error()
 	var cv *tls.CertificateVerificationError
+	var ae *amqp.Error
 	switch {
 	case errors.As(err, &cv):
 		return fmt.Errorf("messaging: the broker's certificate is not trusted (messaging.ca_file): %v", cv.Err)
 	case strings.Contains(msg, "bad certificate"), strings.Contains(msg, "unknown certificate authority"),
 		strings.Contains(msg, "certificate required"), strings.Contains(msg, "expired certificate"):
 		return fmt.Errorf("messaging: the broker refused the bot's client certificate (messaging.cert_file): %v", err)
-	case errors.Is(err, amqp.ErrSASL), strings.Contains(msg, "ACCESS_REFUSED"), strings.Contains(msg, "403"):
+	case errors.Is(err, amqp.ErrSASL), errors.As(err, &ae) && ae.Code == amqp.AccessRefused:
 		return fmt.Errorf("messaging: the broker refused the login by certificate (EXTERNAL; is the certificate's user known to it?): %v", err)
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		// With TLS 1.3 the broker judges the client certificate after the
 		// client's side of the handshake: a refusal is a closed connection.
 		return fmt.Errorf("messaging: the broker refused the bot's client certificate (messaging.cert_file) at login: not signed by a CA it trusts, expired or revoked (%v)", err)
