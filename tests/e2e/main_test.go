@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/fedora-infra/kojibot/tests/harness/ircnet"
 	"github.com/fedora-infra/kojibot/tests/harness/pgsql"
 	"github.com/fedora-infra/kojibot/tests/harness/realkoji"
@@ -167,4 +169,30 @@ func hasNick(names, nick string) bool {
 		}
 	}
 	return false
+}
+
+// holdKojiRows locks the rows of Koji's database that lock (a SELECT …
+// FOR UPDATE) names, so that the bot's write on them waits inside its
+// transaction. release lets them go; the test's end does it too.
+func holdKojiRows(ctx context.Context, t *testing.T, lock string, args ...any) (release func()) {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, sb.DBs["koji"].Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	if _, err := tx.Exec(ctx, lock, args...); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

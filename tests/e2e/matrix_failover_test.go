@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 )
@@ -81,19 +80,7 @@ func TestMatrixFailover(t *testing.T) {
 	// Hold bkernel20's row, so that the leader's capacity waits inside its
 	// transaction when it is killed.
 	const host = "bkernel20.fedoraproject.org"
-	conn, err := pgx.Connect(ctx, sb.DBs["koji"].Admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(context.Background()) }()
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM host WHERE name = $1 FOR UPDATE`, host); err != nil {
-		t.Fatal(err)
-	}
+	release := holdKojiRows(ctx, t, `SELECT 1 FROM host WHERE name = $1 FOR UPDATE`, host)
 	capacity := func() float64 {
 		return query[float64](t, "koji", `SELECT capacity FROM host_config WHERE host_id = (SELECT id FROM host WHERE name = $1) AND active`, host)
 	}
@@ -119,9 +106,7 @@ func TestMatrixFailover(t *testing.T) {
 	for !killed.Exited() {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	bots[nick] = r.running[1-lead]
 	// Sent while no replica leads.
 	switching := send(alice, "hosts bkernel01")

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
@@ -950,19 +949,7 @@ func TestMatrixCrashNotReplayed(t *testing.T) {
 
 	// Hold ppc3's row, so that the bot's capacity waits inside its
 	// transaction.
-	conn, err := pgx.Connect(ctx, sb.DBs["koji"].Admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(context.Background()) }()
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM host WHERE name = 'ppc3.fedora.redhat.com' FOR UPDATE`); err != nil {
-		t.Fatal(err)
-	}
+	release := holdKojiRows(ctx, t, `SELECT 1 FROM host WHERE name = 'ppc3.fedora.redhat.com' FOR UPDATE`)
 	before := snapshot(t, "koji")
 	sent, err := alice.cli.SendText(ctx, matrixRoom, "!crash capacity ppc3 7")
 	if err != nil {
@@ -982,9 +969,7 @@ func TestMatrixCrashNotReplayed(t *testing.T) {
 	for !bots[nick].Exited() {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	b, err := sb.StartBot(binary, nick, path)
 	if err != nil {
 		t.Fatal(err)

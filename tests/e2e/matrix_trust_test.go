@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -139,21 +138,9 @@ func TestMatrixBusyCallerDoesNotBlock(t *testing.T) {
 	capacity := query[float64](t, "koji", `SELECT hc.capacity FROM host_config hc JOIN host h ON h.id = hc.host_id
 		WHERE h.name = 'ppc3.fedora.redhat.com' AND hc.active`)
 	before := snapshot(t, "koji")
-	conn, err := pgx.Connect(ctx, sb.DBs["koji"].Admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(context.Background()) }()
 	// The active host_config row, which capacity locks first.
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM host_config hc JOIN host h ON h.id = hc.host_id
-		WHERE h.name = 'ppc3.fedora.redhat.com' AND hc.active FOR UPDATE OF hc`); err != nil {
-		t.Fatal(err)
-	}
+	release := holdKojiRows(ctx, t, `SELECT 1 FROM host_config hc JOIN host h ON h.id = hc.host_id
+		WHERE h.name = 'ppc3.fedora.redhat.com' AND hc.active FOR UPDATE OF hc`)
 	// More than the bot's 8 workers, each waiting for the row; the same
 	// capacity, so that nothing changes when they run.
 	var stuck []id.EventID
@@ -183,9 +170,7 @@ func TestMatrixBusyCallerDoesNotBlock(t *testing.T) {
 	if n := waiting(); n != 1 {
 		t.Errorf("%d of alice's commands wait on the lock at once, want one (hers run one at a time)", n)
 	}
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	// Alice's commands all run once the lock is gone.
 	es, _ := alice.syncUntil(2*replyTimeout, func(e *event.Event) bool { return e.Sender == self },
 		func(got []*event.Event) bool {
