@@ -44,12 +44,7 @@ func (s *Store) AddConfirmation(ctx context.Context, c Confirmation, now time.Ti
 			return err
 		}
 		if max > 0 {
-			// SQLite takes OFFSET only after a LIMIT (-1: none).
-			del := `DELETE FROM confirmations WHERE token IN (SELECT token FROM confirmations ORDER BY expires DESC, token LIMIT -1 OFFSET ?)`
-			if s.db.pg {
-				del = `DELETE FROM confirmations WHERE token IN (SELECT token FROM confirmations ORDER BY expires DESC, token OFFSET ?)`
-			}
-			if _, err := q.ExecContext(ctx, del, max-1); err != nil {
+			if _, err := s.trim(ctx, q, "confirmations", "token", "expires DESC, token", max-1); err != nil {
 				return err
 			}
 		}

@@ -35,11 +35,7 @@ func (s *Store) NewDraft(ctx context.Context, token string, created time.Time, p
 		if keep <= 0 {
 			return nil
 		}
-		del := `DELETE FROM drafts WHERE id IN (SELECT id FROM drafts ORDER BY id DESC LIMIT -1 OFFSET ?)`
-		if s.db.pg {
-			del = `DELETE FROM drafts WHERE id IN (SELECT id FROM drafts ORDER BY id DESC OFFSET ?)`
-		}
-		_, err := q.ExecContext(ctx, del, keep)
+		_, err := s.trim(ctx, q, "drafts", "id", "id DESC", keep)
 		return err
 	})
 	if err != nil {

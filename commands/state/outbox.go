@@ -30,18 +30,9 @@ func (s *Store) Enqueue(ctx context.Context, payload string, queued time.Time, b
 		if bound <= 0 {
 			return nil
 		}
-		// SQLite takes OFFSET only after a LIMIT (-1: none).
-		del := `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id DESC LIMIT -1 OFFSET ?)`
-		if s.db.pg {
-			del = `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id DESC OFFSET ?)`
-		}
-		res, err := q.ExecContext(ctx, del, bound)
-		if err != nil {
-			return err
-		}
-		n, _ := res.RowsAffected()
+		n, err := s.trim(ctx, q, "outbox", "id", "id DESC", bound)
 		dropped = int(n)
-		return nil
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("state: queueing a message: %w", err)
